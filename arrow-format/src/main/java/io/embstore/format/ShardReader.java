@@ -1,0 +1,303 @@
+package io.embstore.format;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.Map;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.util.AutoCloseables;
+import org.apache.arrow.vector.BigIntVector;
+import org.apache.arrow.vector.Float4Vector;
+import org.apache.arrow.vector.VectorSchemaRoot;
+import org.apache.arrow.vector.complex.FixedSizeListVector;
+import org.apache.arrow.vector.ipc.ArrowFileReader;
+import org.apache.arrow.vector.types.FloatingPointPrecision;
+import org.apache.arrow.vector.types.pojo.ArrowType;
+import org.apache.arrow.vector.types.pojo.Field;
+import org.apache.arrow.vector.types.pojo.Schema;
+
+/**
+ * Reads one shard file batch by batch, checking it against its manifest entry: size and CRC-32C
+ * (when asked), format name and version, dimension, shard index, partitioner, state columns, and
+ * that the ids are exactly the shard's ids in order. Every mismatch is a {@link
+ * TableFormatException} naming the file, the expected and the actual value.
+ *
+ * <p>The buffers returned by {@link #embeddings()} and {@link #state(int)} are views of the current
+ * batch, valid until the next {@link #loadNextBatch()}.
+ */
+public final class ShardReader implements AutoCloseable {
+  private final Path file;
+  private final TableManifest manifest;
+  private final int shard;
+  private final BufferAllocator allocator;
+  private final FileChannel channel;
+  private final ArrowFileReader reader;
+  private final VectorSchemaRoot root;
+  private final Partitioner partitioner;
+  private final long expectedRows;
+  private long batchStart;
+  private int batchRows;
+  private long rowsRead;
+
+  /**
+   * Opens shard {@code shard} of the table in {@code dir} described by {@code manifest}.
+   *
+   * @param verifyChecksum read the whole file once first and compare its CRC-32C with the manifest
+   */
+  public static ShardReader open(
+      Path dir, TableManifest manifest, int shard, BufferAllocator parent, boolean verifyChecksum)
+      throws IOException {
+    if (shard < 0 || shard >= manifest.numShards()) {
+      throw new IllegalArgumentException(
+          "Cannot open shard " + shard + ": the table has shards 0.." + (manifest.numShards() - 1));
+    }
+    TableManifest.ShardEntry entry = manifest.shard(shard);
+    Path file = dir.resolve(entry.file());
+    checkFile(file, entry.bytes(), entry.crc32c(), verifyChecksum);
+    return new ShardReader(file, manifest, shard, parent);
+  }
+
+  /** Checks a file's existence, length and (optionally) CRC-32C against the manifest. */
+  static void checkFile(Path file, long bytes, int crc32c, boolean verifyChecksum) throws IOException {
+    long size;
+    try {
+      size = Files.size(file);
+    } catch (NoSuchFileException e) {
+      throw new TableFormatException("Cannot open " + file + ": file is missing", e);
+    }
+    if (size != bytes) {
+      throw new TableFormatException(
+          "Cannot open " + file + ": length is " + size + " bytes, the manifest says " + bytes + " (truncated or replaced)");
+    }
+    if (verifyChecksum) {
+      int actual = (int) Checksums.crc32cOfFile(file)[0];
+      if (actual != crc32c) {
+        throw new TableFormatException(
+            "Cannot open "
+                + file
+                + ": checksum mismatch (manifest crc32c:"
+                + Checksums.hex(crc32c)
+                + ", file crc32c:"
+                + Checksums.hex(actual)
+                + "): the file is corrupt");
+      }
+    }
+  }
+
+  private ShardReader(Path file, TableManifest manifest, int shard, BufferAllocator parent)
+      throws IOException {
+    this.file = file;
+    this.manifest = manifest;
+    this.shard = shard;
+    this.partitioner = manifest.partitioner();
+    this.expectedRows = partitioner.shardRows(shard);
+    BufferAllocator child = null;
+    FileChannel ch = null;
+    ArrowFileReader r = null;
+    try {
+      child = parent.newChildAllocator("shard-reader-" + shard + "-" + file.getFileName(), 0, Long.MAX_VALUE);
+      ch = FileChannel.open(file, StandardOpenOption.READ);
+      r = new ArrowFileReader(ch, child);
+      VectorSchemaRoot vsr;
+      try {
+        vsr = r.getVectorSchemaRoot();
+      } catch (IOException | RuntimeException e) {
+        throw new TableFormatException("Cannot open " + file + ": not a readable Arrow IPC file (" + e + ")", e);
+      }
+      checkSchema(vsr.getSchema());
+      this.root = vsr;
+    } catch (IOException | RuntimeException e) {
+      try {
+        AutoCloseables.close(r, ch, child);
+      } catch (Exception suppressed) {
+        e.addSuppressed(suppressed);
+      }
+      throw e;
+    }
+    this.allocator = child;
+    this.channel = ch;
+    this.reader = r;
+  }
+
+  private void checkSchema(Schema schema) throws TableFormatException {
+    Map<String, String> meta = schema.getCustomMetadata();
+    String format = meta == null ? null : meta.get(TableFormat.META_FORMAT);
+    if (!TableFormat.SHARD_FORMAT_NAME.equals(format)) {
+      throw new TableFormatException(
+          "Cannot open " + file + ": format is '" + format + "', expected '" + TableFormat.SHARD_FORMAT_NAME + "'");
+    }
+    TableFormat.checkVersion(file.toString(), intMeta(meta, TableFormat.META_VERSION));
+    expectMeta(meta, TableFormat.META_DIM, manifest.dim());
+    expectMeta(meta, TableFormat.META_SHARD, shard);
+    expectMeta(meta, TableFormat.META_NUM_SHARDS, manifest.numShards());
+    expectMeta(meta, TableFormat.META_ROWS, manifest.rows());
+    String part = meta.get(TableFormat.META_PARTITIONER);
+    if (!partitioner.name().equals(part)) {
+      throw new TableFormatException(
+          "Cannot open " + file + ": partitioner is '" + part + "', the manifest says '" + partitioner.name() + "'");
+    }
+    List<Field> fields = schema.getFields();
+    List<TableManifest.StateColumn> state = manifest.stateColumns();
+    if (fields.size() != 2 + state.size()) {
+      throw new TableFormatException(
+          "Cannot open " + file + ": " + fields.size() + " columns, expected " + (2 + state.size()) + " (id, embedding" + (state.isEmpty() ? "" : ", state columns " + state) + ")");
+    }
+    Field id = fields.get(0);
+    if (!TableFormat.ID_COLUMN.equals(id.getName()) || !new ArrowType.Int(64, true).equals(id.getType())) {
+      throw new TableFormatException(
+          "Cannot open " + file + ": first column is " + id + ", expected id: Int(64, signed)");
+    }
+    checkList(fields.get(1), TableFormat.EMBEDDING_COLUMN, manifest.dim());
+    for (int i = 0; i < state.size(); i++) {
+      checkList(fields.get(2 + i), state.get(i).name(), state.get(i).width());
+    }
+  }
+
+  private void checkList(Field field, String name, int width) throws TableFormatException {
+    boolean ok =
+        name.equals(field.getName())
+            && field.getType() instanceof ArrowType.FixedSizeList
+            && ((ArrowType.FixedSizeList) field.getType()).getListSize() == width
+            && field.getChildren().size() == 1
+            && new ArrowType.FloatingPoint(FloatingPointPrecision.SINGLE).equals(field.getChildren().get(0).getType());
+    if (!ok) {
+      throw new TableFormatException(
+          "Cannot open " + file + ": column " + field + ", expected " + name + ": FixedSizeList<float32>[" + width + "]");
+    }
+  }
+
+  private int intMeta(Map<String, String> meta, String key) throws TableFormatException {
+    String v = meta.get(key);
+    try {
+      return Integer.parseInt(v);
+    } catch (NumberFormatException e) {
+      throw new TableFormatException("Cannot open " + file + ": metadata " + key + " is '" + v + "', not an integer", e);
+    }
+  }
+
+  private void expectMeta(Map<String, String> meta, String key, long expected) throws TableFormatException {
+    String v = meta.get(key);
+    if (!Long.toString(expected).equals(v)) {
+      throw new TableFormatException(
+          "Cannot open " + file + ": metadata " + key + " is '" + v + "', the manifest says " + expected);
+    }
+  }
+
+  public Path file() {
+    return file;
+  }
+
+  public int shard() {
+    return shard;
+  }
+
+  /** Rows of this shard. */
+  public long rows() {
+    return expectedRows;
+  }
+
+  /**
+   * Loads the next record batch, checking its ids.
+   *
+   * @return false at the end of the file (after checking that every row was read)
+   */
+  public boolean loadNextBatch() throws IOException {
+    batchStart = rowsRead;
+    boolean loaded;
+    try {
+      loaded = reader.loadNextBatch();
+    } catch (IOException | RuntimeException e) {
+      throw new TableFormatException("Cannot read " + file + " at row " + rowsRead + ": " + e, e);
+    }
+    if (!loaded) {
+      batchRows = 0;
+      if (rowsRead != expectedRows) {
+        throw new TableFormatException(
+            "Cannot read " + file + ": " + rowsRead + " rows, the manifest says " + expectedRows);
+      }
+      return false;
+    }
+    int n = root.getRowCount();
+    if (rowsRead + n > expectedRows) {
+      throw new TableFormatException(
+          "Cannot read " + file + ": more than " + expectedRows + " rows (the manifest's count)");
+    }
+    BigIntVector ids = (BigIntVector) root.getVector(0);
+    ArrowBuf idBuf = ids.getDataBuffer();
+    for (int i = 0; i < n; i++) {
+      long expected = partitioner.idAt(shard, rowsRead + i);
+      long actual = idBuf.getLong((long) i * 8);
+      if (actual != expected) {
+        throw new TableFormatException(
+            "Cannot read " + file + ": row " + (rowsRead + i) + " has id " + actual + ", expected " + expected + " (" + partitioner.describeShard(shard) + ")");
+      }
+    }
+    checkLength((FixedSizeListVector) root.getVector(1), n, manifest.dim());
+    for (int i = 0; i < manifest.stateColumns().size(); i++) {
+      checkLength((FixedSizeListVector) root.getVector(2 + i), n, manifest.stateColumns().get(i).width());
+    }
+    batchRows = n;
+    rowsRead += n;
+    return true;
+  }
+
+  private void checkLength(FixedSizeListVector list, int rows, int width) throws TableFormatException {
+    long have = list.getDataVector().getDataBuffer().capacity();
+    long need = (long) rows * width * 4;
+    if (have < need) {
+      throw new TableFormatException(
+          "Cannot read " + file + ": column " + list.getName() + " holds " + have + " bytes for " + rows + " rows, need " + need);
+    }
+  }
+
+  /** Position (row index in the shard) of the current batch's first row. */
+  public long batchStart() {
+    return batchStart;
+  }
+
+  /** Rows in the current batch. */
+  public int batchRows() {
+    return batchRows;
+  }
+
+  /** The current batch's embeddings: row-major float32, C values per row. */
+  public ArrowBuf embeddings() {
+    return ((Float4Vector) ((FixedSizeListVector) root.getVector(1)).getDataVector()).getDataBuffer();
+  }
+
+  /** The current batch's state column {@code column} (in manifest order), row-major float32. */
+  public ArrowBuf state(int column) {
+    return ((Float4Vector) ((FixedSizeListVector) root.getVector(2 + column)).getDataVector()).getDataBuffer();
+  }
+
+  /**
+   * Reads the whole shard into row-major buffers of at least rows x width x 4 bytes each: the
+   * embeddings into {@code embeddings} and state column i into {@code state[i]}.
+   */
+  public void readFully(ArrowBuf embeddings, ArrowBuf... state) throws IOException {
+    long rowBytes = manifest.dim() * 4L;
+    while (loadNextBatch()) {
+      embeddings.setBytes(batchStart * rowBytes, embeddings(), 0, batchRows * rowBytes);
+      for (int i = 0; i < state.length; i++) {
+        long w = manifest.stateColumns().get(i).width() * 4L;
+        state[i].setBytes(batchStart * w, state(i), 0, batchRows * w);
+      }
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    try {
+      AutoCloseables.close(reader, channel, allocator);
+    } catch (IOException | RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IOException("Cannot close " + file, e);
+    }
+  }
+}

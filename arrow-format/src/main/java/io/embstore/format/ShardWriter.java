@@ -1,0 +1,285 @@
+package io.embstore.format;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.util.AutoCloseables;
+import org.apache.arrow.vector.BigIntVector;
+import org.apache.arrow.vector.Float4Vector;
+import org.apache.arrow.vector.VectorSchemaRoot;
+import org.apache.arrow.vector.complex.FixedSizeListVector;
+import org.apache.arrow.vector.ipc.ArrowFileWriter;
+
+/**
+ * Writes one shard file: rows in position order (ascending id), in record batches of {@link
+ * TableFormat#batchRows} rows, checksumming the bytes as they are written. {@link #finish()} returns
+ * the manifest entry; {@link #close()} without {@code finish()} deletes the partial file.
+ *
+ * <p>Memory: one record batch (about {@value TableFormat#TARGET_BATCH_BYTES} bytes) off-heap, from a
+ * child of the given allocator; heap use does not depend on the number of rows.
+ */
+public final class ShardWriter implements AutoCloseable {
+  private final Path file;
+  private final int shard;
+  private final Partitioner partitioner;
+  private final int dim;
+  private final int[] stateWidths;
+  private final int batchRows;
+  private final BufferAllocator allocator;
+  private final VectorSchemaRoot root;
+  private final BigIntVector ids;
+  private final ArrowBuf embData;
+  private final ArrowBuf[] stateData;
+  private final FileChannel channel;
+  private final Checksums.ChecksumChannel checksummed;
+  private final ArrowFileWriter writer;
+  private final long expectedRows;
+  private long written;
+  private int pending;
+  private boolean finished;
+  private boolean closed;
+
+  /**
+   * Creates {@code file} (which must not exist) for shard {@code shard} of a table partitioned by
+   * {@code partitioner}, with dimension {@code dim} and the given optimizer state columns.
+   */
+  public static ShardWriter create(
+      Path file,
+      int shard,
+      Partitioner partitioner,
+      int dim,
+      List<TableManifest.StateColumn> stateColumns,
+      BufferAllocator parent)
+      throws IOException {
+    return new ShardWriter(file, shard, partitioner, dim, stateColumns, parent);
+  }
+
+  private ShardWriter(
+      Path file,
+      int shard,
+      Partitioner partitioner,
+      int dim,
+      List<TableManifest.StateColumn> stateColumns,
+      BufferAllocator parent)
+      throws IOException {
+    if (shard < 0 || shard >= partitioner.numShards()) {
+      throw new IllegalArgumentException(
+          "Cannot write shard " + shard + ": outside [0, " + partitioner.numShards() + ")");
+    }
+    this.file = file;
+    this.shard = shard;
+    this.partitioner = partitioner;
+    this.dim = dim;
+    this.expectedRows = partitioner.shardRows(shard);
+    this.stateWidths = stateColumns.stream().mapToInt(TableManifest.StateColumn::width).toArray();
+    int stateWidth = 0;
+    for (int w : stateWidths) {
+      stateWidth += w;
+    }
+    this.batchRows = TableFormat.batchRows(dim, stateWidth);
+    BufferAllocator child = null;
+    VectorSchemaRoot r = null;
+    FileChannel ch = null;
+    try {
+      child = parent.newChildAllocator("shard-writer-" + shard + "-" + file.getFileName(), 0, Long.MAX_VALUE);
+      r = VectorSchemaRoot.create(TableFormat.shardSchema(dim, shard, partitioner, stateColumns), child);
+      ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+    } catch (IOException | RuntimeException e) {
+      closeQuietly(e, r, child, ch);
+      throw e;
+    }
+    this.allocator = child;
+    this.root = r;
+    this.channel = ch;
+    this.ids = (BigIntVector) root.getVector(0);
+    ids.allocateNew(batchRows);
+    this.embData = allocateList((FixedSizeListVector) root.getVector(1), dim);
+    this.stateData = new ArrowBuf[stateWidths.length];
+    for (int i = 0; i < stateWidths.length; i++) {
+      stateData[i] = allocateList((FixedSizeListVector) root.getVector(2 + i), stateWidths[i]);
+    }
+    this.checksummed = new Checksums.ChecksumChannel(channel);
+    this.writer = new ArrowFileWriter(root, null, checksummed);
+    writer.start();
+  }
+
+  private ArrowBuf allocateList(FixedSizeListVector list, int width) {
+    list.setInitialCapacity(batchRows);
+    list.allocateNew();
+    Float4Vector data = (Float4Vector) list.getDataVector();
+    if (data.getValueCapacity() < (long) batchRows * width) {
+      data.setInitialCapacity(batchRows * width);
+      data.allocateNew();
+    }
+    // Every value is non-null; the buffers are reused for every batch, so set the bits once.
+    list.getValidityBuffer().setOne(0, list.getValidityBuffer().capacity());
+    data.getValidityBuffer().setOne(0, data.getValidityBuffer().capacity());
+    return data.getDataBuffer();
+  }
+
+  public int shard() {
+    return shard;
+  }
+
+  public long rowsWritten() {
+    return written + pending;
+  }
+
+  public long expectedRows() {
+    return expectedRows;
+  }
+
+  /**
+   * Appends {@code count} rows of little-endian float32 embeddings from {@code src} (its position
+   * advances by {@code count * C * 4}); optimizer state columns are zero.
+   */
+  public void append(ByteBuffer src, int count) throws IOException {
+    checkRoom(count);
+    if (src.remaining() < (long) count * dim * 4) {
+      throw new IllegalArgumentException(
+          "Cannot append " + count + " rows: buffer holds " + src.remaining() + " bytes, need " + (long) count * dim * 4);
+    }
+    int rowBytes = dim * 4;
+    while (count > 0) {
+      int n = Math.min(count, batchRows - pending);
+      int at = src.position();
+      embData.setBytes((long) pending * rowBytes, src, at, n * rowBytes);
+      src.position(at + n * rowBytes);
+      for (int i = 0; i < stateData.length; i++) {
+        stateData[i].setZero((long) pending * stateWidths[i] * 4, (long) n * stateWidths[i] * 4);
+      }
+      advance(n);
+      count -= n;
+    }
+  }
+
+  /**
+   * Appends rows {@code [fromRow, fromRow + count)} of row-major float32 buffers: {@code embeddings}
+   * holds C values per row, {@code state[i]} the width of state column i per row.
+   */
+  public void append(ArrowBuf embeddings, long fromRow, int count, ArrowBuf... state)
+      throws IOException {
+    checkRoom(count);
+    if (state.length != stateData.length) {
+      throw new IllegalArgumentException(
+          "Cannot append: " + state.length + " state buffers given, the shard has " + stateData.length + " state columns");
+    }
+    long rowBytes = dim * 4L;
+    while (count > 0) {
+      int n = Math.min(count, batchRows - pending);
+      embData.setBytes(pending * rowBytes, embeddings, fromRow * rowBytes, n * rowBytes);
+      for (int i = 0; i < stateData.length; i++) {
+        long w = stateWidths[i] * 4L;
+        stateData[i].setBytes(pending * w, state[i], fromRow * w, n * w);
+      }
+      advance(n);
+      fromRow += n;
+      count -= n;
+    }
+  }
+
+  private void checkRoom(int count) {
+    if (finished || closed) {
+      throw new IllegalStateException("Cannot append to " + file + ": writer is finished");
+    }
+    if (count < 0 || rowsWritten() + count > expectedRows) {
+      throw new IllegalArgumentException(
+          "Cannot append "
+              + count
+              + " rows to shard "
+              + shard
+              + ": it has "
+              + rowsWritten()
+              + " of "
+              + expectedRows
+              + " rows");
+    }
+  }
+
+  private void advance(int n) throws IOException {
+    long position = written + pending;
+    for (int i = 0; i < n; i++) {
+      ids.set(pending + i, partitioner.idAt(shard, position + i));
+    }
+    pending += n;
+    if (pending == batchRows) {
+      flush();
+    }
+  }
+
+  private void flush() throws IOException {
+    if (pending == 0) {
+      return;
+    }
+    root.setRowCount(pending);
+    writer.writeBatch();
+    written += pending;
+    pending = 0;
+  }
+
+  /**
+   * Writes the last batch and the footer, forces the file to disk and closes it.
+   *
+   * @return the manifest entry of this shard
+   * @throws IllegalStateException when fewer rows than the shard holds were appended
+   */
+  public TableManifest.ShardEntry finish() throws IOException {
+    if (rowsWritten() != expectedRows) {
+      throw new IllegalStateException(
+          "Cannot finish shard " + shard + ": " + rowsWritten() + " of " + expectedRows + " rows written");
+    }
+    flush();
+    writer.end();
+    channel.force(true);
+    finished = true;
+    TableManifest.ShardEntry entry =
+        new TableManifest.ShardEntry(
+            shard,
+            file.getFileName().toString(),
+            expectedRows,
+            partitioner.minId(shard),
+            partitioner.maxId(shard),
+            checksummed.bytes(),
+            checksummed.crc());
+    close();
+    return entry;
+  }
+
+  /** Releases memory; deletes the file unless {@link #finish()} succeeded. */
+  @Override
+  public void close() throws IOException {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    try {
+      AutoCloseables.close(writer, root, allocator, channel);
+    } catch (IOException | RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IOException("Cannot close shard writer for " + file, e);
+    } finally {
+      if (!finished) {
+        Files.deleteIfExists(file);
+      }
+    }
+  }
+
+  private static void closeQuietly(Throwable primary, AutoCloseable... resources) {
+    for (AutoCloseable r : resources) {
+      if (r != null) {
+        try {
+          r.close();
+        } catch (Exception e) {
+          primary.addSuppressed(e);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,167 @@
+package io.embstore.format;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.util.AutoCloseables;
+
+/**
+ * A committed table version on disk: its manifest and the directory holding its files. Opening
+ * reads and validates the manifest and checks that every file it names exists with the recorded
+ * length; {@link #verify} reads every byte.
+ */
+public final class Table {
+  private final Path dir;
+  private final TableManifest manifest;
+
+  private Table(Path dir, TableManifest manifest) {
+    this.dir = dir;
+    this.manifest = manifest;
+  }
+
+  /** Opens the table in {@code dir}: manifest checksum and structure, file presence and lengths. */
+  public static Table open(Path dir) throws IOException {
+    TableManifest m = TableManifest.read(dir);
+    for (TableManifest.ShardEntry s : m.shards()) {
+      ShardReader.checkFile(dir.resolve(s.file()), s.bytes(), s.crc32c(), false);
+    }
+    if (m.vocabulary() != null) {
+      ShardReader.checkFile(dir.resolve(m.vocabulary().file()), m.vocabulary().bytes(), m.vocabulary().crc32c(), false);
+    }
+    return new Table(dir, m);
+  }
+
+  public Path dir() {
+    return dir;
+  }
+
+  public TableManifest manifest() {
+    return manifest;
+  }
+
+  /** Opens shard {@code index} for reading, optionally checking its CRC-32C first. */
+  public ShardReader openShard(int index, BufferAllocator allocator, boolean verifyChecksum)
+      throws IOException {
+    return ShardReader.open(dir, manifest, index, allocator, verifyChecksum);
+  }
+
+  /** The vocabulary (checksum verified), or null when the table has none. */
+  public Vocabulary vocabulary(BufferAllocator allocator) throws IOException {
+    if (manifest.vocabulary() == null) {
+      return null;
+    }
+    return Vocabulary.read(dir.resolve(manifest.vocabulary().file()), manifest.vocabulary(), allocator);
+  }
+
+  /** Reads the row of {@code id} into {@code out} (C floats) by scanning its shard. */
+  public void readRow(long id, float[] out, BufferAllocator allocator) throws IOException {
+    Partitioner p = manifest.partitioner();
+    if (!p.contains(id)) {
+      throw new IllegalArgumentException("Cannot read id " + id + ": outside [0, " + p.numRows() + ")");
+    }
+    long pos = p.positionOf(id);
+    try (ShardReader r = openShard(p.shardOf(id), allocator, false)) {
+      while (r.loadNextBatch()) {
+        if (pos < r.batchStart() + r.batchRows()) {
+          ArrowBuf buf = r.embeddings();
+          long base = (pos - r.batchStart()) * manifest.dim() * 4L;
+          for (int c = 0; c < manifest.dim(); c++) {
+            out[c] = buf.getFloat(base + 4L * c);
+          }
+          return;
+        }
+      }
+    }
+    throw new TableFormatException("Cannot read id " + id + ": not found in its shard");
+  }
+
+  /** Receives runs of consecutive ids whose rows lie back to back in one buffer. */
+  @FunctionalInterface
+  public interface RowRunConsumer {
+    /**
+     * @param firstId id of the first row of the run
+     * @param rows number of rows
+     * @param buf row-major float32 values, C per row, valid only during the call
+     * @param offset byte offset of the first row in {@code buf}
+     */
+    void accept(long firstId, int rows, ArrowBuf buf, long offset) throws IOException;
+  }
+
+  /**
+   * Streams every row in id order, 0 to V-1, holding one record batch per shard in memory. With the
+   * range partitioner (or one shard) runs are whole batches; with modulo they are single rows.
+   */
+  public void forEachRowInIdOrder(BufferAllocator allocator, boolean verifyChecksums, RowRunConsumer consumer)
+      throws IOException {
+    Partitioner p = manifest.partitioner();
+    int numShards = p.numShards();
+    List<ShardReader> readers = new ArrayList<>(numShards);
+    try {
+      for (int s = 0; s < numShards; s++) {
+        readers.add(openShard(s, allocator, verifyChecksums));
+      }
+      long rowBytes = manifest.dim() * 4L;
+      long id = 0;
+      while (id < p.numRows()) {
+        int s = p.shardOf(id);
+        long pos = p.positionOf(id);
+        ShardReader r = readers.get(s);
+        while (pos >= r.batchStart() + r.batchRows()) {
+          if (!r.loadNextBatch()) {
+            throw new TableFormatException("Cannot read id " + id + ": shard " + s + " ended early");
+          }
+        }
+        long inBatch = pos - r.batchStart();
+        int run = 1;
+        if (numShards == 1 || Partitioner.RANGE.equals(p.name())) {
+          run = (int) (r.batchRows() - inBatch);
+        }
+        consumer.accept(id, run, r.embeddings(), inBatch * rowBytes);
+        id += run;
+      }
+      for (ShardReader r : readers) {
+        while (r.loadNextBatch()) {
+          // Reaches the end so that the reader checks the row count.
+        }
+      }
+    } finally {
+      try {
+        AutoCloseables.close(readers);
+      } catch (IOException | RuntimeException e) {
+        throw e;
+      } catch (Exception e) {
+        throw new IOException(e);
+      }
+    }
+  }
+
+  /**
+   * Reads every file of the table: manifest checksum (on open), every shard's length, CRC-32C,
+   * schema and ids, and the vocabulary.
+   *
+   * @return one line per file checked
+   * @throws TableFormatException at the first problem, naming the file
+   */
+  public List<String> verify(BufferAllocator allocator) throws IOException {
+    List<String> report = new ArrayList<>();
+    report.add(TableFormat.MANIFEST_FILE + ": ok (table version " + manifest.tableVersion() + ", V=" + manifest.rows() + ", C=" + manifest.dim() + ", P=" + manifest.numShards() + ", " + manifest.partitioner().name() + ")");
+    for (int s = 0; s < manifest.numShards(); s++) {
+      try (ShardReader r = openShard(s, allocator, true)) {
+        long rows = 0;
+        while (r.loadNextBatch()) {
+          rows += r.batchRows();
+        }
+        TableManifest.ShardEntry e = manifest.shard(s);
+        report.add(e.file() + ": ok (" + rows + " rows, ids " + e.minId() + ".." + e.maxId() + ", crc32c " + Checksums.hex(e.crc32c()) + ")");
+      }
+    }
+    if (manifest.vocabulary() != null) {
+      Vocabulary v = vocabulary(allocator);
+      report.add(manifest.vocabulary().file() + ": ok (" + v.size() + " tokens)");
+    }
+    return report;
+  }
+}

@@ -1,0 +1,198 @@
+package io.embstore.format;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import org.apache.arrow.vector.types.FloatingPointPrecision;
+import org.apache.arrow.vector.types.pojo.ArrowType;
+import org.apache.arrow.vector.types.pojo.Field;
+import org.apache.arrow.vector.types.pojo.FieldType;
+import org.apache.arrow.vector.types.pojo.Schema;
+
+/**
+ * The embstore table format, version 1. This javadoc is the specification; {@code docs/format.md}
+ * explains it with examples.
+ *
+ * <h2>A table is a directory</h2>
+ *
+ * <pre>
+ * TABLE_DIR/
+ *   manifest.json                      the commit point: the only file that says what the table is
+ *   shard-00000-v000001.arrow          P shard files, Arrow IPC file format, one per shard
+ *   ...
+ *   shard-00003-v000001.arrow
+ *   vocab-v000001.arrow                optional vocabulary, Arrow IPC file format
+ * </pre>
+ *
+ * <p>File names carry the table version that wrote them, so a new version (an import, a snapshot of
+ * a shard server, a training checkpoint) never overwrites a file the current manifest refers to.
+ *
+ * <h2>manifest.json</h2>
+ *
+ * A UTF-8 JSON object with these members, in this order:
+ *
+ * <ul>
+ *   <li>{@code format}: {@value #TABLE_FORMAT_NAME}; {@code formatVersion}: an integer in {@code
+ *       [VERSION_MIN, VERSION_CURRENT]}; readers fail with {@link TableFormatException.TooOld} or
+ *       {@link TableFormatException.TooNew} outside it.
+ *   <li>{@code tableVersion}: 1 for a new table, +1 for every committed version.
+ *   <li>{@code rows} (V, at least 1), {@code dim} (C, 1..{@value #MAX_DIM}), {@code valueType}
+ *       ({@code float32}), {@code partitioner} ({@code modulo} or {@code range}, see {@link
+ *       Partitioner}), {@code numShards} (P, 1..min(V, {@value #MAX_SHARDS})).
+ *   <li>{@code shards}: P objects in shard order: {@code index}, {@code file}, {@code rows}, {@code
+ *       minId}, {@code maxId}, {@code bytes} (file length) and {@code crc32c} (CRC-32C of the whole
+ *       file, 8 lower-case hex digits). Rows and id range must equal what the partitioner gives.
+ *   <li>{@code vocabulary}: null, or {@code file}, {@code rows} (= V), {@code bytes}, {@code crc32c}.
+ *   <li>{@code optimizer}: null, or {@code name}, {@code params} (name to number), {@code
+ *       stateColumns} (a list of {@code name} and {@code width}: extra shard columns) and {@code
+ *       step} (updates applied so far).
+ *   <li>{@code created}: {@code by} (the command or job), {@code at} (ISO-8601 UTC), {@code
+ *       embstoreVersion}; {@code properties}: free-form string map (e.g. training progress).
+ *   <li>{@code checksum}: always the last member: {@code "crc32c:XXXXXXXX"}, the CRC-32C of every
+ *       byte of the file before the line that holds it (the two characters {@code ",\n"} that end the
+ *       previous member included).
+ * </ul>
+ *
+ * <h2>Shard files</h2>
+ *
+ * Arrow IPC file format (magic {@code ARROW1}, footer), any number of record batches (writers use
+ * about {@value #TARGET_BATCH_BYTES} bytes of rows per batch). Schema:
+ *
+ * <ul>
+ *   <li>{@code id}: int64, non-null, the ids of the shard in ascending order: exactly {@code
+ *       partitioner.idAt(shard, 0..rows-1)}.
+ *   <li>{@code embedding}: FixedSizeList&lt;float32&gt;[C], non-null: row i is the embedding of id i.
+ *   <li>optional optimizer state columns, each FixedSizeList&lt;float32&gt;[width], non-null, named
+ *       and sized as the manifest's {@code optimizer.stateColumns}.
+ * </ul>
+ *
+ * Schema metadata: {@value #META_FORMAT} = {@value #SHARD_FORMAT_NAME}, {@value #META_VERSION},
+ * {@value #META_DIM}, {@value #META_SHARD}, {@value #META_NUM_SHARDS}, {@value #META_PARTITIONER},
+ * {@value #META_ROWS} (V of the table). Values are little-endian (Arrow IPC's native order on all
+ * supported platforms).
+ *
+ * <h2>Vocabulary file</h2>
+ *
+ * Arrow IPC file, schema {@code id} int64 non-null (0..V-1 in order), {@code token} utf8 non-null,
+ * {@code count} int64 non-null (0 when unknown), metadata {@value #META_FORMAT} = {@value
+ * #VOCAB_FORMAT_NAME} and {@value #META_VERSION}.
+ *
+ * <h2>Commit protocol</h2>
+ *
+ * Writers write every shard and vocabulary file first (under new names), force them to disk, then
+ * write {@code manifest.json.tmp-*}, force it and rename it over {@code manifest.json} (an atomic
+ * replace), then force the directory. Files no longer referenced are deleted after the commit. A
+ * crash at any point leaves the previous manifest (and every file it names) or, for a new table,
+ * no manifest at all: a directory without {@code manifest.json} is not a table. One writer per
+ * table at a time.
+ */
+public final class TableFormat {
+  public static final String TABLE_FORMAT_NAME = "embstore-table";
+  public static final String SHARD_FORMAT_NAME = "embstore-shard";
+  public static final String VOCAB_FORMAT_NAME = "embstore-vocab";
+  public static final int VERSION_MIN = 1;
+  public static final int VERSION_CURRENT = 1;
+
+  public static final String MANIFEST_FILE = "manifest.json";
+  public static final String VALUE_TYPE_FLOAT32 = "float32";
+
+  public static final String ID_COLUMN = "id";
+  public static final String EMBEDDING_COLUMN = "embedding";
+  public static final String TOKEN_COLUMN = "token";
+  public static final String COUNT_COLUMN = "count";
+
+  public static final String META_FORMAT = "embstore.format";
+  public static final String META_VERSION = "embstore.format.version";
+  public static final String META_DIM = "embstore.dim";
+  public static final String META_SHARD = "embstore.shard";
+  public static final String META_NUM_SHARDS = "embstore.shards";
+  public static final String META_PARTITIONER = "embstore.partitioner";
+  public static final String META_ROWS = "embstore.rows";
+
+  /** Largest embedding dimension C. */
+  public static final int MAX_DIM = 65536;
+  /** Largest number of shards P. */
+  public static final int MAX_SHARDS = 65536;
+  /** Writers aim for record batches of about this many bytes of embedding data. */
+  public static final int TARGET_BATCH_BYTES = 8 << 20;
+  /** Writers never put more rows than this in one record batch. */
+  public static final int MAX_BATCH_ROWS = 64 * 1024;
+
+  private TableFormat() {}
+
+  /** Rows per record batch that writers use for dimension {@code dim} and state widths. */
+  public static int batchRows(int dim, int stateWidth) {
+    long bytesPerRow = 8L + 4L * (dim + stateWidth);
+    return (int) Math.max(1, Math.min(MAX_BATCH_ROWS, TARGET_BATCH_BYTES / bytesPerRow));
+  }
+
+  public static String shardFileName(int shard, long tableVersion) {
+    return String.format(Locale.ROOT, "shard-%05d-v%06d.arrow", shard, tableVersion);
+  }
+
+  public static String vocabFileName(long tableVersion) {
+    return String.format(Locale.ROOT, "vocab-v%06d.arrow", tableVersion);
+  }
+
+  /** Whether {@code name} is a data file a table writer may have written (for clean-up). */
+  static boolean isDataFileName(String name) {
+    return name.matches("shard-\\d{5}-v\\d{6,}\\.arrow") || name.matches("vocab-v\\d{6,}\\.arrow");
+  }
+
+  /** The shard schema for dimension {@code dim}, shard {@code shard} and optional state columns. */
+  public static Schema shardSchema(
+      int dim, int shard, Partitioner partitioner, List<TableManifest.StateColumn> stateColumns) {
+    List<Field> fields = new ArrayList<>();
+    fields.add(new Field(ID_COLUMN, FieldType.notNullable(new ArrowType.Int(64, true)), null));
+    fields.add(floatList(EMBEDDING_COLUMN, dim));
+    for (TableManifest.StateColumn column : stateColumns) {
+      fields.add(floatList(column.name(), column.width()));
+    }
+    Map<String, String> meta = new HashMap<>();
+    meta.put(META_FORMAT, SHARD_FORMAT_NAME);
+    meta.put(META_VERSION, Integer.toString(VERSION_CURRENT));
+    meta.put(META_DIM, Integer.toString(dim));
+    meta.put(META_SHARD, Integer.toString(shard));
+    meta.put(META_NUM_SHARDS, Integer.toString(partitioner.numShards()));
+    meta.put(META_PARTITIONER, partitioner.name());
+    meta.put(META_ROWS, Long.toString(partitioner.numRows()));
+    return new Schema(fields, meta);
+  }
+
+  /** The vocabulary schema. */
+  public static Schema vocabSchema() {
+    List<Field> fields = new ArrayList<>();
+    fields.add(new Field(ID_COLUMN, FieldType.notNullable(new ArrowType.Int(64, true)), null));
+    fields.add(new Field(TOKEN_COLUMN, FieldType.notNullable(ArrowType.Utf8.INSTANCE), null));
+    fields.add(new Field(COUNT_COLUMN, FieldType.notNullable(new ArrowType.Int(64, true)), null));
+    Map<String, String> meta = new HashMap<>();
+    meta.put(META_FORMAT, VOCAB_FORMAT_NAME);
+    meta.put(META_VERSION, Integer.toString(VERSION_CURRENT));
+    return new Schema(fields, meta);
+  }
+
+  static Field floatList(String name, int width) {
+    Field item =
+        new Field(
+            "item",
+            FieldType.notNullable(new ArrowType.FloatingPoint(FloatingPointPrecision.SINGLE)),
+            null);
+    return new Field(name, FieldType.notNullable(new ArrowType.FixedSizeList(width)), List.of(item));
+  }
+
+  /**
+   * Checks a format version read from {@code file}.
+   *
+   * @throws TableFormatException.TooOld or {@link TableFormatException.TooNew} outside the range
+   */
+  static void checkVersion(String file, int version) throws TableFormatException {
+    if (version < VERSION_MIN) {
+      throw new TableFormatException.TooOld(file, version, VERSION_MIN);
+    }
+    if (version > VERSION_CURRENT) {
+      throw new TableFormatException.TooNew(file, version, VERSION_CURRENT);
+    }
+  }
+}

@@ -1,0 +1,36 @@
+package io.embstore.format;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.SplittableRandom;
+import org.apache.arrow.memory.BufferAllocator;
+
+/** Test helpers: seeded random matrices and tables written from them. */
+public final class TestMatrices {
+  private TestMatrices() {}
+
+  /** A rows x dim row-major matrix of seeded values in [-1, 1). */
+  public static float[] random(long rows, int dim, long seed) {
+    SplittableRandom r = new SplittableRandom(seed);
+    float[] m = new float[Math.toIntExact(rows * dim)];
+    for (int i = 0; i < m.length; i++) {
+      m[i] = (float) (r.nextDouble() * 2 - 1);
+    }
+    return m;
+  }
+
+  /** Writes {@code matrix} as a new table in {@code dir} and returns its manifest. */
+  public static TableManifest write(
+      Path dir, float[] matrix, long rows, int dim, int shards, String partitioner, BufferAllocator allocator)
+      throws IOException {
+    try (TableWriter w = TableWriter.create(dir, rows, dim, shards, partitioner, allocator)) {
+      w.createdBy("test");
+      ByteBuffer buf = ByteBuffer.allocateDirect(matrix.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+      buf.asFloatBuffer().put(matrix);
+      w.appendInIdOrder(buf, (int) rows);
+      return w.commit();
+    }
+  }
+}
