@@ -1,0 +1,12 @@
+package io.embstore.cli;
+
+import io.embstore.format.cli.Cli;
+
+/** The {@code embstore} command: every subcommand of every module on the class path. */
+public final class Main {
+  private Main() {}
+
+  public static void main(String[] args) {
+    System.exit(Cli.root().execute(args));
+  }
+}
