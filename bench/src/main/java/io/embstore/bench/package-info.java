@@ -1,0 +1,6 @@
+/**
+ * Benchmarks and whole-system comparisons. Each harness is a {@code main} class run with {@code
+ * bench/run <Class> [args]}; it prints its figures next to a baseline measured in the same run and
+ * the ratio between them. Results and the method are in {@code bench/README.md}.
+ */
+package io.embstore.bench;
