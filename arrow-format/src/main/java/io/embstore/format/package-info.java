@@ -1,0 +1,20 @@
+/**
+ * The embstore table format: a V x C float32 matrix row-partitioned into P shards, stored as Arrow
+ * IPC files plus a JSON manifest. {@link io.embstore.format.TableFormat} is the specification.
+ *
+ * <ul>
+ *   <li>{@link io.embstore.format.Partitioner}: id to (shard, position), the one routing rule every
+ *       module uses.
+ *   <li>{@link io.embstore.format.TableManifest}: the manifest, its validation and JSON form.
+ *   <li>{@link io.embstore.format.TableWriter} / {@link io.embstore.format.ShardWriter}: writing a
+ *       table version, streaming, with an atomic manifest commit.
+ *   <li>{@link io.embstore.format.Table} / {@link io.embstore.format.ShardReader}: opening,
+ *       streaming reads, verification.
+ *   <li>{@link io.embstore.format.Vocabulary}: the optional token list.
+ * </ul>
+ *
+ * <p>Sub-packages: {@code convert} (NumPy, word2vec and GloVe import/export) and {@code cli} (the
+ * {@code import}, {@code export}, {@code inspect} and {@code verify} commands, and the command-line
+ * conventions every module's commands follow).
+ */
+package io.embstore.format;
