@@ -1,6 +1,8 @@
 package io.embstore.format.convert;
 
 import java.io.BufferedInputStream;
+import java.io.EOFException;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -12,6 +14,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.zip.GZIPInputStream;
+import java.util.zip.ZipException;
 
 /**
  * Sequential reads of an input file through one direct buffer, gzip-compressed or not (detected by
@@ -46,12 +49,41 @@ final class ByteInput implements AutoCloseable {
     InputStream raw = Files.newInputStream(file);
     try {
       if (isGzip(file)) {
-        return new BufferedInputStream(new GZIPInputStream(raw, 1 << 16), 1 << 16);
+        return new BufferedInputStream(new Gunzip(file, new GZIPInputStream(raw, 1 << 16)), 1 << 16);
       }
       return new BufferedInputStream(raw, 1 << 16);
     } catch (IOException | RuntimeException e) {
       raw.close();
       throw e;
+    }
+  }
+
+  /** Turns the decompressor's errors into one that names the file and the offset. */
+  private static final class Gunzip extends FilterInputStream {
+    private final Path file;
+    private long offset;
+
+    Gunzip(Path file, InputStream in) {
+      super(in);
+      this.file = file;
+    }
+
+    @Override
+    public int read() throws IOException {
+      byte[] one = new byte[1];
+      return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      try {
+        int n = in.read(b, off, len);
+        offset += Math.max(n, 0);
+        return n;
+      } catch (EOFException | ZipException e) {
+        throw new InputFormatException(
+            "Cannot import " + file + ": the compressed stream is damaged or truncated after " + offset + " bytes (" + e.getMessage() + ")", e);
+      }
     }
   }
 

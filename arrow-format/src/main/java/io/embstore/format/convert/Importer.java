@@ -134,12 +134,7 @@ public final class Importer {
   }
 
   private static int read(ByteInput in, String file, ByteBuffer dst, int len) throws IOException {
-    try {
-      return in.readInto(dst, len);
-    } catch (java.io.EOFException | java.util.zip.ZipException e) {
-      throw new InputFormatException(
-          "Cannot import " + file + ": the compressed stream is damaged or truncated after " + in.position() + " bytes (" + e.getMessage() + ")", e);
-    }
+    return in.readInto(dst, len);
   }
 
   private static InputFormatException truncated(String file, Npy h, long have) {
