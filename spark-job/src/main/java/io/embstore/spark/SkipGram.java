@@ -44,7 +44,8 @@ final class SkipGram {
   }
 
   /** Settings of the objective; all validated by the job's options. */
-  record Params(int dim, int window, int negatives, double sample, boolean localApply) {}
+  record Params(int dim, int window, int negatives, double sample, boolean localApply)
+      implements java.io.Serializable {}
 
   private final Params p;
   private final int dim;
