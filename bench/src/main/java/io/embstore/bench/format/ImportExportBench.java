@@ -90,7 +90,7 @@ public final class ImportExportBench {
       if (Files.isRegularFile(minilmGz)) {
         Path npy = dir.resolve("minilm.npy");
         try (InputStream in = new GZIPInputStream(Files.newInputStream(minilmGz), 1 << 16)) {
-          Files.copy(in, npy);
+          Files.copy(in, npy, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
         try {
           run("minilm 30522x384", npy, shards, partitioners, Math.max(reps, 5), dir, allocator);
