@@ -94,7 +94,7 @@ final class RowSink {
       double secs = (now - started) / 1e9;
       progress.printf(
           Locale.ROOT,
-          "embstore import: %,d of %,d rows (%.0f%%), %.0f MB/s%n",
+          "embstore import: progress %,d of %,d rows (%.0f%%), %.0f MB/s%n",
           done,
           totalRows,
           100.0 * done / totalRows,

@@ -44,7 +44,7 @@ import org.apache.arrow.memory.RootAllocator;
  * reads them back in id order and writes an npy file. Rates are MB/s of the npy file's bytes;
  * figures are medians of {@code --reps} runs.
  *
- * <p>Run: {@code BENCH_JAVA_OPTS=-Xmx256m bench/run format.ImportExportBench [--rows 10000000]
+ * <p>Run: {@code BENCH_JAVA_OPTS=-Xmx256m bench/run io.embstore.bench.format.ImportExportBench [--rows 10000000]
  * [--dim 64] [--shards 4] [--reps 3] [--dir /tmp/embstore-bench] [--partitioners modulo,range]
  * [--skip-large]}. Needs about 4 x the generated matrix of free disk in {@code --dir}.
  */
@@ -90,7 +90,7 @@ public final class ImportExportBench {
       if (Files.isRegularFile(minilmGz)) {
         Path npy = dir.resolve("minilm.npy");
         try (InputStream in = new GZIPInputStream(Files.newInputStream(minilmGz), 1 << 16)) {
-          Files.copy(in, npy);
+          Files.copy(in, npy, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
         try {
           run("minilm 30522x384", npy, shards, partitioners, Math.max(reps, 5), dir, allocator);
