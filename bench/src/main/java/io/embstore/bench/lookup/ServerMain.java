@@ -3,12 +3,15 @@ package io.embstore.bench.lookup;
 import io.embstore.bench.common.ChildProcess;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import io.embstore.shard.ShardServer;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import org.apache.arrow.memory.RootAllocator;
 
 /**
  * A server process of the lookup benchmark, so that the servers do not share a heap, GC or JIT with
- * the client. Modes: {@code raw ROW_BYTES} (the loopback ceiling). Once ready it prints {@code
+ * the client. Modes: {@code raw ROW_BYTES} (the loopback ceiling) and {@code shard TABLE_DIR SHARD}
+ * (a {@link ShardServer} hosting one shard, row-wise Adagrad). Once ready it prints {@code
  * endpoint URI}; then it answers stdin commands: {@code mem} prints {@code mem ALLOCATED PEAK RSS
  * HWM} (allocator bytes now and at peak, process RSS now and at peak); {@code quit} or end of input
  * stops it.
@@ -42,7 +45,13 @@ public final class ServerMain {
         System.out.flush();
         return s;
       }
-      default -> throw new IllegalArgumentException("Cannot start server: mode '" + args[0] + "' (known: raw)");
+      case "shard" -> {
+        ShardServer s = EmbstoreSystem.serverBuilder(Path.of(args[1]), Integer.parseInt(args[2])).allocator(root).start();
+        System.out.println("endpoint " + s.endpoint());
+        System.out.flush();
+        return s;
+      }
+      default -> throw new IllegalArgumentException("Cannot start server: mode '" + args[0] + "' (known: raw, shard)");
     }
   }
 }
