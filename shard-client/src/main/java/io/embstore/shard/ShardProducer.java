@@ -138,7 +138,6 @@ final class ShardProducer extends NoOpFlightProducer {
         shard.checkIds(ids, n, "update");
         checkFinite(ids, grads, n, shard.dim);
         int rows = applyDeduplicated(shard, ids, grads, n, (float) lr);
-        server.countUpdate();
         applied.allocateNew(1);
         applied.set(0, rows);
         out.setRowCount(1);

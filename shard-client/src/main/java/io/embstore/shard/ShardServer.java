@@ -262,7 +262,7 @@ public final class ShardServer implements AutoCloseable {
    * and the number of updates applied as its step.
    */
   public TableManifest manifest() {
-    return baseManifest.toBuilder().optimizer(optimizer.toManifest(baseManifest.dim(), step.get())).build();
+    return baseManifest.toBuilder().optimizer(optimizer.toManifest(baseManifest.dim(), step())).build();
   }
 
   /** The optimizer applied to updates. */
@@ -330,12 +330,24 @@ public final class ShardServer implements AutoCloseable {
     return maxIds;
   }
 
+  int maxMessageBytes() {
+    return maxMessageBytes;
+  }
+
   boolean authEnabled() {
     return auth;
   }
 
-  void countUpdate() {
-    step.incrementAndGet();
+  /**
+   * Updates applied so far: the table's step at load plus the largest number of update batches
+   * any hosted shard has applied (every update call of a client sends each touched shard one).
+   */
+  long step() {
+    long most = 0;
+    for (int s : shardIndexes) {
+      most = Math.max(most, byIndex[s].updateRequests.sum());
+    }
+    return step.get() + most;
   }
 
   private void checkOpen() {
