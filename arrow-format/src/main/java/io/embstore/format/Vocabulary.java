@@ -135,8 +135,9 @@ public final class Vocabulary {
           writer.writeBatch();
         }
         writer.end();
+        // Closing the writer closes the channel, so force it to disk first.
+        ch.force(true);
       }
-      ch.force(true);
       done = true;
       return new TableManifest.FileEntry(file.getFileName().toString(), tokens.length, out.bytes(), out.crc());
     } finally {
