@@ -30,6 +30,8 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -48,11 +50,13 @@ import org.apache.arrow.flight.grpc.CredentialCallOption;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.memory.util.MemoryUtil;
 import org.apache.arrow.util.AutoCloseables;
 import org.apache.arrow.vector.BigIntVector;
 import org.apache.arrow.vector.Float4Vector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.FixedSizeListVector;
+import org.apache.arrow.vector.types.pojo.Schema;
 
 /**
  * Routes lookups and sparse updates to the shard servers that own each id (the table's {@link
@@ -77,7 +81,15 @@ public final class EmbeddingClient implements AutoCloseable {
   private final List<Endpoint> endpoints;
   private final Endpoint[] byShard;
   private final CallOption[] options;
+  /** Options of long-lived streams: the credentials, no gRPC deadline (requests enforce their own). */
+  private final CallOption[] streamOptions;
+  private final long deadlineNanos;
   private final ExecutorService executor;
+  private final ScheduledExecutorService timer;
+  private final ExchangePool[] lookupPools;
+  private final ExchangePool[] updatePools;
+  private final Schema lookupReply;
+  private final Schema updateReply = Protocol.updateReply();
 
   /** One server: its Flight client and the limits it announced in {@code describe}. */
   static final class Endpoint {
@@ -169,13 +181,20 @@ public final class EmbeddingClient implements AutoCloseable {
     BufferAllocator parent = b.parent == null ? ownedRoot : b.parent;
     this.allocator = parent.newChildAllocator("embedding-client", 0, Long.MAX_VALUE);
     this.endpoints = new ArrayList<>();
-    this.executor = Executors.newCachedThreadPool(daemonThreads());
+    this.executor = Executors.newFixedThreadPool(THREADS, daemonThreads("embstore-client-"));
+    ScheduledThreadPoolExecutor deadlines = new ScheduledThreadPoolExecutor(1, daemonThreads("embstore-client-deadlines-"));
+    deadlines.setRemoveOnCancelPolicy(true);
+    this.timer = deadlines;
+    this.deadlineNanos = b.deadline.toNanos();
     List<CallOption> opts = new ArrayList<>();
-    opts.add(CallOptions.timeout(b.deadline.toMillis(), TimeUnit.MILLISECONDS));
     if (b.token != null) {
       opts.add(new CredentialCallOption(new BearerCredentialWriter(b.token)));
     }
+    this.streamOptions = opts.toArray(new CallOption[0]);
+    opts.add(CallOptions.timeout(b.deadline.toMillis(), TimeUnit.MILLISECONDS));
     this.options = opts.toArray(new CallOption[0]);
+    ExchangePool[] lp = null;
+    ExchangePool[] up = null;
     try {
       if (b.table != null) {
         Table t = Table.open(b.table);
@@ -191,7 +210,10 @@ public final class EmbeddingClient implements AutoCloseable {
       this.partitioner = initialManifest.partitioner();
       this.dim = initialManifest.dim();
       this.rowBytes = dim * 4L;
+      this.lookupReply = Protocol.lookupReply(dim);
       this.byShard = new Endpoint[partitioner.numShards()];
+      lp = new ExchangePool[byShard.length];
+      up = new ExchangePool[byShard.length];
       for (String uri : b.endpoints) {
         Endpoint e = connect(uri, b.trustedCertificates);
         endpoints.add(e);
@@ -202,8 +224,13 @@ public final class EmbeddingClient implements AutoCloseable {
           throw new IOException(
               "Cannot build client: shard " + s + " (" + partitioner.describeShard(s) + ") is hosted by no endpoint (endpoints: " + String.join(", ", b.endpoints) + ")");
         }
+        Endpoint e = byShard[s];
+        lp[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_LOOKUP, s), Protocol.lookupRequest(), streamOptions, allocator, timer);
+        up[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_UPDATE, s), Protocol.updateRequest(dim), streamOptions, allocator, timer);
       }
     } catch (IOException | RuntimeException e) {
+      this.lookupPools = lp;
+      this.updatePools = up;
       try {
         close();
       } catch (RuntimeException suppressed) {
@@ -211,12 +238,17 @@ public final class EmbeddingClient implements AutoCloseable {
       }
       throw e;
     }
+    this.lookupPools = lp;
+    this.updatePools = up;
   }
 
-  private static ThreadFactory daemonThreads() {
+  /** Threads that run shard requests (of async calls, and all but one shard of a blocking call). */
+  static final int THREADS = Math.max(4, 4 * Runtime.getRuntime().availableProcessors());
+
+  private static ThreadFactory daemonThreads(String prefix) {
     AtomicInteger n = new AtomicInteger();
     return r -> {
-      Thread t = new Thread(r, "embstore-client-" + n.incrementAndGet());
+      Thread t = new Thread(r, prefix + n.incrementAndGet());
       t.setDaemon(true);
       return t;
     };
@@ -390,16 +422,18 @@ public final class EmbeddingClient implements AutoCloseable {
   /** Rows of {@code ids} in request order: row i at {@code out[i*C .. i*C+C)}. Duplicates allowed. */
   public void lookup(long[] ids, float[] out) throws IOException {
     checkOut(ids.length, out.length);
+    long deadline = System.nanoTime() + deadlineNanos;
     Plan plan = new Plan(ids, "look up");
-    run(plan.shards, s -> lookupShard(plan, s, arrayScatter(out)), true);
+    run(plan.shards, s -> lookupShard(plan, s, arrayScatter(out), deadline), true);
   }
 
   /** {@link #lookup(long[], float[])} without waiting; many may be in flight. */
   public CompletableFuture<Void> lookupAsync(long[] ids, float[] out) {
     try {
       checkOut(ids.length, out.length);
+      long deadline = System.nanoTime() + deadlineNanos;
       Plan plan = new Plan(ids, "look up");
-      return runAsync(plan.shards, s -> lookupShard(plan, s, arrayScatter(out)));
+      return runAsync(plan.shards, s -> lookupShard(plan, s, arrayScatter(out), deadline));
     } catch (RuntimeException e) {
       return CompletableFuture.failedFuture(e);
     }
@@ -412,9 +446,10 @@ public final class EmbeddingClient implements AutoCloseable {
       throw new IllegalArgumentException(
           "Cannot look up " + ids.length + " ids: the buffer holds " + out.capacity() + " bytes, need " + need + " from offset " + offset);
     }
+    long deadline = System.nanoTime() + deadlineNanos;
     Plan plan = new Plan(ids, "look up");
     Scatter scatter = (data, view, row, request) -> out.setBytes(offset + request * rowBytes, data, row * rowBytes, rowBytes);
-    run(plan.shards, s -> lookupShard(plan, s, scatter), true);
+    run(plan.shards, s -> lookupShard(plan, s, scatter, deadline), true);
   }
 
   /** Rows of {@code tokens} (through the table's vocabulary), back to back in request order. */
@@ -449,35 +484,35 @@ public final class EmbeddingClient implements AutoCloseable {
     return (data, view, row, request) -> view.get(row * c, out, request * c, c);
   }
 
-  private void lookupShard(Plan plan, int shard, Scatter scatter) throws ShardException {
-    Endpoint e = byShard[shard];
+  /**
+   * One shard's part of a lookup on a pooled stream: one batch per chunk, each answered before the
+   * next is sent. Retried once on a fresh stream when the server is UNAVAILABLE (a pooled stream may
+   * have outlived a server restart); lookups are idempotent.
+   */
+  private void lookupShard(Plan plan, int shard, Scatter scatter, long deadline) throws ShardException {
+    ExchangePool pool = lookupPools[shard];
     int[] uniques = plan.uniquesOf[shard];
-    int chunk = (int) Math.max(1, Math.min(e.maxIds, (Integer.MAX_VALUE / 2) / rowBytes));
-    FlightDescriptor cmd = Protocol.command(Protocol.OP_LOOKUP, shard);
+    Endpoint e = byShard[shard];
+    int chunk = (int) Math.max(1, Math.min(e.maxIds, Math.min((e.maxMessageBytes * 0.9 - 4096) / 8, (Integer.MAX_VALUE / 2) / rowBytes)));
     for (int attempt = 0; ; attempt++) {
-      try (VectorSchemaRoot req = VectorSchemaRoot.create(Protocol.lookupRequest(), allocator);
-          FlightClient.ExchangeReaderWriter rw = e.client.doExchange(cmd, options)) {
-        BigIntVector ids = (BigIntVector) req.getVector(0);
-        rw.getWriter().start(req);
+      ExchangePool.Exchange x = null;
+      try {
+        x = attempt == 0 ? pool.take() : pool.fresh();
+        x.arm(deadline);
+        BigIntVector ids = (BigIntVector) x.request.getVector(0);
         for (int from = 0; from < uniques.length; from += chunk) {
           int n = Math.min(chunk, uniques.length - from);
-          ids.allocateNew(n);
+          ArrowBuf idBuf = reserve(ids, n);
+          long address = idBuf.memoryAddress();
           for (int i = 0; i < n; i++) {
-            ids.set(i, plan.uniqueIds[uniques[from + i]]);
+            MemoryUtil.putLong(address + 8L * i, plan.uniqueIds[uniques[from + i]]);
           }
-          req.setRowCount(n);
-          rw.getWriter().putNext();
-        }
-        rw.getWriter().completed();
-        FlightStream reader = rw.getReader();
-        for (int from = 0; from < uniques.length; from += chunk) {
-          int n = Math.min(chunk, uniques.length - from);
-          if (!reader.next()) {
-            throw ShardErrors.internal("Cannot look up: the server ended the stream after " + from + " of " + uniques.length + " rows", null);
-          }
-          VectorSchemaRoot reply = reader.getRoot();
-          if (reply.getRowCount() != n || !Protocol.sameShape(reply.getSchema(), Protocol.lookupReply(dim))) {
-            throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + n + " rows of " + Protocol.lookupReply(dim), null);
+          ids.setValueCount(n);
+          x.request.setRowCount(n);
+          x.send(null);
+          VectorSchemaRoot reply = x.receive();
+          if (reply.getRowCount() != n || !Protocol.sameShape(reply.getSchema(), lookupReply)) {
+            throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + n + " rows of " + lookupReply, null);
           }
           ArrowBuf data = ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
           FloatBuffer view = data.nioBuffer(0, (int) (n * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
@@ -487,19 +522,42 @@ public final class EmbeddingClient implements AutoCloseable {
             }
           }
         }
-        while (reader.next()) {
-          // Drains to the end of the stream so that a late server error is seen.
-        }
+        x.disarm();
+        pool.release(x);
         return;
       } catch (FlightRuntimeException ex) {
+        if (x != null) {
+          x.close();
+        }
         if (attempt == 0 && ex.status().code() == FlightStatusCode.UNAVAILABLE) {
-          continue; // lookups are idempotent: retry once
+          continue; // lookups are idempotent: retry once, on a new stream
         }
         throw shardError("look up " + uniques.length + " ids on", shard, e, ex);
       } catch (Exception ex) {
+        if (x != null) {
+          x.close();
+        }
         throw shardError("look up " + uniques.length + " ids on", shard, e, ex);
       }
     }
+  }
+
+  /** Makes {@code v} hold at least {@code n} non-null values (reusing its buffers when large enough); returns its data buffer. */
+  private static ArrowBuf reserve(BigIntVector v, int n) {
+    if (v.getValueCapacity() < n) {
+      v.allocateNew(Math.max(n, Math.max(16, 2 * v.getValueCapacity())));
+      v.getValidityBuffer().setOne(0, v.getValidityBuffer().capacity());
+    }
+    return v.getDataBuffer();
+  }
+
+  /** Makes {@code list} hold at least {@code n} non-null rows; returns its float data buffer. */
+  private static ArrowBuf reserve(FixedSizeListVector list, int n) {
+    if (list.getValueCapacity() < n) {
+      ShardProducer.allocate(list, Math.max(n, Math.max(16, 2 * list.getValueCapacity())));
+    }
+    list.setValueCount(n);
+    return ((Float4Vector) list.getDataVector()).getDataBuffer();
   }
 
   private static ShardException shardError(String what, int shard, Endpoint e, Throwable ex) {
@@ -535,8 +593,9 @@ public final class EmbeddingClient implements AutoCloseable {
   public CompletableFuture<Void> updateAsync(long[] ids, float[] grads, float learningRate) {
     try {
       checkLearningRate(learningRate);
+      long deadline = System.nanoTime() + deadlineNanos;
       UpdatePlan u = new UpdatePlan(ids, grads);
-      return runAsync(u.plan.shards, s -> updateShard(u, s, learningRate));
+      return runAsync(u.plan.shards, s -> updateShard(u, s, learningRate, deadline));
     } catch (RuntimeException e) {
       return CompletableFuture.failedFuture(e);
     }
@@ -549,8 +608,9 @@ public final class EmbeddingClient implements AutoCloseable {
   }
 
   private void updateInternal(long[] ids, float[] grads, float lr) throws IOException {
+    long deadline = System.nanoTime() + deadlineNanos;
     UpdatePlan u = new UpdatePlan(ids, grads);
-    run(u.plan.shards, s -> updateShard(u, s, lr), true);
+    run(u.plan.shards, s -> updateShard(u, s, lr, deadline), true);
   }
 
   /** A plan plus the gradients summed per unique id. */
@@ -585,41 +645,54 @@ public final class EmbeddingClient implements AutoCloseable {
     }
   }
 
-  private void updateShard(UpdatePlan u, int shard, float lr) throws ShardException {
+  /**
+   * One shard's part of an update on a pooled stream; the learning rate travels in each batch's app
+   * metadata ({@code {"lr": ..}}), since the stream's command is shared by every request. Never
+   * retried: a failed stream is closed and the call fails.
+   */
+  private void updateShard(UpdatePlan u, int shard, float lr, long deadline) throws ShardException {
     Endpoint e = byShard[shard];
+    ExchangePool pool = updatePools[shard];
     int[] uniques = u.plan.uniquesOf[shard];
     long perRow = 8 + rowBytes;
     int chunk = (int) Math.max(1, Math.min(e.maxIds, (e.maxMessageBytes * 0.9 - 4096) / perRow));
-    ObjectNode extra = Protocol.JSON.createObjectNode();
-    if (!Float.isNaN(lr)) {
-      extra.put("lr", lr);
-    }
-    FlightDescriptor cmd = Protocol.command(Protocol.OP_UPDATE, shard, extra);
-    try (VectorSchemaRoot req = VectorSchemaRoot.create(Protocol.updateRequest(dim), allocator);
-        FlightClient.ExchangeReaderWriter rw = e.client.doExchange(cmd, options)) {
-      BigIntVector ids = (BigIntVector) req.getVector(0);
-      FixedSizeListVector gradList = (FixedSizeListVector) req.getVector(1);
-      rw.getWriter().start(req);
+    byte[] lrJson = Float.isNaN(lr) ? null : ("{\"lr\":" + lr + "}").getBytes(StandardCharsets.UTF_8);
+    ExchangePool.Exchange x = null;
+    try {
+      x = pool.take();
+      x.arm(deadline);
+      BigIntVector ids = (BigIntVector) x.request.getVector(0);
+      FixedSizeListVector gradList = (FixedSizeListVector) x.request.getVector(1);
       for (int from = 0; from < uniques.length; from += chunk) {
         int n = Math.min(chunk, uniques.length - from);
-        ids.allocateNew(n);
-        ArrowBuf data = ShardProducer.allocate(gradList, n);
+        long idAddress = reserve(ids, n).memoryAddress();
+        ArrowBuf data = reserve(gradList, n);
         FloatBuffer view = data.nioBuffer(0, (int) (n * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
         for (int i = 0; i < n; i++) {
           int uq = uniques[from + i];
-          ids.set(i, u.plan.uniqueIds[uq]);
+          MemoryUtil.putLong(idAddress + 8L * i, u.plan.uniqueIds[uq]);
           view.put(i * dim, u.sums, uq * dim, dim);
         }
         ids.setValueCount(n);
-        req.setRowCount(n);
-        rw.getWriter().putNext();
+        x.request.setRowCount(n);
+        ArrowBuf metadata = null;
+        if (lrJson != null) {
+          metadata = allocator.buffer(lrJson.length);
+          metadata.setBytes(0, lrJson);
+          metadata.writerIndex(lrJson.length);
+        }
+        x.send(metadata);
+        VectorSchemaRoot reply = x.receive();
+        if (reply.getRowCount() != 1 || !Protocol.sameShape(reply.getSchema(), updateReply)) {
+          throw ShardErrors.internal("Cannot update: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected 1 row of " + updateReply, null);
+        }
       }
-      rw.getWriter().completed();
-      FlightStream reader = rw.getReader();
-      while (reader.next()) {
-        // one ack per batch; the stream ends after the last
-      }
+      x.disarm();
+      pool.release(x);
     } catch (Exception ex) {
+      if (x != null) {
+        x.close();
+      }
       throw shardError("update " + uniques.length + " ids on", shard, e, ex);
     }
   }
@@ -884,7 +957,17 @@ public final class EmbeddingClient implements AutoCloseable {
   @Override
   public void close() {
     executor.shutdownNow();
+    timer.shutdownNow();
     List<AutoCloseable> parts = new ArrayList<>();
+    for (ExchangePool[] pools : new ExchangePool[][] {lookupPools, updatePools}) {
+      if (pools != null) {
+        for (ExchangePool p : pools) {
+          if (p != null) {
+            parts.add(p);
+          }
+        }
+      }
+    }
     for (Endpoint e : endpoints) {
       parts.add(e.client);
     }
