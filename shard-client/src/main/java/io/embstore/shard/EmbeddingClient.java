@@ -88,6 +88,7 @@ public final class EmbeddingClient implements AutoCloseable {
   private final ScheduledExecutorService timer;
   private final ExchangePool[] lookupPools;
   private final ExchangePool[] updatePools;
+  private final Batcher[] batchers;
   private final Schema lookupReply;
   private final Schema updateReply = Protocol.updateReply();
 
@@ -231,6 +232,7 @@ public final class EmbeddingClient implements AutoCloseable {
     } catch (IOException | RuntimeException e) {
       this.lookupPools = lp;
       this.updatePools = up;
+      this.batchers = null;
       try {
         close();
       } catch (RuntimeException suppressed) {
@@ -240,6 +242,10 @@ public final class EmbeddingClient implements AutoCloseable {
     }
     this.lookupPools = lp;
     this.updatePools = up;
+    this.batchers = new Batcher[byShard.length];
+    for (int s = 0; s < batchers.length; s++) {
+      batchers[s] = new Batcher(s);
+    }
   }
 
   /** Threads that run shard requests (of async calls, and all but one shard of a blocking call). */
@@ -433,7 +439,24 @@ public final class EmbeddingClient implements AutoCloseable {
       checkOut(ids.length, out.length);
       long deadline = System.nanoTime() + deadlineNanos;
       Plan plan = new Plan(ids, "look up");
-      return runAsync(plan.shards, s -> lookupShard(plan, s, arrayScatter(out), deadline));
+      AsyncLookup call = new AsyncLookup(plan.shards.length);
+      Scatter scatter = arrayScatter(out);
+      for (int s : plan.shards) {
+        Part part = new Part(plan, s, scatter, deadline, call);
+        if (plan.uniquesOf[s].length > BATCH_IDS) {
+          executor.execute(() -> {
+            try {
+              lookupShard(plan, s, scatter, deadline);
+              call.done();
+            } catch (IOException | RuntimeException e) {
+              call.fail(e);
+            }
+          });
+        } else {
+          batchers[s].submit(part);
+        }
+      }
+      return call.future;
     } catch (RuntimeException e) {
       return CompletableFuture.failedFuture(e);
     }
@@ -538,6 +561,194 @@ public final class EmbeddingClient implements AutoCloseable {
           x.close();
         }
         throw shardError("look up " + uniques.length + " ids on", shard, e, ex);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ async lookups, micro-batched
+
+  /** Most ids one micro-batch carries; an async lookup with more ids for a shard goes alone. */
+  static final int BATCH_IDS = 8192;
+  /** Micro-batches of one shard in flight at once (each on its own pooled stream). */
+  static final int BATCHES_IN_FLIGHT = 2;
+
+  /** The future of one async lookup: done when every shard part is. */
+  private static final class AsyncLookup {
+    final CompletableFuture<Void> future = new CompletableFuture<>();
+    final AtomicInteger remaining;
+
+    AsyncLookup(int parts) {
+      remaining = new AtomicInteger(parts);
+      if (parts == 0) {
+        future.complete(null);
+      }
+    }
+
+    void done() {
+      if (remaining.decrementAndGet() == 0) {
+        future.complete(null);
+      }
+    }
+
+    void fail(Throwable e) {
+      future.completeExceptionally(e);
+    }
+  }
+
+  /** One shard's part of one async lookup, waiting for a micro-batch. */
+  private record Part(Plan plan, int shard, Scatter scatter, long deadline, AsyncLookup call) {
+    int size() {
+      return plan.uniquesOf[shard].length;
+    }
+  }
+
+  /**
+   * Collects the async lookups of one shard into micro-batches: while a batch is on the wire, new
+   * requests queue; the next batch takes all of them (up to {@link #BATCH_IDS} ids) in one exchange
+   * message. Many small lookups in flight thus cost one round trip per batch, not per lookup, and
+   * at most {@link #BATCHES_IN_FLIGHT} threads per shard.
+   */
+  private final class Batcher {
+    final int shard;
+    final java.util.concurrent.ConcurrentLinkedQueue<Part> queue = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    final AtomicInteger drainers = new AtomicInteger();
+
+    Batcher(int shard) {
+      this.shard = shard;
+    }
+
+    void submit(Part p) {
+      queue.add(p);
+      startDrainer();
+    }
+
+    private void startDrainer() {
+      for (int d = drainers.get(); d < BATCHES_IN_FLIGHT; d = drainers.get()) {
+        if (drainers.compareAndSet(d, d + 1)) {
+          try {
+            executor.execute(this::drain);
+          } catch (RuntimeException e) {
+            drainers.decrementAndGet();
+            failAll(e);
+          }
+          return;
+        }
+      }
+    }
+
+    private void failAll(Throwable e) {
+      for (Part p; (p = queue.poll()) != null; ) {
+        p.call.fail(e);
+      }
+    }
+
+    private void drain() {
+      List<Part> batch = new ArrayList<>();
+      while (true) {
+        batch.clear();
+        int ids = 0;
+        for (Part p; ids < BATCH_IDS && (p = queue.peek()) != null; ) {
+          if (ids > 0 && ids + p.size() > BATCH_IDS) {
+            break;
+          }
+          if (queue.remove(p)) {
+            batch.add(p);
+            ids += p.size();
+          }
+        }
+        if (batch.isEmpty()) {
+          drainers.decrementAndGet();
+          if (queue.isEmpty() || !reclaim()) {
+            return;
+          }
+          continue;
+        }
+        try {
+          lookupBatch(shard, batch, ids);
+          for (Part p : batch) {
+            p.call.done();
+          }
+        } catch (ShardException e) {
+          for (Part p : batch) {
+            // each caller sees its own id count, with the batch's cause
+            p.call.fail(shardError("look up " + p.size() + " ids on", shard, byShard[shard], e.getCause()));
+          }
+        } catch (RuntimeException e) {
+          for (Part p : batch) {
+            p.call.fail(e);
+          }
+        }
+      }
+    }
+
+    /** Takes a drainer slot back after giving it up, when work arrived meanwhile. */
+    private boolean reclaim() {
+      for (int d = drainers.get(); d < BATCHES_IN_FLIGHT; d = drainers.get()) {
+        if (drainers.compareAndSet(d, d + 1)) {
+          return true;
+        }
+      }
+      return false;
+    }
+  }
+
+  /** Sends the parts' ids back to back as one batch on a pooled stream and scatters the reply; retried once on UNAVAILABLE. */
+  private void lookupBatch(int shard, List<Part> parts, int total) throws ShardException {
+    ExchangePool pool = lookupPools[shard];
+    Endpoint e = byShard[shard];
+    long deadline = Long.MAX_VALUE;
+    for (Part p : parts) {
+      deadline = Math.min(deadline, p.deadline);
+    }
+    for (int attempt = 0; ; attempt++) {
+      ExchangePool.Exchange x = null;
+      try {
+        x = attempt == 0 ? pool.take() : pool.fresh();
+        x.arm(deadline);
+        BigIntVector ids = (BigIntVector) x.request.getVector(0);
+        long address = reserve(ids, total).memoryAddress();
+        int k = 0;
+        for (Part p : parts) {
+          int[] uniques = p.plan.uniquesOf[shard];
+          long[] uniqueIds = p.plan.uniqueIds;
+          for (int u : uniques) {
+            MemoryUtil.putLong(address + 8L * k++, uniqueIds[u]);
+          }
+        }
+        ids.setValueCount(total);
+        x.request.setRowCount(total);
+        x.send(null);
+        VectorSchemaRoot reply = x.receive();
+        if (reply.getRowCount() != total || !Protocol.sameShape(reply.getSchema(), lookupReply)) {
+          throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + total + " rows of " + lookupReply, null);
+        }
+        ArrowBuf data = ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
+        FloatBuffer view = data.nioBuffer(0, (int) (total * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        int row = 0;
+        for (Part p : parts) {
+          int[] uniques = p.plan.uniquesOf[shard];
+          for (int r = 0; r < uniques.length; r++, row++) {
+            for (int i = p.plan.firstReq[uniques[r]]; i >= 0; i = p.plan.nextReq[i]) {
+              p.scatter.copy(data, view, row, i);
+            }
+          }
+        }
+        x.disarm();
+        pool.release(x);
+        return;
+      } catch (FlightRuntimeException ex) {
+        if (x != null) {
+          x.close();
+        }
+        if (attempt == 0 && ex.status().code() == FlightStatusCode.UNAVAILABLE) {
+          continue;
+        }
+        throw shardError("look up " + total + " ids on", shard, e, ex);
+      } catch (Exception ex) {
+        if (x != null) {
+          x.close();
+        }
+        throw shardError("look up " + total + " ids on", shard, e, ex);
       }
     }
   }
