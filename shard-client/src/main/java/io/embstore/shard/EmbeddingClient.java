@@ -63,10 +63,13 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * Partitioner}), one request per shard per call, all shards in parallel. Thread-safe.
  *
  * <p>Each call deduplicates its ids (an open-addressing map, no boxing), sends every shard one
- * DoExchange (split into several batches on the same stream only when a shard's part exceeds the
- * server's limits), and copies the reply rows straight into the caller's array or Arrow buffer in
- * request order. Every call has a deadline. Lookups are retried once when a server is UNAVAILABLE;
- * updates are never retried, so an update is applied at most once.
+ * request batch (several only when a shard's part exceeds the server's limits) on a long-lived
+ * DoExchange stream taken from a pool per (endpoint, op, shard) ({@link ExchangePool}: opening a
+ * stream per call cost several round trips), and copies the reply rows straight into the caller's
+ * array or Arrow buffer in request order. Every call has a deadline, enforced per request. Lookups
+ * are retried once, on a new stream, when a server is UNAVAILABLE; updates are never retried, so an
+ * update is applied at most once. Async lookups of one shard are micro-batched into one exchange
+ * message; async work runs on a fixed pool of {@link #THREADS} threads.
  */
 public final class EmbeddingClient implements AutoCloseable {
   private final TableManifest initialManifest;

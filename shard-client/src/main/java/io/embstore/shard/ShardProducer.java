@@ -161,6 +161,9 @@ final class ShardProducer extends NoOpFlightProducer {
 
   private void lookup(HostedShard shard, FlightStream reader, ServerStreamListener listener) {
     org.apache.arrow.vector.types.pojo.Schema expected = Protocol.lookupRequest();
+    // One reply root per stream. Its data buffer is allocated per batch on purpose: with zero copy
+    // gRPC still holds the previous batch's buffer until the bytes are on the socket, so reusing it
+    // could send overwritten rows; a pooled allocation is cheaper than copying every reply.
     try (VectorSchemaRoot out = VectorSchemaRoot.create(Protocol.lookupReply(shard.dim), allocator)) {
       listener.setUseZeroCopy(true);
       listener.start(out);
@@ -198,6 +201,7 @@ final class ShardProducer extends NoOpFlightProducer {
     try (VectorSchemaRoot out = VectorSchemaRoot.create(Protocol.updateReply(), allocator)) {
       listener.start(out);
       BigIntVector applied = (BigIntVector) out.getVector(0);
+      applied.allocateNew(1); // reused by every batch: without zero copy putNext copies it out
       while (nextBatch(reader)) {
         VectorSchemaRoot in = reader.getRoot();
         checkSchema(in, expected, "update");
@@ -208,7 +212,6 @@ final class ShardProducer extends NoOpFlightProducer {
         shard.checkIds(ids, n, "update");
         checkFinite(ids, grads, n, shard.dim);
         int rows = applyDeduplicated(shard, ids, grads, n, (float) lr);
-        applied.allocateNew(1);
         applied.set(0, rows);
         out.setRowCount(1);
         listener.putNext();
