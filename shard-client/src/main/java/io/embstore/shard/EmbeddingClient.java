@@ -39,7 +39,13 @@ import org.apache.arrow.flight.Action;
 import org.apache.arrow.flight.CallOption;
 import org.apache.arrow.flight.CallOptions;
 import org.apache.arrow.flight.FlightClient;
+import io.grpc.ConnectivityState;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.GrpcSslContexts;
+import io.grpc.netty.NettyChannelBuilder;
+import io.netty.handler.ssl.SslContextBuilder;
 import org.apache.arrow.flight.FlightDescriptor;
+import org.apache.arrow.flight.FlightGrpcUtils;
 import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.flight.FlightStream;
@@ -99,13 +105,15 @@ public final class EmbeddingClient implements AutoCloseable {
   static final class Endpoint {
     final String uri;
     final FlightClient client;
+    final ManagedChannel channel;
     int maxIds = ShardServer.DEFAULT_MAX_IDS;
     int maxMessageBytes = ShardServer.DEFAULT_MAX_MESSAGE_BYTES;
     final List<Integer> shards = new ArrayList<>();
 
-    Endpoint(String uri, FlightClient client) {
+    Endpoint(String uri, FlightClient client, ManagedChannel channel) {
       this.uri = uri;
       this.client = client;
+      this.channel = channel;
     }
   }
 
@@ -229,8 +237,8 @@ public final class EmbeddingClient implements AutoCloseable {
               "Cannot build client: shard " + s + " (" + partitioner.describeShard(s) + ") is hosted by no endpoint (endpoints: " + String.join(", ", b.endpoints) + ")");
         }
         Endpoint e = byShard[s];
-        lp[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_LOOKUP, s), Protocol.lookupRequest(), streamOptions, allocator, timer);
-        up[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_UPDATE, s), Protocol.updateRequest(dim), streamOptions, allocator, timer);
+        lp[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_LOOKUP, s), Protocol.lookupRequest(), streamOptions, allocator, timer, e.channel::resetConnectBackoff);
+        up[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_UPDATE, s), Protocol.updateRequest(dim), streamOptions, allocator, timer, e.channel::resetConnectBackoff);
       }
     } catch (IOException | RuntimeException e) {
       this.lookupPools = lp;
@@ -276,11 +284,25 @@ public final class EmbeddingClient implements AutoCloseable {
     if (u.getHost() == null || u.getPort() < 0) {
       throw new IllegalArgumentException("Cannot use endpoint '" + uri + "': no host or port (expected grpc+tcp://HOST:PORT)");
     }
-    FlightClient.Builder fb = FlightClient.builder(allocator, new Location(u)).maxInboundMessageSize(Integer.MAX_VALUE);
-    if ("grpc+tls".equals(u.getScheme()) && trusted != null) {
-      fb.trustedCertificates(new java.io.ByteArrayInputStream(trusted));
+    // The client owns its gRPC channel (instead of FlightClient.builder) to reset the channel's
+    // reconnect backoff before retrying a lookup: after a server restart the channel may still be
+    // in backoff (growing up to minutes) and would fail every new stream fast meanwhile.
+    NettyChannelBuilder cb = NettyChannelBuilder.forAddress(u.getHost(), u.getPort()).maxInboundMessageSize(Integer.MAX_VALUE);
+    if ("grpc+tls".equals(u.getScheme())) {
+      try {
+        SslContextBuilder ssl = GrpcSslContexts.forClient();
+        if (trusted != null) {
+          ssl.trustManager(new java.io.ByteArrayInputStream(trusted));
+        }
+        cb.useTransportSecurity().sslContext(ssl.build());
+      } catch (javax.net.ssl.SSLException e) {
+        throw new IllegalArgumentException("Cannot use endpoint '" + uri + "': TLS setup failed: " + e.getMessage(), e);
+      }
+    } else {
+      cb.usePlaintext();
     }
-    return new Endpoint(uri, fb.build());
+    ManagedChannel channel = cb.build();
+    return new Endpoint(uri, FlightGrpcUtils.createFlightClient(allocator, channel), channel);
   }
 
   private void describe(Endpoint e) throws IOException {
@@ -337,6 +359,11 @@ public final class EmbeddingClient implements AutoCloseable {
   /** The vocabulary, or null when the client was built without one. */
   public Vocabulary vocabulary() {
     return vocabulary;
+  }
+
+  /** Streams opened and dead idle streams skipped so far by the lookup and update pools of {@code shard} (for tests and benchmarks). */
+  long[] streamCounts(int shard) {
+    return new long[] {lookupPools[shard].opened.get(), lookupPools[shard].skipped.get(), updatePools[shard].opened.get(), updatePools[shard].skipped.get()};
   }
 
   /** The endpoint that serves {@code shard}. */
@@ -556,7 +583,8 @@ public final class EmbeddingClient implements AutoCloseable {
           x.close();
         }
         if (attempt == 0 && ex.status().code() == FlightStatusCode.UNAVAILABLE) {
-          continue; // lookups are idempotent: retry once, on a new stream
+          reconnect(e, deadline);
+          continue; // lookups are idempotent: retry once, on a new stream, connecting anew if needed
         }
         throw shardError("look up " + uniques.length + " ids on", shard, e, ex);
       } catch (Exception ex) {
@@ -744,6 +772,7 @@ public final class EmbeddingClient implements AutoCloseable {
           x.close();
         }
         if (attempt == 0 && ex.status().code() == FlightStatusCode.UNAVAILABLE) {
+          reconnect(e, deadline);
           continue;
         }
         throw shardError("look up " + total + " ids on", shard, e, ex);
@@ -772,6 +801,23 @@ public final class EmbeddingClient implements AutoCloseable {
     }
     list.setValueCount(n);
     return ((Float4Vector) list.getDataVector()).getDataBuffer();
+  }
+
+  /** Longest wait for a reconnect before the one retry of a lookup. */
+  static final long RECONNECT_WAIT_NANOS = 500_000_000L;
+
+  /**
+   * Before retrying a lookup on UNAVAILABLE: skips the channel's reconnect backoff and waits (up to
+   * {@link #RECONNECT_WAIT_NANOS} and the deadline) until it is connected. A channel that failed
+   * stays failed (fails new streams fast) until a new connection is up, so an immediate retry would
+   * fail even when the server is back.
+   */
+  private static void reconnect(Endpoint e, long deadline) {
+    e.channel.resetConnectBackoff();
+    long until = Math.min(deadline, System.nanoTime() + RECONNECT_WAIT_NANOS);
+    while (e.channel.getState(true) != ConnectivityState.READY && System.nanoTime() < until) {
+      java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+    }
   }
 
   private static ShardException shardError(String what, int shard, Endpoint e, Throwable ex) {
@@ -906,6 +952,9 @@ public final class EmbeddingClient implements AutoCloseable {
     } catch (Exception ex) {
       if (x != null) {
         x.close();
+      }
+      if (ex instanceof FlightRuntimeException && ((FlightRuntimeException) ex).status().code() == FlightStatusCode.UNAVAILABLE) {
+        e.channel.resetConnectBackoff(); // not retried, but the next call connects at once
       }
       throw shardError("update " + uniques.length + " ids on", shard, e, ex);
     }

@@ -44,12 +44,17 @@ final class ExchangePool implements AutoCloseable {
   private final CallOption[] options;
   private final BufferAllocator allocator;
   private final ScheduledExecutorService timer;
+  private final Runnable reconnect;
   private final ConcurrentLinkedDeque<Exchange> idle = new ConcurrentLinkedDeque<>();
   private final Set<Exchange> open = ConcurrentHashMap.newKeySet();
   private volatile boolean closed;
+  /** Streams opened so far, and idle streams skipped because they were no longer ready. */
+  final java.util.concurrent.atomic.AtomicLong opened = new java.util.concurrent.atomic.AtomicLong();
+  final java.util.concurrent.atomic.AtomicLong skipped = new java.util.concurrent.atomic.AtomicLong();
 
   ExchangePool(String uri, FlightClient client, FlightDescriptor command, Schema requestSchema,
-      CallOption[] options, BufferAllocator allocator, ScheduledExecutorService timer) {
+      CallOption[] options, BufferAllocator allocator, ScheduledExecutorService timer, Runnable reconnect) {
+    this.reconnect = reconnect;
     this.uri = uri;
     this.client = client;
     this.command = command;
@@ -62,14 +67,17 @@ final class ExchangePool implements AutoCloseable {
   /**
    * An idle stream, or a new one. An idle stream that is no longer ready to send (its server went
    * away or restarted while it was idle) is closed and skipped: nothing was sent on it, so skipping it
-   * is safe even for updates.
+   * is safe even for updates. The channel's reconnect backoff is then reset, so that the new stream
+   * reaches a restarted server at once.
    */
   Exchange take() {
     for (Exchange x; (x = idle.pollFirst()) != null; ) {
       if (x.rw.getWriter().isReady()) {
         return x;
       }
+      skipped.incrementAndGet();
       x.close();
+      reconnect.run(); // the server went away: connect anew now, not after the channel's backoff
     }
     return fresh();
   }
@@ -80,6 +88,7 @@ final class ExchangePool implements AutoCloseable {
       throw CallStatus.CANCELLED.withDescription("Cannot send: the client is closed").toRuntimeException();
     }
     Exchange x = new Exchange();
+    opened.incrementAndGet();
     open.add(x);
     if (closed) {
       x.close();

@@ -1,12 +1,14 @@
 package io.embstore.shard;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.AfterEach;
@@ -53,6 +55,14 @@ class ExchangePoolTest {
         client.lookup(ids, out);
         assertRows(ids, out, fx.matrix);
       }
+      for (int i = 0; i < 200; i++) {
+        client.lookup(new long[] {i}, new float[C]);
+        client.update(new long[] {i}, new float[C], 0.1f);
+      }
+      // sequential requests reuse their streams instead of opening one each
+      long[] counts = client.streamCounts(0);
+      assertThat(counts[0]).as("lookup streams opened for %d lookups", 207).isLessThan(10);
+      assertThat(counts[2]).as("update streams opened for %d updates", 200).isLessThan(10);
       List<CompletableFuture<Void>> futures = new ArrayList<>();
       List<long[]> idss = new ArrayList<>();
       List<float[]> outs = new ArrayList<>();
@@ -104,8 +114,18 @@ class ExchangePoolTest {
       float[] out = new float[ids.length * C];
       client.lookup(ids, out);
       client.update(new long[] {5}, new float[] {1, 1, 1, 1}, 0.5f);
+      String endpoint = first.endpoint();
       first.close();
       fx.servers.remove(first);
+      // while it is down, lookups (blocking and micro-batched async) fail naming shard and endpoint
+      assertThatThrownBy(() -> client.lookup(new long[] {3}, new float[C]))
+          .isInstanceOf(ShardException.class)
+          .hasMessageStartingWith("Cannot look up 1 ids on shard 1 at " + endpoint + ": UNAVAILABLE");
+      assertThatThrownBy(() -> client.lookupAsync(new long[] {2, 4}, new float[2 * C]).join())
+          .isInstanceOf(CompletionException.class)
+          .cause()
+          .isInstanceOf(ShardException.class)
+          .hasMessageStartingWith("Cannot look up 2 ids on shard 0 at " + endpoint + ": UNAVAILABLE");
       fx.start(ShardServer.builder().table(fx.dir).port(port).allocator(allocator));
       client.lookup(ids, out);
       assertRows(ids, out, fx.matrix); // the new server loaded the table as written
