@@ -103,8 +103,12 @@ final class ExchangePool implements AutoCloseable {
       x.close();
       return;
     }
-    if (x.request.getFieldVectors().stream().mapToLong(v -> v.getBufferSizeFor(v.getValueCapacity())).sum() > MAX_KEPT_REQUEST_BYTES) {
-      x.request.clear();
+    long bytes = 0;
+    for (org.apache.arrow.vector.FieldVector v : x.request.getFieldVectors()) {
+      bytes += v.getBufferSizeFor(v.getValueCapacity());
+    }
+    if (bytes > MAX_KEPT_REQUEST_BYTES) {
+      x.request.clear(); // a rare huge request does not pin its buffers in the pool
     }
     idle.offerFirst(x);
     if (closed && idle.remove(x)) {
