@@ -30,6 +30,8 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -37,7 +39,13 @@ import org.apache.arrow.flight.Action;
 import org.apache.arrow.flight.CallOption;
 import org.apache.arrow.flight.CallOptions;
 import org.apache.arrow.flight.FlightClient;
+import io.grpc.ConnectivityState;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.GrpcSslContexts;
+import io.grpc.netty.NettyChannelBuilder;
+import io.netty.handler.ssl.SslContextBuilder;
 import org.apache.arrow.flight.FlightDescriptor;
+import org.apache.arrow.flight.FlightGrpcUtils;
 import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.flight.FlightStream;
@@ -48,21 +56,26 @@ import org.apache.arrow.flight.grpc.CredentialCallOption;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.memory.util.MemoryUtil;
 import org.apache.arrow.util.AutoCloseables;
 import org.apache.arrow.vector.BigIntVector;
 import org.apache.arrow.vector.Float4Vector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.FixedSizeListVector;
+import org.apache.arrow.vector.types.pojo.Schema;
 
 /**
  * Routes lookups and sparse updates to the shard servers that own each id (the table's {@link
  * Partitioner}), one request per shard per call, all shards in parallel. Thread-safe.
  *
  * <p>Each call deduplicates its ids (an open-addressing map, no boxing), sends every shard one
- * DoExchange (split into several batches on the same stream only when a shard's part exceeds the
- * server's limits), and copies the reply rows straight into the caller's array or Arrow buffer in
- * request order. Every call has a deadline. Lookups are retried once when a server is UNAVAILABLE;
- * updates are never retried, so an update is applied at most once.
+ * request batch (several only when a shard's part exceeds the server's limits) on a long-lived
+ * DoExchange stream taken from a pool per (endpoint, op, shard) ({@link ExchangePool}: opening a
+ * stream per call cost several round trips), and copies the reply rows straight into the caller's
+ * array or Arrow buffer in request order. Every call has a deadline, enforced per request. Lookups
+ * are retried once, on a new stream, when a server is UNAVAILABLE; updates are never retried, so an
+ * update is applied at most once. Async lookups of one shard are micro-batched into one exchange
+ * message; async work runs on a fixed pool of {@link #THREADS} threads.
  */
 public final class EmbeddingClient implements AutoCloseable {
   private final TableManifest initialManifest;
@@ -77,19 +90,30 @@ public final class EmbeddingClient implements AutoCloseable {
   private final List<Endpoint> endpoints;
   private final Endpoint[] byShard;
   private final CallOption[] options;
+  /** Options of long-lived streams: the credentials, no gRPC deadline (requests enforce their own). */
+  private final CallOption[] streamOptions;
+  private final long deadlineNanos;
   private final ExecutorService executor;
+  private final ScheduledExecutorService timer;
+  private final ExchangePool[] lookupPools;
+  private final ExchangePool[] updatePools;
+  private final Batcher[] batchers;
+  private final Schema lookupReply;
+  private final Schema updateReply = Protocol.updateReply();
 
   /** One server: its Flight client and the limits it announced in {@code describe}. */
   static final class Endpoint {
     final String uri;
     final FlightClient client;
+    final ManagedChannel channel;
     int maxIds = ShardServer.DEFAULT_MAX_IDS;
     int maxMessageBytes = ShardServer.DEFAULT_MAX_MESSAGE_BYTES;
     final List<Integer> shards = new ArrayList<>();
 
-    Endpoint(String uri, FlightClient client) {
+    Endpoint(String uri, FlightClient client, ManagedChannel channel) {
       this.uri = uri;
       this.client = client;
+      this.channel = channel;
     }
   }
 
@@ -169,13 +193,20 @@ public final class EmbeddingClient implements AutoCloseable {
     BufferAllocator parent = b.parent == null ? ownedRoot : b.parent;
     this.allocator = parent.newChildAllocator("embedding-client", 0, Long.MAX_VALUE);
     this.endpoints = new ArrayList<>();
-    this.executor = Executors.newCachedThreadPool(daemonThreads());
+    this.executor = Executors.newFixedThreadPool(THREADS, daemonThreads("embstore-client-"));
+    ScheduledThreadPoolExecutor deadlines = new ScheduledThreadPoolExecutor(1, daemonThreads("embstore-client-deadlines-"));
+    deadlines.setRemoveOnCancelPolicy(true);
+    this.timer = deadlines;
+    this.deadlineNanos = b.deadline.toNanos();
     List<CallOption> opts = new ArrayList<>();
-    opts.add(CallOptions.timeout(b.deadline.toMillis(), TimeUnit.MILLISECONDS));
     if (b.token != null) {
       opts.add(new CredentialCallOption(new BearerCredentialWriter(b.token)));
     }
+    this.streamOptions = opts.toArray(new CallOption[0]);
+    opts.add(CallOptions.timeout(b.deadline.toMillis(), TimeUnit.MILLISECONDS));
     this.options = opts.toArray(new CallOption[0]);
+    ExchangePool[] lp = null;
+    ExchangePool[] up = null;
     try {
       if (b.table != null) {
         Table t = Table.open(b.table);
@@ -191,7 +222,10 @@ public final class EmbeddingClient implements AutoCloseable {
       this.partitioner = initialManifest.partitioner();
       this.dim = initialManifest.dim();
       this.rowBytes = dim * 4L;
+      this.lookupReply = Protocol.lookupReply(dim);
       this.byShard = new Endpoint[partitioner.numShards()];
+      lp = new ExchangePool[byShard.length];
+      up = new ExchangePool[byShard.length];
       for (String uri : b.endpoints) {
         Endpoint e = connect(uri, b.trustedCertificates);
         endpoints.add(e);
@@ -202,8 +236,14 @@ public final class EmbeddingClient implements AutoCloseable {
           throw new IOException(
               "Cannot build client: shard " + s + " (" + partitioner.describeShard(s) + ") is hosted by no endpoint (endpoints: " + String.join(", ", b.endpoints) + ")");
         }
+        Endpoint e = byShard[s];
+        lp[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_LOOKUP, s), Protocol.lookupRequest(), streamOptions, allocator, timer, e.channel::resetConnectBackoff);
+        up[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_UPDATE, s), Protocol.updateRequest(dim), streamOptions, allocator, timer, e.channel::resetConnectBackoff);
       }
     } catch (IOException | RuntimeException e) {
+      this.lookupPools = lp;
+      this.updatePools = up;
+      this.batchers = null;
       try {
         close();
       } catch (RuntimeException suppressed) {
@@ -211,12 +251,21 @@ public final class EmbeddingClient implements AutoCloseable {
       }
       throw e;
     }
+    this.lookupPools = lp;
+    this.updatePools = up;
+    this.batchers = new Batcher[byShard.length];
+    for (int s = 0; s < batchers.length; s++) {
+      batchers[s] = new Batcher(s);
+    }
   }
 
-  private static ThreadFactory daemonThreads() {
+  /** Threads that run shard requests (of async calls, and all but one shard of a blocking call). */
+  static final int THREADS = Math.max(4, 4 * Runtime.getRuntime().availableProcessors());
+
+  private static ThreadFactory daemonThreads(String prefix) {
     AtomicInteger n = new AtomicInteger();
     return r -> {
-      Thread t = new Thread(r, "embstore-client-" + n.incrementAndGet());
+      Thread t = new Thread(r, prefix + n.incrementAndGet());
       t.setDaemon(true);
       return t;
     };
@@ -235,11 +284,25 @@ public final class EmbeddingClient implements AutoCloseable {
     if (u.getHost() == null || u.getPort() < 0) {
       throw new IllegalArgumentException("Cannot use endpoint '" + uri + "': no host or port (expected grpc+tcp://HOST:PORT)");
     }
-    FlightClient.Builder fb = FlightClient.builder(allocator, new Location(u)).maxInboundMessageSize(Integer.MAX_VALUE);
-    if ("grpc+tls".equals(u.getScheme()) && trusted != null) {
-      fb.trustedCertificates(new java.io.ByteArrayInputStream(trusted));
+    // The client owns its gRPC channel (instead of FlightClient.builder) to reset the channel's
+    // reconnect backoff before retrying a lookup: after a server restart the channel may still be
+    // in backoff (growing up to minutes) and would fail every new stream fast meanwhile.
+    NettyChannelBuilder cb = NettyChannelBuilder.forAddress(u.getHost(), u.getPort()).maxInboundMessageSize(Integer.MAX_VALUE);
+    if ("grpc+tls".equals(u.getScheme())) {
+      try {
+        SslContextBuilder ssl = GrpcSslContexts.forClient();
+        if (trusted != null) {
+          ssl.trustManager(new java.io.ByteArrayInputStream(trusted));
+        }
+        cb.useTransportSecurity().sslContext(ssl.build());
+      } catch (javax.net.ssl.SSLException e) {
+        throw new IllegalArgumentException("Cannot use endpoint '" + uri + "': TLS setup failed: " + e.getMessage(), e);
+      }
+    } else {
+      cb.usePlaintext();
     }
-    return new Endpoint(uri, fb.build());
+    ManagedChannel channel = cb.build();
+    return new Endpoint(uri, FlightGrpcUtils.createFlightClient(allocator, channel), channel);
   }
 
   private void describe(Endpoint e) throws IOException {
@@ -296,6 +359,11 @@ public final class EmbeddingClient implements AutoCloseable {
   /** The vocabulary, or null when the client was built without one. */
   public Vocabulary vocabulary() {
     return vocabulary;
+  }
+
+  /** Streams opened and dead idle streams skipped so far by the lookup and update pools of {@code shard} (for tests and benchmarks). */
+  long[] streamCounts(int shard) {
+    return new long[] {lookupPools[shard].opened.get(), lookupPools[shard].skipped.get(), updatePools[shard].opened.get(), updatePools[shard].skipped.get()};
   }
 
   /** The endpoint that serves {@code shard}. */
@@ -390,16 +458,35 @@ public final class EmbeddingClient implements AutoCloseable {
   /** Rows of {@code ids} in request order: row i at {@code out[i*C .. i*C+C)}. Duplicates allowed. */
   public void lookup(long[] ids, float[] out) throws IOException {
     checkOut(ids.length, out.length);
+    long deadline = System.nanoTime() + deadlineNanos;
     Plan plan = new Plan(ids, "look up");
-    run(plan.shards, s -> lookupShard(plan, s, arrayScatter(out)), true);
+    run(plan.shards, s -> lookupShard(plan, s, arrayScatter(out), deadline), true);
   }
 
   /** {@link #lookup(long[], float[])} without waiting; many may be in flight. */
   public CompletableFuture<Void> lookupAsync(long[] ids, float[] out) {
     try {
       checkOut(ids.length, out.length);
+      long deadline = System.nanoTime() + deadlineNanos;
       Plan plan = new Plan(ids, "look up");
-      return runAsync(plan.shards, s -> lookupShard(plan, s, arrayScatter(out)));
+      AsyncLookup call = new AsyncLookup(plan.shards.length);
+      Scatter scatter = arrayScatter(out);
+      for (int s : plan.shards) {
+        Part part = new Part(plan, s, scatter, deadline, call);
+        if (plan.uniquesOf[s].length > BATCH_IDS) {
+          executor.execute(() -> {
+            try {
+              lookupShard(plan, s, scatter, deadline);
+              call.done();
+            } catch (IOException | RuntimeException e) {
+              call.fail(e);
+            }
+          });
+        } else {
+          batchers[s].submit(part);
+        }
+      }
+      return call.future;
     } catch (RuntimeException e) {
       return CompletableFuture.failedFuture(e);
     }
@@ -412,9 +499,10 @@ public final class EmbeddingClient implements AutoCloseable {
       throw new IllegalArgumentException(
           "Cannot look up " + ids.length + " ids: the buffer holds " + out.capacity() + " bytes, need " + need + " from offset " + offset);
     }
+    long deadline = System.nanoTime() + deadlineNanos;
     Plan plan = new Plan(ids, "look up");
     Scatter scatter = (data, view, row, request) -> out.setBytes(offset + request * rowBytes, data, row * rowBytes, rowBytes);
-    run(plan.shards, s -> lookupShard(plan, s, scatter), true);
+    run(plan.shards, s -> lookupShard(plan, s, scatter, deadline), true);
   }
 
   /** Rows of {@code tokens} (through the table's vocabulary), back to back in request order. */
@@ -449,35 +537,35 @@ public final class EmbeddingClient implements AutoCloseable {
     return (data, view, row, request) -> view.get(row * c, out, request * c, c);
   }
 
-  private void lookupShard(Plan plan, int shard, Scatter scatter) throws ShardException {
-    Endpoint e = byShard[shard];
+  /**
+   * One shard's part of a lookup on a pooled stream: one batch per chunk, each answered before the
+   * next is sent. Retried once on a fresh stream when the server is UNAVAILABLE (a pooled stream may
+   * have outlived a server restart); lookups are idempotent.
+   */
+  private void lookupShard(Plan plan, int shard, Scatter scatter, long deadline) throws ShardException {
+    ExchangePool pool = lookupPools[shard];
     int[] uniques = plan.uniquesOf[shard];
-    int chunk = (int) Math.max(1, Math.min(e.maxIds, (Integer.MAX_VALUE / 2) / rowBytes));
-    FlightDescriptor cmd = Protocol.command(Protocol.OP_LOOKUP, shard);
+    Endpoint e = byShard[shard];
+    int chunk = (int) Math.max(1, Math.min(e.maxIds, Math.min((e.maxMessageBytes * 0.9 - 4096) / 8, (Integer.MAX_VALUE / 2) / rowBytes)));
     for (int attempt = 0; ; attempt++) {
-      try (VectorSchemaRoot req = VectorSchemaRoot.create(Protocol.lookupRequest(), allocator);
-          FlightClient.ExchangeReaderWriter rw = e.client.doExchange(cmd, options)) {
-        BigIntVector ids = (BigIntVector) req.getVector(0);
-        rw.getWriter().start(req);
+      ExchangePool.Exchange x = null;
+      try {
+        x = attempt == 0 ? pool.take() : pool.fresh();
+        x.arm(deadline);
+        BigIntVector ids = (BigIntVector) x.request.getVector(0);
         for (int from = 0; from < uniques.length; from += chunk) {
           int n = Math.min(chunk, uniques.length - from);
-          ids.allocateNew(n);
+          ArrowBuf idBuf = reserve(ids, n);
+          long address = idBuf.memoryAddress();
           for (int i = 0; i < n; i++) {
-            ids.set(i, plan.uniqueIds[uniques[from + i]]);
+            MemoryUtil.putLong(address + 8L * i, plan.uniqueIds[uniques[from + i]]);
           }
-          req.setRowCount(n);
-          rw.getWriter().putNext();
-        }
-        rw.getWriter().completed();
-        FlightStream reader = rw.getReader();
-        for (int from = 0; from < uniques.length; from += chunk) {
-          int n = Math.min(chunk, uniques.length - from);
-          if (!reader.next()) {
-            throw ShardErrors.internal("Cannot look up: the server ended the stream after " + from + " of " + uniques.length + " rows", null);
-          }
-          VectorSchemaRoot reply = reader.getRoot();
-          if (reply.getRowCount() != n || !Protocol.sameShape(reply.getSchema(), Protocol.lookupReply(dim))) {
-            throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + n + " rows of " + Protocol.lookupReply(dim), null);
+          ids.setValueCount(n);
+          x.request.setRowCount(n);
+          x.send(null);
+          VectorSchemaRoot reply = x.receive();
+          if (reply.getRowCount() != n || !Protocol.sameShape(reply.getSchema(), lookupReply)) {
+            throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + n + " rows of " + lookupReply, null);
           }
           ArrowBuf data = ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
           FloatBuffer view = data.nioBuffer(0, (int) (n * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
@@ -487,18 +575,248 @@ public final class EmbeddingClient implements AutoCloseable {
             }
           }
         }
-        while (reader.next()) {
-          // Drains to the end of the stream so that a late server error is seen.
-        }
+        x.disarm();
+        pool.release(x);
         return;
       } catch (FlightRuntimeException ex) {
+        if (x != null) {
+          x.close();
+        }
         if (attempt == 0 && ex.status().code() == FlightStatusCode.UNAVAILABLE) {
-          continue; // lookups are idempotent: retry once
+          reconnect(e, deadline);
+          continue; // lookups are idempotent: retry once, on a new stream, connecting anew if needed
         }
         throw shardError("look up " + uniques.length + " ids on", shard, e, ex);
       } catch (Exception ex) {
+        if (x != null) {
+          x.close();
+        }
         throw shardError("look up " + uniques.length + " ids on", shard, e, ex);
       }
+    }
+  }
+
+  // ------------------------------------------------------------------ async lookups, micro-batched
+
+  /** Most ids one micro-batch carries; an async lookup with more ids for a shard goes alone. */
+  static final int BATCH_IDS = 8192;
+  /** Micro-batches of one shard in flight at once (each on its own pooled stream). */
+  static final int BATCHES_IN_FLIGHT = 2;
+
+  /** The future of one async lookup: done when every shard part is. */
+  private static final class AsyncLookup {
+    final CompletableFuture<Void> future = new CompletableFuture<>();
+    final AtomicInteger remaining;
+
+    AsyncLookup(int parts) {
+      remaining = new AtomicInteger(parts);
+      if (parts == 0) {
+        future.complete(null);
+      }
+    }
+
+    void done() {
+      if (remaining.decrementAndGet() == 0) {
+        future.complete(null);
+      }
+    }
+
+    void fail(Throwable e) {
+      future.completeExceptionally(e);
+    }
+  }
+
+  /** One shard's part of one async lookup, waiting for a micro-batch. */
+  private record Part(Plan plan, int shard, Scatter scatter, long deadline, AsyncLookup call) {
+    int size() {
+      return plan.uniquesOf[shard].length;
+    }
+  }
+
+  /**
+   * Collects the async lookups of one shard into micro-batches: while a batch is on the wire, new
+   * requests queue; the next batch takes all of them (up to {@link #BATCH_IDS} ids) in one exchange
+   * message. Many small lookups in flight thus cost one round trip per batch, not per lookup, and
+   * at most {@link #BATCHES_IN_FLIGHT} threads per shard.
+   */
+  private final class Batcher {
+    final int shard;
+    final java.util.concurrent.ConcurrentLinkedQueue<Part> queue = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    final AtomicInteger drainers = new AtomicInteger();
+
+    Batcher(int shard) {
+      this.shard = shard;
+    }
+
+    void submit(Part p) {
+      queue.add(p);
+      startDrainer();
+    }
+
+    private void startDrainer() {
+      for (int d = drainers.get(); d < BATCHES_IN_FLIGHT; d = drainers.get()) {
+        if (drainers.compareAndSet(d, d + 1)) {
+          try {
+            executor.execute(this::drain);
+          } catch (RuntimeException e) {
+            drainers.decrementAndGet();
+            failAll(e);
+          }
+          return;
+        }
+      }
+    }
+
+    private void failAll(Throwable e) {
+      for (Part p; (p = queue.poll()) != null; ) {
+        p.call.fail(e);
+      }
+    }
+
+    private void drain() {
+      List<Part> batch = new ArrayList<>();
+      while (true) {
+        batch.clear();
+        int ids = 0;
+        for (Part p; ids < BATCH_IDS && (p = queue.peek()) != null; ) {
+          if (ids > 0 && ids + p.size() > BATCH_IDS) {
+            break;
+          }
+          if (queue.remove(p)) {
+            batch.add(p);
+            ids += p.size();
+          }
+        }
+        if (batch.isEmpty()) {
+          drainers.decrementAndGet();
+          if (queue.isEmpty() || !reclaim()) {
+            return;
+          }
+          continue;
+        }
+        try {
+          lookupBatch(shard, batch, ids);
+          for (Part p : batch) {
+            p.call.done();
+          }
+        } catch (ShardException e) {
+          for (Part p : batch) {
+            // each caller sees its own id count, with the batch's cause
+            p.call.fail(shardError("look up " + p.size() + " ids on", shard, byShard[shard], e.getCause()));
+          }
+        } catch (RuntimeException e) {
+          for (Part p : batch) {
+            p.call.fail(e);
+          }
+        }
+      }
+    }
+
+    /** Takes a drainer slot back after giving it up, when work arrived meanwhile. */
+    private boolean reclaim() {
+      for (int d = drainers.get(); d < BATCHES_IN_FLIGHT; d = drainers.get()) {
+        if (drainers.compareAndSet(d, d + 1)) {
+          return true;
+        }
+      }
+      return false;
+    }
+  }
+
+  /** Sends the parts' ids back to back as one batch on a pooled stream and scatters the reply; retried once on UNAVAILABLE. */
+  private void lookupBatch(int shard, List<Part> parts, int total) throws ShardException {
+    ExchangePool pool = lookupPools[shard];
+    Endpoint e = byShard[shard];
+    long deadline = Long.MAX_VALUE;
+    for (Part p : parts) {
+      deadline = Math.min(deadline, p.deadline);
+    }
+    for (int attempt = 0; ; attempt++) {
+      ExchangePool.Exchange x = null;
+      try {
+        x = attempt == 0 ? pool.take() : pool.fresh();
+        x.arm(deadline);
+        BigIntVector ids = (BigIntVector) x.request.getVector(0);
+        long address = reserve(ids, total).memoryAddress();
+        int k = 0;
+        for (Part p : parts) {
+          int[] uniques = p.plan.uniquesOf[shard];
+          long[] uniqueIds = p.plan.uniqueIds;
+          for (int u : uniques) {
+            MemoryUtil.putLong(address + 8L * k++, uniqueIds[u]);
+          }
+        }
+        ids.setValueCount(total);
+        x.request.setRowCount(total);
+        x.send(null);
+        VectorSchemaRoot reply = x.receive();
+        if (reply.getRowCount() != total || !Protocol.sameShape(reply.getSchema(), lookupReply)) {
+          throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + total + " rows of " + lookupReply, null);
+        }
+        ArrowBuf data = ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
+        FloatBuffer view = data.nioBuffer(0, (int) (total * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        int row = 0;
+        for (Part p : parts) {
+          int[] uniques = p.plan.uniquesOf[shard];
+          for (int r = 0; r < uniques.length; r++, row++) {
+            for (int i = p.plan.firstReq[uniques[r]]; i >= 0; i = p.plan.nextReq[i]) {
+              p.scatter.copy(data, view, row, i);
+            }
+          }
+        }
+        x.disarm();
+        pool.release(x);
+        return;
+      } catch (FlightRuntimeException ex) {
+        if (x != null) {
+          x.close();
+        }
+        if (attempt == 0 && ex.status().code() == FlightStatusCode.UNAVAILABLE) {
+          reconnect(e, deadline);
+          continue;
+        }
+        throw shardError("look up " + total + " ids on", shard, e, ex);
+      } catch (Exception ex) {
+        if (x != null) {
+          x.close();
+        }
+        throw shardError("look up " + total + " ids on", shard, e, ex);
+      }
+    }
+  }
+
+  /** Makes {@code v} hold at least {@code n} non-null values (reusing its buffers when large enough); returns its data buffer. */
+  private static ArrowBuf reserve(BigIntVector v, int n) {
+    if (v.getValueCapacity() < n) {
+      v.allocateNew(Math.max(n, Math.max(16, 2 * v.getValueCapacity())));
+      v.getValidityBuffer().setOne(0, v.getValidityBuffer().capacity());
+    }
+    return v.getDataBuffer();
+  }
+
+  /** Makes {@code list} hold at least {@code n} non-null rows; returns its float data buffer. */
+  private static ArrowBuf reserve(FixedSizeListVector list, int n) {
+    if (list.getValueCapacity() < n) {
+      ShardProducer.allocate(list, Math.max(n, Math.max(16, 2 * list.getValueCapacity())));
+    }
+    list.setValueCount(n);
+    return ((Float4Vector) list.getDataVector()).getDataBuffer();
+  }
+
+  /** Longest wait for a reconnect before the one retry of a lookup. */
+  static final long RECONNECT_WAIT_NANOS = 500_000_000L;
+
+  /**
+   * Before retrying a lookup on UNAVAILABLE: skips the channel's reconnect backoff and waits (up to
+   * {@link #RECONNECT_WAIT_NANOS} and the deadline) until it is connected. A channel that failed
+   * stays failed (fails new streams fast) until a new connection is up, so an immediate retry would
+   * fail even when the server is back.
+   */
+  private static void reconnect(Endpoint e, long deadline) {
+    e.channel.resetConnectBackoff();
+    long until = Math.min(deadline, System.nanoTime() + RECONNECT_WAIT_NANOS);
+    while (e.channel.getState(true) != ConnectivityState.READY && System.nanoTime() < until) {
+      java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
     }
   }
 
@@ -535,8 +853,9 @@ public final class EmbeddingClient implements AutoCloseable {
   public CompletableFuture<Void> updateAsync(long[] ids, float[] grads, float learningRate) {
     try {
       checkLearningRate(learningRate);
+      long deadline = System.nanoTime() + deadlineNanos;
       UpdatePlan u = new UpdatePlan(ids, grads);
-      return runAsync(u.plan.shards, s -> updateShard(u, s, learningRate));
+      return runAsync(u.plan.shards, s -> updateShard(u, s, learningRate, deadline));
     } catch (RuntimeException e) {
       return CompletableFuture.failedFuture(e);
     }
@@ -549,8 +868,9 @@ public final class EmbeddingClient implements AutoCloseable {
   }
 
   private void updateInternal(long[] ids, float[] grads, float lr) throws IOException {
+    long deadline = System.nanoTime() + deadlineNanos;
     UpdatePlan u = new UpdatePlan(ids, grads);
-    run(u.plan.shards, s -> updateShard(u, s, lr), true);
+    run(u.plan.shards, s -> updateShard(u, s, lr, deadline), true);
   }
 
   /** A plan plus the gradients summed per unique id. */
@@ -585,41 +905,57 @@ public final class EmbeddingClient implements AutoCloseable {
     }
   }
 
-  private void updateShard(UpdatePlan u, int shard, float lr) throws ShardException {
+  /**
+   * One shard's part of an update on a pooled stream; the learning rate travels in each batch's app
+   * metadata ({@code {"lr": ..}}), since the stream's command is shared by every request. Never
+   * retried: a failed stream is closed and the call fails.
+   */
+  private void updateShard(UpdatePlan u, int shard, float lr, long deadline) throws ShardException {
     Endpoint e = byShard[shard];
+    ExchangePool pool = updatePools[shard];
     int[] uniques = u.plan.uniquesOf[shard];
     long perRow = 8 + rowBytes;
     int chunk = (int) Math.max(1, Math.min(e.maxIds, (e.maxMessageBytes * 0.9 - 4096) / perRow));
-    ObjectNode extra = Protocol.JSON.createObjectNode();
-    if (!Float.isNaN(lr)) {
-      extra.put("lr", lr);
-    }
-    FlightDescriptor cmd = Protocol.command(Protocol.OP_UPDATE, shard, extra);
-    try (VectorSchemaRoot req = VectorSchemaRoot.create(Protocol.updateRequest(dim), allocator);
-        FlightClient.ExchangeReaderWriter rw = e.client.doExchange(cmd, options)) {
-      BigIntVector ids = (BigIntVector) req.getVector(0);
-      FixedSizeListVector gradList = (FixedSizeListVector) req.getVector(1);
-      rw.getWriter().start(req);
+    byte[] lrJson = Float.isNaN(lr) ? null : ("{\"lr\":" + lr + "}").getBytes(StandardCharsets.UTF_8);
+    ExchangePool.Exchange x = null;
+    try {
+      x = pool.take();
+      x.arm(deadline);
+      BigIntVector ids = (BigIntVector) x.request.getVector(0);
+      FixedSizeListVector gradList = (FixedSizeListVector) x.request.getVector(1);
       for (int from = 0; from < uniques.length; from += chunk) {
         int n = Math.min(chunk, uniques.length - from);
-        ids.allocateNew(n);
-        ArrowBuf data = ShardProducer.allocate(gradList, n);
+        long idAddress = reserve(ids, n).memoryAddress();
+        ArrowBuf data = reserve(gradList, n);
         FloatBuffer view = data.nioBuffer(0, (int) (n * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
         for (int i = 0; i < n; i++) {
           int uq = uniques[from + i];
-          ids.set(i, u.plan.uniqueIds[uq]);
+          MemoryUtil.putLong(idAddress + 8L * i, u.plan.uniqueIds[uq]);
           view.put(i * dim, u.sums, uq * dim, dim);
         }
         ids.setValueCount(n);
-        req.setRowCount(n);
-        rw.getWriter().putNext();
+        x.request.setRowCount(n);
+        ArrowBuf metadata = null;
+        if (lrJson != null) {
+          metadata = allocator.buffer(lrJson.length);
+          metadata.setBytes(0, lrJson);
+          metadata.writerIndex(lrJson.length);
+        }
+        x.send(metadata);
+        VectorSchemaRoot reply = x.receive();
+        if (reply.getRowCount() != 1 || !Protocol.sameShape(reply.getSchema(), updateReply)) {
+          throw ShardErrors.internal("Cannot update: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected 1 row of " + updateReply, null);
+        }
       }
-      rw.getWriter().completed();
-      FlightStream reader = rw.getReader();
-      while (reader.next()) {
-        // one ack per batch; the stream ends after the last
-      }
+      x.disarm();
+      pool.release(x);
     } catch (Exception ex) {
+      if (x != null) {
+        x.close();
+      }
+      if (ex instanceof FlightRuntimeException && ((FlightRuntimeException) ex).status().code() == FlightStatusCode.UNAVAILABLE) {
+        e.channel.resetConnectBackoff(); // not retried, but the next call connects at once
+      }
       throw shardError("update " + uniques.length + " ids on", shard, e, ex);
     }
   }
@@ -884,7 +1220,17 @@ public final class EmbeddingClient implements AutoCloseable {
   @Override
   public void close() {
     executor.shutdownNow();
+    timer.shutdownNow();
     List<AutoCloseable> parts = new ArrayList<>();
+    for (ExchangePool[] pools : new ExchangePool[][] {lookupPools, updatePools}) {
+      if (pools != null) {
+        for (ExchangePool p : pools) {
+          if (p != null) {
+            parts.add(p);
+          }
+        }
+      }
+    }
     for (Endpoint e : endpoints) {
       parts.add(e.client);
     }

@@ -32,15 +32,80 @@ final class ShardProducer extends NoOpFlightProducer {
   private final ShardServer server;
   private final BufferAllocator allocator;
 
+  /** Exchange handlers running; {@link #awaitHandlers} lets the server free memory only after they ended. */
+  private final java.util.concurrent.atomic.AtomicInteger handlers = new java.util.concurrent.atomic.AtomicInteger();
+
   ShardProducer(ShardServer server, BufferAllocator allocator) {
     this.server = server;
     this.allocator = allocator;
+  }
+
+  /**
+   * Waits up to {@code millis} until no exchange handler runs. Clients keep exchanges open between
+   * requests; when such a stream is cancelled (client closed, server stopping), its handler ends a
+   * moment after gRPC considers the call done, still holding its last request batch.
+   */
+  /** Set when the server stops: exchanges end (UNAVAILABLE) instead of waiting for the next batch. */
+  private volatile boolean stopping;
+  /** Handler threads waiting for a client's next batch on a long-lived exchange. */
+  private final java.util.Set<Thread> waiting = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+  /**
+   * Ends every exchange that waits for its client's next batch (clients keep exchanges open between
+   * requests, so without this a server would wait for them to go away before it could stop); a
+   * batch being served is finished first, then its exchange ends too.
+   */
+  void stopExchanges() {
+    stopping = true;
+    for (Thread t : waiting) {
+      t.interrupt();
+    }
+  }
+
+  /** The next request batch of an exchange, or false at its end; UNAVAILABLE once the server stops. */
+  private boolean nextBatch(FlightStream reader) {
+    Thread me = Thread.currentThread();
+    if (stopping) {
+      throw CallStatusUnavailable.stopping();
+    }
+    waiting.add(me);
+    try {
+      return reader.next();
+    } catch (RuntimeException e) {
+      if (stopping) {
+        throw CallStatusUnavailable.stopping();
+      }
+      throw e;
+    } finally {
+      waiting.remove(me);
+      if (stopping) {
+        Thread.interrupted();
+      }
+    }
+  }
+
+  private static final class CallStatusUnavailable {
+    static FlightRuntimeException stopping() {
+      return org.apache.arrow.flight.CallStatus.UNAVAILABLE.withDescription("Cannot serve: the server is stopping").toRuntimeException();
+    }
+  }
+
+  boolean awaitHandlers(long millis) throws InterruptedException {
+    long end = System.nanoTime() + millis * 1_000_000L;
+    while (handlers.get() > 0) {
+      if (System.nanoTime() > end) {
+        return false;
+      }
+      Thread.sleep(5);
+    }
+    return true;
   }
 
   // ------------------------------------------------------------------ exchanges
 
   @Override
   public void doExchange(CallContext context, FlightStream reader, ServerStreamListener listener) {
+    handlers.incrementAndGet();
     try {
       Protocol.Command cmd = Protocol.Command.parse(reader.getDescriptor());
       switch (cmd.op()) {
@@ -64,6 +129,11 @@ final class ShardProducer extends NoOpFlightProducer {
     } catch (RuntimeException | OutOfMemoryError e) {
       LOG.warn("exchange failed", e);
       listener.error(ShardErrors.internal("Cannot run exchange: " + e, e));
+    } finally {
+      handlers.decrementAndGet();
+      if (stopping) {
+        Thread.interrupted();
+      }
     }
   }
 
@@ -91,11 +161,14 @@ final class ShardProducer extends NoOpFlightProducer {
 
   private void lookup(HostedShard shard, FlightStream reader, ServerStreamListener listener) {
     org.apache.arrow.vector.types.pojo.Schema expected = Protocol.lookupRequest();
+    // One reply root per stream. Its data buffer is allocated per batch on purpose: with zero copy
+    // gRPC still holds the previous batch's buffer until the bytes are on the socket, so reusing it
+    // could send overwritten rows; a pooled allocation is cheaper than copying every reply.
     try (VectorSchemaRoot out = VectorSchemaRoot.create(Protocol.lookupReply(shard.dim), allocator)) {
       listener.setUseZeroCopy(true);
       listener.start(out);
       FixedSizeListVector list = (FixedSizeListVector) out.getVector(0);
-      while (reader.next()) {
+      while (nextBatch(reader)) {
         VectorSchemaRoot in = reader.getRoot();
         checkSchema(in, expected, "look up ids");
         int n = checkRows(in, "look up");
@@ -128,7 +201,8 @@ final class ShardProducer extends NoOpFlightProducer {
     try (VectorSchemaRoot out = VectorSchemaRoot.create(Protocol.updateReply(), allocator)) {
       listener.start(out);
       BigIntVector applied = (BigIntVector) out.getVector(0);
-      while (reader.next()) {
+      applied.allocateNew(1); // reused by every batch: without zero copy putNext copies it out
+      while (nextBatch(reader)) {
         VectorSchemaRoot in = reader.getRoot();
         checkSchema(in, expected, "update");
         int n = checkRows(in, "update");
@@ -138,7 +212,6 @@ final class ShardProducer extends NoOpFlightProducer {
         shard.checkIds(ids, n, "update");
         checkFinite(ids, grads, n, shard.dim);
         int rows = applyDeduplicated(shard, ids, grads, n, (float) lr);
-        applied.allocateNew(1);
         applied.set(0, rows);
         out.setRowCount(1);
         listener.putNext();
@@ -235,7 +308,7 @@ final class ShardProducer extends NoOpFlightProducer {
       long[] ids = new long[(int) Math.min(k, shard.rows)];
       float[] sims = new float[ids.length];
       float[] query = new float[shard.dim];
-      while (reader.next()) {
+      while (nextBatch(reader)) {
         VectorSchemaRoot in = reader.getRoot();
         checkSchema(in, expected, "search");
         if (in.getRowCount() != 1) {

@@ -46,6 +46,7 @@ public final class ShardServer implements AutoCloseable {
   private final BufferAllocator ownedRoot;
   private final BufferAllocator allocator;
   private final BufferAllocator flightAllocator;
+  private ShardProducer producer;
   private final AtomicLong step;
   private final long startNanos = System.nanoTime();
   private FlightServer flight;
@@ -214,7 +215,8 @@ public final class ShardServer implements AutoCloseable {
             : HostedShard.initialize(m.partitioner(), m.dim(), s, b.init, spec, allocator);
       }
       Location location = tls ? Location.forGrpcTls(host, b.port) : Location.forGrpcInsecure(host, b.port);
-      FlightServer.Builder fb = FlightServer.builder(flightAllocator, location, new ShardProducer(this, flightAllocator))
+      this.producer = new ShardProducer(this, flightAllocator);
+      FlightServer.Builder fb = FlightServer.builder(flightAllocator, location, producer)
           .maxInboundMessageSize(maxMessageBytes);
       if (auth) {
         fb.headerAuthenticator(new TokenAuthenticator(b.readToken, b.writeToken));
@@ -452,12 +454,15 @@ public final class ShardServer implements AutoCloseable {
     List<AutoCloseable> parts = new ArrayList<>();
     if (flight != null) {
       parts.add(() -> {
+        producer.stopExchanges();
         flight.shutdown();
         if (!flight.awaitTermination(5, TimeUnit.SECONDS)) {
           flight.close();
         }
       });
       parts.add(flight);
+      // cancelled long-lived exchanges end their handlers just after the call is done
+      parts.add(() -> producer.awaitHandlers(5000));
     }
     for (HostedShard s : byIndex) {
       if (s != null) {
