@@ -171,6 +171,7 @@ public final class TableWriter implements AutoCloseable {
     }
     if (writers[index] == null) {
       Path file = dir.resolve(TableFormat.shardFileName(index, version));
+      removeLeftover(file);
       files.add(file);
       writers[index] = ShardWriter.create(file, index, partitioner, dim, stateColumns, allocator);
       written[index] = true;
@@ -232,6 +233,7 @@ public final class TableWriter implements AutoCloseable {
     }
     if (vocabulary != null) {
       Path file = dir.resolve(TableFormat.vocabFileName(version));
+      removeLeftover(file);
       files.add(file);
       manifest.vocabulary(vocabulary.write(file, allocator));
     }
@@ -239,6 +241,27 @@ public final class TableWriter implements AutoCloseable {
     commit(dir, m);
     committed = true;
     return m;
+  }
+
+  /**
+   * Deletes {@code file} if a writer of this same version was killed before its commit and left it
+   * behind: no committed manifest can name a file of a version newer than the committed one, so it
+   * is garbage. Refuses when the committed manifest already is at this version or later (another
+   * writer got there first, or {@code base} was stale).
+   */
+  private void removeLeftover(Path file) throws IOException {
+    if (!Files.exists(file)) {
+      return;
+    }
+    if (Files.exists(dir.resolve(TableFormat.MANIFEST_FILE))) {
+      long committed = TableManifest.read(dir).tableVersion();
+      if (committed >= version) {
+        throw new FileAlreadyExistsException(
+            file.toString(), null, "Cannot write table version " + version + " of " + dir + ": version " + committed + " is already committed");
+      }
+    }
+    LOG.info("Deleting {}: left by a writer of version {} that never committed", file, version);
+    Files.delete(file);
   }
 
   private boolean createdDirOrNew() {
