@@ -218,7 +218,11 @@ public final class ShardWriter implements AutoCloseable {
       return;
     }
     root.setRowCount(pending);
-    writer.writeBatch();
+    try {
+      writer.writeBatch();
+    } catch (IOException e) {
+      throw writeFailed(e);
+    }
     written += pending;
     pending = 0;
   }
@@ -235,8 +239,12 @@ public final class ShardWriter implements AutoCloseable {
           "Cannot finish shard " + shard + ": " + rowsWritten() + " of " + expectedRows + " rows written");
     }
     flush();
-    writer.end();
-    channel.force(true);
+    try {
+      writer.end();
+      channel.force(true);
+    } catch (IOException e) {
+      throw writeFailed(e);
+    }
     finished = true;
     TableManifest.ShardEntry entry =
         new TableManifest.ShardEntry(
@@ -269,6 +277,14 @@ public final class ShardWriter implements AutoCloseable {
         Files.deleteIfExists(file);
       }
     }
+  }
+
+  /** The OS error (e.g. "No space left on device") does not say which file; this does. */
+  private IOException writeFailed(IOException e) {
+    if (e instanceof java.nio.file.FileSystemException) {
+      return e;
+    }
+    return new IOException("Cannot write " + file + ": " + e.getMessage(), e);
   }
 
   private static void closeQuietly(Throwable primary, AutoCloseable... resources) {

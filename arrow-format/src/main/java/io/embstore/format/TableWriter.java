@@ -282,6 +282,11 @@ public final class TableWriter implements AutoCloseable {
           ch.write(bytes);
         }
         ch.force(true);
+      } catch (IOException e) {
+        if (e instanceof java.nio.file.FileSystemException) {
+          throw e; // already names the file
+        }
+        throw new IOException("Cannot write " + tmp + ": " + e.getMessage(), e);
       }
       Files.move(tmp, dir.resolve(TableFormat.MANIFEST_FILE), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     } finally {
@@ -333,8 +338,10 @@ public final class TableWriter implements AutoCloseable {
       if (w != null) {
         try {
           w.close();
-        } catch (IOException e) {
-          failure = e;
+        } catch (IOException | RuntimeException e) {
+          // After a failed write (e.g. disk full) Arrow's writer fails again writing its footer on
+          // close, as a RuntimeException: keep closing the other shards and deleting the files.
+          failure = e instanceof IOException ? (IOException) e : new IOException(e);
         }
       }
     }
