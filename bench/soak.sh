@@ -6,7 +6,8 @@
 set -euo pipefail
 seconds="${1:-600}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# A fixed heap so that RSS reflects leaks rather than heap growth decisions.
-export BENCH_JAVA_OPTS="${BENCH_JAVA_OPTS:--Xms1g -Xmx1g}"
+# A fixed, pre-touched heap so that RSS reflects leaks (native, off-heap) rather than the heap
+# being paged in as the GC first uses each region.
+export BENCH_JAVA_OPTS="${BENCH_JAVA_OPTS:--Xms1g -Xmx1g -XX:+AlwaysPreTouch}"
 # Bounded: the run itself plus a generous margin for the build and shutdown.
 exec timeout --kill-after=30 "$((seconds + 900))" "$root/bench/run" io.embstore.bench.soak.SoakBench --seconds "$seconds"
