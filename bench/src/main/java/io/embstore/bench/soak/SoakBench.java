@@ -31,8 +31,9 @@ import org.apache.arrow.memory.RootAllocator;
  *   <li>errors: must be 0;
  *   <li>allocator: no leak at close;
  *   <li>RSS after warm-up (the first quarter of the run, at most 60 s): max/min within 10%;
- *   <li>throughput per interval after warm-up: the slowest interval at least 50% of the median
- *       (a noisy shared machine; a leak or lock-up shows as a trend to zero).
+ *   <li>throughput after warm-up, in windows of {@value #WINDOW_SECONDS} s: the slowest window at
+ *       least 50% of the median (a noisy shared machine; a leak or lock-up shows as a trend to
+ *       zero). A 1-thread baseline measured first in the same run is printed for the ratio.
  * </ul>
  *
  * <p>Run: {@code bench/soak.sh [seconds]} (default 600) or {@code bench/run io.embstore.bench.soak.SoakBench
@@ -40,6 +41,10 @@ import org.apache.arrow.memory.RootAllocator;
  * same run (first interval after warm-up is the baseline); no absolute thresholds.
  */
 public final class SoakBench {
+  static final int BASELINE_SECONDS = 10;
+  /** Throughput stability is judged on windows of at least this many seconds (noise averages out). */
+  static final int WINDOW_SECONDS = 15;
+
   private SoakBench() {}
 
   public static void main(String[] args) throws Exception {
@@ -64,7 +69,8 @@ public final class SoakBench {
 
   static boolean run(int seconds, int threads, long rows, int dim, int intervalSeconds) throws Exception {
     Path dir = Files.createTempDirectory("embstore-soak-");
-    List<long[]> intervals = new ArrayList<>(); // {lookups, updates, errors, rssKb, offHeapBytes}
+    List<long[]> intervals = new ArrayList<>(); // {lookups, updates, errors, rssKb, offHeapBytes, millis}
+    double baseline = 0;
     List<String> errors = new ArrayList<>();
     String leak = null;
     long totalLookups = 0;
@@ -77,6 +83,20 @@ public final class SoakBench {
       ShardServer b = ShardServer.builder().table(dir).shards(2, 3).allocator(root).start();
       EmbeddingClient client =
           EmbeddingClient.builder().table(dir).endpoints(List.of(a.endpoint(), b.endpoint())).allocator(root).deadline(Duration.ofSeconds(30)).build();
+      // Baseline in the same run: one client thread for a few seconds.
+      {
+        AtomicLong l1 = new AtomicLong();
+        AtomicLong u1 = new AtomicLong();
+        AtomicBoolean stop1 = new AtomicBoolean();
+        Thread one = new Thread(() -> work(client, rows, dim, 99, stop1, l1, u1, new AtomicLong(), errors), "soak-baseline");
+        long t0 = System.nanoTime();
+        one.start();
+        Thread.sleep(BASELINE_SECONDS * 1000L);
+        stop1.set(true);
+        one.join(60_000);
+        baseline = (l1.get() + u1.get()) / ((System.nanoTime() - t0) / 1e9);
+        System.out.printf(Locale.ROOT, "soak: baseline, 1 client thread for %d s: %.1f requests/s%n", BASELINE_SECONDS, baseline);
+      }
       System.out.printf(Locale.ROOT, "soak: %d s, %d threads, V=%d C=%d, 4 shards on 2 servers (%s, %s)%n", seconds, threads, rows, dim, a.endpoint(), b.endpoint());
       System.out.println("  t(s)  lookups/s  updates/s  errors  rss(MB)  offheap(MB)");
       AtomicLong lookups = new AtomicLong();
@@ -97,6 +117,7 @@ public final class SoakBench {
       long prevL = 0;
       long prevU = 0;
       long prevE = 0;
+      long prevT = start;
       while (System.nanoTime() < end) {
         Thread.sleep(Math.min(intervalSeconds * 1000L, Math.max(1, (end - System.nanoTime()) / 1_000_000)));
         long l = lookups.get();
@@ -104,10 +125,21 @@ public final class SoakBench {
         long e = errorCount.get();
         long rss = rssKb();
         long off = root.getAllocatedMemory();
-        long[] iv = {l - prevL, u - prevU, e - prevE, rss, off};
+        long now = System.nanoTime();
+        long[] iv = {l - prevL, u - prevU, e - prevE, rss, off, (now - prevT) / 1_000_000};
+        prevT = now;
+        if (iv[5] < intervalSeconds * 500L && !intervals.isEmpty()) {
+          // A short last interval (the remainder of the run) would read as a throughput drop.
+          prevL = l;
+          prevU = u;
+          prevE = e;
+          intervals.get(intervals.size() - 1)[2] += iv[2];
+          continue;
+        }
         intervals.add(iv);
-        double t = (System.nanoTime() - start) / 1e9;
-        System.out.printf(Locale.ROOT, "%6.0f  %9.0f  %9.0f  %6d  %7.1f  %11.1f%n", t, iv[0] / (double) intervalSeconds, iv[1] / (double) intervalSeconds, iv[2], rss / 1024.0, off / 1048576.0);
+        double t = (now - start) / 1e9;
+        double secs = iv[5] / 1000.0;
+        System.out.printf(Locale.ROOT, "%6.0f  %9.1f  %9.1f  %6d  %7.1f  %11.1f%n", t, iv[0] / secs, iv[1] / secs, iv[2], rss / 1024.0, off / 1048576.0);
         prevL = l;
         prevU = u;
         prevE = e;
@@ -133,7 +165,7 @@ public final class SoakBench {
       }
       deleteTree(dir);
     }
-    return verdict(seconds, intervalSeconds, intervals, totalLookups, totalUpdates, totalErrors, errors, leak);
+    return verdict(seconds, intervalSeconds, intervals, totalLookups, totalUpdates, totalErrors, errors, leak, baseline, threads);
   }
 
   private static void work(
@@ -175,37 +207,46 @@ public final class SoakBench {
   }
 
   private static boolean verdict(
-      int seconds, int intervalSeconds, List<long[]> intervals, long lookups, long updates, long errorCount, List<String> errors, String leak) {
+      int seconds, int intervalSeconds, List<long[]> intervals, long lookups, long updates, long errorCount, List<String> errors, String leak,
+      double baseline, int threads) {
     int warm = Math.min(intervals.size() / 4, 60 / intervalSeconds);
     List<long[]> steady = intervals.subList(Math.min(warm, Math.max(0, intervals.size() - 1)), intervals.size());
     long rssMin = Long.MAX_VALUE;
     long rssMax = 0;
-    double[] ops = new double[steady.size()];
-    for (int i = 0; i < steady.size(); i++) {
-      long[] iv = steady.get(i);
+    for (long[] iv : steady) {
       rssMin = Math.min(rssMin, iv[3]);
       rssMax = Math.max(rssMax, iv[3]);
-      ops[i] = (iv[0] + iv[1]) / (double) intervalSeconds;
     }
-    double[] sorted = ops.clone();
-    Arrays.sort(sorted);
+    int per = Math.max(1, (WINDOW_SECONDS + intervalSeconds - 1) / intervalSeconds);
+    List<Double> windows = new ArrayList<>();
+    for (int i = 0; i + per <= steady.size(); i += per) {
+      long n = 0;
+      long ms = 0;
+      for (int j = i; j < i + per; j++) {
+        n += steady.get(j)[0] + steady.get(j)[1];
+        ms += steady.get(j)[5];
+      }
+      windows.add(n / (ms / 1000.0));
+    }
+    double[] sorted = windows.stream().mapToDouble(Double::doubleValue).sorted().toArray();
     double median = sorted.length == 0 ? 0 : sorted[sorted.length / 2];
     double slowest = sorted.length == 0 ? 0 : sorted[0];
     double fastest = sorted.length == 0 ? 0 : sorted[sorted.length - 1];
     double rssGrowth = rssMin == Long.MAX_VALUE ? 0 : (rssMax - rssMin) / (double) rssMin;
-    double firstSteady = ops.length == 0 ? 0 : ops[0];
-    double lastSteady = ops.length == 0 ? 0 : ops[ops.length - 1];
+    double first = windows.isEmpty() ? 0 : windows.get(0);
+    double last = windows.isEmpty() ? 0 : windows.get(windows.size() - 1);
     boolean errorsOk = errorCount == 0 && errors.isEmpty();
     boolean leakOk = leak == null;
     boolean rssOk = rssGrowth <= 0.10;
     boolean throughputOk = median > 0 && slowest >= 0.5 * median;
-    System.out.printf(Locale.ROOT, "soak summary (%d s, %d intervals, first %d excluded as warm-up):%n", seconds, intervals.size(), warm);
-    System.out.printf(Locale.ROOT, "  requests: %d lookups (256 ids), %d updates (64 ids); %.0f requests/s overall%n", lookups, updates, (lookups + updates) / (double) seconds);
+    System.out.printf(Locale.ROOT, "soak summary (%d s, %d intervals of %d s, first %d excluded as warm-up):%n", seconds, intervals.size(), intervalSeconds, warm);
+    System.out.printf(Locale.ROOT, "  requests: %d lookups (256 ids), %d updates (64 ids); %.1f requests/s overall with %d threads; baseline 1 thread %.1f requests/s (ratio %.2f)%n",
+        lookups, updates, (lookups + updates) / (double) seconds, threads, baseline, baseline == 0 ? 0 : (lookups + updates) / (double) seconds / baseline);
     System.out.printf(Locale.ROOT, "  errors: %d %s%n", errorCount, errors.isEmpty() ? "" : errors);
     System.out.printf(Locale.ROOT, "  allocator at close: %s%n", leakOk ? "no leak" : "LEAK " + leak);
     System.out.printf(Locale.ROOT, "  RSS after warm-up: min %.1f MB, max %.1f MB, spread %.1f%% (limit 10%%)%n", rssMin / 1024.0, rssMax / 1024.0, 100 * rssGrowth);
-    System.out.printf(Locale.ROOT, "  throughput after warm-up (requests/s per interval): first %.0f, last %.0f, median %.0f, min %.0f (%.0f%% of median), max %.0f%n",
-        firstSteady, lastSteady, median, slowest, median == 0 ? 0 : 100 * slowest / median, fastest);
+    System.out.printf(Locale.ROOT, "  throughput after warm-up, %d windows of %d s (requests/s): first %.1f, last %.1f, median %.1f, min %.1f (%.0f%% of median, limit 50%%), max %.1f%n",
+        windows.size(), per * intervalSeconds, first, last, median, slowest, median == 0 ? 0 : 100 * slowest / median, fastest);
     boolean ok = errorsOk && leakOk && rssOk && throughputOk;
     System.out.printf(Locale.ROOT, "  verdict: %s (errors %s, leak %s, rss %s, throughput %s)%n", ok ? "PASS" : "FAIL",
         errorsOk ? "ok" : "FAIL", leakOk ? "ok" : "FAIL", rssOk ? "ok" : "FAIL", throughputOk ? "ok" : "FAIL");
