@@ -51,7 +51,10 @@ class TableFileFuzzTest {
   static final long ROWS = 40;
   static final int DIM = 3;
   static final int SHARDS = 2;
-  static final Duration HANG_GUARD = Duration.ofMinutes(3);
+  /** Last-resort bound of a whole loop (the machine may be very loaded; this is no speed check). */
+  static final Duration HANG_GUARD = Duration.ofMinutes(20);
+  /** A single read of a damaged table taking longer than this is reported as a hang. */
+  static final long READ_HANG_SECONDS = 60;
 
   @TempDir Path tmp;
   BufferAllocator allocator;
@@ -193,9 +196,17 @@ class TableFileFuzzTest {
               String leak = null;
               // Its own root: a leaked trial must not fail the next ones.
               BufferAllocator trialAllocator = new RootAllocator();
+              java.util.concurrent.ExecutorService one = java.util.concurrent.Executors.newSingleThreadExecutor();
               try {
-                t = readEverything(what, trialAllocator);
+                java.util.concurrent.Future<Throwable> future = one.submit(() -> readEverything(what, trialAllocator));
+                try {
+                  t = future.get(READ_HANG_SECONDS, java.util.concurrent.TimeUnit.SECONDS);
+                } catch (java.util.concurrent.TimeoutException e) {
+                  future.cancel(true);
+                  throw new AssertionError("reading the table hung for " + READ_HANG_SECONDS + " s after " + what);
+                }
               } finally {
+                one.shutdownNow();
                 try {
                   trialAllocator.close();
                 } catch (IllegalStateException e) {

@@ -28,9 +28,9 @@ import org.junit.jupiter.api.io.TempDir;
  * and be exactly the previous or exactly the new version (every row compared), never a mix; the
  * leftovers of a killed writer must not stop the next writer.
  *
- * <p>The kill moment is drawn uniformly from [0, 1.2 x the duration of an uninterrupted write],
- * measured from the child's {@code WRITING} line, so kills land in appends, in shard finishing
- * (fsync), around the manifest rename, in the clean-up after it, and after the exit.
+ * <p>The kill moment is chosen by the child's progress (see {@link #killPoint}), so kills land in
+ * appends, in shard finishing (fsync), around the manifest rename, in the clean-up after it, and
+ * after the exit, however fast the machine is at the time.
  */
 class TableWriteCrashTest {
   static final long ROWS = 60_000;
@@ -59,12 +59,9 @@ class TableWriteCrashTest {
     long current = 1;
 
     // Calibration: one uninterrupted write in a child gives the window to kill in.
-    long windowMillis;
+    long commitMillis;
     try (ChildJvm child = startNext(dir)) {
-      assertThat(child.awaitLine("WRITING"::equals, CHILD_TIMEOUT_MS)).as("child stderr: %s", child.stderrText()).isNotNull();
-      long t0 = System.nanoTime();
-      assertThat(child.waitFor(CHILD_TIMEOUT_MS)).as("child stderr: %s", child.stderrText()).isZero();
-      windowMillis = Math.max(50, (System.nanoTime() - t0) / 1_000_000);
+      commitMillis = calibrate(child);
       assertThat(child.output()).contains("COMMITTED 2");
     }
     current = checkTableIsVersion(dir, current, current + 1);
@@ -75,11 +72,8 @@ class TableWriteCrashTest {
     int becameNew = 0;
     int leftovers = 0;
     for (int trial = 0; trial < KILLS; trial++) {
-      long delay = random.nextLong((long) (windowMillis * 1.2) + 1);
       try (ChildJvm child = startNext(dir)) {
-        String started = child.awaitLine("WRITING"::equals, CHILD_TIMEOUT_MS);
-        assertThat(started).as("trial %d: child never started writing; stderr: %s", trial, child.stderrText()).isNotNull();
-        Thread.sleep(delay);
+        killPoint(child, random, commitMillis, trial);
         if (child.process().isAlive()) {
           child.kill();
         } else {
@@ -102,8 +96,8 @@ class TableWriteCrashTest {
       }
     }
     System.out.printf(
-        "crash test (next version): %d kills in a %d ms window: %d left the old version, %d the new one, %d left stray files%n",
-        KILLS, windowMillis, stayedOld, becameNew, leftovers);
+        "crash test (next version): %d kills (half among %d appends, half in a commit of ~%d ms): %d left the old version, %d the new one, %d left stray files%n",
+        KILLS, CHUNKS, commitMillis, stayedOld, becameNew, leftovers);
 
     // A writer after all the kills: succeeds, and its commit leaves only its own files.
     writeNextInProcess(dir, current);
@@ -113,13 +107,10 @@ class TableWriteCrashTest {
 
   @Test
   void killedImportLeavesNoTableOrAWholeOne() throws Exception {
-    long windowMillis;
+    long commitMillis;
     Path first = tmp.resolve("calibrate");
     try (ChildJvm child = startCreate(first)) {
-      assertThat(child.awaitLine("WRITING"::equals, CHILD_TIMEOUT_MS)).as("child stderr: %s", child.stderrText()).isNotNull();
-      long t0 = System.nanoTime();
-      assertThat(child.waitFor(CHILD_TIMEOUT_MS)).as("child stderr: %s", child.stderrText()).isZero();
-      windowMillis = Math.max(50, (System.nanoTime() - t0) / 1_000_000);
+      commitMillis = calibrate(child);
     }
     checkTableIsVersion(first, 1, 1);
 
@@ -129,12 +120,8 @@ class TableWriteCrashTest {
     int complete = 0;
     for (int trial = 0; trial < KILLS; trial++) {
       Path dir = tmp.resolve("import-" + trial);
-      // A wider window than for the next version: the end of an import (fsync of every shard, the
-      // manifest) varies more from run to run than its start.
-      long delay = random.nextLong((long) (windowMillis * 1.5) + 1);
       try (ChildJvm child = startCreate(dir)) {
-        assertThat(child.awaitLine("WRITING"::equals, CHILD_TIMEOUT_MS)).as("trial %d stderr: %s", trial, child.stderrText()).isNotNull();
-        Thread.sleep(delay);
+        killPoint(child, random, commitMillis, trial);
         if (child.process().isAlive()) {
           child.kill();
         } else {
@@ -161,8 +148,39 @@ class TableWriteCrashTest {
       }
     }
     System.out.printf(
-        "crash test (import): %d kills in a %d ms window: %d no directory, %d no manifest, %d complete%n",
-        KILLS, windowMillis, absent, noManifest, complete);
+        "crash test (import): %d kills (half among %d appends, half in a commit of ~%d ms): %d no directory, %d no manifest, %d complete%n",
+        KILLS, CHUNKS, commitMillis, absent, noManifest, complete);
+  }
+
+  static final int CHUNKS = (int) ((ROWS + TableWriterChild.CHUNK_ROWS - 1) / TableWriterChild.CHUNK_ROWS);
+
+  /** Runs an uninterrupted write; returns how long its commit took (COMMITTING to exit). */
+  private static long calibrate(ChildJvm child) throws InterruptedException {
+    assertThat(child.awaitLine("COMMITTING"::equals, CHILD_TIMEOUT_MS)).as("child stderr: %s", child.stderrText()).isNotNull();
+    long t0 = System.nanoTime();
+    assertThat(child.waitFor(CHILD_TIMEOUT_MS)).as("child stderr: %s", child.stderrText()).isZero();
+    return Math.max(20, (System.nanoTime() - t0) / 1_000_000);
+  }
+
+  /**
+   * Waits for a random point of the write, by progress rather than by time (the machine's speed
+   * varies): half of the kills land after a random chunk of appended rows (plus up to 20 ms), half
+   * at a random moment in [0, 1.3 x the calibrated commit time] after {@code COMMITTING}.
+   */
+  private static void killPoint(ChildJvm child, SplittableRandom random, long commitMillis, int trial) throws InterruptedException {
+    String target;
+    long delay;
+    if (random.nextBoolean()) {
+      int chunk = random.nextInt(CHUNKS);
+      target = chunk == 0 ? "WRITING" : "P " + chunk;
+      delay = random.nextLong(21);
+    } else {
+      target = "COMMITTING";
+      delay = random.nextLong((long) (commitMillis * 1.3) + 1);
+    }
+    String seen = child.awaitLine(target::equals, CHILD_TIMEOUT_MS);
+    assertThat(seen).as("trial %d: child never printed %s; stderr: %s", trial, target, child.stderrText()).isNotNull();
+    Thread.sleep(delay);
   }
 
   /** Opens and verifies the table; it must be version a or b with exactly that version's rows. */

@@ -13,8 +13,9 @@ import org.apache.arrow.memory.RootAllocator;
  * Child process of {@link TableWriteCrashTest}: writes one table version and is killed at a random
  * moment. Arguments: {@code next DIR} writes version N+1 of the table in DIR (every shard rewritten
  * with {@link #matrix} of that version); {@code create DIR ROWS DIM SHARDS PARTITIONER} writes a new
- * table (version 1). Prints {@code WRITING} when the first byte is about to be written and {@code
- * COMMITTED <version>} after the commit.
+ * table (version 1). Prints {@code WRITING} when the first byte is about to be written, {@code P k}
+ * after the k-th chunk of rows, {@code COMMITTING} before the commit (shard footers, fsync, manifest
+ * rename, clean-up) and {@code COMMITTED <version>} after it.
  */
 public final class TableWriterChild {
   /** Rows appended per call: small enough that a kill lands between many appends. */
@@ -55,7 +56,10 @@ public final class TableWriterChild {
           buf.asFloatBuffer().put(m, (int) (id * dim), n * dim);
           buf.limit(n * dim * 4);
           w.appendInIdOrder(buf, n);
+          System.out.println("P " + (id / CHUNK_ROWS + 1));
         }
+        System.out.println("COMMITTING");
+        System.out.flush();
         TableManifest m2 = w.commit();
         System.out.println("COMMITTED " + m2.tableVersion());
         System.out.flush();
