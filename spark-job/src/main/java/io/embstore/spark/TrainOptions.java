@@ -115,7 +115,7 @@ public final class TrainOptions implements Serializable {
   long failAtTask;
 
   /** Parses {@code args} with Spark conf {@code conf} as the second source of values. */
-  static TrainOptions parse(SparkConf conf, String... args) {
+  public static TrainOptions parse(SparkConf conf, String... args) {
     TrainOptions o = new TrainOptions();
     CommandLine cmd = new CommandLine(o);
     cmd.setDefaultValueProvider(defaults(conf));
