@@ -110,6 +110,7 @@ public final class ShardReader implements AutoCloseable {
         throw new TableFormatException("Cannot open " + file + ": not a readable Arrow IPC file (" + e + ")", e);
       }
       checkSchema(vsr.getSchema());
+      checkBlocks(r, ch.size());
       this.root = vsr;
     } catch (IOException | RuntimeException e) {
       try {
@@ -122,6 +123,29 @@ public final class ShardReader implements AutoCloseable {
     this.allocator = child;
     this.channel = ch;
     this.reader = r;
+  }
+
+  /**
+   * Every record batch the footer lists must lie inside the file: Arrow allocates a block's length
+   * before reading it, so a damaged length would otherwise ask for petabytes (OutOfMemoryError).
+   */
+  private void checkBlocks(ArrowFileReader r, long fileSize) throws TableFormatException {
+    List<org.apache.arrow.vector.ipc.message.ArrowBlock> blocks;
+    try {
+      blocks = r.getRecordBlocks();
+    } catch (IOException | RuntimeException e) {
+      throw new TableFormatException("Cannot open " + file + ": unreadable footer (" + e + ")", e);
+    }
+    for (org.apache.arrow.vector.ipc.message.ArrowBlock b : blocks) {
+      if (b.getOffset() < 0
+          || b.getMetadataLength() <= 0
+          || b.getBodyLength() < 0
+          || b.getOffset() + b.getMetadataLength() + b.getBodyLength() > fileSize
+          || b.getOffset() + b.getMetadataLength() + b.getBodyLength() < 0) {
+        throw new TableFormatException(
+            "Cannot open " + file + ": record batch at offset " + b.getOffset() + " (metadata " + b.getMetadataLength() + " bytes, body " + b.getBodyLength() + " bytes) lies outside the file of " + fileSize + " bytes");
+      }
+    }
   }
 
   private void checkSchema(Schema schema) throws TableFormatException {

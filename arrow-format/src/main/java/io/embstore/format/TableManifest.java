@@ -27,7 +27,10 @@ import java.util.Objects;
  */
 public final class TableManifest {
   static final ObjectMapper JSON =
-      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+      new ObjectMapper()
+          .enable(SerializationFeature.INDENT_OUTPUT)
+          // Bytes after the closing brace are damage, not something to ignore.
+          .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
   private static final String CHECKSUM_PREFIX = ",\n  \"checksum\" : \"crc32c:";
 
   private final int formatVersion;

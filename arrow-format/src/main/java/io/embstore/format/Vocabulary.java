@@ -166,7 +166,17 @@ public final class Vocabulary {
       if (!root.getSchema().getFields().equals(TableFormat.vocabSchema().getFields())) {
         throw new TableFormatException("Cannot read " + file + ": schema " + root.getSchema() + ", expected " + TableFormat.vocabSchema());
       }
+      long fileSize = ch.size();
+      for (org.apache.arrow.vector.ipc.message.ArrowBlock b : reader.getRecordBlocks()) {
+        if (b.getOffset() < 0 || b.getMetadataLength() <= 0 || b.getBodyLength() < 0
+            || b.getOffset() + b.getMetadataLength() + b.getBodyLength() > fileSize) {
+          throw new TableFormatException("Cannot read " + file + ": a record batch lies outside the file of " + fileSize + " bytes");
+        }
+      }
       while (reader.loadNextBatch()) {
+        // Offsets of the token column must lie inside its data: a damaged offset would make
+        // VarCharVector.get allocate a huge array.
+        org.apache.arrow.vector.util.ValueVectorUtility.validateFull(root);
         BigIntVector id = (BigIntVector) root.getVector(0);
         VarCharVector token = (VarCharVector) root.getVector(1);
         BigIntVector count = (BigIntVector) root.getVector(2);

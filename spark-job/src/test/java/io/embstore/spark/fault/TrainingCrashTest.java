@@ -1,0 +1,195 @@
+package io.embstore.spark.fault;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.embstore.format.Table;
+import io.embstore.format.fault.ChildJvm;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.zip.GZIPInputStream;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Crashes during training, with real processes.
+ *
+ * <ul>
+ *   <li>Driver killed: {@code TrainJob} runs in a child JVM ({@code --master local[2]}, so the
+ *       executor and its shard servers die with it) and is killed with SIGKILL at a random moment
+ *       after its first checkpoint. The output must open and verify (the last checkpoint), and a
+ *       re-run with {@code --resume} must finish with a complete table that verifies.
+ *   <li>Executor lost: {@code local-cluster[2,1,1024]} with one executor JVM killed. Spark's
+ *       local-cluster mode launches executors from a Spark distribution ({@code SPARK_HOME}); the
+ *       test runs only when {@code SPARK_HOME} is set and says so when skipped.
+ * </ul>
+ */
+class TrainingCrashTest {
+  @TempDir Path tmp;
+  BufferAllocator allocator;
+  final List<ChildJvm> children = new ArrayList<>();
+
+  @BeforeEach
+  void open() {
+    allocator = new RootAllocator();
+  }
+
+  @AfterEach
+  void close() throws Exception {
+    try {
+      for (ChildJvm c : children) {
+        c.close();
+      }
+    } finally {
+      allocator.close();
+    }
+  }
+
+  @Test
+  void driverKilledAfterACheckpointResumesToAVerifiedTable() throws Exception {
+    Path corpus = proseSlice(tmp, 200_000);
+    Path out = tmp.resolve("table");
+    List<String> args = new ArrayList<>(List.of(
+        "--master", "local[2]", "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "20",
+        "--partitions", "4", "--checkpoint-minutes", "0.00001", "--progress-seconds", "1"));
+    ChildJvm first = start(args, "first");
+    // Wait (bounded) for the first committed checkpoint, then kill at a random moment shortly after.
+    long deadline = System.nanoTime() + 10 * 60 * 1_000_000_000L;
+    while (!Files.exists(out.resolve("manifest.json")) && first.process().isAlive() && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+    }
+    assertThat(Files.exists(out.resolve("manifest.json"))).as("a checkpoint was committed; child stderr tail: %s", tail(first)).isTrue();
+    long delay = new SplittableRandom(4).nextLong(3000);
+    Thread.sleep(delay);
+    boolean killed = first.process().isAlive();
+    if (killed) {
+      first.kill();
+    }
+    Table afterKill = Table.open(out);
+    assertThat(afterKill.verify(allocator)).allMatch(l -> l.contains(": ok"));
+    assertThat(Table.open(out.resolve("_context")).verify(allocator)).allMatch(l -> l.contains(": ok"));
+    String epoch = afterKill.manifest().properties().get("train.epoch");
+    String done = afterKill.manifest().properties().get("train.partitionsDone");
+    System.out.printf("driver kill -9 %d ms after the first checkpoint (%s): table v%d verifies, epoch %s, partitions done %s, complete %s%n",
+        delay, killed ? "killed" : "had already finished", afterKill.manifest().tableVersion(), epoch, done,
+        afterKill.manifest().properties().get("train.complete"));
+
+    if (!"true".equals(afterKill.manifest().properties().get("train.complete"))) {
+      List<String> resume = new ArrayList<>(args);
+      resume.add("--resume");
+      ChildJvm second = start(resume, "resume");
+      int rc = second.waitFor(15 * 60 * 1000L);
+      assertThat(rc).as("resumed run exit code; stderr tail: %s", tail(second)).isZero();
+    }
+    Table t = Table.open(out);
+    assertThat(t.verify(allocator)).allMatch(l -> l.contains(": ok"));
+    assertThat(t.manifest().properties()).containsEntry("train.complete", "true").containsEntry("train.epoch", "3");
+    assertThat(t.manifest().tableVersion()).isGreaterThanOrEqualTo(afterKill.manifest().tableVersion());
+    assertThat(Table.open(out.resolve("_context")).verify(allocator)).allMatch(l -> l.contains(": ok"));
+  }
+
+  @Test
+  void executorLostDuringTrainingResumesToAVerifiedTable() throws Exception {
+    String sparkHome = System.getenv("SPARK_HOME");
+    Assumptions.assumeTrue(sparkHome != null && Files.isDirectory(Paths.get(sparkHome, "jars")),
+        "NOT RUN: local-cluster mode launches executor JVMs from a Spark distribution; set SPARK_HOME to a Spark 4.2.0 (Scala 2.13) install");
+    Path corpus = proseSlice(tmp, 200_000);
+    Path out = tmp.resolve("table");
+    List<String> args = new ArrayList<>(List.of(
+        "--master", "local-cluster[2,1,1024]", "--input", corpus.toString(), "--output", out.toString(), "--epochs", "2", "--dim", "20",
+        "--partitions", "4", "--checkpoint-minutes", "0.00001", "--progress-seconds", "1"));
+    ChildJvm driver = start(args, "cluster");
+    long deadline = System.nanoTime() + 10 * 60 * 1_000_000_000L;
+    while (!Files.exists(out.resolve("manifest.json")) && driver.process().isAlive() && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+    }
+    assertThat(Files.exists(out.resolve("manifest.json"))).as("a checkpoint was committed; stderr: %s", tail(driver)).isTrue();
+    // Kill one executor JVM (a CoarseGrainedExecutorBackend child of the driver's worker).
+    ProcessHandle executor = driver.process().descendants()
+        .filter(p -> p.info().commandLine().orElse("").contains("CoarseGrainedExecutorBackend"))
+        .findFirst().orElse(null);
+    assertThat(executor).as("an executor JVM under the driver").isNotNull();
+    executor.destroyForcibly();
+    int rc = driver.waitFor(15 * 60 * 1000L);
+    Table afterLoss = Table.open(out);
+    assertThat(afterLoss.verify(allocator)).allMatch(l -> l.contains(": ok"));
+    if (rc != 0 || !"true".equals(afterLoss.manifest().properties().get("train.complete"))) {
+      List<String> resume = new ArrayList<>(args);
+      resume.add("--resume");
+      ChildJvm second = start(resume, "cluster-resume");
+      assertThat(second.waitFor(15 * 60 * 1000L)).as("resumed run; stderr: %s", tail(second)).isZero();
+    }
+    Table t = Table.open(out);
+    assertThat(t.verify(allocator)).allMatch(l -> l.contains(": ok"));
+    assertThat(t.manifest().properties()).containsEntry("train.complete", "true");
+  }
+
+  private ChildJvm start(List<String> args, String name) throws IOException {
+    List<String> jvm = new ArrayList<>();
+    jvm.add("-Xmx1g");
+    jvm.add("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn");
+    // The flags Spark needs on Java 17, as surefire passed them to this JVM.
+    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (a.startsWith("--add-opens") || a.startsWith("--add-modules") || a.startsWith("-XX:+IgnoreUnrecognizedVMOptions") || a.startsWith("-Dio.netty")) {
+        jvm.add(a);
+      }
+    }
+    ChildJvm c = ChildJvm.start(io.embstore.spark.TrainJob.class, jvm, Files.createTempFile(tmp, name, ".err"), args.toArray(new String[0]));
+    children.add(c);
+    return c;
+  }
+
+  private static String tail(ChildJvm c) {
+    String s = c.stderrText();
+    return s.length() > 3000 ? s.substring(s.length() - 3000) : s;
+  }
+
+  static Path sharedDir() {
+    String dir = System.getProperty("embstore.shared.dir");
+    if (dir == null) {
+      dir = Paths.get(System.getProperty("embstore.repo.dir", "."), "..", "shared").toString();
+    }
+    return Paths.get(dir);
+  }
+
+  /** The first {@code tokens} tokens of prose4, lines of 1,000 tokens; skips without the data. */
+  static Path proseSlice(Path dir, int tokens) throws IOException {
+    Path gz = sharedDir().resolve("data/corpus/prose4.txt.gz");
+    Assumptions.assumeTrue(Files.isReadable(gz), "needs " + gz + " (the shared data dir)");
+    Path out = dir.resolve("prose-" + tokens + ".txt");
+    try (InputStream in = new GZIPInputStream(Files.newInputStream(gz), 1 << 16);
+        OutputStream o = new java.io.BufferedOutputStream(Files.newOutputStream(out), 1 << 16)) {
+      byte[] buf = new byte[1 << 16];
+      int words = 0;
+      int n;
+      outer:
+      while ((n = in.read(buf)) > 0) {
+        for (int i = 0; i < n; i++) {
+          byte b = buf[i];
+          if (b == ' ' || b == '\n') {
+            words++;
+            o.write(words % 1000 == 0 ? '\n' : ' ');
+            if (words >= tokens) {
+              break outer;
+            }
+          } else {
+            o.write(b);
+          }
+        }
+      }
+    }
+    return out;
+  }
+}
