@@ -135,8 +135,9 @@ public final class Vocabulary {
           writer.writeBatch();
         }
         writer.end();
+        // Before the writer's close, which closes the channel.
+        ch.force(true);
       }
-      ch.force(true);
       done = true;
       return new TableManifest.FileEntry(file.getFileName().toString(), tokens.length, out.bytes(), out.crc());
     } finally {

@@ -1,0 +1,56 @@
+package io.embstore.format.cli;
+
+import io.embstore.format.convert.ExportFormat;
+import io.embstore.format.convert.Exporter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code embstore export}: a table into a matrix file. */
+@Command(
+    name = "export",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Exports a table to a matrix file, rows in id order (streaming). The file appears only when complete.",
+      "word2vec formats carry the table's vocabulary (or the decimal id when it has none)."
+    })
+public final class ExportCommand implements Callable<Integer>, Subcommand {
+  @Spec CommandSpec spec;
+
+  @Option(
+      names = "--to",
+      required = true,
+      paramLabel = "FORMAT",
+      description = "Output format: npy (version 1.0, '<f4', C order), word2vec (text, values that parse back exactly), word2vec-bin.")
+  String to;
+
+  @Option(names = "--table", required = true, paramLabel = "TABLE_DIR", description = "The table directory.")
+  Path table;
+
+  @Option(names = "--output", required = true, paramLabel = "FILE", description = "The file to write; must not exist.")
+  Path output;
+
+  @Override
+  public int order() {
+    return 110;
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    long start = System.nanoTime();
+    long bytes;
+    try (BufferAllocator allocator = new RootAllocator()) {
+      bytes = Exporter.run(ExportFormat.of(to), table, output, allocator);
+    }
+    double secs = (System.nanoTime() - start) / 1e9;
+    spec.commandLine().getOut().printf(Locale.ROOT, "exported %s to %s: %d bytes in %.1f s%n", table, output, bytes, secs);
+    spec.commandLine().getOut().flush();
+    return Cli.EXIT_OK;
+  }
+}

@@ -1,0 +1,72 @@
+package io.embstore.format.cli;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+
+/** Writes small test inputs: npy files (with any header dict) and word2vec / GloVe files. */
+final class Matrices {
+  private Matrices() {}
+
+  static byte[] le(float[] values) {
+    ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+    b.asFloatBuffer().put(values);
+    return b.array();
+  }
+
+  /** An .npy version 1.0 file with the given header dict and data bytes. */
+  static Path npy(Path file, String dict, byte[] data) throws IOException {
+    byte[] body = dict.getBytes(StandardCharsets.ISO_8859_1);
+    int hlen = body.length + 1;
+    int pad = 64 - ((10 + hlen) % 64);
+    ByteBuffer b = ByteBuffer.allocate(10 + hlen + pad + data.length).order(ByteOrder.LITTLE_ENDIAN);
+    b.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0});
+    b.putShort((short) (hlen + pad));
+    b.put(body);
+    for (int i = 0; i < pad; i++) {
+      b.put((byte) ' ');
+    }
+    b.put((byte) '\n');
+    b.put(data);
+    Files.write(file, b.array());
+    return file;
+  }
+
+  static String dict(String descr, boolean fortran, String shape) {
+    return "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': " + shape + ", }";
+  }
+
+  /** A float32 matrix as a valid npy file. */
+  static Path npy(Path file, float[] m, long rows, int dim) throws IOException {
+    return npy(file, dict("<f4", false, "(" + rows + ", " + dim + ")"), le(m));
+  }
+
+  /** word2vec text: header (unless null), then token and values per line. */
+  static Path text(Path file, String header, String[] tokens, float[] m, int dim) throws IOException {
+    StringBuilder sb = new StringBuilder();
+    if (header != null) {
+      sb.append(header).append('\n');
+    }
+    for (int r = 0; r < tokens.length; r++) {
+      sb.append(tokens[r]);
+      for (int c = 0; c < dim; c++) {
+        sb.append(' ').append(String.format(Locale.ROOT, "%s", m[r * dim + c]));
+      }
+      sb.append('\n');
+    }
+    Files.writeString(file, sb.toString(), StandardCharsets.UTF_8);
+    return file;
+  }
+
+  static String[] tokens(int n) {
+    String[] t = new String[n];
+    for (int i = 0; i < n; i++) {
+      t[i] = "tok" + i;
+    }
+    return t;
+  }
+}
