@@ -1,0 +1,908 @@
+package io.embstore.shard;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.embstore.format.Partitioner;
+import io.embstore.format.Table;
+import io.embstore.format.TableFormat;
+import io.embstore.format.TableManifest;
+import io.embstore.format.TableWriter;
+import io.embstore.format.Vocabulary;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.arrow.flight.Action;
+import org.apache.arrow.flight.CallOption;
+import org.apache.arrow.flight.CallOptions;
+import org.apache.arrow.flight.FlightClient;
+import org.apache.arrow.flight.FlightDescriptor;
+import org.apache.arrow.flight.FlightRuntimeException;
+import org.apache.arrow.flight.FlightStatusCode;
+import org.apache.arrow.flight.FlightStream;
+import org.apache.arrow.flight.Location;
+import org.apache.arrow.flight.Result;
+import org.apache.arrow.flight.auth2.BearerCredentialWriter;
+import org.apache.arrow.flight.grpc.CredentialCallOption;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.util.AutoCloseables;
+import org.apache.arrow.vector.BigIntVector;
+import org.apache.arrow.vector.Float4Vector;
+import org.apache.arrow.vector.VectorSchemaRoot;
+import org.apache.arrow.vector.complex.FixedSizeListVector;
+
+/**
+ * Routes lookups and sparse updates to the shard servers that own each id (the table's {@link
+ * Partitioner}), one request per shard per call, all shards in parallel. Thread-safe.
+ *
+ * <p>Each call deduplicates its ids (an open-addressing map, no boxing), sends every shard one
+ * DoExchange (split into several batches on the same stream only when a shard's part exceeds the
+ * server's limits), and copies the reply rows straight into the caller's array or Arrow buffer in
+ * request order. Every call has a deadline. Lookups are retried once when a server is UNAVAILABLE;
+ * updates are never retried, so an update is applied at most once.
+ */
+public final class EmbeddingClient implements AutoCloseable {
+  private final TableManifest initialManifest;
+  private volatile TableManifest manifest;
+  private final Path tableDir;
+  private final Vocabulary vocabulary;
+  private final Partitioner partitioner;
+  private final int dim;
+  private final long rowBytes;
+  private final BufferAllocator ownedRoot;
+  private final BufferAllocator allocator;
+  private final List<Endpoint> endpoints;
+  private final Endpoint[] byShard;
+  private final CallOption[] options;
+  private final ExecutorService executor;
+
+  /** One server: its Flight client and the limits it announced in {@code describe}. */
+  static final class Endpoint {
+    final String uri;
+    final FlightClient client;
+    int maxIds = ShardServer.DEFAULT_MAX_IDS;
+    int maxMessageBytes = ShardServer.DEFAULT_MAX_MESSAGE_BYTES;
+    final List<Integer> shards = new ArrayList<>();
+
+    Endpoint(String uri, FlightClient client) {
+      this.uri = uri;
+      this.client = client;
+    }
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** Configures a client; {@link #build()} connects and asks every endpoint what it hosts. */
+  public static final class Builder {
+    private Path table;
+    private TableManifest manifest;
+    private List<String> endpoints = List.of();
+    private BufferAllocator parent;
+    private Duration deadline = Duration.ofSeconds(30);
+    private String token;
+    private byte[] trustedCertificates;
+
+    private Builder() {}
+
+    /** The table's manifest (and vocabulary, if it has one) from its directory. */
+    public Builder table(Path dir) {
+      this.table = dir;
+      return this;
+    }
+
+    /** The manifest, e.g. of shards created in memory (alternative to {@link #table}). */
+    public Builder manifest(TableManifest m) {
+      this.manifest = m;
+      return this;
+    }
+
+    /** Shard server endpoints ({@code grpc+tcp://HOST:PORT}); each is asked which shards it hosts. */
+    public Builder endpoints(List<String> uris) {
+      this.endpoints = List.copyOf(uris);
+      return this;
+    }
+
+    public Builder allocator(BufferAllocator parent) {
+      this.parent = parent;
+      return this;
+    }
+
+    /** Deadline of every call; default 30 s. */
+    public Builder deadline(Duration d) {
+      this.deadline = d;
+      return this;
+    }
+
+    /** Bearer token sent with every call. */
+    public Builder token(String bearer) {
+      this.token = bearer;
+      return this;
+    }
+
+    /** PEM certificates to trust for {@code grpc+tls://} endpoints. */
+    public Builder trustedCertificates(byte[] pem) {
+      this.trustedCertificates = pem.clone();
+      return this;
+    }
+
+    public EmbeddingClient build() throws IOException {
+      if ((table == null) == (manifest == null)) {
+        throw new IllegalArgumentException("Cannot build client: give exactly one of table(dir) or manifest(m)");
+      }
+      if (endpoints.isEmpty()) {
+        throw new IllegalArgumentException("Cannot build client: no endpoints");
+      }
+      if (deadline == null || deadline.isNegative() || deadline.isZero()) {
+        throw new IllegalArgumentException("Cannot build client: deadline " + deadline + " (must be positive)");
+      }
+      return new EmbeddingClient(this);
+    }
+  }
+
+  private EmbeddingClient(Builder b) throws IOException {
+    this.ownedRoot = b.parent == null ? new RootAllocator() : null;
+    BufferAllocator parent = b.parent == null ? ownedRoot : b.parent;
+    this.allocator = parent.newChildAllocator("embedding-client", 0, Long.MAX_VALUE);
+    this.endpoints = new ArrayList<>();
+    this.executor = Executors.newCachedThreadPool(daemonThreads());
+    List<CallOption> opts = new ArrayList<>();
+    opts.add(CallOptions.timeout(b.deadline.toMillis(), TimeUnit.MILLISECONDS));
+    if (b.token != null) {
+      opts.add(new CredentialCallOption(new BearerCredentialWriter(b.token)));
+    }
+    this.options = opts.toArray(new CallOption[0]);
+    try {
+      if (b.table != null) {
+        Table t = Table.open(b.table);
+        this.initialManifest = t.manifest();
+        this.tableDir = b.table;
+        this.vocabulary = t.vocabulary(allocator);
+      } else {
+        this.initialManifest = b.manifest;
+        this.tableDir = null;
+        this.vocabulary = null;
+      }
+      this.manifest = initialManifest;
+      this.partitioner = initialManifest.partitioner();
+      this.dim = initialManifest.dim();
+      this.rowBytes = dim * 4L;
+      this.byShard = new Endpoint[partitioner.numShards()];
+      for (String uri : b.endpoints) {
+        Endpoint e = connect(uri, b.trustedCertificates);
+        endpoints.add(e);
+        describe(e);
+      }
+      for (int s = 0; s < byShard.length; s++) {
+        if (byShard[s] == null) {
+          throw new IOException(
+              "Cannot build client: shard " + s + " (" + partitioner.describeShard(s) + ") is hosted by no endpoint (endpoints: " + String.join(", ", b.endpoints) + ")");
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      try {
+        close();
+      } catch (RuntimeException suppressed) {
+        e.addSuppressed(suppressed);
+      }
+      throw e;
+    }
+  }
+
+  private static ThreadFactory daemonThreads() {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, "embstore-client-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  private Endpoint connect(String uri, byte[] trusted) {
+    URI u;
+    try {
+      u = new URI(uri);
+    } catch (URISyntaxException e) {
+      throw new IllegalArgumentException("Cannot use endpoint '" + uri + "': not a URI (expected grpc+tcp://HOST:PORT)", e);
+    }
+    if (!"grpc+tcp".equals(u.getScheme()) && !"grpc+tls".equals(u.getScheme()) && !"grpc".equals(u.getScheme())) {
+      throw new IllegalArgumentException("Cannot use endpoint '" + uri + "': scheme '" + u.getScheme() + "' (expected grpc+tcp://HOST:PORT or grpc+tls://HOST:PORT)");
+    }
+    if (u.getHost() == null || u.getPort() < 0) {
+      throw new IllegalArgumentException("Cannot use endpoint '" + uri + "': no host or port (expected grpc+tcp://HOST:PORT)");
+    }
+    FlightClient.Builder fb = FlightClient.builder(allocator, new Location(u)).maxInboundMessageSize(Integer.MAX_VALUE);
+    if ("grpc+tls".equals(u.getScheme()) && trusted != null) {
+      fb.trustedCertificates(new java.io.ByteArrayInputStream(trusted));
+    }
+    return new Endpoint(uri, fb.build());
+  }
+
+  private void describe(Endpoint e) throws IOException {
+    JsonNode d;
+    try {
+      d = action(e, Protocol.ACTION_DESCRIBE, new byte[0]);
+    } catch (FlightRuntimeException ex) {
+      throw new IOException("Cannot describe endpoint " + e.uri + ": " + ex.status().code() + ": " + ex.status().description(), ex);
+    }
+    TableManifest m = initialManifest;
+    if (d.path("rows").asLong() != m.rows() || d.path("dim").asInt() != m.dim()
+        || !m.partitioner().name().equals(d.path("partitioner").asText()) || d.path("numShards").asInt() != m.numShards()) {
+      throw new IOException(
+          "Cannot use endpoint " + e.uri + ": it serves a table of V=" + d.path("rows").asLong() + ", C=" + d.path("dim").asInt()
+              + ", P=" + d.path("numShards").asInt() + " (" + d.path("partitioner").asText() + "), the manifest says V=" + m.rows()
+              + ", C=" + m.dim() + ", P=" + m.numShards() + " (" + m.partitioner().name() + ")");
+    }
+    e.maxIds = d.path("maxIdsPerRequest").asInt(ShardServer.DEFAULT_MAX_IDS);
+    e.maxMessageBytes = d.path("maxMessageBytes").asInt(ShardServer.DEFAULT_MAX_MESSAGE_BYTES);
+    for (JsonNode s : d.path("shards")) {
+      int index = s.path("index").asInt();
+      e.shards.add(index);
+      if (byShard[index] == null) {
+        byShard[index] = e;
+      }
+    }
+  }
+
+  private JsonNode action(Endpoint e, String type, byte[] body) {
+    Iterator<Result> it = e.client.doAction(new Action(type, body), options);
+    if (!it.hasNext()) {
+      throw ShardErrors.internal("Cannot run action " + type + " on " + e.uri + ": no result", null);
+    }
+    byte[] bytes = it.next().getBody();
+    while (it.hasNext()) {
+      it.next();
+    }
+    try {
+      return Protocol.JSON.readTree(bytes);
+    } catch (IOException ex) {
+      throw ShardErrors.internal("Cannot run action " + type + " on " + e.uri + ": reply is not JSON", ex);
+    }
+  }
+
+  /** The table manifest this client routes by (after {@link #snapshot}, the committed one). */
+  public TableManifest manifest() {
+    return manifest;
+  }
+
+  public int dim() {
+    return dim;
+  }
+
+  /** The vocabulary, or null when the client was built without one. */
+  public Vocabulary vocabulary() {
+    return vocabulary;
+  }
+
+  /** The endpoint that serves {@code shard}. */
+  public String endpointOf(int shard) {
+    return byShard[shard].uri;
+  }
+
+  // ------------------------------------------------------------------ request planning
+
+  /**
+   * The deduplicated, routed form of one id list: unique ids grouped by shard, and for each unique
+   * id the chain of request positions that asked for it. Primitive arrays only.
+   */
+  private final class Plan {
+    final int n;
+    final int distinct;
+    final int[] firstReq;
+    final int[] nextReq;
+    final int[] uniqueOfReq;
+    final long[] uniqueIds;
+    /** Shards with work, ascending. */
+    final int[] shards;
+    /** For shard s: unique indexes in send order. */
+    final int[][] uniquesOf;
+
+    Plan(long[] ids, String verb) {
+      n = ids.length;
+      LongIntMap map = new LongIntMap(n);
+      firstReq = new int[n];
+      nextReq = new int[n];
+      int[] lastReq = new int[n];
+      uniqueOfReq = new int[n];
+      long[] uniq = new long[n];
+      int d = 0;
+      for (int i = 0; i < n; i++) {
+        long id = ids[i];
+        if (!partitioner.contains(id)) {
+          throw new IllegalArgumentException(
+              "Cannot " + verb + " id " + id + ": outside [0, " + partitioner.numRows() + ") (request position " + i + ")");
+        }
+        int u = map.putIfAbsent(id, d);
+        uniqueOfReq[i] = u;
+        nextReq[i] = -1;
+        if (u == d) {
+          uniq[d] = id;
+          firstReq[d] = i;
+          lastReq[d] = i;
+          d++;
+        } else {
+          nextReq[lastReq[u]] = i;
+          lastReq[u] = i;
+        }
+      }
+      distinct = d;
+      uniqueIds = uniq;
+      int p = partitioner.numShards();
+      int[] counts = new int[p];
+      int[] shardOfUnique = new int[d];
+      int busy = 0;
+      for (int u = 0; u < d; u++) {
+        int s = partitioner.shardOf(uniq[u]);
+        shardOfUnique[u] = s;
+        if (counts[s]++ == 0) {
+          busy++;
+        }
+      }
+      shards = new int[busy];
+      uniquesOf = new int[p][];
+      int k = 0;
+      for (int s = 0; s < p; s++) {
+        if (counts[s] > 0) {
+          shards[k++] = s;
+          uniquesOf[s] = new int[counts[s]];
+        }
+      }
+      int[] fill = new int[p];
+      for (int u = 0; u < d; u++) {
+        int s = shardOfUnique[u];
+        uniquesOf[s][fill[s]++] = u;
+      }
+    }
+  }
+
+  /** Copies reply rows to the request positions that asked for them. */
+  private interface Scatter {
+    /** Copies reply row {@code row} (of {@code data}) to request position {@code request}. */
+    void copy(ArrowBuf data, FloatBuffer view, int row, int request);
+  }
+
+  // ------------------------------------------------------------------ lookup
+
+  /** Rows of {@code ids} in request order: row i at {@code out[i*C .. i*C+C)}. Duplicates allowed. */
+  public void lookup(long[] ids, float[] out) throws IOException {
+    checkOut(ids.length, out.length);
+    Plan plan = new Plan(ids, "look up");
+    run(plan.shards, s -> lookupShard(plan, s, arrayScatter(out)), true);
+  }
+
+  /** {@link #lookup(long[], float[])} without waiting; many may be in flight. */
+  public CompletableFuture<Void> lookupAsync(long[] ids, float[] out) {
+    try {
+      checkOut(ids.length, out.length);
+      Plan plan = new Plan(ids, "look up");
+      return runAsync(plan.shards, s -> lookupShard(plan, s, arrayScatter(out)));
+    } catch (RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+  }
+
+  /** Rows of {@code ids} in request order into {@code out} from byte {@code offset} (ids.length x C x 4 bytes). */
+  public void lookup(long[] ids, ArrowBuf out, long offset) throws IOException {
+    long need = ids.length * rowBytes;
+    if (offset < 0 || offset + need > out.capacity()) {
+      throw new IllegalArgumentException(
+          "Cannot look up " + ids.length + " ids: the buffer holds " + out.capacity() + " bytes, need " + need + " from offset " + offset);
+    }
+    Plan plan = new Plan(ids, "look up");
+    Scatter scatter = (data, view, row, request) -> out.setBytes(offset + request * rowBytes, data, row * rowBytes, rowBytes);
+    run(plan.shards, s -> lookupShard(plan, s, scatter), true);
+  }
+
+  /** Rows of {@code tokens} (through the table's vocabulary), back to back in request order. */
+  public float[] lookupTokens(String... tokens) throws IOException {
+    long[] ids = tokenIds(tokens);
+    float[] out = new float[Math.toIntExact(ids.length * (long) dim)];
+    lookup(ids, out);
+    return out;
+  }
+
+  /** The ids of {@code tokens}; throws naming the first unknown token. */
+  public long[] tokenIds(String... tokens) {
+    if (vocabulary == null) {
+      throw new IllegalStateException("Cannot look up tokens: the table has no vocabulary (or the client was built from a manifest)");
+    }
+    long[] ids = new long[tokens.length];
+    for (int i = 0; i < tokens.length; i++) {
+      ids[i] = vocabulary.requireId(tokens[i]);
+    }
+    return ids;
+  }
+
+  private void checkOut(int n, int outLength) {
+    if ((long) n * dim > outLength) {
+      throw new IllegalArgumentException(
+          "Cannot look up " + n + " ids: the output holds " + outLength + " floats, need " + (long) n * dim + " (C=" + dim + ")");
+    }
+  }
+
+  private Scatter arrayScatter(float[] out) {
+    int c = dim;
+    return (data, view, row, request) -> view.get(row * c, out, request * c, c);
+  }
+
+  private void lookupShard(Plan plan, int shard, Scatter scatter) throws ShardException {
+    Endpoint e = byShard[shard];
+    int[] uniques = plan.uniquesOf[shard];
+    int chunk = (int) Math.max(1, Math.min(e.maxIds, (Integer.MAX_VALUE / 2) / rowBytes));
+    FlightDescriptor cmd = Protocol.command(Protocol.OP_LOOKUP, shard);
+    for (int attempt = 0; ; attempt++) {
+      try (VectorSchemaRoot req = VectorSchemaRoot.create(Protocol.lookupRequest(), allocator);
+          FlightClient.ExchangeReaderWriter rw = e.client.doExchange(cmd, options)) {
+        BigIntVector ids = (BigIntVector) req.getVector(0);
+        rw.getWriter().start(req);
+        for (int from = 0; from < uniques.length; from += chunk) {
+          int n = Math.min(chunk, uniques.length - from);
+          ids.allocateNew(n);
+          for (int i = 0; i < n; i++) {
+            ids.set(i, plan.uniqueIds[uniques[from + i]]);
+          }
+          req.setRowCount(n);
+          rw.getWriter().putNext();
+        }
+        rw.getWriter().completed();
+        FlightStream reader = rw.getReader();
+        for (int from = 0; from < uniques.length; from += chunk) {
+          int n = Math.min(chunk, uniques.length - from);
+          if (!reader.next()) {
+            throw ShardErrors.internal("Cannot look up: the server ended the stream after " + from + " of " + uniques.length + " rows", null);
+          }
+          VectorSchemaRoot reply = reader.getRoot();
+          if (reply.getRowCount() != n || !Protocol.sameShape(reply.getSchema(), Protocol.lookupReply(dim))) {
+            throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + n + " rows of " + Protocol.lookupReply(dim), null);
+          }
+          ArrowBuf data = ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
+          FloatBuffer view = data.nioBuffer(0, (int) (n * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+          for (int r = 0; r < n; r++) {
+            for (int i = plan.firstReq[uniques[from + r]]; i >= 0; i = plan.nextReq[i]) {
+              scatter.copy(data, view, r, i);
+            }
+          }
+        }
+        while (reader.next()) {
+          // Drains to the end of the stream so that a late server error is seen.
+        }
+        return;
+      } catch (FlightRuntimeException ex) {
+        if (attempt == 0 && ex.status().code() == FlightStatusCode.UNAVAILABLE) {
+          continue; // lookups are idempotent: retry once
+        }
+        throw shardError("look up " + uniques.length + " ids on", shard, e, ex);
+      } catch (Exception ex) {
+        throw shardError("look up " + uniques.length + " ids on", shard, e, ex);
+      }
+    }
+  }
+
+  private static ShardException shardError(String what, int shard, Endpoint e, Throwable ex) {
+    FlightStatusCode code = FlightStatusCode.INTERNAL;
+    String why = ex.toString();
+    if (ex instanceof FlightRuntimeException) {
+      FlightRuntimeException f = (FlightRuntimeException) ex;
+      code = f.status().code();
+      why = code + ": " + f.status().description();
+    }
+    return new ShardException("Cannot " + what + " shard " + shard + " at " + e.uri + ": " + why, shard, e.uri, code, ex);
+  }
+
+  // ------------------------------------------------------------------ update
+
+  /** Sparse update with the server's learning rate; see {@link #update(long[], float[], float)}. */
+  public void update(long[] ids, float[] grads) throws IOException {
+    updateInternal(ids, grads, Float.NaN);
+  }
+
+  /**
+   * Sparse update: gradient of {@code ids[i]} at {@code grads[i*C ..]}; duplicates are summed; each
+   * server applies its optimizer with {@code learningRate}. Validated in full (ids, finite values)
+   * before anything is sent. Never retried: a failed call names the shard, and other shards of the
+   * same call may have applied their part.
+   */
+  public void update(long[] ids, float[] grads, float learningRate) throws IOException {
+    checkLearningRate(learningRate);
+    updateInternal(ids, grads, learningRate);
+  }
+
+  /** {@link #update(long[], float[], float)} without waiting. */
+  public CompletableFuture<Void> updateAsync(long[] ids, float[] grads, float learningRate) {
+    try {
+      checkLearningRate(learningRate);
+      UpdatePlan u = new UpdatePlan(ids, grads);
+      return runAsync(u.plan.shards, s -> updateShard(u, s, learningRate));
+    } catch (RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+  }
+
+  private static void checkLearningRate(float lr) {
+    if (!(lr > 0) || !Float.isFinite(lr)) {
+      throw new IllegalArgumentException("Cannot update: learning rate " + lr + " (must be a positive finite number)");
+    }
+  }
+
+  private void updateInternal(long[] ids, float[] grads, float lr) throws IOException {
+    UpdatePlan u = new UpdatePlan(ids, grads);
+    run(u.plan.shards, s -> updateShard(u, s, lr), true);
+  }
+
+  /** A plan plus the gradients summed per unique id. */
+  private final class UpdatePlan {
+    final Plan plan;
+    final float[] sums;
+
+    UpdatePlan(long[] ids, float[] grads) {
+      if ((long) ids.length * dim != grads.length) {
+        throw new IllegalArgumentException(
+            "Cannot update " + ids.length + " ids: " + grads.length + " gradient values, need " + (long) ids.length * dim + " (C=" + dim + ")");
+      }
+      for (int i = 0; i < grads.length; i++) {
+        if (!Float.isFinite(grads[i])) {
+          throw new IllegalArgumentException(
+              "Cannot update id " + ids[i / dim] + ": gradient value " + (i % dim) + " is " + grads[i] + " (gradients must be finite; nothing was sent)");
+        }
+      }
+      plan = new Plan(ids, "update");
+      if (plan.distinct == ids.length) {
+        sums = grads;
+      } else {
+        sums = new float[Math.toIntExact((long) plan.distinct * dim)];
+        for (int i = 0; i < ids.length; i++) {
+          int base = plan.uniqueOfReq[i] * dim;
+          int src = i * dim;
+          for (int c = 0; c < dim; c++) {
+            sums[base + c] += grads[src + c];
+          }
+        }
+      }
+    }
+  }
+
+  private void updateShard(UpdatePlan u, int shard, float lr) throws ShardException {
+    Endpoint e = byShard[shard];
+    int[] uniques = u.plan.uniquesOf[shard];
+    long perRow = 8 + rowBytes;
+    int chunk = (int) Math.max(1, Math.min(e.maxIds, (e.maxMessageBytes * 0.9 - 4096) / perRow));
+    ObjectNode extra = Protocol.JSON.createObjectNode();
+    if (!Float.isNaN(lr)) {
+      extra.put("lr", lr);
+    }
+    FlightDescriptor cmd = Protocol.command(Protocol.OP_UPDATE, shard, extra);
+    try (VectorSchemaRoot req = VectorSchemaRoot.create(Protocol.updateRequest(dim), allocator);
+        FlightClient.ExchangeReaderWriter rw = e.client.doExchange(cmd, options)) {
+      BigIntVector ids = (BigIntVector) req.getVector(0);
+      FixedSizeListVector gradList = (FixedSizeListVector) req.getVector(1);
+      rw.getWriter().start(req);
+      for (int from = 0; from < uniques.length; from += chunk) {
+        int n = Math.min(chunk, uniques.length - from);
+        ids.allocateNew(n);
+        ArrowBuf data = ShardProducer.allocate(gradList, n);
+        FloatBuffer view = data.nioBuffer(0, (int) (n * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        for (int i = 0; i < n; i++) {
+          int uq = uniques[from + i];
+          ids.set(i, u.plan.uniqueIds[uq]);
+          view.put(i * dim, u.sums, uq * dim, dim);
+        }
+        ids.setValueCount(n);
+        req.setRowCount(n);
+        rw.getWriter().putNext();
+      }
+      rw.getWriter().completed();
+      FlightStream reader = rw.getReader();
+      while (reader.next()) {
+        // one ack per batch; the stream ends after the last
+      }
+    } catch (Exception ex) {
+      throw shardError("update " + uniques.length + " ids on", shard, e, ex);
+    }
+  }
+
+  // ------------------------------------------------------------------ nearest
+
+  /** Exact cosine top-k over the whole table: each shard's local top-k, merged. */
+  public List<Neighbor> nearest(float[] vector, int k) throws IOException {
+    return nearestExcluding(vector, k, -1);
+  }
+
+  /** The k nearest neighbours of the row of {@code id}, excluding {@code id} itself. */
+  public List<Neighbor> nearest(long id, int k) throws IOException {
+    float[] row = new float[dim];
+    lookup(new long[] {id}, row);
+    return nearestExcluding(row, k, id);
+  }
+
+  private List<Neighbor> nearestExcluding(float[] vector, int k, long exclude) throws IOException {
+    if (vector.length != dim) {
+      throw new IllegalArgumentException("Cannot search: the query has " + vector.length + " values, the table has C=" + dim);
+    }
+    if (k < 1) {
+      throw new IllegalArgumentException("Cannot search: k=" + k + " (must be at least 1)");
+    }
+    int p = partitioner.numShards();
+    int[] all = new int[p];
+    for (int s = 0; s < p; s++) {
+      all[s] = s;
+    }
+    long[][] ids = new long[p][];
+    float[][] sims = new float[p][];
+    run(all, s -> {
+      Endpoint e = byShard[s];
+      ObjectNode extra = Protocol.JSON.createObjectNode().put("k", k).put("exclude", exclude);
+      try (VectorSchemaRoot req = VectorSchemaRoot.create(Protocol.nearestRequest(dim), allocator);
+          FlightClient.ExchangeReaderWriter rw = e.client.doExchange(Protocol.command(Protocol.OP_NEAREST, s, extra), options)) {
+        ArrowBuf data = ShardProducer.allocate((FixedSizeListVector) req.getVector(0), 1);
+        for (int c = 0; c < dim; c++) {
+          data.setFloat(4L * c, vector[c]);
+        }
+        req.setRowCount(1);
+        rw.getWriter().start(req);
+        rw.getWriter().putNext();
+        rw.getWriter().completed();
+        FlightStream reader = rw.getReader();
+        if (!reader.next()) {
+          throw ShardErrors.internal("Cannot search: no reply", null);
+        }
+        VectorSchemaRoot reply = reader.getRoot();
+        int n = reply.getRowCount();
+        BigIntVector idv = (BigIntVector) reply.getVector(0);
+        Float4Vector simv = (Float4Vector) reply.getVector(1);
+        ids[s] = new long[n];
+        sims[s] = new float[n];
+        for (int i = 0; i < n; i++) {
+          ids[s][i] = idv.get(i);
+          sims[s][i] = simv.get(i);
+        }
+        while (reader.next()) {
+          // drain
+        }
+      } catch (Exception ex) {
+        throw shardError("search", s, e, ex);
+      }
+    }, true);
+    HostedShard.TopK top = new HostedShard.TopK(k);
+    for (int s = 0; s < p; s++) {
+      for (int i = 0; i < ids[s].length; i++) {
+        top.offer(ids[s][i], sims[s][i]);
+      }
+    }
+    long[] outIds = new long[k];
+    float[] outSims = new float[k];
+    int n = top.drainBestFirst(outIds, outSims);
+    List<Neighbor> result = new ArrayList<>(n);
+    for (int i = 0; i < n; i++) {
+      result.add(new Neighbor(outIds[i], outSims[i]));
+    }
+    return result;
+  }
+
+  // ------------------------------------------------------------------ snapshot
+
+  /**
+   * Every server writes its shards (with optimizer state) as version {@code v} into {@code dir},
+   * then the client commits the manifest atomically; {@code v} is one more than the client's
+   * manifest version (and than the version of a table already in {@code dir}). {@code dir} must be
+   * reachable by every server under the same path (one machine, or a shared file system). Returns
+   * the committed manifest, which this client then routes by.
+   */
+  public synchronized TableManifest snapshot(Path dir) throws IOException {
+    Path target = dir.toAbsolutePath();
+    Files.createDirectories(target);
+    TableManifest base = manifest;
+    long version = base.tableVersion() + 1;
+    if (Files.exists(target.resolve(TableFormat.MANIFEST_FILE))) {
+      version = Math.max(version, TableManifest.read(target).tableVersion() + 1);
+    }
+    long v = version;
+    List<Endpoint> writers = new ArrayList<>();
+    List<int[]> assigned = new ArrayList<>();
+    for (Endpoint e : endpoints) {
+      int[] mine = e.shards.stream().mapToInt(Integer::intValue).filter(s -> byShard[s] == e).toArray();
+      if (mine.length > 0) {
+        writers.add(e);
+        assigned.add(mine);
+      }
+    }
+    TableManifest.ShardEntry[] entries = new TableManifest.ShardEntry[partitioner.numShards()];
+    long[] step = {0};
+    TableManifest.Optimizer[] optimizer = new TableManifest.Optimizer[1];
+    int[] which = new int[writers.size()];
+    for (int i = 0; i < which.length; i++) {
+      which[i] = i;
+    }
+    try {
+      run(which, i -> {
+        Endpoint e = writers.get(i);
+        ObjectNode body = Protocol.JSON.createObjectNode().put("dir", target.toString()).put("version", v);
+        ArrayNode shards = body.putArray("shards");
+        for (int s : assigned.get(i)) {
+          shards.add(s);
+        }
+        try {
+          JsonNode reply = action(e, Protocol.ACTION_SNAPSHOT, body.toString().getBytes(StandardCharsets.UTF_8));
+          synchronized (entries) {
+            for (JsonNode n : reply.path("shards")) {
+              TableManifest.ShardEntry entry = ShardProducer.shardEntry(n);
+              entries[entry.index()] = entry;
+            }
+            JsonNode o = reply.path("optimizer");
+            if (o.isObject()) {
+              TableManifest.Optimizer opt = ShardServer.optimizerFromJson(o);
+              if (optimizer[0] == null || opt.step() > step[0]) {
+                optimizer[0] = opt;
+                step[0] = opt.step();
+              }
+            }
+          }
+        } catch (FlightRuntimeException ex) {
+          throw shardError("snapshot", assigned.get(i)[0], e, ex);
+        }
+      }, true);
+      TableManifest.Builder b = base.toBuilder().tableVersion(v).shards(Arrays.asList(entries)).createdBy("embstore snapshot");
+      b.optimizer(optimizer[0]);
+      b.vocabulary(copyVocabulary(base, target));
+      TableManifest committed = b.build();
+      TableWriter.commit(target, committed);
+      manifest = committed;
+      return committed;
+    } catch (IOException | RuntimeException ex) {
+      for (int s = 0; s < entries.length; s++) {
+        Files.deleteIfExists(target.resolve(TableFormat.shardFileName(s, v)));
+      }
+      throw ex;
+    }
+  }
+
+  private TableManifest.FileEntry copyVocabulary(TableManifest base, Path target) throws IOException {
+    TableManifest.FileEntry vocab = base.vocabulary();
+    if (vocab == null) {
+      return null;
+    }
+    Path dest = target.resolve(vocab.file());
+    if (Files.exists(dest)) {
+      return vocab;
+    }
+    if (tableDir == null) {
+      return null; // the client knows no file to copy: the snapshot has no vocabulary
+    }
+    Files.copy(tableDir.resolve(vocab.file()), dest, StandardCopyOption.COPY_ATTRIBUTES);
+    return vocab;
+  }
+
+  // ------------------------------------------------------------------ fan-out
+
+  @FunctionalInterface
+  private interface ShardTask {
+    void run(int shard) throws IOException;
+  }
+
+  /** Runs {@code task} for every shard, in parallel; the calling thread takes the last one. */
+  private void run(int[] shards, ShardTask task, boolean inline) throws IOException {
+    if (shards.length == 0) {
+      return;
+    }
+    if (shards.length == 1 && inline) {
+      task.run(shards[0]);
+      return;
+    }
+    CompletableFuture<?>[] futures = new CompletableFuture<?>[shards.length - 1];
+    for (int i = 0; i < futures.length; i++) {
+      int s = shards[i];
+      futures[i] = CompletableFuture.runAsync(() -> runUnchecked(task, s), executor);
+    }
+    IOException first = null;
+    try {
+      task.run(shards[shards.length - 1]);
+    } catch (IOException e) {
+      first = e;
+    }
+    for (CompletableFuture<?> f : futures) {
+      try {
+        f.get();
+      } catch (ExecutionException e) {
+        IOException cause = unwrap(e.getCause());
+        if (first == null) {
+          first = cause;
+        } else if (first != cause) {
+          first.addSuppressed(cause);
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("Interrupted while waiting for shards");
+      }
+    }
+    if (first != null) {
+      throw first;
+    }
+  }
+
+  private CompletableFuture<Void> runAsync(int[] shards, ShardTask task) {
+    CompletableFuture<?>[] futures = new CompletableFuture<?>[shards.length];
+    for (int i = 0; i < shards.length; i++) {
+      int s = shards[i];
+      futures[i] = CompletableFuture.runAsync(() -> runUnchecked(task, s), executor);
+    }
+    return CompletableFuture.allOf(futures).handle((ok, err) -> {
+      if (err != null) {
+        Throwable cause = err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
+        if (cause instanceof UncheckedIOException) {
+          cause = cause.getCause();
+        }
+        throw new CompletionException(cause);
+      }
+      return null;
+    });
+  }
+
+  private static void runUnchecked(ShardTask task, int shard) {
+    try {
+      task.run(shard);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private static IOException unwrap(Throwable t) {
+    if (t instanceof UncheckedIOException) {
+      return ((UncheckedIOException) t).getCause();
+    }
+    if (t instanceof IOException) {
+      return (IOException) t;
+    }
+    if (t instanceof RuntimeException) {
+      throw (RuntimeException) t;
+    }
+    return new IOException(t);
+  }
+
+  @Override
+  public void close() {
+    executor.shutdownNow();
+    List<AutoCloseable> parts = new ArrayList<>();
+    for (Endpoint e : endpoints) {
+      parts.add(e.client);
+    }
+    parts.add(allocator);
+    if (ownedRoot != null) {
+      parts.add(ownedRoot);
+    }
+    try {
+      AutoCloseables.close(parts);
+    } catch (RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IllegalStateException("Cannot close embedding client: " + e.getMessage(), e);
+    }
+  }
+
+  /** Reads an input stream fully (PEM files). */
+  static byte[] readAll(InputStream in) throws IOException {
+    return in.readAllBytes();
+  }
+}

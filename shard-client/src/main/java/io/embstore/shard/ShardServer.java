@@ -1,0 +1,476 @@
+package io.embstore.shard;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.embstore.format.Partitioner;
+import io.embstore.format.ShardWriter;
+import io.embstore.format.Table;
+import io.embstore.format.TableFormat;
+import io.embstore.format.TableManifest;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.arrow.flight.FlightServer;
+import org.apache.arrow.flight.Location;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.util.AutoCloseables;
+
+/**
+ * Hosts shards of one table in off-heap Arrow memory and serves them over Arrow Flight (the
+ * protocol of {@code docs/protocol.md}). Each shard is one contiguous buffer of rows x C float32
+ * plus one buffer per optimizer state column, from a child allocator named {@code shard-N} of the
+ * server's allocator {@code shard-server}; {@link #close()} stops the Flight server and frees them.
+ */
+public final class ShardServer implements AutoCloseable {
+  /** Default largest request: 1 Mi ids. */
+  public static final int DEFAULT_MAX_IDS = 1 << 20;
+  /** Default largest gRPC message a server accepts: 256 MiB. */
+  public static final int DEFAULT_MAX_MESSAGE_BYTES = 256 << 20;
+
+  private final Path tableDir;
+  private final TableManifest baseManifest;
+  private final OptimizerSpec optimizer;
+  private final HostedShard[] byIndex;
+  private final int[] shardIndexes;
+  private final String host;
+  private final int maxIds;
+  private final int maxMessageBytes;
+  private final boolean auth;
+  private final boolean tls;
+  private final BufferAllocator ownedRoot;
+  private final BufferAllocator allocator;
+  private final BufferAllocator flightAllocator;
+  private final AtomicLong step;
+  private final long startNanos = System.nanoTime();
+  private FlightServer flight;
+  private volatile boolean closed;
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** Configures and starts a server; see the setters. */
+  public static final class Builder {
+    private Path table;
+    private int[] shards;
+    private TableManifest shape;
+    private RowInitializer init;
+    private OptimizerSpec optimizer;
+    private String host = "127.0.0.1";
+    private int port;
+    private BufferAllocator parent;
+    private String readToken;
+    private String writeToken;
+    private int maxIds = DEFAULT_MAX_IDS;
+    private int maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES;
+    private File tlsCert;
+    private File tlsKey;
+
+    private Builder() {}
+
+    /** Loads shards from the committed table in {@code dir} (checksums verified). */
+    public Builder table(Path dir) {
+      this.table = dir;
+      return this;
+    }
+
+    /** The shards to host; default all. */
+    public Builder shards(int... shardIndexes) {
+      this.shards = shardIndexes.clone();
+      return this;
+    }
+
+    /**
+     * Hosts shards created in memory: the row of id {@code id} is filled by {@code init}; {@code
+     * shape} gives rows, dim, partitioner, number of shards and optimizer (its shard list entries
+     * are ignored).
+     */
+    public Builder initialize(TableManifest shape, RowInitializer init) {
+      this.shape = shape;
+      this.init = init;
+      return this;
+    }
+
+    /** The optimizer for updates; default the table's, else SGD with lr 0.025. */
+    public Builder optimizer(OptimizerSpec spec) {
+      this.optimizer = spec;
+      return this;
+    }
+
+    public Builder host(String host) {
+      this.host = host;
+      return this;
+    }
+
+    /** Port to bind; 0 (default) picks a free one. */
+    public Builder port(int port) {
+      this.port = port;
+      return this;
+    }
+
+    /** The allocator the server makes its children from; default a root allocator it owns. */
+    public Builder allocator(BufferAllocator parent) {
+      this.parent = parent;
+      return this;
+    }
+
+    /** Enables bearer auth: this token may look up, search and describe. */
+    public Builder readToken(String token) {
+      this.readToken = token;
+      return this;
+    }
+
+    /** Enables bearer auth: this token may do everything, including updates and snapshots. */
+    public Builder writeToken(String token) {
+      this.writeToken = token;
+      return this;
+    }
+
+    /** Largest number of ids in one request batch; more is RESOURCE_EXHAUSTED. */
+    public Builder maxIdsPerRequest(int n) {
+      this.maxIds = n;
+      return this;
+    }
+
+    /** Largest gRPC message accepted (bytes); larger is RESOURCE_EXHAUSTED. */
+    public Builder maxMessageBytes(int n) {
+      this.maxMessageBytes = n;
+      return this;
+    }
+
+    /** Serves TLS with this PEM certificate chain and PEM private key. */
+    public Builder tls(File certChain, File privateKey) {
+      this.tlsCert = certChain;
+      this.tlsKey = privateKey;
+      return this;
+    }
+
+    public ShardServer start() throws IOException {
+      if ((table == null) == (shape == null)) {
+        throw new IllegalArgumentException("Cannot start shard server: give exactly one of table(dir) or initialize(shape, init)");
+      }
+      if (maxIds < 1) {
+        throw new IllegalArgumentException("Cannot start shard server: maxIdsPerRequest=" + maxIds + " (must be at least 1)");
+      }
+      if (maxMessageBytes < 1024) {
+        throw new IllegalArgumentException("Cannot start shard server: maxMessageBytes=" + maxMessageBytes + " (must be at least 1024)");
+      }
+      if ((readToken != null && readToken.isEmpty()) || (writeToken != null && writeToken.isEmpty())) {
+        throw new IllegalArgumentException("Cannot start shard server: empty token (omit it to disable auth)");
+      }
+      if ((tlsCert == null) != (tlsKey == null)) {
+        throw new IllegalArgumentException("Cannot start shard server: TLS needs both a certificate chain and a key");
+      }
+      return new ShardServer(this);
+    }
+  }
+
+  private ShardServer(Builder b) throws IOException {
+    Table opened = b.table == null ? null : Table.open(b.table);
+    TableManifest m = opened == null ? b.shape : opened.manifest();
+    this.tableDir = b.table;
+    OptimizerSpec spec = b.optimizer;
+    if (spec == null) {
+      spec = m.optimizer() == null ? OptimizerSpec.sgd(0.025) : OptimizerSpec.fromManifest(m.optimizer());
+    }
+    this.optimizer = spec;
+    long initialStep = m.optimizer() != null && m.optimizer().name().equals(spec.name()) ? m.optimizer().step() : 0;
+    this.step = new AtomicLong(initialStep);
+    this.baseManifest = m;
+    this.host = b.host;
+    this.maxIds = b.maxIds;
+    this.maxMessageBytes = b.maxMessageBytes;
+    this.auth = b.readToken != null || b.writeToken != null;
+    this.tls = b.tlsCert != null;
+    int p = m.numShards();
+    int[] wanted = b.shards == null ? range(p) : b.shards;
+    boolean[] seen = new boolean[p];
+    for (int s : wanted) {
+      if (s < 0 || s >= p) {
+        throw new IllegalArgumentException("Cannot host shard " + s + ": the table has shards 0.." + (p - 1));
+      }
+      if (seen[s]) {
+        throw new IllegalArgumentException("Cannot host shard " + s + ": listed twice");
+      }
+      seen[s] = true;
+    }
+    this.shardIndexes = wanted.clone();
+    Arrays.sort(shardIndexes);
+    this.byIndex = new HostedShard[p];
+    this.ownedRoot = b.parent == null ? new RootAllocator() : null;
+    BufferAllocator parent = b.parent == null ? ownedRoot : b.parent;
+    this.allocator = parent.newChildAllocator("shard-server", 0, Long.MAX_VALUE);
+    this.flightAllocator = allocator.newChildAllocator("flight", 0, Long.MAX_VALUE);
+    try {
+      for (int s : shardIndexes) {
+        byIndex[s] = opened != null
+            ? HostedShard.load(opened, s, spec, allocator)
+            : HostedShard.initialize(m.partitioner(), m.dim(), s, b.init, spec, allocator);
+      }
+      Location location = tls ? Location.forGrpcTls(host, b.port) : Location.forGrpcInsecure(host, b.port);
+      FlightServer.Builder fb = FlightServer.builder(flightAllocator, location, new ShardProducer(this, flightAllocator))
+          .maxInboundMessageSize(maxMessageBytes);
+      if (auth) {
+        fb.headerAuthenticator(new TokenAuthenticator(b.readToken, b.writeToken));
+      }
+      if (tls) {
+        fb.useTls(b.tlsCert, b.tlsKey);
+      }
+      this.flight = fb.build();
+      flight.start();
+    } catch (IOException | RuntimeException e) {
+      try {
+        close();
+      } catch (RuntimeException suppressed) {
+        e.addSuppressed(suppressed);
+      }
+      throw e;
+    }
+  }
+
+  private static int[] range(int n) {
+    int[] r = new int[n];
+    for (int i = 0; i < n; i++) {
+      r[i] = i;
+    }
+    return r;
+  }
+
+  /** {@code grpc+tcp://HOST:PORT} (or {@code grpc+tls://} with TLS). */
+  public String endpoint() {
+    String h = host.contains(":") ? "[" + host + "]" : host;
+    return (tls ? "grpc+tls://" : "grpc+tcp://") + h + ":" + port();
+  }
+
+  public int port() {
+    return flight.getPort();
+  }
+
+  /** Hosted shard indexes, ascending. */
+  public int[] shards() {
+    return shardIndexes.clone();
+  }
+
+  /**
+   * The table this server hosts: its manifest (or the initialize shape) with the optimizer in use
+   * and the number of updates applied as its step.
+   */
+  public TableManifest manifest() {
+    return baseManifest.toBuilder().optimizer(optimizer.toManifest(baseManifest.dim(), step())).build();
+  }
+
+  /** The optimizer applied to updates. */
+  public OptimizerSpec optimizer() {
+    return optimizer;
+  }
+
+  /**
+   * Writes the hosted shards (embeddings + optimizer state) as shard files of table version {@code
+   * version} in {@code dir}; returns their manifest entries. Lookups and updates continue meanwhile
+   * (see {@link HostedShard#writeTo} for the consistency of each row). The files are not committed:
+   * the caller commits a manifest naming them (as {@link EmbeddingClient#snapshot} does).
+   */
+  public List<TableManifest.ShardEntry> writeShards(Path dir, long version) throws IOException {
+    return writeShards(dir, version, shardIndexes);
+  }
+
+  /** {@link #writeShards(Path, long)} for some of the hosted shards. */
+  List<TableManifest.ShardEntry> writeShards(Path dir, long version, int[] which) throws IOException {
+    checkOpen();
+    for (int s : which) {
+      hosted(s, "snapshot");
+    }
+    TableManifest m = manifest();
+    List<ShardWriter> writers = new ArrayList<>();
+    List<TableManifest.ShardEntry> entries = new ArrayList<>();
+    try (BufferAllocator scratch = allocator.newChildAllocator("snapshot", 0, Long.MAX_VALUE)) {
+      try {
+        for (int s : which) {
+          HostedShard shard = byIndex[s];
+          ShardWriter w = ShardWriter.create(
+              dir.resolve(TableFormat.shardFileName(s, version)), s, m.partitioner(), m.dim(), shard.stateColumns, scratch);
+          writers.add(w);
+          shard.writeTo(w, scratch);
+          entries.add(w.finish());
+        }
+      } finally {
+        IOException failure = null;
+        for (ShardWriter w : writers) {
+          try {
+            w.close();
+          } catch (IOException e) {
+            failure = e;
+          }
+        }
+        if (failure != null && entries.size() == writers.size()) {
+          throw failure;
+        }
+      }
+    }
+    return entries;
+  }
+
+  // ------------------------------------------------------------------ package-private for the producer
+
+  HostedShard hosted(int shard, String verb) {
+    if (shard < 0 || shard >= byIndex.length || byIndex[shard] == null) {
+      throw ShardErrors.notFound(
+          "Cannot " + verb + " shard " + shard + ": not hosted by this server (hosts " + Arrays.toString(shardIndexes) + " of " + byIndex.length + ")");
+    }
+    return byIndex[shard];
+  }
+
+  int maxIdsPerRequest() {
+    return maxIds;
+  }
+
+  boolean authEnabled() {
+    return auth;
+  }
+
+  /**
+   * Updates applied so far: the table's step at load plus the largest number of update batches
+   * any hosted shard has applied (every update call of a client sends each touched shard one).
+   */
+  long step() {
+    long most = 0;
+    for (int s : shardIndexes) {
+      most = Math.max(most, byIndex[s].updateRequests.sum());
+    }
+    return step.get() + most;
+  }
+
+  private void checkOpen() {
+    if (closed) {
+      throw new IllegalStateException("Cannot use shard server " + (flight == null ? "" : endpoint()) + ": closed");
+    }
+  }
+
+  ObjectNode describe() {
+    TableManifest m = manifest();
+    Partitioner p = m.partitioner();
+    ObjectNode n = Protocol.JSON.createObjectNode();
+    n.put("protocolVersion", Protocol.VERSION);
+    n.put("table", tableDir == null ? null : tableDir.toAbsolutePath().toString());
+    n.put("tableVersion", m.tableVersion());
+    n.put("rows", m.rows());
+    n.put("dim", m.dim());
+    n.put("partitioner", p.name());
+    n.put("numShards", p.numShards());
+    ArrayNode shards = n.putArray("shards");
+    for (int s : shardIndexes) {
+      shards.addObject()
+          .put("index", s)
+          .put("rows", p.shardRows(s))
+          .put("minId", p.minId(s))
+          .put("maxId", p.maxId(s))
+          .put("description", p.describeShard(s));
+    }
+    n.set("optimizer", optimizerJson(m.optimizer()));
+    n.put("maxIdsPerRequest", maxIds);
+    n.put("maxMessageBytes", maxMessageBytes);
+    n.put("auth", auth);
+    return n;
+  }
+
+  static ObjectNode optimizerJson(TableManifest.Optimizer o) {
+    ObjectNode n = Protocol.JSON.createObjectNode();
+    n.put("name", o.name());
+    ObjectNode params = n.putObject("params");
+    o.params().forEach(params::put);
+    ArrayNode cols = n.putArray("stateColumns");
+    for (TableManifest.StateColumn c : o.stateColumns()) {
+      cols.addObject().put("name", c.name()).put("width", c.width());
+    }
+    n.put("step", o.step());
+    return n;
+  }
+
+  static TableManifest.Optimizer optimizerFromJson(com.fasterxml.jackson.databind.JsonNode n) {
+    java.util.Map<String, Double> params = new java.util.LinkedHashMap<>();
+    n.path("params").fields().forEachRemaining(e -> params.put(e.getKey(), e.getValue().asDouble()));
+    List<TableManifest.StateColumn> cols = new ArrayList<>();
+    for (com.fasterxml.jackson.databind.JsonNode c : n.path("stateColumns")) {
+      cols.add(new TableManifest.StateColumn(c.path("name").asText(), c.path("width").asInt()));
+    }
+    return new TableManifest.Optimizer(n.path("name").asText(), params, cols, n.path("step").asLong());
+  }
+
+  ObjectNode stats() {
+    double seconds = Math.max(1e-9, (System.nanoTime() - startNanos) / 1e9);
+    long rows = 0;
+    long bytes = 0;
+    long lookups = 0;
+    long lookupRequests = 0;
+    long updates = 0;
+    long updateRequests = 0;
+    ObjectNode n = Protocol.JSON.createObjectNode();
+    ArrayNode shards = n.putArray("shards");
+    for (int s : shardIndexes) {
+      HostedShard h = byIndex[s];
+      long l = h.lookupRows.sum();
+      long u = h.updateRows.sum();
+      shards.addObject().put("index", s).put("rows", h.rows).put("bytes", h.bytes())
+          .put("lookupRows", l).put("updateRows", u);
+      rows += h.rows;
+      bytes += h.bytes();
+      lookups += l;
+      lookupRequests += h.lookupRequests.sum();
+      updates += u;
+      updateRequests += h.updateRequests.sum();
+    }
+    n.put("uptimeSeconds", seconds);
+    n.put("rows", rows);
+    n.put("bytes", bytes);
+    n.put("allocatedBytes", allocator.getAllocatedMemory());
+    n.put("lookupRows", lookups);
+    n.put("lookupRequests", lookupRequests);
+    n.put("updateRows", updates);
+    n.put("updateRequests", updateRequests);
+    n.put("lookupRowsPerSecond", lookups / seconds);
+    n.put("updateRowsPerSecond", updates / seconds);
+    return n;
+  }
+
+  /** Stops serving (in-flight calls get a grace period of 5 s), then frees every shard. */
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    List<AutoCloseable> parts = new ArrayList<>();
+    if (flight != null) {
+      parts.add(() -> {
+        flight.shutdown();
+        if (!flight.awaitTermination(5, TimeUnit.SECONDS)) {
+          flight.close();
+        }
+      });
+      parts.add(flight);
+    }
+    for (HostedShard s : byIndex) {
+      if (s != null) {
+        parts.add(s);
+      }
+    }
+    parts.add(flightAllocator);
+    parts.add(allocator);
+    if (ownedRoot != null) {
+      parts.add(ownedRoot);
+    }
+    try {
+      AutoCloseables.close(parts);
+    } catch (RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IllegalStateException("Cannot close shard server: " + e.getMessage(), e);
+    }
+  }
+}
