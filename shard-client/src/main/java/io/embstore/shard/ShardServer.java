@@ -330,6 +330,10 @@ public final class ShardServer implements AutoCloseable {
     return maxIds;
   }
 
+  int maxMessageBytes() {
+    return maxMessageBytes;
+  }
+
   boolean authEnabled() {
     return auth;
   }

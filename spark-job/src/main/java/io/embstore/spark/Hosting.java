@@ -1,0 +1,34 @@
+package io.embstore.spark;
+
+import io.embstore.format.TableManifest;
+import io.embstore.format.Vocabulary;
+import java.io.IOException;
+import java.io.Serializable;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * Where the two matrices live while a job trains: started by the driver, opened by training tasks
+ * through a serializable {@link Opener}, checkpointed by the driver between rounds.
+ */
+interface Hosting extends AutoCloseable {
+  /** Opens the stores of both matrices inside a task (cached per JVM by the implementation). */
+  interface Opener extends Serializable {
+    RowStore input() throws IOException;
+
+    RowStore output() throws IOException;
+  }
+
+  Opener opener();
+
+  /**
+   * Writes both matrices as the next table version: the context matrix to {@code context} first,
+   * then the input embeddings with {@code vocabulary} (may be null) and {@code properties} to
+   * {@code output}, whose manifest is the commit point of the checkpoint.
+   */
+  TableManifest checkpoint(Path output, Path context, Vocabulary vocabulary, Map<String, String> properties)
+      throws IOException;
+
+  @Override
+  void close() throws IOException;
+}

@@ -1,0 +1,59 @@
+package io.embstore.spark;
+
+import io.embstore.format.cli.Subcommand;
+import java.util.concurrent.Callable;
+import org.apache.spark.sql.SparkSession;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code embstore train}: the same job as {@code spark-submit --class io.embstore.spark.TrainJob},
+ * in a local-mode Spark inside this JVM (default {@code --master local[2]}).
+ */
+@Command(
+    name = "train",
+    mixinStandardHelpOptions = true,
+    defaultValueProvider = TrainOptions.SparkConfDefaults.class,
+    description = {
+      "Trains skip-gram embeddings (word2vec's negative sampling) with Spark, both matrices sharded over shard servers.",
+      "Options fall back to Spark conf spark.embstore.<option>, then to the defaults shown."
+    })
+public final class TrainCommand implements Subcommand, Callable<Integer> {
+  @Mixin TrainOptions options;
+  @Spec CommandSpec spec;
+
+  @Override
+  public int order() {
+    return 300;
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    options.validate();
+    SparkSession spark = localSession(options.master == null ? "local[2]" : options.master);
+    try {
+      TrainJob.Result r = TrainJob.run(spark, options);
+      spec.commandLine().getOut().println(r.summary());
+      spec.commandLine().getOut().println("wrote " + options.output + " (table version " + r.output().tableVersion() + ")");
+      spec.commandLine().getOut().flush();
+      return 0;
+    } finally {
+      spark.stop();
+    }
+  }
+
+  /** A session for one run: UI off, driver on loopback, frequent heartbeats for live progress. */
+  static SparkSession localSession(String master) {
+    return SparkSession.builder()
+        .appName("embstore train")
+        .master(master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.executor.heartbeatInterval", "2s")
+        .config("spark.sql.shuffle.partitions", "8")
+        .getOrCreate();
+  }
+}

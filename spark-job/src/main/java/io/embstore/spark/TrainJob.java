@@ -1,0 +1,319 @@
+package io.embstore.spark;
+
+import io.embstore.format.Table;
+import io.embstore.format.TableManifest;
+import io.embstore.format.Vocabulary;
+import java.io.IOException;
+import java.io.Serializable;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.rdd.PartitionPruningRDD;
+import org.apache.spark.sql.SparkSession;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import scala.runtime.AbstractFunction1;
+
+/**
+ * Distributed skip-gram training: {@code spark-submit --class io.embstore.spark.TrainJob JOB_JAR
+ * --input ... --output DIR ...} (options: {@link TrainOptions}; design: {@code docs/training.md}).
+ *
+ * <p>The driver builds the vocabulary and the encoded corpus, starts the hosting of both matrices
+ * ({@link ShardHosting}: shard servers inside the executors), then runs each epoch as rounds of
+ * corpus partitions, one Spark job per round. Between rounds, at most every {@code
+ * --checkpoint-minutes} and at every epoch end, it writes a checkpoint whose manifest records the
+ * epoch and the partitions done; {@code --resume} restarts from there.
+ */
+public final class TrainJob {
+  private static final Logger LOG = LoggerFactory.getLogger(TrainJob.class);
+  static final String CONTEXT_DIR = "_context";
+  static final String P_EPOCH = "train.epoch";
+  static final String P_DONE = "train.partitionsDone";
+  static final String P_PARTITIONS = "train.partitions";
+  static final String P_COMPLETE = "train.complete";
+  static final String P_TOKENS = "train.tokensTrained";
+
+  private TrainJob() {}
+
+  public static void main(String[] args) throws Exception {
+    SparkConf conf = new SparkConf();
+    TrainOptions o;
+    try {
+      o = TrainOptions.parse(conf, args);
+    } catch (RuntimeException e) {
+      System.err.println("embstore train: " + e.getMessage());
+      System.exit(2);
+      return;
+    }
+    SparkSession.Builder b = SparkSession.builder().appName("embstore train").config(conf);
+    if (o.master != null) {
+      b.master(o.master);
+    }
+    SparkSession spark = b.getOrCreate();
+    try {
+      Result r = run(spark, o);
+      System.out.println(r.summary());
+    } finally {
+      spark.stop();
+    }
+  }
+
+  /** What a run did. */
+  public record Result(TableManifest output, String summary, long tokensPerEpoch, double seconds) {}
+
+  /** Runs the job on an existing session (tests, {@code embstore train}, spark-submit). */
+  public static Result run(SparkSession spark, TrainOptions o) throws IOException {
+    long t0 = System.nanoTime();
+    JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    Path out = Paths.get(o.output.replaceFirst("^file:", "")).toAbsolutePath();
+    Path ctx = out.resolve(CONTEXT_DIR);
+    int slots = Math.max(1, sc.defaultParallelism());
+
+    // Resume state.
+    TableManifest resumed = null;
+    Vocabulary knownVocab = null;
+    if (Files.exists(out.resolve("manifest.json"))) {
+      if (!o.resume) {
+        throw new IllegalArgumentException(
+            "Cannot train into " + out + ": it already holds a table (use --resume to continue it, or a new --output)");
+      }
+      resumed = Table.open(out).manifest();
+      if (!resumed.properties().containsKey(P_EPOCH)) {
+        throw new IllegalArgumentException("Cannot resume " + out + ": the table was not written by embstore train");
+      }
+      if (!Files.exists(ctx.resolve("manifest.json"))) {
+        throw new IllegalArgumentException(
+            "Cannot resume " + out + ": " + ctx + " holds no table (the first checkpoint was cut short; train again without --resume into a new --output)");
+      }
+      if (resumed.dim() != o.dim) {
+        throw new IllegalArgumentException(
+            "Cannot resume " + out + ": --dim " + o.dim + " but the checkpoint has dim " + resumed.dim());
+      }
+      if (resumed.vocabulary() != null) {
+        try (BufferAllocator a = new RootAllocator()) {
+          knownVocab = Table.open(out).vocabulary(a);
+        }
+      }
+    }
+    int numPartitions = resumed != null
+        ? Integer.parseInt(resumed.properties().get(P_PARTITIONS))
+        : (o.partitions > 0 ? o.partitions : 4 * slots);
+    int startEpoch = resumed == null ? 0 : Integer.parseInt(resumed.properties().get(P_EPOCH));
+    int startDone = resumed == null ? 0 : Integer.parseInt(resumed.properties().get(P_DONE));
+    if (resumed != null && Boolean.parseBoolean(resumed.properties().get(P_COMPLETE))) {
+      LOG.info("{} is already complete ({} epochs); nothing to do", out, o.epochs);
+      return new Result(resumed, "already complete", 0, 0);
+    }
+
+    Corpus corpus = Corpus.load(spark, o, knownVocab, numPartitions);
+    long rows = corpus.rows();
+    int shards = (int) Math.min(rows, o.shards > 0 ? o.shards : slots);
+    LOG.info("corpus: {} tokens in {} partitions, V={}, C={}, P={} shards per matrix, {} task slots",
+        corpus.totalTokens, numPartitions, rows, o.dim, shards, slots);
+    long[] offsets = new long[numPartitions];
+    for (int i = 1; i < numPartitions; i++) {
+      offsets[i] = offsets[i - 1] + corpus.partitionTokens[i - 1];
+    }
+
+    sc.setJobDescription("embstore train: host the shards of both matrices");
+    try (Hosting hosting = "memory".equals(o.hosting)
+            ? new MemoryHosting(rows, o.dim, shards, o.adagrad(), o.seed, resumed == null ? null : out, resumed == null ? null : ctx)
+            : ShardHosting.start(spark, o, rows, shards, resumed == null ? null : out, resumed == null ? null : ctx);
+        Progress progress = new Progress(spark.sparkContext(), corpus.totalTokens, o.epochs,
+            startEpoch * corpus.totalTokens + (startDone == 0 ? 0 : offsets[startDone - 1] + corpus.partitionTokens[startDone - 1]),
+            o.progressSeconds)) {
+      Task task = new Task(o, corpus, offsets, hosting.opener(), progress, sc);
+      long lastCheckpoint = System.nanoTime();
+      TableManifest last = resumed;
+      Vocabulary vocabToWrite = resumed == null ? corpus.vocabulary : null;
+      for (int epoch = startEpoch; epoch < o.epochs; epoch++) {
+        progress.epoch(epoch);
+        int from = epoch == startEpoch ? startDone : 0;
+        for (int r = from; r < numPartitions; r += slots) {
+          int to = Math.min(numPartitions, r + slots);
+          sc.setJobDescription("embstore train: epoch " + (epoch + 1) + "/" + o.epochs
+              + ", corpus partitions " + r + ".." + (to - 1) + " of " + numPartitions);
+          task.runRound(epoch, r, to);
+          boolean epochEnd = to == numPartitions;
+          boolean due = o.checkpointMinutes > 0 && (System.nanoTime() - lastCheckpoint) / 60e9 >= o.checkpointMinutes;
+          if (epochEnd || due) {
+            int nextEpoch = epochEnd ? epoch + 1 : epoch;
+            int done = epochEnd ? 0 : to;
+            sc.setJobDescription("embstore train: checkpoint after epoch " + (epoch + 1) + ", partition " + (to - 1));
+            Map<String, String> props = properties(o, nextEpoch, done, numPartitions, nextEpoch == o.epochs);
+            long c0 = System.nanoTime();
+            last = hosting.checkpoint(out, ctx, vocabToWrite, props);
+            vocabToWrite = null;
+            LOG.info("checkpoint: table version {} at epoch {}, partitions done {} ({} ms)",
+                last.tableVersion(), nextEpoch, done, (System.nanoTime() - c0) / 1_000_000);
+            lastCheckpoint = System.nanoTime();
+          }
+        }
+      }
+      String summary = progress.summary();
+      LOG.info(summary);
+      corpus.sentences.unpersist(false);
+      return new Result(last, summary, corpus.totalTokens, (System.nanoTime() - t0) / 1e9);
+    }
+  }
+
+  static Map<String, String> properties(TrainOptions o, int epoch, int done, int partitions, boolean complete) {
+    Map<String, String> p = new LinkedHashMap<>();
+    p.put(P_EPOCH, Integer.toString(epoch));
+    p.put(P_DONE, Integer.toString(done));
+    p.put(P_PARTITIONS, Integer.toString(partitions));
+    p.put(P_COMPLETE, Boolean.toString(complete));
+    p.put("train.epochs", Integer.toString(o.epochs));
+    p.put("train.window", Integer.toString(o.window));
+    p.put("train.negatives", Integer.toString(o.negatives));
+    p.put("train.minCount", Long.toString(o.minCount));
+    p.put("train.sample", Double.toString(o.sample));
+    p.put("train.alpha", Double.toString(o.alpha));
+    p.put("train.optimizer", o.optimizer);
+    p.put("train.seed", Long.toString(o.seed));
+    p.put("train.matrix", "input");
+    p.put("train.context", CONTEXT_DIR);
+    return p;
+  }
+
+  /** The per-partition training function and what it needs on the executors. */
+  static final class Task implements Serializable {
+    private static final long serialVersionUID = 1L;
+    private final SkipGram.Params params;
+    private final long[] counts;
+    private final double sample;
+    private final long[] offsets;
+    private final long totalTokens;
+    private final int epochs;
+    private final double alpha;
+    private final boolean decay;
+    private final int batchTokens;
+    private final long seed;
+    private final long failAfter;
+    private final Hosting.Opener opener;
+    private transient JavaRDD<int[]> sentences;
+    private transient Progress progress;
+    private transient org.apache.spark.broadcast.Broadcast<Task> self;
+    private transient JavaSparkContext sc;
+
+    Task(TrainOptions o, Corpus corpus, long[] offsets, Hosting.Opener opener, Progress progress, JavaSparkContext sc) {
+      this.params = new SkipGram.Params(o.dim, o.window, o.negatives, o.sample, !o.adagrad());
+      this.counts = corpus.counts;
+      this.sample = o.sample;
+      this.offsets = offsets;
+      this.totalTokens = corpus.totalTokens;
+      this.epochs = o.epochs;
+      this.alpha = o.alpha;
+      this.decay = true;
+      this.batchTokens = o.batchTokens;
+      this.seed = o.seed;
+      this.failAfter = o.failAfterBatches;
+      this.opener = opener;
+      this.sentences = corpus.sentences;
+      this.progress = progress;
+      this.sc = sc;
+    }
+
+    void runRound(int epoch, int from, int to) {
+      if (self == null) {
+        self = sc.broadcast(this);
+      }
+      org.apache.spark.broadcast.Broadcast<Task> b = self;
+      Progress p = progress;
+      org.apache.spark.util.LongAccumulator[] longs = p.longs;
+      org.apache.spark.util.DoubleAccumulator loss = p.lossSum;
+      PartitionPruningRDD<int[]> pruned = PartitionPruningRDD.create(sentences.rdd(), new Range(from, to));
+      List<Long> done = pruned.toJavaRDD().mapPartitionsWithIndex((i, it) -> {
+        long n = b.value().train(epoch, from + i, it, longs, loss);
+        return Collections.singletonList(n).iterator();
+      }, true).collect();
+      if (done.size() != to - from) {
+        throw new IllegalStateException("Cannot finish round " + from + ".." + (to - 1) + ": " + done.size() + " results");
+      }
+    }
+
+    long train(int epoch, int partition, java.util.Iterator<int[]> it,
+        org.apache.spark.util.LongAccumulator[] longs, org.apache.spark.util.DoubleAccumulator loss) throws IOException {
+      Shared shared = Shared.of(this);
+      RowStore in = opener.input();
+      RowStore out = opener.output();
+      long taskSeed = SkipGram.mix64(seed * 31 + SkipGram.mix64(epoch * 1_000_003L + partition));
+      SkipGram sg = new SkipGram(params, shared.keep, shared.sampler, in, out, taskSeed);
+      long position = epoch * totalTokens + offsets[partition];
+      double total = (double) totalTokens * epochs + 1;
+      long[] reported = new long[6];
+      double reportedLoss = 0;
+      try {
+        while (it.hasNext()) {
+          sg.add(it.next());
+          if (sg.pendingRawTokens() >= batchTokens || !it.hasNext()) {
+            long raw = sg.pendingRawTokens();
+            float lr = (float) (decay ? alpha * Math.max(1e-4, 1 - position / total) : alpha);
+            sg.step(lr);
+            position += raw;
+            long[] now = {sg.tokensSeen, sg.pairs, sg.lossCount, sg.rowsPulled, sg.rowsPushed, sg.batches};
+            for (int i = 0; i < 6; i++) {
+              longs[i].add(now[i] - reported[i]);
+              reported[i] = now[i];
+            }
+            loss.add(sg.lossSum - reportedLoss);
+            reportedLoss = sg.lossSum;
+            if (failAfter > 0 && sg.batches >= failAfter) {
+              throw new IllegalStateException(
+                  "Cannot continue training: injected failure after " + sg.batches + " batches (--fail-after-batches)");
+            }
+          }
+        }
+      } finally {
+        in.close();
+        out.close();
+      }
+      return sg.tokensSeen;
+    }
+  }
+
+  /** Per-JVM tables derived from the counts: built once per run, not per task. */
+  static final class Shared {
+    private static final Map<Object, Shared> CACHE = Collections.synchronizedMap(new java.util.WeakHashMap<>());
+    final float[] keep;
+    final AliasSampler sampler;
+
+    private Shared(Task t) {
+      keep = SkipGram.keepProbabilities(t.counts, t.sample);
+      sampler = new AliasSampler(t.counts, 0.75);
+    }
+
+    static Shared of(Task t) {
+      synchronized (CACHE) {
+        return CACHE.computeIfAbsent(t.counts, k -> new Shared(t));
+      }
+    }
+  }
+
+  /** Keeps partitions {@code [from, to)}. */
+  static final class Range extends AbstractFunction1<Object, Object> implements Serializable {
+    private static final long serialVersionUID = 1L;
+    private final int from;
+    private final int to;
+
+    Range(int from, int to) {
+      this.from = from;
+      this.to = to;
+    }
+
+    @Override
+    public Object apply(Object index) {
+      int i = (Integer) index;
+      return i >= from && i < to;
+    }
+  }
+}

@@ -1,0 +1,175 @@
+package io.embstore.spark;
+
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import org.apache.spark.SparkConf;
+import picocli.CommandLine;
+import picocli.CommandLine.Option;
+
+/**
+ * Every option of {@code embstore train} / {@code TrainJob}: the one place where they are named,
+ * defaulted and documented ({@code docs/training.md} lists the same table).
+ *
+ * <p>Precedence, decided here only: a command-line option, else the Spark conf key {@code
+ * spark.embstore.<option name without dashes>} (e.g. {@code --min-count} is {@code
+ * spark.embstore.min-count}, set with {@code spark-submit --conf} or {@code spark-defaults.conf}),
+ * else the default shown in the help. {@link #defaults(SparkConf)} implements the middle step as a
+ * picocli default provider.
+ */
+public final class TrainOptions implements Serializable {
+  private static final long serialVersionUID = 1L;
+  static final String CONF_PREFIX = "spark.embstore.";
+
+  @Option(names = "--input", required = true, paramLabel = "FILE_OR_DIR",
+      description = "Corpus: text files (whitespace-separated tokens) or Parquet/ORC files with an array column; repeatable.")
+  List<String> inputs = new ArrayList<>();
+
+  @Option(names = "--output", required = true, paramLabel = "TABLE_DIR",
+      description = "Output table (input embeddings + vocabulary); the context matrix goes to TABLE_DIR/_context. Must be visible to the driver and every executor.")
+  String output;
+
+  @Option(names = "--master", description = "Spark master (embstore train: default local[2]; spark-submit: its own --master).")
+  String master;
+
+  @Option(names = "--format", defaultValue = "auto", description = "Input format: auto (by extension), text, parquet or orc. Default: ${DEFAULT-VALUE}.")
+  String format;
+
+  @Option(names = "--column", defaultValue = "tokens", description = "Parquet/ORC column: array<string> of tokens or array<int|bigint> of ids. Default: ${DEFAULT-VALUE}.")
+  String column;
+
+  @Option(names = "--vocab-size", defaultValue = "0", description = "V for id input (array<int|bigint>): ids must be in [0, V); no vocabulary is built.")
+  long vocabSize;
+
+  @Option(names = "--lowercase", defaultValue = "false", description = "Lower-case text tokens (Locale.ROOT).")
+  boolean lowercase;
+
+  @Option(names = "--max-sentence-length", defaultValue = "1000", description = "Longer lines are cut into sentences of this many tokens (word2vec: 1000). Default: ${DEFAULT-VALUE}.")
+  int maxSentenceLength;
+
+  @Option(names = "--dim", defaultValue = "100", description = "Embedding dimension C. Default: ${DEFAULT-VALUE}.")
+  int dim;
+
+  @Option(names = "--window", defaultValue = "5", description = "Maximum window (randomly shrunk per position). Default: ${DEFAULT-VALUE}.")
+  int window;
+
+  @Option(names = "--negatives", defaultValue = "5", description = "Negative samples per pair, from unigram^0.75. Default: ${DEFAULT-VALUE}.")
+  int negatives;
+
+  @Option(names = "--min-count", defaultValue = "5", description = "Drop tokens seen fewer times. Default: ${DEFAULT-VALUE}.")
+  long minCount;
+
+  @Option(names = "--max-vocab", defaultValue = "0", description = "Keep at most this many most frequent tokens (0: no limit).")
+  long maxVocab;
+
+  @Option(names = "--sample", defaultValue = "1e-3", description = "Sub-sampling threshold of frequent tokens (0: off). Default: ${DEFAULT-VALUE}.")
+  double sample;
+
+  @Option(names = "--epochs", defaultValue = "5", description = "Passes over the corpus. Default: ${DEFAULT-VALUE}.")
+  int epochs;
+
+  @Option(names = "--alpha", defaultValue = "0.025", description = "Start learning rate; decays linearly to alpha*1e-4 (sgd) . Default: ${DEFAULT-VALUE}.")
+  double alpha;
+
+  @Option(names = "--shards", defaultValue = "0", description = "Shards P of each matrix (0: one per executor core slot, at least 1).")
+  int shards;
+
+  @Option(names = "--optimizer", defaultValue = "sgd", description = "sgd (word2vec) or rowwise-adagrad. Default: ${DEFAULT-VALUE}.")
+  String optimizer;
+
+  @Option(names = "--seed", defaultValue = "1", description = "Seed of initialisation, sampling and windows. Default: ${DEFAULT-VALUE}.")
+  long seed;
+
+  @Option(names = "--resume", defaultValue = "false", description = "Continue from the latest checkpoint in --output.")
+  boolean resume;
+
+  @Option(names = "--checkpoint-minutes", defaultValue = "10", description = "Checkpoint at least this often (and at each epoch end); 0: only at epoch ends. Default: ${DEFAULT-VALUE}.")
+  double checkpointMinutes;
+
+  @Option(names = "--batch-tokens", defaultValue = "16384", description = "Corpus tokens per mini-batch (one pull and one push per matrix). Default: ${DEFAULT-VALUE}.")
+  int batchTokens;
+
+  @Option(names = "--partitions", defaultValue = "0", description = "Corpus partitions (0: 4 per task slot); checkpoints fall between rounds of partitions.")
+  int partitions;
+
+  @Option(names = "--progress-seconds", defaultValue = "5", description = "Seconds between progress lines. Default: ${DEFAULT-VALUE}.")
+  double progressSeconds;
+
+  /** The default provider of {@code embstore train}: Spark conf from system properties. */
+  public static final class SparkConfDefaults implements CommandLine.IDefaultValueProvider {
+    private final CommandLine.IDefaultValueProvider delegate = defaults(new SparkConf());
+
+    @Override
+    public String defaultValue(CommandLine.Model.ArgSpec argSpec) throws Exception {
+      return delegate.defaultValue(argSpec);
+    }
+  }
+
+  @Option(names = "--hosting", defaultValue = "shards", hidden = true,
+      description = "shards (shard servers in the executors) or memory (driver heap; local mode only, a no-network baseline).")
+  String hosting;
+
+  @Option(names = "--fail-after-batches", defaultValue = "0", hidden = true,
+      description = "Test hook: a training task throws after this many mini-batches (0: never).")
+  long failAfterBatches;
+
+  /** Parses {@code args} with Spark conf {@code conf} as the second source of values. */
+  static TrainOptions parse(SparkConf conf, String... args) {
+    TrainOptions o = new TrainOptions();
+    CommandLine cmd = new CommandLine(o);
+    cmd.setDefaultValueProvider(defaults(conf));
+    cmd.parseArgs(args);
+    o.validate();
+    return o;
+  }
+
+  /** The Spark-conf step of the precedence: {@code spark.embstore.<name>} for {@code --<name>}. */
+  static CommandLine.IDefaultValueProvider defaults(SparkConf conf) {
+    return argSpec -> {
+      if (conf != null && argSpec.isOption()) {
+        String name = ((CommandLine.Model.OptionSpec) argSpec).longestName();
+        String key = CONF_PREFIX + name.replaceFirst("^--", "");
+        if (conf.contains(key)) {
+          return conf.get(key);
+        }
+      }
+      return argSpec.defaultValue();
+    };
+  }
+
+  boolean adagrad() {
+    return "rowwise-adagrad".equals(optimizer);
+  }
+
+  void validate() {
+    check(!inputs.isEmpty(), "--input", "(none)", "at least one is required");
+    check(output != null && !output.isBlank(), "--output", output, "required");
+    check(dim >= 1 && dim <= 65536, "--dim", dim, "must be in 1..65536");
+    check(window >= 1, "--window", window, "must be at least 1");
+    check(negatives >= 0 && negatives <= 1000, "--negatives", negatives, "must be in 0..1000");
+    check(minCount >= 1, "--min-count", minCount, "must be at least 1");
+    check(maxVocab >= 0, "--max-vocab", maxVocab, "must be 0 or positive");
+    check(sample >= 0 && sample < 1, "--sample", sample, "must be in [0, 1)");
+    check(epochs >= 1, "--epochs", epochs, "must be at least 1");
+    check(alpha > 0 && alpha < 10, "--alpha", alpha, "must be in (0, 10)");
+    check(shards >= 0 && shards <= 65536, "--shards", shards, "must be in 0..65536");
+    check("sgd".equals(optimizer) || "rowwise-adagrad".equals(optimizer), "--optimizer", optimizer, "known: sgd, rowwise-adagrad");
+    check(batchTokens >= 1, "--batch-tokens", batchTokens, "must be at least 1");
+    check(partitions >= 0, "--partitions", partitions, "must be 0 or positive");
+    check(maxSentenceLength >= 2, "--max-sentence-length", maxSentenceLength, "must be at least 2");
+    check(checkpointMinutes >= 0, "--checkpoint-minutes", checkpointMinutes, "must be 0 or positive");
+    check(progressSeconds > 0, "--progress-seconds", progressSeconds, "must be positive");
+    check(vocabSize >= 0 && vocabSize < Integer.MAX_VALUE, "--vocab-size", vocabSize, "must be in 0..2^31-2");
+    check("shards".equals(hosting) || "memory".equals(hosting), "--hosting", hosting, "known: shards, memory");
+    String f = format.toLowerCase(Locale.ROOT);
+    check(List.of("auto", "text", "parquet", "orc").contains(f), "--format", format, "known: auto, text, parquet, orc");
+    format = f;
+  }
+
+  private static void check(boolean ok, String option, Object value, String why) {
+    if (!ok) {
+      throw new IllegalArgumentException("Cannot use " + option + ": " + value + " (" + why + ")");
+    }
+  }
+}

@@ -1,0 +1,232 @@
+package io.embstore.spark;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+
+/** The per-batch math against a dense reference computed here, independently, from the plan. */
+class SkipGramTest {
+  private static final int V = 6;
+  private static final int C = 8;
+
+  private static long[] counts() {
+    return new long[] {50, 30, 20, 10, 5, 5};
+  }
+
+  private static InMemoryRowStore initialInput(long seed) {
+    InMemoryRowStore in = InMemoryRowStore.sgd(V, C);
+    float[] row = new float[C];
+    for (int id = 0; id < V; id++) {
+      SkipGram.initInputRow(seed, id, row);
+      System.arraycopy(row, 0, in.values(), id * C, C);
+    }
+    return in;
+  }
+
+  private static double sigmoid(double f) {
+    return 1.0 / (1.0 + Math.exp(-f));
+  }
+
+  /** word2vec's sequential update for the planned pairs, in doubles. */
+  private static void reference(SkipGram sg, int negatives, double lr, double[][] win, double[][] wout) {
+    for (int g = 0; g < sg.plannedGroups(); g++) {
+      int in = (int) sg.plannedInput(g);
+      double[] e = new double[C];
+      for (int d = 0; d <= negatives; d++) {
+        long target = sg.plannedOutput(g, d);
+        if (target < 0) {
+          continue;
+        }
+        int o = (int) target;
+        double f = 0;
+        for (int j = 0; j < C; j++) {
+          f += win[in][j] * wout[o][j];
+        }
+        double sig = f > 6 ? 1 : f < -6 ? 0 : sigmoid(f);
+        double gs = ((d == 0) ? 1 : 0) - sig;
+        for (int j = 0; j < C; j++) {
+          e[j] += gs * wout[o][j];
+        }
+        for (int j = 0; j < C; j++) {
+          wout[o][j] += lr * gs * win[in][j];
+        }
+      }
+      for (int j = 0; j < C; j++) {
+        win[in][j] += lr * e[j];
+      }
+    }
+  }
+
+  private static double[][] dense(float[] values) {
+    double[][] m = new double[V][C];
+    for (int i = 0; i < V; i++) {
+      for (int j = 0; j < C; j++) {
+        m[i][j] = values[i * C + j];
+      }
+    }
+    return m;
+  }
+
+  @Test
+  void oneSgdStepOnATinyCorpusGivesTheReferenceRows() throws Exception {
+    long seed = 42;
+    InMemoryRowStore in = initialInput(seed);
+    InMemoryRowStore out = InMemoryRowStore.sgd(V, C);
+    // Non-zero output rows so that the first pairs already have non-trivial dot products.
+    for (int i = 0; i < out.values().length; i++) {
+      out.values()[i] = (float) Math.sin(i) * 0.5f;
+    }
+    double[][] win = dense(in.values());
+    double[][] wout = dense(out.values());
+    SkipGram sg =
+        new SkipGram(
+            new SkipGram.Params(C, 2, 3, 0, true),
+            null,
+            new AliasSampler(counts(), 0.75),
+            in,
+            out,
+            7);
+    sg.add(new int[] {0, 1, 2, 3, 0, 4});
+    sg.add(new int[] {5, 1, 0});
+    float lr = 0.05f;
+    sg.step(lr);
+    assertThat(sg.plannedGroups()).isGreaterThan(6);
+    reference(sg, 3, lr, win, wout);
+    for (int i = 0; i < V; i++) {
+      for (int j = 0; j < C; j++) {
+        assertThat((double) in.values()[i * C + j]).as("input row %d col %d", i, j).isCloseTo(win[i][j], within(2e-4));
+        assertThat((double) out.values()[i * C + j]).as("output row %d col %d", i, j).isCloseTo(wout[i][j], within(2e-4));
+      }
+    }
+    assertThat(sg.tokensSeen).isEqualTo(9);
+    assertThat(sg.rowsPulled).isEqualTo(sg.rowsPushed).isPositive();
+  }
+
+  @Test
+  void adagradModePushesTheSummedLossGradientAtTheOldRows() throws Exception {
+    InMemoryRowStore in = initialInput(3);
+    InMemoryRowStore out = InMemoryRowStore.rowwiseAdagrad(V, C, 1e-8f);
+    for (int i = 0; i < out.values().length; i++) {
+      out.values()[i] = (float) Math.cos(i) * 0.3f;
+    }
+    double[][] win = dense(in.values());
+    double[][] wout = dense(out.values());
+    SkipGram sg =
+        new SkipGram(new SkipGram.Params(C, 1, 2, 0, false), null, new AliasSampler(counts(), 0.75), in, out, 11);
+    sg.add(new int[] {0, 1, 2, 3});
+    float lr = 0.1f;
+    sg.step(lr);
+    // Reference: gradients at the old rows, summed per row, then SGD on the input (an SGD store)
+    // and row-wise Adagrad on the output rows.
+    double[][] gin = new double[V][C];
+    double[][] gout = new double[V][C];
+    for (int g = 0; g < sg.plannedGroups(); g++) {
+      int a = (int) sg.plannedInput(g);
+      for (int d = 0; d <= 2; d++) {
+        long t = sg.plannedOutput(g, d);
+        if (t < 0) {
+          continue;
+        }
+        int o = (int) t;
+        double f = 0;
+        for (int j = 0; j < C; j++) {
+          f += win[a][j] * wout[o][j];
+        }
+        double dl = sigmoid(f) - (d == 0 ? 1 : 0);
+        for (int j = 0; j < C; j++) {
+          gin[a][j] += dl * wout[o][j];
+          gout[o][j] += dl * win[a][j];
+        }
+      }
+    }
+    for (int i = 0; i < V; i++) {
+      double sq = 0;
+      for (int j = 0; j < C; j++) {
+        sq += gout[i][j] * gout[i][j];
+      }
+      double step = sq == 0 ? 0 : lr / (Math.sqrt(sq / C) + 1e-8);
+      for (int j = 0; j < C; j++) {
+        assertThat((double) in.values()[i * C + j]).isCloseTo(win[i][j] - lr * gin[i][j], within(2e-4));
+        assertThat((double) out.values()[i * C + j]).isCloseTo(wout[i][j] - step * gout[i][j], within(5e-3));
+      }
+    }
+  }
+
+  @Test
+  void planKeepsWindowsInsideSentencesAndNeverUsesTheCenterAsANegative() throws Exception {
+    InMemoryRowStore in = initialInput(1);
+    InMemoryRowStore out = InMemoryRowStore.sgd(V, C);
+    SkipGram sg =
+        new SkipGram(new SkipGram.Params(C, 5, 5, 0, true), null, new AliasSampler(counts(), 0.75), in, out, 5);
+    sg.add(new int[] {0, 1});
+    sg.add(new int[] {2, 3, 4});
+    sg.step(0.025f);
+    for (int g = 0; g < sg.plannedGroups(); g++) {
+      long input = sg.plannedInput(g);
+      long center = sg.plannedOutput(g, 0);
+      boolean firstSentence = input <= 1;
+      assertThat(center <= 1).as("pair %d: %d -> %d crosses sentences", g, input, center).isEqualTo(firstSentence);
+      assertThat(center).isNotEqualTo(input);
+      for (int d = 1; d <= 5; d++) {
+        assertThat(sg.plannedOutput(g, d)).isNotEqualTo(center);
+      }
+    }
+    // Sentence 1 gives 2 pairs, sentence 2 at most 6.
+    assertThat(sg.plannedGroups()).isBetween(2 + 4, 2 + 6);
+  }
+
+  @Test
+  void subSamplingDropsFrequentTokensAtWord2vecsRate() throws Exception {
+    long[] counts = {1_000_000, 1_000};
+    float[] keep = SkipGram.keepProbabilities(counts, 1e-3);
+    double threshold = 1e-3 * 1_001_000;
+    assertThat((double) keep[0]).isCloseTo((Math.sqrt(1e6 / threshold) + 1) * threshold / 1e6, within(1e-6));
+    assertThat(keep[1]).isEqualTo(1f);
+    SkipGram sg =
+        new SkipGram(
+            new SkipGram.Params(4, 1, 1, 1e-3, true),
+            keep,
+            new AliasSampler(counts, 0.75),
+            InMemoryRowStore.sgd(2, 4),
+            InMemoryRowStore.sgd(2, 4),
+            9);
+    int[] zeros = new int[100_000];
+    sg.add(zeros);
+    assertThat(sg.pendingRawTokens()).isEqualTo(100_000);
+    sg.step(0.01f);
+    assertThat((double) sg.tokensTrained / 100_000).isCloseTo(keep[0], within(0.01));
+  }
+
+  @Test
+  void aliasSamplerFollowsUnigramToThePowerThreeQuarters() {
+    long[] counts = counts();
+    AliasSampler s = new AliasSampler(counts, 0.75);
+    long[] hits = new long[V];
+    long state = 1;
+    int draws = 600_000;
+    for (int i = 0; i < draws; i++) {
+      state += 0x9E3779B97F4A7C15L;
+      hits[s.sample(SkipGram.mix64(state))]++;
+    }
+    double z = Arrays.stream(counts).mapToDouble(c -> Math.pow(c, 0.75)).sum();
+    for (int i = 0; i < V; i++) {
+      assertThat((double) hits[i] / draws).as("id %d", i).isCloseTo(Math.pow(counts[i], 0.75) / z, within(0.005));
+    }
+  }
+
+  @Test
+  void initialisationDependsOnlyOnSeedAndId() {
+    float[] a = new float[100];
+    float[] b = new float[100];
+    SkipGram.initInputRow(5, 12345, a);
+    SkipGram.initInputRow(5, 12345, b);
+    assertThat(a).containsExactly(b);
+    SkipGram.initInputRow(6, 12345, b);
+    assertThat(a).isNotEqualTo(b);
+    for (float v : a) {
+      assertThat(v).isBetween(-0.5f / 100, 0.5f / 100);
+    }
+  }
+}

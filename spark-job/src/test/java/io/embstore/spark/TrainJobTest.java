@@ -1,0 +1,70 @@
+package io.embstore.spark;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.embstore.format.Table;
+import io.embstore.format.Vocabulary;
+import java.nio.file.Path;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.spark.SparkConf;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TrainJobTest extends SparkTestBase {
+  @TempDir Path dir;
+  BufferAllocator allocator;
+
+  @BeforeEach
+  void open() {
+    allocator = new RootAllocator();
+  }
+
+  @AfterEach
+  void close() {
+    allocator.close();
+  }
+
+  static float[] row(Table t, Vocabulary v, String token, BufferAllocator a) throws Exception {
+    float[] r = new float[t.manifest().dim()];
+    t.readRow(v.requireId(token), r, a);
+    return r;
+  }
+
+  static double cos(float[] a, float[] b) {
+    double d = 0;
+    double na = 0;
+    double nb = 0;
+    for (int i = 0; i < a.length; i++) {
+      d += a[i] * b[i];
+      na += a[i] * a[i];
+      nb += b[i] * b[i];
+    }
+    return d / Math.sqrt(na * nb);
+  }
+
+  @Test
+  void trainsProseIntoAVerifiedTableWhereRelatedWordsAreClose() throws Exception {
+    Path corpus = proseSlice(dir, 1_000_000);
+    Path out = dir.resolve("table");
+    TrainOptions o = TrainOptions.parse(new SparkConf(false),
+        "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "50",
+        "--checkpoint-minutes", "0", "--progress-seconds", "2", "--hosting", "memory");
+    TrainJob.Result r = TrainJob.run(spark, o);
+    System.out.println(r.summary());
+    Table t = Table.open(out);
+    assertThat(t.verify(allocator)).isEmpty();
+    assertThat(Table.open(out.resolve(TrainJob.CONTEXT_DIR)).verify(allocator)).isEmpty();
+    assertThat(t.manifest().properties()).containsEntry(TrainJob.P_COMPLETE, "true");
+    Vocabulary v = t.vocabulary(allocator);
+    assertThat(v.token(0)).isEqualTo("the");
+    double related = cos(row(t, v, "king", allocator), row(t, v, "queen", allocator));
+    double man = cos(row(t, v, "man", allocator), row(t, v, "woman", allocator));
+    double unrelated = cos(row(t, v, "king", allocator), row(t, v, "water", allocator));
+    System.out.printf("cos(king,queen)=%.3f cos(man,woman)=%.3f cos(king,water)=%.3f%n", related, man, unrelated);
+    assertThat(related).isGreaterThan(unrelated + 0.1);
+    assertThat(man).isGreaterThan(unrelated + 0.1);
+  }
+}
