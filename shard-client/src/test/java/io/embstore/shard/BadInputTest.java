@@ -117,23 +117,26 @@ class BadInputTest {
     long[] all = java.util.stream.LongStream.range(0, V).filter(id -> id % 2 == 0).toArray();
     for (int shard : new int[] {0, 2}) {
       long[] mine = java.util.Arrays.stream(all).filter(id -> id % 4 == shard).toArray();
+      // Batches of 10 ids on one stream (the smallest maxIdsPerRequest used here): one reply each.
       try (VectorSchemaRoot req = VectorSchemaRoot.create(Protocol.lookupRequest(), allocator);
           FlightClient.ExchangeReaderWriter rw = raw.doExchange(Protocol.command("lookup", shard), opts)) {
-        ids(mine).accept(req);
         rw.getWriter().start(req);
-        rw.getWriter().putNext();
+        for (int from = 0; from < mine.length; from += 10) {
+          ids(java.util.Arrays.copyOfRange(mine, from, Math.min(mine.length, from + 10))).accept(req);
+          rw.getWriter().putNext();
+        }
         rw.getWriter().completed();
-        assertThat(rw.getReader().next()).isTrue();
-        FixedSizeListVector list = (FixedSizeListVector) rw.getReader().getRoot().getVector(0);
-        ArrowBuf data = list.getDataVector().getDataBuffer();
-        for (int i = 0; i < mine.length; i++) {
-          for (int c = 0; c < C; c++) {
-            assertThat(data.getFloat(4L * (i * C + c))).isEqualTo(fx.matrix[(int) (mine[i] * C + c)]);
+        for (int from = 0; from < mine.length; from += 10) {
+          assertThat(rw.getReader().next()).isTrue();
+          FixedSizeListVector list = (FixedSizeListVector) rw.getReader().getRoot().getVector(0);
+          ArrowBuf data = list.getDataVector().getDataBuffer();
+          for (int i = from; i < Math.min(mine.length, from + 10); i++) {
+            for (int c = 0; c < C; c++) {
+              assertThat(data.getFloat(4L * ((i - from) * C + c))).isEqualTo(fx.matrix[(int) (mine[i] * C + c)]);
+            }
           }
         }
-        while (rw.getReader().next()) {
-          // drain
-        }
+        assertThat(rw.getReader().next()).isFalse();
       }
     }
   }
