@@ -9,7 +9,6 @@
 // In a Maven/Gradle project depend on io.embstore:embstore-shard-client instead of the jar (the
 // client jar relocates gRPC, Protobuf, Guava, Netty and Jackson; Arrow stays as it is because it is
 // part of the API). The `--add-opens` is what Arrow's memory needs on Java 17.
-import io.embstore.format.Table;
 import io.embstore.format.Vocabulary;
 import io.embstore.shard.EmbeddingClient;
 import io.embstore.shard.Neighbor;
@@ -35,7 +34,7 @@ public class LookupExample {
     try (BufferAllocator root = new RootAllocator();
         EmbeddingClient client =
             EmbeddingClient.builder().table(table).endpoints(endpoints).allocator(root).build()) {
-      Vocabulary vocab = Table.open(table).vocabulary(root);
+      Vocabulary vocab = client.vocabulary();
       int dim = client.dim();
       float[] rows = client.lookupTokens(tokens); // one request per shard, duplicates removed
       for (int i = 0; i < tokens.length; i++) {
