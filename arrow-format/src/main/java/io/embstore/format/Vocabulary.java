@@ -135,7 +135,7 @@ public final class Vocabulary {
           writer.writeBatch();
         }
         writer.end();
-        // Before the writer's close, which closes the channel.
+        // Closing the writer closes the channel, so force it to disk first.
         ch.force(true);
       }
       done = true;

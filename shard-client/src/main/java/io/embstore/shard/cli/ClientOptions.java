@@ -1,0 +1,32 @@
+package io.embstore.shard.cli;
+
+import io.embstore.shard.EmbeddingClient;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import picocli.CommandLine.Option;
+
+/** Options shared by the commands that talk to shard servers. */
+final class ClientOptions {
+  @Option(names = "--table", required = true, description = "Table directory (manifest and vocabulary).")
+  Path table;
+
+  @Option(names = "--endpoints", required = true, split = ",", description = "Shard servers, grpc+tcp://HOST:PORT[,...].")
+  List<String> endpoints;
+
+  @Option(names = "--auth-token", description = "Bearer token (or env EMBSTORE_TOKEN).")
+  String authToken;
+
+  @Option(names = "--deadline-ms", defaultValue = "30000", description = "Deadline per call in ms (default: ${DEFAULT-VALUE}).")
+  long deadlineMs;
+
+  EmbeddingClient connect(String token) throws IOException {
+    EmbeddingClient.Builder b = EmbeddingClient.builder().table(table).endpoints(endpoints)
+        .deadline(java.time.Duration.ofMillis(deadlineMs));
+    String t = token != null ? token : authToken != null ? authToken : System.getenv("EMBSTORE_TOKEN");
+    if (t != null) {
+      b.token(t);
+    }
+    return b.build();
+  }
+}

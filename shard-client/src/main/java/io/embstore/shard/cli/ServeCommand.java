@@ -1,0 +1,137 @@
+package io.embstore.shard.cli;
+
+import io.embstore.format.cli.Subcommand;
+import io.embstore.shard.OptimizerSpec;
+import io.embstore.shard.ShardServer;
+import java.io.File;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code embstore serve}: hosts shards of a table until SIGTERM/SIGINT. Once ready it prints one
+ * line with its endpoint ({@code grpc+tcp://HOST:PORT}), which scripts read to learn a port picked
+ * with {@code --port 0}.
+ */
+@Command(
+    name = "serve",
+    mixinStandardHelpOptions = true,
+    description = "Host shards of a table in memory and serve them over Arrow Flight until SIGTERM/SIGINT.")
+public final class ServeCommand implements Callable<Integer>, Subcommand {
+  @Option(names = "--table", required = true, description = "Table directory.")
+  Path table;
+
+  @Option(names = "--shards", split = ",", description = "Shards to host (default: all), e.g. 0,2.")
+  int[] shards;
+
+  @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to bind (default: ${DEFAULT-VALUE}).")
+  String host;
+
+  @Option(names = "--port", defaultValue = "0", description = "Port (default 0: any free port).")
+  int port;
+
+  @Option(names = "--read-token", description = "Bearer token for reads (or env EMBSTORE_READ_TOKEN).")
+  String readToken;
+
+  @Option(names = "--write-token", description = "Bearer token for reads and writes (or env EMBSTORE_WRITE_TOKEN).")
+  String writeToken;
+
+  @Option(names = "--optimizer", description = "sgd, adagrad, rowwise-adagrad or adam (default: the table's, else sgd).")
+  String optimizer;
+
+  @Option(names = "--lr", description = "Learning rate of the optimizer.")
+  Double lr;
+
+  @Option(names = "--max-ids", defaultValue = "1048576", description = "Largest ids per request (default: ${DEFAULT-VALUE}).")
+  int maxIds;
+
+  @Option(names = "--tls-cert", description = "PEM certificate chain: serve TLS (with --tls-key).")
+  File tlsCert;
+
+  @Option(names = "--tls-key", description = "PEM private key for --tls-cert.")
+  File tlsKey;
+
+  @Spec CommandSpec spec;
+
+  private final CountDownLatch stop = new CountDownLatch(1);
+  private volatile ShardServer server;
+
+  @Override
+  public int order() {
+    return 200;
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    ShardServer.Builder b = ShardServer.builder().table(table).host(host).port(port).maxIdsPerRequest(maxIds);
+    if (shards != null) {
+      b.shards(shards);
+    }
+    String read = readToken != null ? readToken : System.getenv("EMBSTORE_READ_TOKEN");
+    String write = writeToken != null ? writeToken : System.getenv("EMBSTORE_WRITE_TOKEN");
+    if (read != null) {
+      b.readToken(read);
+    }
+    if (write != null) {
+      b.writeToken(write);
+    }
+    if (optimizer != null) {
+      Map<String, Double> params = new LinkedHashMap<>();
+      if (lr != null) {
+        params.put("lr", lr);
+      }
+      b.optimizer(OptimizerSpec.parse(optimizer, params));
+    } else if (lr != null) {
+      throw new IllegalArgumentException("Cannot serve: --lr needs --optimizer");
+    }
+    if ((tlsCert == null) != (tlsKey == null)) {
+      throw new IllegalArgumentException("Cannot serve: --tls-cert and --tls-key go together");
+    }
+    if (tlsCert != null) {
+      b.tls(tlsCert, tlsKey);
+    }
+    CountDownLatch closed = new CountDownLatch(1);
+    Thread hook = new Thread(() -> {
+      stop.countDown();
+      try {
+        closed.await();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }, "embstore-serve-shutdown");
+    try (ShardServer s = b.start()) {
+      server = s;
+      Runtime.getRuntime().addShutdownHook(hook);
+      PrintWriter out = spec.commandLine().getOut();
+      out.println("embstore serve: serving shards " + Arrays.toString(s.shards()) + " of " + table + " at " + s.endpoint());
+      out.flush();
+      stop.await();
+    } finally {
+      closed.countDown();
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException | IllegalArgumentException e) {
+        // the JVM is shutting down (the hook is running) or it was never added
+      }
+    }
+    return 0;
+  }
+
+  /** Stops serving (what SIGTERM does); for running the command in-process. */
+  void stop() {
+    stop.countDown();
+  }
+
+  /** The running server, or null before it is ready. */
+  ShardServer server() {
+    return server;
+  }
+}

@@ -1,0 +1,167 @@
+package io.embstore.shard.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.embstore.format.TableWriter;
+import io.embstore.format.TestMatrices;
+import io.embstore.format.Vocabulary;
+import io.embstore.format.cli.Cli;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.IntStream;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** serve, lookup and nearest run in-process: two serve commands host P=4 shards. */
+@Timeout(300)
+class CliTest {
+  static final int V = 300;
+  static final int C = 5;
+  @TempDir Path tmp;
+  BufferAllocator allocator;
+  float[] matrix;
+  Path table;
+  final List<ServeCommand> serving = new ArrayList<>();
+  final List<CompletableFuture<Integer>> exits = new ArrayList<>();
+
+  @BeforeEach
+  void open() throws Exception {
+    allocator = new RootAllocator();
+    matrix = TestMatrices.random(V, C, 5);
+    table = tmp.resolve("t");
+    List<String> tokens = new ArrayList<>();
+    for (int i = 0; i < V; i++) {
+      tokens.add("w" + i);
+    }
+    try (TableWriter w = TableWriter.create(table, V, C, 4, "modulo", allocator)) {
+      ByteBuffer buf = ByteBuffer.allocateDirect(matrix.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+      buf.asFloatBuffer().put(matrix);
+      w.vocabulary(Vocabulary.of(tokens, null)).createdBy("test").appendInIdOrder(buf, V);
+      w.commit();
+    }
+  }
+
+  @AfterEach
+  void close() throws Exception {
+    for (ServeCommand s : serving) {
+      s.stop();
+    }
+    for (CompletableFuture<Integer> e : exits) {
+      assertThat(e.get()).isEqualTo(0);
+    }
+    allocator.close();
+  }
+
+  /** Starts {@code embstore serve} on a thread and returns the endpoint from its ready line. */
+  private String serve(String... args) throws Exception {
+    ServeCommand cmd = new ServeCommand();
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    exits.add(CompletableFuture.supplyAsync(() -> Cli.run(cmd, new PrintWriter(out, true), new PrintWriter(err, true), args)));
+    serving.add(cmd);
+    Pattern endpoint = Pattern.compile("grpc\\+tcp://127\\.0\\.0\\.1:\\d+");
+    while (true) {
+      Matcher m = endpoint.matcher(out.toString());
+      if (m.find()) {
+        assertThat(out.toString().lines().count()).isEqualTo(1);
+        return m.group();
+      }
+      assertThat(exits.get(exits.size() - 1).isDone()).as("serve exited early: %s", err).isFalse();
+      Thread.sleep(20);
+    }
+  }
+
+  private String[] run(Object cmd, int expectedExit, String... args) {
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    int code = Cli.run(cmd, new PrintWriter(out, true), new PrintWriter(err, true), args);
+    assertThat(code).as("stderr: %s", err).isEqualTo(expectedExit);
+    return new String[] {out.toString(), err.toString()};
+  }
+
+  @Test
+  void serveLookupAndNearestAcrossTwoServers() throws Exception {
+    String a = serve("--table", table.toString(), "--shards", "0,2", "--port", "0");
+    String b = serve("--table", table.toString(), "--shards", "1,3");
+    String endpoints = a + "," + b;
+
+    String[] byId = run(new LookupCommand(), 0, "--table", table.toString(), "--endpoints", endpoints, "--ids", "7,0,7,299");
+    List<String> lines = byId[0].lines().toList();
+    long[] ids = {7, 0, 7, 299};
+    assertThat(lines).hasSize(4);
+    for (int i = 0; i < ids.length; i++) {
+      String[] parts = lines.get(i).split("\t");
+      assertThat(parts[0]).isEqualTo(Long.toString(ids[i]));
+      String[] values = parts[1].split(" ");
+      assertThat(values).hasSize(C);
+      for (int c = 0; c < C; c++) {
+        assertThat(Float.parseFloat(values[c])).isEqualTo(matrix[(int) ids[i] * C + c]);
+      }
+    }
+
+    String[] byToken = run(new LookupCommand(), 0, "--table", table.toString(), "--endpoints", endpoints, "--tokens", "w7,w299");
+    assertThat(byToken[0].lines().toList()).containsExactly(
+        lines.get(0).replaceFirst("^7", "w7"), lines.get(3).replaceFirst("^299", "w299"));
+
+    String[] near = run(new NearestCommand(), 0, "--table", table.toString(), "--endpoints", endpoints, "--id", "42", "-k", "4");
+    List<Integer> expected = IntStream.range(0, V).filter(i -> i != 42).boxed()
+        .sorted(Comparator.comparingDouble((Integer i) -> -cosine(42, i))).limit(4).toList();
+    List<String> got = near[0].lines().toList();
+    assertThat(got).hasSize(4);
+    for (int i = 0; i < 4; i++) {
+      String[] parts = got.get(i).split("\t");
+      assertThat(parts[0]).isEqualTo(Integer.toString(expected.get(i)));
+      assertThat(Double.parseDouble(parts[1])).isCloseTo(cosine(42, expected.get(i)), org.assertj.core.api.Assertions.within(1e-5));
+    }
+    String[] nearToken = run(new NearestCommand(), 0, "--table", table.toString(), "--endpoints", endpoints, "--token", "w42", "-k", "4");
+    assertThat(nearToken[0].lines().map(l -> l.split("\t")[0]).toList())
+        .containsExactlyElementsOf(expected.stream().map(i -> "w" + i).toList());
+
+    String[] unknown = run(new LookupCommand(), 1, "--table", table.toString(), "--endpoints", endpoints, "--tokens", "nosuchword");
+    assertThat(unknown[1]).isEqualTo("embstore lookup: Unknown token 'nosuchword' (not in the vocabulary of 300 tokens)" + System.lineSeparator());
+    String[] outside = run(new LookupCommand(), 1, "--table", table.toString(), "--endpoints", endpoints, "--ids", "300");
+    assertThat(outside[1]).startsWith("embstore lookup: Cannot look up id 300: outside [0, 300)");
+  }
+
+  @Test
+  void serveRefusesAShardTheTableDoesNotHave() {
+    String[] r = run(new ServeCommand(), 1, "--table", table.toString(), "--shards", "4");
+    assertThat(r[1]).isEqualTo("embstore serve: Cannot host shard 4: the table has shards 0..3" + System.lineSeparator());
+  }
+
+  @Test
+  void lookupNamesAnEndpointThatDoesNotAnswer() throws Exception {
+    String a = serve("--table", table.toString());
+    String dead = "grpc+tcp://127.0.0.1:1";
+    String[] r = run(new LookupCommand(), 1, "--table", table.toString(), "--endpoints", a + "," + dead, "--ids", "1", "--deadline-ms", "5000");
+    assertThat(r[1]).startsWith("embstore lookup: Cannot describe endpoint " + dead + ": UNAVAILABLE");
+  }
+
+  private double cosine(int a, int b) {
+    double dot = 0;
+    double na = 0;
+    double nb = 0;
+    for (int c = 0; c < C; c++) {
+      double x = matrix[a * C + c];
+      double y = matrix[b * C + c];
+      dot += x * y;
+      na += x * x;
+      nb += y * y;
+    }
+    return dot / Math.sqrt(na * nb);
+  }
+}
