@@ -102,10 +102,16 @@ echo "server-2 at $ep2 hosts shards 1,3"
 
 # 4. Look up through the routing client, then nearest neighbours.
 step "lookup: ${tokens[*]} through the routing client"
-"$embstore" lookup --table "$table" --endpoints "$endpoints" --tokens "${tokens[@]}" | tee "$out/lookup.txt" | cut -c1-110
+list="$(IFS=,; echo "${tokens[*]}")"
+"$embstore" lookup --table "$table" --endpoints "$endpoints" --tokens "$list" >"$out/lookup.txt"
+# token<TAB>values: show the first values of each row
+awk -F'\t' '{ n = split($2, v, " "); printf "  %-8s [%s %s %s %s ... %d values]\n", $1, v[1], v[2], v[3], v[4], n }' "$out/lookup.txt"
 
-step "nearest: 8 neighbours by cosine similarity"
-"$embstore" nearest --table "$table" --endpoints "$endpoints" --k 8 --tokens "${tokens[@]}" | tee "$out/nearest.txt"
+step "nearest: 8 neighbours of each by cosine similarity (exact, merged over both servers)"
+for t in "${tokens[@]}"; do
+  "$embstore" nearest --table "$table" --endpoints "$endpoints" --token "$t" -k 8 >"$out/nearest-$t.txt"
+  printf '  %-8s %s\n' "$t" "$(awk -F'\t' '{ printf "%s(%.2f) ", $1, $2 }' "$out/nearest-$t.txt")"
+done
 
 # 5. Summary.
 rate="$(grep -oE '[0-9,]+ tokens/s' "$out/train.log" | tail -n1 || true)"
