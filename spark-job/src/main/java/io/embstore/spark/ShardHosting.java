@@ -1,11 +1,326 @@
 package io.embstore.spark;
 
+import io.embstore.format.Partitioner;
+import io.embstore.format.Table;
+import io.embstore.format.TableManifest;
+import io.embstore.format.TableWriter;
+import io.embstore.format.Vocabulary;
+import io.embstore.shard.EmbeddingClient;
+import io.embstore.shard.OptimizerSpec;
+import io.embstore.shard.ShardServer;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.UUID;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.spark.SparkEnv;
+import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import scala.Tuple2;
+import scala.jdk.javaapi.CollectionConverters;
+import scala.reflect.ClassTag$;
 
-final class ShardHosting {
-  static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, Path out, Path ctx) throws IOException {
-    throw new UnsupportedOperationException("shard hosting not merged yet");
+/**
+ * Both matrices as shards hosted inside the executors. A short hosting job places one task on
+ * each executor (preferred location {@code executor_HOST_ID}); the task starts, in that JVM, one
+ * {@link ShardServer} per matrix for the shards assigned to that executor (shard s goes to
+ * executor s mod E) and returns the endpoints. The servers then outlive the task: they live in
+ * the JVM-wide {@link Host} and hold no task slot, so every slot trains. Training tasks route
+ * through an {@link EmbeddingClient} per executor JVM; the driver checkpoints with {@link
+ * EmbeddingClient#snapshot}.
+ */
+final class ShardHosting implements Hosting {
+  private static final Logger LOG = LoggerFactory.getLogger(ShardHosting.class);
+
+  private final JavaSparkContext sc;
+  private final String key;
+  private final TableManifest inputShape;
+  private final TableManifest outputShape;
+  private final List<String> inputEndpoints;
+  private final List<String> outputEndpoints;
+  private final List<Placement> placements;
+  private final BufferAllocator allocator;
+  private TableManifest inputCommitted;
+  private TableManifest outputCommitted;
+
+  /** Where a hosting task ran and what it serves. */
+  record Placement(String executor, String host, String input, String output, int[] shards) implements java.io.Serializable {}
+
+  private ShardHosting(JavaSparkContext sc, String key, TableManifest in, TableManifest out, List<Placement> placements) {
+    this.sc = sc;
+    this.key = key;
+    this.inputShape = in;
+    this.outputShape = out;
+    this.placements = placements;
+    this.inputEndpoints = placements.stream().map(Placement::input).collect(Collectors.toList());
+    this.outputEndpoints = placements.stream().map(Placement::output).collect(Collectors.toList());
+    this.allocator = new RootAllocator();
+  }
+
+  static TableManifest shape(long rows, int dim, int shards, OptimizerSpec spec) {
+    Partitioner p = Partitioner.modulo(rows, shards);
+    TableManifest.Builder b = TableManifest.builder().rows(rows).dim(dim).partitioner(Partitioner.MODULO).tableVersion(1);
+    for (int s = 0; s < shards; s++) {
+      b.addShard(new TableManifest.ShardEntry(s, "placeholder", p.shardRows(s), p.minId(s), p.maxId(s), 0, 0));
+    }
+    return b.build();
+  }
+
+  static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, Path resumeOut, Path resumeCtx)
+      throws IOException {
+    JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    OptimizerSpec spec = o.adagrad() ? OptimizerSpec.rowwiseAdagrad(o.alpha, 1e-8) : OptimizerSpec.sgd(o.alpha);
+    TableManifest in = resumeOut != null ? Table.open(resumeOut).manifest() : shape(rows, o.dim, shards, spec);
+    TableManifest out = resumeCtx != null ? Table.open(resumeCtx).manifest() : shape(rows, o.dim, shards, spec);
+    if (in.numShards() != out.numShards() || in.rows() != rows) {
+      throw new IllegalArgumentException("Cannot resume " + resumeOut + ": " + in.rows() + " rows in "
+          + in.numShards() + " shards, the corpus gives " + rows + " rows (and the context table has " + out.numShards() + " shards)");
+    }
+    String key = UUID.randomUUID().toString();
+    List<String[]> executors = executors(sc);
+    int e = executors.size();
+    int p = in.numShards();
+    List<Tuple2<HostRequest, scala.collection.immutable.Seq<String>>> tasks = new ArrayList<>();
+    for (int i = 0; i < Math.min(e, p); i++) {
+      int k = i;
+      int[] mine = IntStream.range(0, p).filter(s -> s % Math.min(e, p) == k).toArray();
+      String[] ex = executors.get(i);
+      HostRequest r = new HostRequest(key, in.toJson(), out.toJson(), mine, o.seed, spec.name(), o.alpha,
+          resumeOut == null ? null : resumeOut.toString(), resumeCtx == null ? null : resumeCtx.toString());
+      String loc = ex[0].equals("driver") ? ex[1] : "executor_" + ex[1] + "_" + ex[0];
+      tasks.add(new Tuple2<>(r, CollectionConverters.asScala(List.of(loc)).toList()));
+    }
+    List<Placement> placed = sc.sc()
+        .makeRDD(CollectionConverters.asScala(tasks).toSeq(), ClassTag$.MODULE$.apply(HostRequest.class))
+        .toJavaRDD()
+        .map(ShardHosting::host)
+        .collect();
+    for (Placement pl : placed) {
+      LOG.info("executor {} on {} hosts shards {} of both matrices: input {} context {}",
+          pl.executor(), pl.host(), Arrays.toString(pl.shards()), pl.input(), pl.output());
+    }
+    ShardHosting h = new ShardHosting(sc, key, in, out, placed);
+    h.inputCommitted = resumeOut == null ? null : in;
+    h.outputCommitted = resumeCtx == null ? null : out;
+    return h;
+  }
+
+  /** {executorId, host} of the executors (the driver in local mode), waiting briefly for late ones. */
+  static List<String[]> executors(JavaSparkContext sc) {
+    String master = sc.master();
+    int expected = 1;
+    if (master.startsWith("local-cluster[")) {
+      expected = Integer.parseInt(master.substring("local-cluster[".length()).split(",")[0].trim());
+    } else if (!master.startsWith("local")) {
+      expected = sc.getConf().getInt("spark.executor.instances", 1);
+    }
+    if (master.startsWith("local") && !master.startsWith("local-cluster")) {
+      List<String[]> local = new ArrayList<>();
+      local.add(new String[] {"driver", SparkEnv.get().blockManager().blockManagerId().host()});
+      return local;
+    }
+    long deadline = System.nanoTime() + 120_000_000_000L;
+    TreeSet<String> seen = new TreeSet<>();
+    List<String[]> found = new ArrayList<>();
+    while (true) {
+      int probes = Math.max(8, 4 * sc.defaultParallelism());
+      sc.setJobDescription("embstore train: find the executors");
+      List<String> ids = sc.parallelize(IntStream.range(0, probes).boxed().collect(Collectors.toList()), probes)
+          .map(x -> {
+            Thread.sleep(50);
+            return SparkEnv.get().executorId() + "\t" + SparkEnv.get().blockManager().blockManagerId().host();
+          })
+          .collect();
+      for (String s : ids) {
+        if (seen.add(s)) {
+          found.add(s.split("\t"));
+        }
+      }
+      if (found.size() >= expected || System.nanoTime() > deadline) {
+        found.sort((a, b) -> a[0].compareTo(b[0]));
+        return found;
+      }
+      try {
+        Thread.sleep(500);
+      } catch (InterruptedException ie) {
+        Thread.currentThread().interrupt();
+        return found;
+      }
+    }
+  }
+
+  /** What one hosting task starts. */
+  record HostRequest(String key, byte[] in, byte[] out, int[] shards, long seed, String optimizer,
+      double alpha, String resumeOut, String resumeCtx) implements java.io.Serializable {}
+
+  private static Placement host(HostRequest r) throws IOException {
+    OptimizerSpec spec = "rowwise-adagrad".equals(r.optimizer())
+        ? OptimizerSpec.rowwiseAdagrad(r.alpha(), 1e-8) : OptimizerSpec.sgd(r.alpha());
+    String host = SparkEnv.get().blockManager().blockManagerId().host();
+    long seed = r.seed();
+    ShardServer.Builder in = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator());
+    ShardServer.Builder out = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator());
+    if (r.resumeOut() != null) {
+      in.table(Paths.get(r.resumeOut()));
+      out.table(Paths.get(r.resumeCtx()));
+    } else {
+      in.initialize(parse(r.in()), (id, row) -> SkipGram.initInputRow(seed, id, row));
+      out.initialize(parse(r.out()), (id, row) -> Arrays.fill(row, 0f));
+    }
+    ShardServer a = in.start();
+    ShardServer b;
+    try {
+      b = out.start();
+    } catch (IOException | RuntimeException ex) {
+      a.close();
+      throw ex;
+    }
+    Host.add(r.key(), a);
+    Host.add(r.key(), b);
+    return new Placement(SparkEnv.get().executorId(), host, a.endpoint(), b.endpoint(), r.shards());
+  }
+
+  static TableManifest parse(byte[] json) {
+    try {
+      return TableManifest.parse(json, "the job's table shape");
+    } catch (IOException e) {
+      throw new IllegalStateException("Cannot read the table shape sent by the driver: " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public Opener opener() {
+    return new RemoteOpener(key, inputShape.toJson(), outputShape.toJson(), inputEndpoints, outputEndpoints);
+  }
+
+  /** Opens the per-JVM routing clients of a run. */
+  record RemoteOpener(String key, byte[] in, byte[] out, List<String> inEndpoints, List<String> outEndpoints)
+      implements Opener {
+    @Override
+    public RowStore input() throws IOException {
+      return new RemoteRowStore(Host.client(key + "/in", parse(in), inEndpoints));
+    }
+
+    @Override
+    public RowStore output() throws IOException {
+      return new RemoteRowStore(Host.client(key + "/out", parse(out), outEndpoints));
+    }
+  }
+
+  @Override
+  public TableManifest checkpoint(Path output, Path context, Vocabulary vocabulary, Map<String, String> properties)
+      throws IOException {
+    boolean first = !Files.exists(output.resolve("manifest.json"));
+    if (first) {
+      TableManifest m = snapshot(output, inputShape, inputCommitted, properties);
+      if (vocabulary != null) {
+        // The first version gets the vocabulary; later snapshots carry the same file along.
+        try (TableWriter w = TableWriter.nextVersion(output, m, allocator)) {
+          w.vocabulary(vocabulary);
+          m = w.commit();
+        }
+      }
+      inputCommitted = m;
+      outputCommitted = snapshot(context, outputShape, outputCommitted, properties);
+      return m;
+    }
+    outputCommitted = snapshot(context, outputShape, outputCommitted, properties);
+    inputCommitted = snapshot(output, inputShape, inputCommitted, properties);
+    return inputCommitted;
+  }
+
+  private TableManifest snapshot(Path dir, TableManifest shape, TableManifest committed, Map<String, String> properties)
+      throws IOException {
+    TableManifest base = (committed != null ? committed : shape).toBuilder().properties(properties).build();
+    List<String> endpoints = shape == inputShape ? inputEndpoints : outputEndpoints;
+    try (EmbeddingClient c = EmbeddingClient.builder().manifest(base).endpoints(endpoints).allocator(allocator)
+        .deadline(Duration.ofMinutes(30)).build()) {
+      return c.snapshot(dir);
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    try {
+      List<Tuple2<String, scala.collection.immutable.Seq<String>>> tasks = new ArrayList<>();
+      for (Placement p : placements) {
+        String loc = p.executor().equals("driver") ? p.host() : "executor_" + p.host() + "_" + p.executor();
+        tasks.add(new Tuple2<>(key, CollectionConverters.asScala(List.of(loc)).toList()));
+      }
+      sc.setJobDescription("embstore train: stop the shard servers");
+      sc.sc().makeRDD(CollectionConverters.asScala(tasks).toSeq(), ClassTag$.MODULE$.apply(String.class))
+          .toJavaRDD().foreach(Host::release);
+    } catch (RuntimeException e) {
+      LOG.warn("Cannot stop every shard server of run {}: {} (they end with their executors)", key, e.toString());
+    } finally {
+      Host.release(key);
+      allocator.close();
+    }
+  }
+
+  /**
+   * The JVM-wide holder of the servers and clients of each run in this executor. It owns the one
+   * allocator of the hosted shards (created on first use, kept for the JVM's life: a JVM-wide
+   * service has no main to close it in).
+   */
+  static final class Host {
+    private static final Map<String, List<AutoCloseable>> SERVERS = new HashMap<>();
+    private static final Map<String, EmbeddingClient> CLIENTS = new HashMap<>();
+    private static BufferAllocator root;
+
+    static synchronized BufferAllocator allocator() {
+      if (root == null) {
+        root = new RootAllocator();
+      }
+      return root;
+    }
+
+    static synchronized void add(String key, AutoCloseable server) {
+      SERVERS.computeIfAbsent(key, k -> new ArrayList<>()).add(server);
+    }
+
+    static synchronized EmbeddingClient client(String key, TableManifest m, List<String> endpoints) throws IOException {
+      EmbeddingClient c = CLIENTS.get(key);
+      if (c == null) {
+        c = EmbeddingClient.builder().manifest(m).endpoints(endpoints).allocator(allocator())
+            .deadline(Duration.ofMinutes(5)).build();
+        CLIENTS.put(key, c);
+      }
+      return c;
+    }
+
+    static void release(String key) {
+      List<AutoCloseable> close = new ArrayList<>();
+      synchronized (Host.class) {
+        for (String k : new ArrayList<>(CLIENTS.keySet())) {
+          if (k.startsWith(key + "/")) {
+            close.add(CLIENTS.remove(k));
+          }
+        }
+        close.addAll(SERVERS.getOrDefault(key, Collections.emptyList()));
+        SERVERS.remove(key);
+      }
+      for (AutoCloseable c : close) {
+        try {
+          c.close();
+        } catch (Exception e) {
+          LOG.warn("Cannot close {} of run {}: {}", c, key, e.toString());
+        }
+      }
+    }
   }
 }

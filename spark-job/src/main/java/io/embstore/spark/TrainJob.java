@@ -198,7 +198,8 @@ public final class TrainJob {
     private final boolean decay;
     private final int batchTokens;
     private final long seed;
-    private final long failAfter;
+    private final long failAt;
+    private final int numPartitions;
     private final Hosting.Opener opener;
     private transient JavaRDD<int[]> sentences;
     private transient Progress progress;
@@ -216,7 +217,8 @@ public final class TrainJob {
       this.decay = true;
       this.batchTokens = o.batchTokens;
       this.seed = o.seed;
-      this.failAfter = o.failAfterBatches;
+      this.failAt = o.failAtTask;
+      this.numPartitions = offsets.length;
       this.opener = opener;
       this.sentences = corpus.sentences;
       this.progress = progress;
@@ -267,9 +269,9 @@ public final class TrainJob {
             }
             loss.add(sg.lossSum - reportedLoss);
             reportedLoss = sg.lossSum;
-            if (failAfter > 0 && sg.batches >= failAfter) {
+            if (failAt >= 0 && (long) epoch * numPartitions + partition == failAt) {
               throw new IllegalStateException(
-                  "Cannot continue training: injected failure after " + sg.batches + " batches (--fail-after-batches)");
+                  "Cannot continue training: injected failure in epoch " + (epoch + 1) + ", partition " + partition + " (--fail-at-task)");
             }
           }
         }

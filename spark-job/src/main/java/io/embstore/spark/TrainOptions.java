@@ -110,12 +110,12 @@ public final class TrainOptions implements Serializable {
       description = "shards (shard servers in the executors) or memory (driver heap; local mode only, a no-network baseline).")
   String hosting;
 
-  @Option(names = "--fail-after-batches", defaultValue = "0", hidden = true,
-      description = "Test hook: a training task throws after this many mini-batches (0: never).")
-  long failAfterBatches;
+  @Option(names = "--fail-at-task", defaultValue = "-1", hidden = true,
+      description = "Test hook: the training task of run ordinal epoch*partitions+partition = this throws after its first mini-batch (-1: never).")
+  long failAtTask;
 
   /** Parses {@code args} with Spark conf {@code conf} as the second source of values. */
-  static TrainOptions parse(SparkConf conf, String... args) {
+  public static TrainOptions parse(SparkConf conf, String... args) {
     TrainOptions o = new TrainOptions();
     CommandLine cmd = new CommandLine(o);
     cmd.setDefaultValueProvider(defaults(conf));

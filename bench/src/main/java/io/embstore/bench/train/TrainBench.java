@@ -1,0 +1,275 @@
+package io.embstore.bench.train;
+
+import io.embstore.format.Table;
+import io.embstore.format.Vocabulary;
+import io.embstore.spark.TrainJob;
+import io.embstore.spark.TrainOptions;
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.zip.GZIPInputStream;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.mllib.feature.Word2Vec;
+import org.apache.spark.mllib.feature.Word2VecModel;
+import org.apache.spark.sql.SparkSession;
+import scala.jdk.javaapi.CollectionConverters;
+
+/**
+ * Training benchmark: embstore's distributed skip-gram against Spark MLlib's Word2Vec and gensim in
+ * the same run, on {@code ../shared/data/corpus/prose4.txt.gz} cut into lines of 1,000 tokens, dim
+ * 100, window 5, 5 negatives, min count 5, sample 1e-3, 5 epochs, 2 cores. Each system runs in its
+ * own process (a child JVM, or Debian's /usr/bin/python3 for gensim) so that its peak RSS is its own.
+ * Prints tokens/s, wall time, peak RSS and analogy accuracy (3CosAdd, 30,000 most frequent words)
+ * and the ratios.
+ *
+ * <p>Run: {@code bench/run train.TrainBench [--epochs N] [--skip mllib,gensim]}.
+ */
+public final class TrainBench {
+  private TrainBench() {}
+
+  public static void main(String[] args) throws Exception {
+    if (args.length > 0 && args[0].equals("child")) {
+      child(args);
+      return;
+    }
+    Map<String, String> opts = new HashMap<>();
+    for (int i = 0; i + 1 < args.length; i += 2) {
+      opts.put(args[i].replaceFirst("^--", ""), args[i + 1]);
+    }
+    int epochs = Integer.parseInt(opts.getOrDefault("epochs", "5"));
+    List<String> skip = Arrays.asList(opts.getOrDefault("skip", "").split(","));
+    Path shared = Paths.get(System.getProperty("embstore.shared.dir", "../shared"));
+    Path gz = shared.resolve("data/corpus/prose4.txt.gz");
+    Path questions = shared.resolve("data/eval/derived-analogies.txt");
+    Path work = Paths.get("bench/results/train").toAbsolutePath();
+    Files.createDirectories(work);
+    Path corpus = work.resolve("prose4-lines.txt");
+    long tokens = cut(gz, corpus);
+    System.out.printf(Locale.ROOT, "corpus: %,d tokens, lines of 1,000; dim 100, window 5, negatives 5, min count 5, sample 1e-3, %d epochs, 2 cores%n", tokens, epochs);
+    List<String[]> results = new ArrayList<>();
+    for (String system : List.of("embstore", "mllib")) {
+      if (!skip.contains(system)) {
+        results.add(runChild(system, corpus, questions, work, epochs, tokens));
+      }
+    }
+    if (!skip.contains("gensim")) {
+      String[] g = gensim(corpus, questions, epochs, tokens);
+      if (g != null) {
+        results.add(g);
+      }
+    }
+    System.out.println();
+    System.out.printf(Locale.ROOT, "%-10s %14s %10s %10s %10s%n", "system", "tokens/s", "wall s", "peak RSS", "accuracy");
+    Map<String, double[]> byName = new HashMap<>();
+    for (String[] r : results) {
+      double tps = Double.parseDouble(r[1]);
+      double wall = Double.parseDouble(r[2]);
+      double rss = Double.parseDouble(r[3]);
+      double acc = Double.parseDouble(r[4]);
+      byName.put(r[0], new double[] {tps, wall, rss, acc});
+      System.out.printf(Locale.ROOT, "%-10s %,14.0f %10.1f %8.2f GB %9.2f%%%n", r[0], tps, wall, rss / 1e9, 100 * acc);
+    }
+    double[] ours = byName.get("embstore");
+    for (String other : List.of("mllib", "gensim")) {
+      double[] o = byName.get(other);
+      if (ours != null && o != null) {
+        System.out.printf(Locale.ROOT, "embstore / %s: tokens/s %.2fx, accuracy %.2fx%n", other, ours[0] / o[0], ours[3] / o[3]);
+      }
+    }
+  }
+
+  /** prose4 (one line) as lines of 1,000 tokens; returns the token count. */
+  static long cut(Path gz, Path out) throws IOException {
+    long words = 0;
+    try (InputStream in = new GZIPInputStream(Files.newInputStream(gz), 1 << 16);
+        OutputStream o = new BufferedOutputStream(Files.newOutputStream(out), 1 << 16)) {
+      byte[] buf = new byte[1 << 16];
+      int n;
+      boolean inWord = false;
+      while ((n = in.read(buf)) > 0) {
+        for (int i = 0; i < n; i++) {
+          byte b = buf[i];
+          if (b == ' ' || b == '\n') {
+            if (inWord) {
+              words++;
+              o.write(words % 1000 == 0 ? '\n' : ' ');
+              inWord = false;
+            }
+          } else {
+            o.write(b);
+            inWord = true;
+          }
+        }
+      }
+      if (inWord) {
+        words++;
+        o.write('\n');
+      }
+    }
+    return words;
+  }
+
+  private static String[] runChild(String system, Path corpus, Path questions, Path work, int epochs, long tokens)
+      throws Exception {
+    String java = Paths.get(System.getProperty("java.home"), "bin", "java").toString();
+    List<String> cmd = new ArrayList<>(List.of(java, "-Xmx6g"));
+    cmd.addAll(Arrays.asList(flags()));
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), TrainBench.class.getName(), "child", system,
+        corpus.toString(), questions.toString(), work.toString(), Integer.toString(epochs), Long.toString(tokens)));
+    System.out.println("== " + system);
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String[] result = null;
+    try (var r = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+      String line;
+      while ((line = r.readLine()) != null) {
+        if (line.startsWith("RESULT ")) {
+          result = line.substring(7).split(" ");
+        } else if (line.contains("train: epoch") || line.contains("trained") || line.startsWith("  ")) {
+          System.out.println("   " + line);
+        }
+      }
+    }
+    if (p.waitFor() != 0 || result == null) {
+      throw new IllegalStateException("Cannot benchmark " + system + ": child exited with " + p.exitValue());
+    }
+    return result;
+  }
+
+  private static String[] flags() {
+    return java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+        .filter(a -> a.startsWith("--add-") || a.startsWith("-XX:+Ignore") || a.startsWith("-Dio.netty") || a.startsWith("-Dembstore"))
+        .toArray(String[]::new);
+  }
+
+  static long peakRss() throws IOException {
+    for (String l : Files.readAllLines(Paths.get("/proc/self/status"))) {
+      if (l.startsWith("VmHWM:")) {
+        return Long.parseLong(l.replaceAll("[^0-9]", "")) * 1024;
+      }
+    }
+    return -1;
+  }
+
+  private static void child(String[] a) throws Exception {
+    String system = a[1];
+    Path corpus = Paths.get(a[2]);
+    Path questions = Paths.get(a[3]);
+    Path work = Paths.get(a[4]);
+    int epochs = Integer.parseInt(a[5]);
+    long tokens = Long.parseLong(a[6]);
+    SparkSession spark = SparkSession.builder().master("local[2]").appName("bench " + system)
+        .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1").config("spark.executor.heartbeatInterval", "2s")
+        .config("spark.driver.maxResultSize", "0").getOrCreate();
+    long t0 = System.nanoTime();
+    List<String> words;
+    float[] vectors;
+    int dim = 100;
+    double seconds;
+    if (system.equals("embstore")) {
+      Path out = work.resolve("embstore-table");
+      deleteTree(out);
+      TrainOptions o = TrainOptions.parse(new org.apache.spark.SparkConf(false), "--input", corpus.toString(),
+          "--output", out.toString(), "--epochs", Integer.toString(epochs), "--checkpoint-minutes", "0");
+      TrainJob.run(spark, o);
+      seconds = (System.nanoTime() - t0) / 1e9;
+      try (BufferAllocator al = new RootAllocator()) {
+        Table t = Table.open(out);
+        Vocabulary v = t.vocabulary(al);
+        words = v.tokens();
+        vectors = new float[words.size() * dim];
+        t.forEachRowInIdOrder(al, false, (first, n, buf, off) -> {
+          for (int i = 0; i < n * dim; i++) {
+            vectors[(int) (first * dim) + i] = buf.getFloat(off + 4L * i);
+          }
+        });
+      }
+    } else {
+      JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+      JavaRDD<Iterable<String>> sentences = sc.textFile(corpus.toString(), 2)
+          .map(l -> (Iterable<String>) Arrays.asList(l.trim().split("\\s+")));
+      Word2VecModel model = new Word2Vec().setVectorSize(dim).setWindowSize(5).setMinCount(5)
+          .setNumPartitions(2).setNumIterations(epochs).setSeed(1).fit(sentences);
+      seconds = (System.nanoTime() - t0) / 1e9;
+      Map<String, float[]> vecs = CollectionConverters.asJava(model.getVectors());
+      Map<String, Long> counts = new HashMap<>();
+      for (String line : Files.readAllLines(corpus)) {
+        for (String w : line.trim().split("\\s+")) {
+          counts.merge(w, 1L, Long::sum);
+        }
+      }
+      words = new ArrayList<>(vecs.keySet());
+      words.sort(Comparator.comparingLong((String w) -> -counts.getOrDefault(w, 0L)).thenComparing(w -> w));
+      vectors = new float[words.size() * dim];
+      for (int i = 0; i < words.size(); i++) {
+        System.arraycopy(vecs.get(words.get(i)), 0, vectors, i * dim, dim);
+      }
+    }
+    long[] acc = Analogies.evaluate(words, vectors, dim, questions, 30_000);
+    System.out.printf(Locale.ROOT, "  %s: %d of %d analogies correct%n", system, acc[0], acc[1]);
+    System.out.printf(Locale.ROOT, "RESULT %s %.1f %.2f %d %.5f%n", system, tokens * epochs / seconds, seconds, peakRss(),
+        acc[1] == 0 ? 0.0 : (double) acc[0] / acc[1]);
+    spark.stop();
+  }
+
+  private static String[] gensim(Path corpus, Path questions, int epochs, long tokens) throws Exception {
+    Path python = Paths.get("/usr/bin/python3");
+    if (!Files.isExecutable(python)) {
+      System.out.println("== gensim: skipped (no /usr/bin/python3)");
+      return null;
+    }
+    String script = String.join("\n",
+        "import sys, time, resource",
+        "try:",
+        "    from gensim.models import Word2Vec",
+        "except ImportError:",
+        "    print('SKIP'); sys.exit(0)",
+        "t0 = time.time()",
+        "m = Word2Vec(corpus_file=sys.argv[1], vector_size=100, window=5, negative=5, min_count=5, sample=1e-3,"
+            + " epochs=int(sys.argv[3]), workers=2, sg=1, seed=1)",
+        "secs = time.time() - t0",
+        "acc = m.wv.evaluate_word_analogies(sys.argv[2], restrict_vocab=30000)[0]",
+        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024",
+        "print('RESULT gensim %.1f %.2f %d %.5f' % (int(sys.argv[4]) * int(sys.argv[3]) / secs, secs, rss, acc))");
+    System.out.println("== gensim");
+    Process p = new ProcessBuilder(python.toString(), "-c", script, corpus.toString(), questions.toString(),
+        Integer.toString(epochs), Long.toString(tokens)).redirectErrorStream(true).start();
+    String[] result = null;
+    try (var r = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+      String line;
+      while ((line = r.readLine()) != null) {
+        if (line.startsWith("RESULT ")) {
+          result = line.substring(7).split(" ");
+        } else if (line.equals("SKIP")) {
+          System.out.println("   skipped: python3-gensim is not installed");
+        }
+      }
+    }
+    p.waitFor();
+    return result;
+  }
+
+  private static void deleteTree(Path p) throws IOException {
+    if (!Files.exists(p)) {
+      return;
+    }
+    try (var s = Files.walk(p)) {
+      s.sorted(Comparator.reverseOrder()).forEach(x -> x.toFile().delete());
+    }
+  }
+}

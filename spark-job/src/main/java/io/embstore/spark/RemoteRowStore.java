@@ -1,0 +1,30 @@
+package io.embstore.spark;
+
+import io.embstore.shard.EmbeddingClient;
+import java.io.IOException;
+import java.util.Arrays;
+
+/** A matrix served by shard servers: pulls are lookups, pushes are sparse updates. */
+final class RemoteRowStore implements RowStore {
+  private final EmbeddingClient client;
+
+  RemoteRowStore(EmbeddingClient client) {
+    this.client = client;
+  }
+
+  @Override
+  public int dim() {
+    return client.dim();
+  }
+
+  @Override
+  public void pull(long[] ids, int n, float[] out) throws IOException {
+    client.lookup(ids.length == n ? ids : Arrays.copyOf(ids, n), out);
+  }
+
+  @Override
+  public void push(long[] ids, int n, float[] grads, float lr) throws IOException {
+    int len = n * client.dim();
+    client.update(ids.length == n ? ids : Arrays.copyOf(ids, n), grads.length == len ? grads : Arrays.copyOf(grads, len), lr);
+  }
+}
