@@ -120,7 +120,8 @@ class ClusterEndToEndIT {
     TableManifest manifest = TableManifest.read(table);
     assertThat(manifest.numShards()).isEqualTo(4);
     assertThat(manifest.dim()).isEqualTo(32);
-    assertThat(Table.open(table).verify(allocator)).as("verify problems").isEmpty();
+    // verify throws at the first problem; otherwise one "ok" line per file
+    assertThat(Table.open(table).verify(allocator)).hasSize(4 + 2).allMatch(l -> l.contains(": ok"));
 
     // 3. Serve: two bin/embstore serve processes, half of the shards each, ports chosen by the OS.
     String ep1 = serve(table, "0,2", tmp.resolve("server-1.log"));
@@ -164,12 +165,11 @@ class ClusterEndToEndIT {
             .containsExactlyElementsOf(expected);
         assertThat(got.get(0).similarity()).isLessThanOrEqualTo(1f).isGreaterThan(got.get(9).similarity());
       }
-      // Trained vectors, not noise: a word's nearest neighbours are far more similar than random rows.
-      long god = vocab.requireId("god");
-      List<Neighbor> near = client.nearest(god, 5);
-      double random = meanAbsCosine(fromFiles, dim, god, 200);
-      assertThat(near.get(4).similarity()).as("5th neighbour of god vs mean |cos| of random rows %s", random)
-          .isGreaterThan((float) (3 * random));
+      // Trained vectors, not noise: in Genesis-Exodus (the first 120,000 tokens of the KJV) Moses and
+      // Aaron act together, and each is among the other's 20 nearest of 2,000+ words (rank 1-4 when
+      // this test was written; random rows would be there 1% of the time).
+      assertThat(names(vocab, client.nearest(vocab.requireId("moses"), 20))).contains("aaron");
+      assertThat(names(vocab, client.nearest(vocab.requireId("aaron"), 20))).contains("moses");
       float[] self = client.lookupTokens("god");
       assertThat(client.nearest(self, 1).get(0).similarity()).isCloseTo(1f, within(1e-4f));
     }
@@ -269,25 +269,12 @@ class ClusterEndToEndIT {
     return ids;
   }
 
-  static double meanAbsCosine(float[] rows, int dim, long query, int samples) {
-    int n = rows.length / dim;
-    java.util.Random rnd = new java.util.Random(7);
-    double sum = 0;
-    for (int s = 0; s < samples; s++) {
-      int i = rnd.nextInt(n);
-      double dot = 0;
-      double a = 0;
-      double b = 0;
-      for (int c = 0; c < dim; c++) {
-        float x = rows[i * dim + c];
-        float y = rows[(int) query * dim + c];
-        dot += x * y;
-        a += x * x;
-        b += y * y;
-      }
-      sum += Math.abs(dot / Math.sqrt(a * b));
+  static List<String> names(Vocabulary vocab, List<Neighbor> neighbours) {
+    List<String> out = new ArrayList<>();
+    for (Neighbor n : neighbours) {
+      out.add(vocab.token(n.id()));
     }
-    return sum / samples;
+    return out;
   }
 
   /** The first {@code lines} lines (1,000 tokens each) of the quickstart corpus (KJV). */
