@@ -23,6 +23,17 @@ final class RemoteRowStore implements RowStore {
   }
 
   @Override
+  public java.util.concurrent.CompletableFuture<Void> pullAsync(long[] ids, int n, float[] out) {
+    return client.lookupAsync(ids.length == n ? ids : Arrays.copyOf(ids, n), out);
+  }
+
+  @Override
+  public java.util.concurrent.CompletableFuture<Void> pushAsync(long[] ids, int n, float[] grads, float lr) {
+    int len = n * client.dim();
+    return client.updateAsync(ids.length == n ? ids : Arrays.copyOf(ids, n), grads.length == len ? grads : Arrays.copyOf(grads, len), lr);
+  }
+
+  @Override
   public void push(long[] ids, int n, float[] grads, float lr) throws IOException {
     int len = n * client.dim();
     client.update(ids.length == n ? ids : Arrays.copyOf(ids, n), grads.length == len ? grads : Arrays.copyOf(grads, len), lr);

@@ -21,6 +21,43 @@ interface RowStore extends AutoCloseable {
    */
   void push(long[] ids, int n, float[] grads, float lr) throws IOException;
 
+  /** {@link #pull} that may run in the background; the default runs it now. */
+  default java.util.concurrent.CompletableFuture<Void> pullAsync(long[] ids, int n, float[] out) {
+    try {
+      pull(ids, n, out);
+      return java.util.concurrent.CompletableFuture.completedFuture(null);
+    } catch (IOException | RuntimeException e) {
+      return java.util.concurrent.CompletableFuture.failedFuture(e);
+    }
+  }
+
+  /** {@link #push} that may run in the background; the default runs it now. */
+  default java.util.concurrent.CompletableFuture<Void> pushAsync(long[] ids, int n, float[] grads, float lr) {
+    try {
+      push(ids, n, grads, lr);
+      return java.util.concurrent.CompletableFuture.completedFuture(null);
+    } catch (IOException | RuntimeException e) {
+      return java.util.concurrent.CompletableFuture.failedFuture(e);
+    }
+  }
+
+  /** Waits for {@code a} and {@code b}, rethrowing the first failure as an IOException. */
+  static void await(java.util.concurrent.CompletableFuture<Void> a, java.util.concurrent.CompletableFuture<Void> b)
+      throws IOException {
+    try {
+      java.util.concurrent.CompletableFuture.allOf(a, b).join();
+    } catch (java.util.concurrent.CompletionException e) {
+      Throwable c = e.getCause();
+      if (c instanceof IOException) {
+        throw (IOException) c;
+      }
+      if (c instanceof RuntimeException) {
+        throw (RuntimeException) c;
+      }
+      throw new IOException(c);
+    }
+  }
+
   @Override
   default void close() throws IOException {}
 }

@@ -183,8 +183,8 @@ final class SkipGram {
     if (ngroups > 0) {
       inRows = ensure(inRows, nin * dim);
       outRows = ensure(outRows, nout * dim);
-      in.pull(inSlots.keys(), nin, inRows);
-      out.pull(outSlots.keys(), nout, outRows);
+      // Both matrices at once: one round trip per batch, not two.
+      RowStore.await(in.pullAsync(inSlots.keys(), nin, inRows), out.pullAsync(outSlots.keys(), nout, outRows));
       inAux = ensure(inAux, nin * dim);
       outAux = ensure(outAux, nout * dim);
       if (p.localApply()) {
@@ -198,8 +198,7 @@ final class SkipGram {
         Arrays.fill(outAux, 0, nout * dim, 0f);
         compute(-1f, inAux, outAux);
       }
-      in.push(inSlots.keys(), nin, inAux, lr);
-      out.push(outSlots.keys(), nout, outAux, lr);
+      RowStore.await(in.pushAsync(inSlots.keys(), nin, inAux, lr), out.pushAsync(outSlots.keys(), nout, outAux, lr));
       rowsPulled += nin + nout;
       rowsPushed += nin + nout;
     }
