@@ -13,7 +13,7 @@ shift $(( $# >= 3 ? 3 : 2 ))
 jar="$(ls "$home"/jobs/embstore-spark-job-*-job.jar | head -n1)"
 . "$home/bin/java-flags.sh"
 # lib/ minus the embstore jars: the job's own classes come from its shaded jar, as on a cluster.
-cp="$(ls "$home"/lib/*.jar | grep -v '/embstore-' | tr '\n' ':')"
+cp="$(ls "$home"/lib/*.jar | grep -v '/lib/embstore-' | tr '\n' ':')"
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 exec "${JAVA_HOME:+$JAVA_HOME/bin/}java" "${EMBSTORE_JVM_FLAGS[@]}" -cp "$cp" org.apache.spark.deploy.SparkSubmit \
   --master "$master" --conf spark.ui.enabled=false \

@@ -75,10 +75,6 @@ class ClusterEndToEndIT {
 
   @Test
   void trainOnStandaloneClusterServeWithTwoProcessesAndReadBack() throws Exception {
-    // TEMPORARY until the spark branch attaches the shaded job jar and the shard branch adds serve.
-    org.junit.jupiter.api.Assumptions.assumeTrue(
-        jobJarOrNull() != null && io.embstore.format.cli.Cli.root().getSubcommands().containsKey("serve"),
-        "needs spark-job's shaded jar (classifier job) and `embstore serve` (not merged yet)");
     Path corpus = smallCorpus(tmp.resolve("corpus.txt"), 120);
     Path table = tmp.resolve("table");
     Path jobJar = jobJar();
@@ -303,14 +299,6 @@ class ClusterEndToEndIT {
           .findFirst()
           .orElseThrow(() -> new AssertionError("Cannot find the shaded job jar in " + target
               + " (spark-job must attach it with classifier `job`)"));
-    }
-  }
-
-  static Path jobJarOrNull() throws IOException {
-    try {
-      return jobJar();
-    } catch (AssertionError | IOException e) {
-      return null;
     }
   }
 

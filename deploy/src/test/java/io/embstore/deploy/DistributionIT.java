@@ -79,6 +79,11 @@ class DistributionIT {
           .singleElement(org.assertj.core.api.InstanceOfAssertFactories.STRING)
           .matches("embstore-client-.*\\.jar");
     }
+    try (Stream<Path> s = Files.list(home.resolve("jobs"))) {
+      assertThat(s.map(p -> p.getFileName().toString()))
+          .singleElement(org.assertj.core.api.InstanceOfAssertFactories.STRING)
+          .matches("embstore-spark-job-.*-job\\.jar");
+    }
     try (Stream<Path> s = Files.list(home.resolve("lib"))) {
       List<String> jars = s.map(p -> p.getFileName().toString()).toList();
       assertThat(jars)
@@ -112,6 +117,18 @@ class DistributionIT {
       assertThat(r.exit()).as("embstore %s --help: %s", c, r).isZero();
       assertThat(r.out()).as("embstore %s --help", c).contains("Usage: embstore " + c);
     }
+  }
+
+  @Test
+  void theSparkSubmitExampleTrainsFromTheShadedJobJar() throws Exception {
+    Path corpus = ClusterEndToEndIT.smallCorpus(elsewhere.resolve("corpus.txt"), 20);
+    Path table = elsewhere.resolve("table-from-example");
+    Processes.Result r = Processes.run(elsewhere, Map.of(), Duration.ofMinutes(10), List.of(
+        home.resolve("examples/spark-submit-local.sh").toString(), corpus.toString(), table.toString(),
+        "local[2]", "--dim", "16", "--epochs", "1", "--min-count", "2", "--shards", "2"));
+    assertThat(r.exit()).as("spark-submit-local.sh: %s", ClusterEndToEndIT.tail(r)).isZero();
+    assertThat(r.out()).contains("trained ");
+    assertThat(io.embstore.format.TableManifest.read(table).dim()).isEqualTo(16);
   }
 
   @Test
