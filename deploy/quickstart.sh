@@ -53,7 +53,7 @@ if [ -f "$stamp" ] && [ -d "$here/target/lib" ] && [ -z "$(find "$repo/pom.xml" 
   step "build: up to date (deploy/target/lib)"
 else
   step "build: ${MVN:-mvn} -q -DskipTests package (a minute or two the first time)"
-  (cd "$repo" && ${MVN:-mvn} -q -B ${MVN_ARGS:-} -DskipTests -Dembstore.skipDist=true package) \
+  (cd "$repo" && ${MVN:-mvn} -q -B -Dstyle.color=never ${MVN_ARGS:-} -DskipTests -Dembstore.skipDist=true package) \
     || die "Cannot build: mvn failed (see above)"
   touch "$stamp"
 fi
