@@ -25,9 +25,13 @@ t0=$SECONDS
 step() { printf '\n\033[1m[%3ds] %s\033[0m\n' $((SECONDS - t0)) "$*"; }
 die() { printf '\nquickstart: %s\n' "$*" >&2; exit 1; }
 
+# fd 3 = the terminal's stdout: a signal can arrive while a command's stdout is redirected to a file,
+# and the cleanup must still be seen.
+exec 3>&1
 pids=()
 cleanup() {
   local rc=$?
+  exec 1>&3
   if [ ${#pids[@]} -gt 0 ]; then
     step "stopping the shard servers"
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
