@@ -25,9 +25,13 @@ t0=$SECONDS
 step() { printf '\n\033[1m[%3ds] %s\033[0m\n' $((SECONDS - t0)) "$*"; }
 die() { printf '\nquickstart: %s\n' "$*" >&2; exit 1; }
 
+# fd 3 = the terminal's stdout: a signal can arrive while a command's stdout is redirected to a file,
+# and the cleanup must still be seen.
+exec 3>&1
 pids=()
 cleanup() {
   local rc=$?
+  exec 1>&3
   if [ ${#pids[@]} -gt 0 ]; then
     step "stopping the shard servers"
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -53,7 +57,7 @@ if [ -f "$stamp" ] && [ -d "$here/target/lib" ] && [ -z "$(find "$repo/pom.xml" 
   step "build: up to date (deploy/target/lib)"
 else
   step "build: ${MVN:-mvn} -q -DskipTests package (a minute or two the first time)"
-  (cd "$repo" && ${MVN:-mvn} -q -B ${MVN_ARGS:-} -DskipTests -Dembstore.skipDist=true package) \
+  (cd "$repo" && ${MVN:-mvn} -q -B -Dstyle.color=never ${MVN_ARGS:-} -DskipTests -Dembstore.skipDist=true package) \
     || die "Cannot build: mvn failed (see above)"
   touch "$stamp"
 fi

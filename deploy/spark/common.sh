@@ -49,6 +49,10 @@ if [ -z "$JOB_JAR" ]; then
   echo "Cannot find the job jar: $EMBSTORE_HOME/jobs/embstore-spark-job-*-job.jar (unpack the distribution, set EMBSTORE_HOME)" >&2
   exit 1
 fi
+# In a source checkout, default to the Spark jars the build collects for the local cluster.
+if [ -z "${SPARK_HOME:-}" ] && [ -d "$EMBSTORE_HOME/target/spark-home/jars" ]; then
+  SPARK_HOME="$EMBSTORE_HOME/target/spark-home"
+fi
 if [ -n "${SPARK_HOME:-}" ] && [ -x "$SPARK_HOME/bin/spark-submit" ]; then
   SUBMIT=("$SPARK_HOME/bin/spark-submit")
 elif [ -n "${SPARK_HOME:-}" ] && [ -d "$SPARK_HOME/jars" ]; then
