@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 
 /** One local[2] SparkSession per test class: UI off, driver on 127.0.0.1. */
-abstract class SparkTestBase {
+public abstract class SparkTestBase {
   static SparkSession spark;
 
   @BeforeAll
@@ -29,7 +29,7 @@ abstract class SparkTestBase {
     }
   }
 
-  static Path sharedDir() {
+  public static Path sharedDir() {
     String dir = System.getProperty("embstore.shared.dir");
     if (dir == null) {
       dir = Paths.get(System.getProperty("embstore.repo.dir", "."), "..", "shared").toString();
@@ -38,7 +38,7 @@ abstract class SparkTestBase {
   }
 
   /** The first {@code tokens} tokens of prose4, as lines of 1,000 tokens; skips without the data. */
-  static Path proseSlice(Path dir, int tokens) throws IOException {
+  public static Path proseSlice(Path dir, int tokens) throws IOException {
     Path gz = sharedDir().resolve("data/corpus/prose4.txt.gz");
     Assumptions.assumeTrue(Files.isReadable(gz), "needs " + gz + " (the shared data dir)");
     Path out = dir.resolve("prose-" + tokens + ".txt");

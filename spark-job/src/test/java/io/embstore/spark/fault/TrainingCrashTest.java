@@ -4,9 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.embstore.format.Table;
 import io.embstore.format.fault.ChildJvm;
+import io.embstore.spark.SparkTestBase;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -14,7 +13,6 @@ import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.zip.GZIPInputStream;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.AfterEach;
@@ -59,7 +57,7 @@ class TrainingCrashTest {
 
   @Test
   void driverKilledAfterACheckpointResumesToAVerifiedTable() throws Exception {
-    Path corpus = proseSlice(tmp, 200_000);
+    Path corpus = SparkTestBase.proseSlice(tmp, 200_000);
     Path out = tmp.resolve("table");
     List<String> args = new ArrayList<>(List.of(
         "--master", "local[2]", "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "20",
@@ -105,7 +103,7 @@ class TrainingCrashTest {
     String sparkHome = System.getenv("SPARK_HOME");
     Assumptions.assumeTrue(sparkHome != null && Files.isDirectory(Paths.get(sparkHome, "jars")),
         "NOT RUN: local-cluster mode launches executor JVMs from a Spark distribution; set SPARK_HOME to a Spark 4.2.0 (Scala 2.13) install");
-    Path corpus = proseSlice(tmp, 200_000);
+    Path corpus = SparkTestBase.proseSlice(tmp, 200_000);
     Path out = tmp.resolve("table");
     List<String> args = new ArrayList<>(List.of(
         "--master", "local-cluster[2,1,1024]", "--input", corpus.toString(), "--output", out.toString(), "--epochs", "2", "--dim", "20",
@@ -154,42 +152,5 @@ class TrainingCrashTest {
   private static String tail(ChildJvm c) {
     String s = c.stderrText();
     return s.length() > 3000 ? s.substring(s.length() - 3000) : s;
-  }
-
-  static Path sharedDir() {
-    String dir = System.getProperty("embstore.shared.dir");
-    if (dir == null) {
-      dir = Paths.get(System.getProperty("embstore.repo.dir", "."), "..", "shared").toString();
-    }
-    return Paths.get(dir);
-  }
-
-  /** The first {@code tokens} tokens of prose4, lines of 1,000 tokens; skips without the data. */
-  static Path proseSlice(Path dir, int tokens) throws IOException {
-    Path gz = sharedDir().resolve("data/corpus/prose4.txt.gz");
-    Assumptions.assumeTrue(Files.isReadable(gz), "needs " + gz + " (the shared data dir)");
-    Path out = dir.resolve("prose-" + tokens + ".txt");
-    try (InputStream in = new GZIPInputStream(Files.newInputStream(gz), 1 << 16);
-        OutputStream o = new java.io.BufferedOutputStream(Files.newOutputStream(out), 1 << 16)) {
-      byte[] buf = new byte[1 << 16];
-      int words = 0;
-      int n;
-      outer:
-      while ((n = in.read(buf)) > 0) {
-        for (int i = 0; i < n; i++) {
-          byte b = buf[i];
-          if (b == ' ' || b == '\n') {
-            words++;
-            o.write(words % 1000 == 0 ? '\n' : ' ');
-            if (words >= tokens) {
-              break outer;
-            }
-          } else {
-            o.write(b);
-          }
-        }
-      }
-    }
-    return out;
   }
 }
