@@ -243,13 +243,21 @@ public final class TableWriter implements AutoCloseable {
     return m;
   }
 
-  /**
-   * Deletes {@code file} if a writer of this same version was killed before its commit and left it
-   * behind: no committed manifest can name a file of a version newer than the committed one, so it
-   * is garbage. Refuses when the committed manifest already is at this version or later (another
-   * writer got there first, or {@code base} was stale).
-   */
   private void removeLeftover(Path file) throws IOException {
+    removeUncommitted(dir, file, version);
+  }
+
+  /**
+   * Deletes {@code file}, a data file of table version {@code version} about to be written in
+   * {@code dir}, if a writer of that same version was killed before its commit and left it behind:
+   * no committed manifest can name a file of a version newer than the committed one, so it is
+   * garbage. Every writer of version-named files (table writers, shard-server snapshots) calls this
+   * before creating one.
+   *
+   * @throws FileAlreadyExistsException when the committed manifest already is at {@code version} or
+   *     later (another writer got there first, or the caller's base version was stale)
+   */
+  public static void removeUncommitted(Path dir, Path file, long version) throws IOException {
     if (!Files.exists(file)) {
       return;
     }

@@ -6,6 +6,7 @@ import io.embstore.format.Partitioner;
 import io.embstore.format.ShardWriter;
 import io.embstore.format.Table;
 import io.embstore.format.TableFormat;
+import io.embstore.format.TableWriter;
 import io.embstore.format.TableManifest;
 import java.io.File;
 import java.io.IOException;
@@ -295,8 +296,10 @@ public final class ShardServer implements AutoCloseable {
       try {
         for (int s : which) {
           HostedShard shard = byIndex[s];
-          ShardWriter w = ShardWriter.create(
-              dir.resolve(TableFormat.shardFileName(s, version)), s, m.partitioner(), m.dim(), shard.stateColumns, scratch);
+          Path file = dir.resolve(TableFormat.shardFileName(s, version));
+          // A snapshot of this version killed before its commit may have left the file behind.
+          TableWriter.removeUncommitted(dir, file, version);
+          ShardWriter w = ShardWriter.create(file, s, m.partitioner(), m.dim(), shard.stateColumns, scratch);
           writers.add(w);
           shard.writeTo(w, scratch);
           entries.add(w.finish());
