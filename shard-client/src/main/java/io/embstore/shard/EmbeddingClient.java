@@ -560,15 +560,8 @@ public final class EmbeddingClient implements AutoCloseable {
           for (int i = 0; i < n; i++) {
             MemoryUtil.putLong(address + 8L * i, plan.uniqueIds[uniques[from + i]]);
           }
-          ids.setValueCount(n);
-          x.request.setRowCount(n);
-          x.send(null);
-          VectorSchemaRoot reply = x.receive();
-          if (reply.getRowCount() != n || !Protocol.sameShape(reply.getSchema(), lookupReply)) {
-            throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + n + " rows of " + lookupReply, null);
-          }
-          ArrowBuf data = ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
-          FloatBuffer view = data.nioBuffer(0, (int) (n * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+          ArrowBuf data = sendLookup(x, ids, n);
+          FloatBuffer view = floatView(data, n);
           for (int r = 0; r < n; r++) {
             for (int i = plan.firstReq[uniques[from + r]]; i >= 0; i = plan.nextReq[i]) {
               scatter.copy(data, view, r, i);
@@ -746,15 +739,8 @@ public final class EmbeddingClient implements AutoCloseable {
             MemoryUtil.putLong(address + 8L * k++, uniqueIds[u]);
           }
         }
-        ids.setValueCount(total);
-        x.request.setRowCount(total);
-        x.send(null);
-        VectorSchemaRoot reply = x.receive();
-        if (reply.getRowCount() != total || !Protocol.sameShape(reply.getSchema(), lookupReply)) {
-          throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + total + " rows of " + lookupReply, null);
-        }
-        ArrowBuf data = ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
-        FloatBuffer view = data.nioBuffer(0, (int) (total * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        ArrowBuf data = sendLookup(x, ids, total);
+        FloatBuffer view = floatView(data, total);
         int row = 0;
         for (Part p : parts) {
           int[] uniques = p.plan.uniquesOf[shard];
@@ -1250,5 +1236,25 @@ public final class EmbeddingClient implements AutoCloseable {
   /** Reads an input stream fully (PEM files). */
   static byte[] readAll(InputStream in) throws IOException {
     return in.readAllBytes();
+  }
+
+  /**
+   * Sends the {@code n} ids already written into {@code ids} as one lookup request on {@code x}
+   * and returns the reply's rows (row-major float32), valid until the exchange's next request.
+   */
+  private ArrowBuf sendLookup(ExchangePool.Exchange x, BigIntVector ids, int n) {
+    ids.setValueCount(n);
+    x.request.setRowCount(n);
+    x.send(null);
+    VectorSchemaRoot reply = x.receive();
+    if (reply.getRowCount() != n || !Protocol.sameShape(reply.getSchema(), lookupReply)) {
+      throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + n + " rows of " + lookupReply, null);
+    }
+    return ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
+  }
+
+  /** A little-endian float view of the first {@code n} rows of {@code data}. */
+  private FloatBuffer floatView(ArrowBuf data, int n) {
+    return data.nioBuffer(0, (int) (n * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
   }
 }
