@@ -147,7 +147,10 @@ class ConcurrencyTest {
         writer.completed();
       }
     };
-    try (FlightServer server = FlightServer.builder(allocator, Location.forGrpcInsecure("127.0.0.1", 0), slow).build().start()) {
+    // The stand-in server has its own allocator: Flight frees the request batch it never read on a
+    // handler thread after the call has completed, so that allocator is closed once it has drained.
+    RootAllocator slowAllocator = new RootAllocator();
+    try (FlightServer server = FlightServer.builder(slowAllocator, Location.forGrpcInsecure("127.0.0.1", 0), slow).build().start()) {
       String endpoint = "grpc+tcp://127.0.0.1:" + server.getPort();
       try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(List.of(endpoint))
           .deadline(Duration.ofMillis(300)).allocator(allocator).build()) {
@@ -158,6 +161,12 @@ class ConcurrencyTest {
       } finally {
         release.countDown();
       }
+    } finally {
+      long until = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+      while (slowAllocator.getAllocatedMemory() != 0 && System.nanoTime() < until) {
+        Thread.sleep(10);
+      }
+      slowAllocator.close();
     }
   }
 }
