@@ -5,6 +5,7 @@ import io.embstore.format.Vocabulary;
 import java.io.IOException;
 import java.io.Serializable;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -20,6 +21,20 @@ interface Hosting extends AutoCloseable {
   }
 
   Opener opener();
+
+  /**
+   * The shard servers that no longer answer (their executor was lost), each as {@code endpoint
+   * (shards ...)}; empty when every one answers. The driver asks after a failed round to tell a
+   * lost shard host, which it recovers from, from a failing task, which it reports.
+   */
+  default List<String> lost() {
+    return List.of();
+  }
+
+  /** The number of executors the shards are spread over (1 when they are not in executors). */
+  default int hosts() {
+    return 1;
+  }
 
   /**
    * Writes both matrices as the next table version: the context matrix to {@code context} first,

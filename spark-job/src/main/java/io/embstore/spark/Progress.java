@@ -38,7 +38,7 @@ final class Progress extends SparkListener implements AutoCloseable {
   private final Thread reporter;
   private final long totalTokens;
   private final int epochs;
-  private final long baseTokens;
+  private volatile long baseTokens;
   private volatile int epoch;
   private volatile boolean closed;
   private final long start = System.nanoTime();
@@ -77,6 +77,11 @@ final class Progress extends SparkListener implements AutoCloseable {
 
   void epoch(int e) {
     this.epoch = e;
+  }
+
+  /** After a recovery to a checkpoint: the {@code tokens} trained since it are trained again. */
+  void rewind(long tokens) {
+    baseTokens -= tokens;
   }
 
   @Override

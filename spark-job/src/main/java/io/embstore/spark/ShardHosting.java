@@ -7,6 +7,7 @@ import io.embstore.format.TableWriter;
 import io.embstore.format.Vocabulary;
 import io.embstore.shard.EmbeddingClient;
 import io.embstore.shard.OptimizerSpec;
+import io.embstore.shard.ShardHealth;
 import io.embstore.shard.ShardServer;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -82,6 +83,16 @@ final class ShardHosting implements Hosting {
 
   static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, Path resumeOut, Path resumeCtx)
       throws IOException {
+    return start(spark, o, rows, shards, resumeOut, resumeCtx, 1);
+  }
+
+  /**
+   * Starts the servers of both matrices: from the committed tables {@code resumeOut} and {@code
+   * resumeCtx} when given, else initialised. Waits (bounded) until at least {@code minExecutors}
+   * executors run, so that after an executor loss the shards spread over its replacement too.
+   */
+  static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, Path resumeOut, Path resumeCtx,
+      int minExecutors) throws IOException {
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     OptimizerSpec spec = o.adagrad() ? OptimizerSpec.rowwiseAdagrad(o.alpha, 1e-8) : OptimizerSpec.sgd(o.alpha);
     TableManifest in = resumeOut != null ? Table.open(resumeOut).manifest() : shape(rows, o.dim, shards, spec);
@@ -91,7 +102,7 @@ final class ShardHosting implements Hosting {
           + in.numShards() + " shards, the corpus gives " + rows + " rows (and the context table has " + out.numShards() + " shards)");
     }
     String key = UUID.randomUUID().toString();
-    List<String[]> executors = executors(sc);
+    List<String[]> executors = executors(sc, minExecutors);
     int e = executors.size();
     int p = in.numShards();
     List<Tuple2<HostRequest, scala.collection.immutable.Seq<String>>> tasks = new ArrayList<>();
@@ -120,13 +131,13 @@ final class ShardHosting implements Hosting {
   }
 
   /** {executorId, host} of the executors (the driver in local mode), waiting briefly for late ones. */
-  static List<String[]> executors(JavaSparkContext sc) {
+  static List<String[]> executors(JavaSparkContext sc, int minExecutors) {
     String master = sc.master();
-    int expected = 1;
+    int expected = minExecutors;
     if (master.startsWith("local-cluster[")) {
-      expected = Integer.parseInt(master.substring("local-cluster[".length()).split(",")[0].trim());
+      expected = Math.max(expected, Integer.parseInt(master.substring("local-cluster[".length()).split(",")[0].trim()));
     } else if (!master.startsWith("local")) {
-      expected = sc.getConf().getInt("spark.executor.instances", 1);
+      expected = Math.max(expected, sc.getConf().getInt("spark.executor.instances", 1));
     }
     if (master.startsWith("local") && !master.startsWith("local-cluster")) {
       List<String[]> local = new ArrayList<>();
@@ -200,6 +211,26 @@ final class ShardHosting implements Hosting {
     } catch (IOException e) {
       throw new IllegalStateException("Cannot read the table shape sent by the driver: " + e.getMessage(), e);
     }
+  }
+
+  @Override
+  public List<String> lost() {
+    List<String> lost = new ArrayList<>();
+    for (Placement p : placements) {
+      for (String endpoint : List.of(p.input(), p.output())) {
+        try {
+          ShardHealth.check(allocator, endpoint, 5000, null);
+        } catch (IOException e) {
+          lost.add(endpoint + " (shards " + Arrays.toString(p.shards()) + " on executor " + p.executor() + ": " + e.getMessage() + ")");
+        }
+      }
+    }
+    return lost;
+  }
+
+  @Override
+  public int hosts() {
+    return placements.size();
   }
 
   @Override

@@ -125,25 +125,27 @@ public final class TrainJob {
     }
 
     sc.setJobDescription("embstore train: host the shards of both matrices");
-    try (Hosting hosting = "memory".equals(o.hosting)
-            ? new MemoryHosting(rows, o.dim, shards, o.adagrad(), o.seed, resumed == null ? null : out, resumed == null ? null : ctx)
-            : ShardHosting.start(spark, o, rows, shards, resumed == null ? null : out, resumed == null ? null : ctx);
-        Progress progress = new Progress(spark.sparkContext(), corpus.totalTokens, o.epochs,
-            startEpoch * corpus.totalTokens + (startDone == 0 ? 0 : offsets[startDone - 1] + corpus.partitionTokens[startDone - 1]),
-            o.progressSeconds)) {
+    Path resumeOut = resumed == null ? null : out;
+    Hosting hosting = "memory".equals(o.hosting)
+        ? new MemoryHosting(rows, o.dim, shards, o.adagrad(), o.seed, resumeOut, resumeOut == null ? null : ctx)
+        : ShardHosting.start(spark, o, rows, shards, resumeOut, resumeOut == null ? null : ctx);
+    long startPosition = startEpoch * corpus.totalTokens + (startDone == 0 ? 0 : offsets[startDone - 1] + corpus.partitionTokens[startDone - 1]);
+    try (Progress progress = new Progress(spark.sparkContext(), corpus.totalTokens, o.epochs, startPosition, o.progressSeconds)) {
       Task task = new Task(o, corpus, offsets, hosting.opener(), progress, sc);
       long lastCheckpoint = System.nanoTime();
       TableManifest last = resumed;
       Vocabulary vocabToWrite = resumed == null ? corpus.vocabulary : null;
-      for (int epoch = startEpoch; epoch < o.epochs; epoch++) {
+      int recoveries = 0;
+      int epoch = startEpoch;
+      int r = startDone;
+      while (epoch < o.epochs) {
         progress.epoch(epoch);
-        int from = epoch == startEpoch ? startDone : 0;
-        for (int r = from; r < numPartitions; r += slots) {
-          int to = Math.min(numPartitions, r + slots);
+        int to = Math.min(numPartitions, r + slots);
+        boolean epochEnd = to == numPartitions;
+        try {
           sc.setJobDescription("embstore train: epoch " + (epoch + 1) + "/" + o.epochs
               + ", corpus partitions " + r + ".." + (to - 1) + " of " + numPartitions);
           task.runRound(epoch, r, to);
-          boolean epochEnd = to == numPartitions;
           boolean due = o.checkpointMinutes > 0 && (System.nanoTime() - lastCheckpoint) / 60e9 >= o.checkpointMinutes;
           if (epochEnd || due) {
             int nextEpoch = epochEnd ? epoch + 1 : epoch;
@@ -157,12 +159,62 @@ public final class TrainJob {
                 last.tableVersion(), nextEpoch, done, (System.nanoTime() - c0) / 1_000_000);
             lastCheckpoint = System.nanoTime();
           }
+        } catch (Exception e) { // a failed Spark job surfaces as SparkException, a checked exception Scala does not declare
+          List<String> lost = hosting.lost();
+          if (lost.isEmpty() || recoveries >= o.maxRecoveries) {
+            if (!lost.isEmpty()) {
+              LOG.error("shard servers lost again after {} recoveries (--max-recoveries {}): {}", recoveries, o.maxRecoveries, lost);
+            }
+            throw e;
+          }
+          recoveries++;
+          // Every shard goes back to the last committed checkpoint (or to its initial rows), not
+          // only the lost ones: the survivors hold updates of rounds that the checkpoint does not.
+          boolean fromCheckpoint = Files.exists(out.resolve("manifest.json"));
+          TableManifest cp = fromCheckpoint ? Table.open(out).manifest() : null;
+          int cpEpoch = cp == null ? 0 : Integer.parseInt(cp.properties().get(P_EPOCH));
+          int cpDone = cp == null ? 0 : Integer.parseInt(cp.properties().get(P_DONE));
+          long position = epoch * corpus.totalTokens + (r == 0 ? 0 : offsets[r]);
+          long cpPosition = cpEpoch * corpus.totalTokens + (cpDone == 0 ? 0 : offsets[cpDone]);
+          LOG.warn("recovery {}/{}: shard servers lost ({}) in epoch {}, partitions {}..{}: restarting every shard "
+                  + "from {}; {} tokens are trained again", recoveries, o.maxRecoveries, lost, epoch + 1, r, to - 1,
+              cp == null ? "its initial rows (no checkpoint yet)" : "checkpoint version " + cp.tableVersion()
+                  + " (epoch " + cpEpoch + ", partitions done " + cpDone + ")", position - cpPosition, e);
+          int hosts = hosting.hosts();
+          try {
+            hosting.close();
+          } catch (IOException | RuntimeException closing) {
+            LOG.warn("Cannot stop the remaining shard servers of the lost hosting: {}", closing.toString());
+          }
+          hosting = null;
+          sc.setJobDescription("embstore train: host the shards of both matrices again (recovery " + recoveries + ")");
+          hosting = ShardHosting.start(spark, o, rows, shards, cp == null ? null : out, cp == null ? null : ctx, hosts);
+          task = new Task(o, corpus, offsets, hosting.opener(), progress, sc);
+          task.generation = recoveries;
+          progress.rewind(position - cpPosition);
+          if (cp == null) {
+            vocabToWrite = corpus.vocabulary;
+          }
+          epoch = cpEpoch;
+          r = cpDone;
+          lastCheckpoint = System.nanoTime();
+          continue;
+        }
+        if (epochEnd) {
+          epoch++;
+          r = 0;
+        } else {
+          r = to;
         }
       }
-      String summary = progress.summary();
+      String summary = progress.summary() + (recoveries == 0 ? "" : ", " + recoveries + " recoveries from lost shard servers");
       LOG.info(summary);
       corpus.sentences.unpersist(false);
       return new Result(last, summary, corpus.totalTokens, (System.nanoTime() - t0) / 1e9);
+    } finally {
+      if (hosting != null) {
+        hosting.close();
+      }
     }
   }
 
@@ -199,6 +251,9 @@ public final class TrainJob {
     private final int batchTokens;
     private final long seed;
     private final long failAt;
+    private final long loseShardsAt;
+    /** How many times the driver has re-hosted the shards before this task (the loss hook fires in generation 0 only). */
+    int generation;
     private final int numPartitions;
     private final Hosting.Opener opener;
     private transient JavaRDD<int[]> sentences;
@@ -218,6 +273,7 @@ public final class TrainJob {
       this.batchTokens = o.batchTokens;
       this.seed = o.seed;
       this.failAt = o.failAtTask;
+      this.loseShardsAt = o.loseShardsAtTask;
       this.numPartitions = offsets.length;
       this.opener = opener;
       this.sentences = corpus.sentences;
@@ -269,6 +325,12 @@ public final class TrainJob {
             }
             loss.add(sg.lossSum - reportedLoss);
             reportedLoss = sg.lossSum;
+            if (loseShardsAt >= 0 && generation == 0 && (long) epoch * numPartitions + partition == loseShardsAt
+                && opener instanceof ShardHosting.RemoteOpener remote) {
+              ShardHosting.Host.release(remote.key());
+              throw new IllegalStateException("Cannot continue training: injected loss of the shard servers of this JVM in epoch "
+                  + (epoch + 1) + ", partition " + partition + " (--lose-shards-at-task)");
+            }
             if (failAt >= 0 && (long) epoch * numPartitions + partition == failAt) {
               throw new IllegalStateException(
                   "Cannot continue training: injected failure in epoch " + (epoch + 1) + ", partition " + partition + " (--fail-at-task)");

@@ -96,6 +96,10 @@ public final class TrainOptions implements Serializable {
   @Option(names = "--progress-seconds", defaultValue = "5", description = "Seconds between progress lines. Default: ${DEFAULT-VALUE}.")
   double progressSeconds;
 
+  @Option(names = "--max-recoveries", defaultValue = "3",
+      description = "Times the job restarts its shard servers from the last checkpoint after losing one (an executor lost); 0: fail instead. Default: ${DEFAULT-VALUE}.")
+  int maxRecoveries;
+
   /** The default provider of {@code embstore train}: Spark conf from system properties. */
   public static final class SparkConfDefaults implements CommandLine.IDefaultValueProvider {
     private final CommandLine.IDefaultValueProvider delegate = defaults(new SparkConf());
@@ -113,6 +117,10 @@ public final class TrainOptions implements Serializable {
   @Option(names = "--fail-at-task", defaultValue = "-1", hidden = true,
       description = "Test hook: the training task of run ordinal epoch*partitions+partition = this throws after its first mini-batch (-1: never).")
   long failAtTask;
+
+  @Option(names = "--lose-shards-at-task", defaultValue = "-1", hidden = true,
+      description = "Test hook: the training task of run ordinal epoch*partitions+partition = this stops the shard servers of its JVM and throws, once per job (-1: never).")
+  long loseShardsAtTask;
 
   /** Parses {@code args} with Spark conf {@code conf} as the second source of values. */
   public static TrainOptions parse(SparkConf conf, String... args) {
@@ -160,6 +168,7 @@ public final class TrainOptions implements Serializable {
     check(maxSentenceLength >= 2, "--max-sentence-length", maxSentenceLength, "must be at least 2");
     check(checkpointMinutes >= 0, "--checkpoint-minutes", checkpointMinutes, "must be 0 or positive");
     check(progressSeconds > 0, "--progress-seconds", progressSeconds, "must be positive");
+    check(maxRecoveries >= 0, "--max-recoveries", maxRecoveries, "must be 0 or positive");
     check(vocabSize >= 0 && vocabSize < Integer.MAX_VALUE, "--vocab-size", vocabSize, "must be in 0..2^31-2");
     check("shards".equals(hosting) || "memory".equals(hosting), "--hosting", hosting, "known: shards, memory");
     String f = format.toLowerCase(Locale.ROOT);

@@ -100,4 +100,34 @@ class TrainJobTest extends SparkTestBase {
     assertThat(Table.open(out.resolve(TrainJob.CONTEXT_DIR)).verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
     assertThat(r.summary()).contains("trained");
   }
+
+  /**
+   * The shard servers of the JVM are stopped by a task (as when an executor dies with its
+   * servers): the driver finds them lost, restarts every shard from the last checkpoint and the
+   * job finishes by itself. Once after a checkpoint, once before any checkpoint (back to the
+   * initial rows), and with recovery switched off the job fails naming the cause.
+   */
+  @Test
+  void lostShardServersAreRestartedFromTheLastCheckpointAndTheJobFinishes() throws Exception {
+    Path corpus = proseSlice(dir, 200_000);
+    for (String[] c : new String[][] {{"after-checkpoint", "5", "0.00001"}, {"before-checkpoint", "1", "0"}}) {
+      Path out = dir.resolve(c[0]);
+      // ordinal 5 = epoch 2, partition 1 (after the epoch-1 checkpoint); ordinal 1 = epoch 1, partition 1
+      // with checkpoints only at epoch ends, so no checkpoint exists yet.
+      TrainJob.Result r = TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
+          "--input", corpus.toString(), "--output", out.toString(), "--epochs", "2", "--dim", "20",
+          "--partitions", "4", "--checkpoint-minutes", c[2], "--progress-seconds", "2", "--lose-shards-at-task", c[1]));
+      assertThat(r.summary()).as(c[0]).contains("1 recoveries from lost shard servers");
+      Table t = Table.open(out);
+      assertThat(t.verify(allocator)).as(c[0]).isNotEmpty().allMatch(l -> l.contains(": ok"));
+      assertThat(t.manifest().properties()).containsEntry(TrainJob.P_COMPLETE, "true").containsEntry(TrainJob.P_EPOCH, "2");
+      assertThat(t.vocabulary(allocator).token(0)).isEqualTo("the");
+      assertThat(Table.open(out.resolve(TrainJob.CONTEXT_DIR)).verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
+    }
+    Path out = dir.resolve("no-recovery");
+    assertThatThrownBy(() -> TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
+            "--input", corpus.toString(), "--output", out.toString(), "--epochs", "1", "--dim", "20",
+            "--partitions", "4", "--checkpoint-minutes", "0", "--max-recoveries", "0", "--lose-shards-at-task", "0")))
+        .hasMessageContaining("injected loss of the shard servers of this JVM in epoch 1, partition 0");
+  }
 }

@@ -33,6 +33,9 @@ class TrainOptionsTest {
     assertThatThrownBy(() -> TrainOptions.parse(conf, "--input", "a", "--output", "t"))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("Cannot use --sample: 2.0 (must be in [0, 1))");
+    assertThatThrownBy(() -> TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--max-recoveries", "-1"))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot use --max-recoveries: -1 (must be 0 or positive)");
   }
 
   @Test
