@@ -81,37 +81,14 @@ class ClusterEndToEndIT {
 
     // 1. The cluster: Master + 2 Workers, separate JVMs.
     clusterDir = tmp.resolve("cluster");
-    Processes.Result started =
-        Processes.run(tmp, Map.of("CLUSTER_DIR", clusterDir.toString(), "START_TIMEOUT", "180"),
-            Duration.ofMinutes(4), List.of(script("local-cluster/start.sh").toString(), "2"));
-    assertThat(started.exit()).as("start.sh: %s", started).isZero();
-    Properties env = new Properties();
-    try (var in = Files.newBufferedReader(clusterDir.resolve("cluster.env"))) {
-      env.load(in);
-    }
-    String master = env.getProperty("MASTER_URL");
-    assertThat(master).startsWith("spark://127.0.0.1:");
-    assertThat(Files.readString(clusterDir.resolve("master.log")))
-        .containsPattern("(?s)Registering worker.*Registering worker");
+    String master = startCluster(tmp, clusterDir, 2);
 
     // 2. Train: the shaded job jar alone on Spark's class path (spark-home has no embstore jars).
-    Path sparkHome = Processes.deployTarget().resolve("spark-home");
-    List<String> submit = new ArrayList<>(javaWithFlags());
-    submit.addAll(List.of("-cp", sparkHome.resolve("jars") + "/*",
-        "org.apache.spark.deploy.SparkSubmit",
-        "--master", master,
-        "--executor-memory", "600m",
-        "--total-executor-cores", "2",
-        "--conf", "spark.ui.enabled=false",
-        "--conf", "spark.driver.host=127.0.0.1",
-        "--class", "io.embstore.spark.TrainJob", jobJar.toString(),
+    List<String> submit = submitCommand(master, jobJar,
         "--input", corpus.toString(), "--output", table.toString(),
         "--dim", "32", "--epochs", "2", "--min-count", "3", "--shards", "4",
-        "--progress-seconds", "10"));
-    Map<String, String> sparkEnv = Map.of(
-        "SPARK_HOME", sparkHome.toString(), "SPARK_SCALA_VERSION", "2.13",
-        "SPARK_LOCAL_IP", "127.0.0.1");
-    Processes.Result trained = Processes.run(tmp, sparkEnv, Duration.ofMinutes(15), submit);
+        "--progress-seconds", "10");
+    Processes.Result trained = Processes.run(tmp, sparkEnv(), Duration.ofMinutes(15), submit);
     assertThat(trained.exit()).as("SparkSubmit TrainJob: %s", tail(trained)).isZero();
     TableManifest manifest = TableManifest.read(table);
     assertThat(manifest.numShards()).isEqualTo(4);
@@ -324,6 +301,44 @@ class ClusterEndToEndIT {
     cmd.add("-Xmx1g");
     cmd.addAll(List.of(m.group(1).trim().split("\\s+")));
     return cmd;
+  }
+
+  /** Starts Master + {@code workers} Workers with deploy/local-cluster/start.sh; returns the master URL. */
+  static String startCluster(Path tmp, Path clusterDir, int workers) throws Exception {
+    Processes.Result started =
+        Processes.run(tmp, Map.of("CLUSTER_DIR", clusterDir.toString(), "START_TIMEOUT", "180"),
+            Duration.ofMinutes(4), List.of(script("local-cluster/start.sh").toString(), Integer.toString(workers)));
+    assertThat(started.exit()).as("start.sh: %s", started).isZero();
+    Properties env = new Properties();
+    try (var in = Files.newBufferedReader(clusterDir.resolve("cluster.env"))) {
+      env.load(in);
+    }
+    String master = env.getProperty("MASTER_URL");
+    assertThat(master).startsWith("spark://127.0.0.1:");
+    assertThat(Files.readString(clusterDir.resolve("master.log")))
+        .containsPattern("(?s)Registering worker" + ".*Registering worker".repeat(workers - 1));
+    return master;
+  }
+
+  /** SparkSubmit of the shaded job jar alone (spark-home has no embstore jars) with TrainJob {@code args}. */
+  static List<String> submitCommand(String master, Path jobJar, String... args) throws IOException {
+    Path sparkHome = Processes.deployTarget().resolve("spark-home");
+    List<String> submit = new ArrayList<>(javaWithFlags());
+    submit.addAll(List.of("-cp", sparkHome.resolve("jars") + "/*",
+        "org.apache.spark.deploy.SparkSubmit",
+        "--master", master,
+        "--executor-memory", "600m",
+        "--total-executor-cores", "2",
+        "--conf", "spark.ui.enabled=false",
+        "--conf", "spark.driver.host=127.0.0.1",
+        "--class", "io.embstore.spark.TrainJob", jobJar.toString()));
+    submit.addAll(List.of(args));
+    return submit;
+  }
+
+  static Map<String, String> sparkEnv() {
+    return Map.of("SPARK_HOME", Processes.deployTarget().resolve("spark-home").toString(),
+        "SPARK_SCALA_VERSION", "2.13", "SPARK_LOCAL_IP", "127.0.0.1");
   }
 
   static String readIfExists(Path p) {

@@ -9,14 +9,12 @@ import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -29,9 +27,9 @@ import org.junit.jupiter.api.io.TempDir;
  *       executor and its shard servers die with it) and is killed with SIGKILL at a random moment
  *       after its first checkpoint. The output must open and verify (the last checkpoint), and a
  *       re-run with {@code --resume} must finish with a complete table that verifies.
- *   <li>Executor lost: {@code local-cluster[2,1,1024]} with one executor JVM killed. Spark's
- *       local-cluster mode launches executors from a Spark distribution ({@code SPARK_HOME}); the
- *       test runs only when {@code SPARK_HOME} is set and says so when skipped.
+ *   <li>Executor lost: in {@code deploy}'s {@code ExecutorLossIT} (a standalone cluster of separate
+ *       JVMs running the shaded job jar), and in-process in {@code TrainJobTest} (the shard servers
+ *       of the JVM stopped by a task).
  * </ul>
  */
 class TrainingCrashTest {
@@ -96,42 +94,6 @@ class TrainingCrashTest {
     assertThat(t.manifest().properties()).containsEntry("train.complete", "true").containsEntry("train.epoch", "3");
     assertThat(t.manifest().tableVersion()).isGreaterThanOrEqualTo(afterKill.manifest().tableVersion());
     assertThat(Table.open(out.resolve("_context")).verify(allocator)).allMatch(l -> l.contains(": ok"));
-  }
-
-  @Test
-  void executorLostDuringTrainingResumesToAVerifiedTable() throws Exception {
-    String sparkHome = System.getenv("SPARK_HOME");
-    Assumptions.assumeTrue(sparkHome != null && Files.isDirectory(Paths.get(sparkHome, "jars")),
-        "NOT RUN: local-cluster mode launches executor JVMs from a Spark distribution; set SPARK_HOME to a Spark 4.2.0 (Scala 2.13) install");
-    Path corpus = SparkTestBase.proseSlice(tmp, 200_000);
-    Path out = tmp.resolve("table");
-    List<String> args = new ArrayList<>(List.of(
-        "--master", "local-cluster[2,1,1024]", "--input", corpus.toString(), "--output", out.toString(), "--epochs", "2", "--dim", "20",
-        "--partitions", "4", "--checkpoint-minutes", "0.00001", "--progress-seconds", "1"));
-    ChildJvm driver = start(args, "cluster");
-    long deadline = System.nanoTime() + 10 * 60 * 1_000_000_000L;
-    while (!Files.exists(out.resolve("manifest.json")) && driver.process().isAlive() && System.nanoTime() < deadline) {
-      Thread.sleep(50);
-    }
-    assertThat(Files.exists(out.resolve("manifest.json"))).as("a checkpoint was committed; stderr: %s", tail(driver)).isTrue();
-    // Kill one executor JVM (a CoarseGrainedExecutorBackend child of the driver's worker).
-    ProcessHandle executor = driver.process().descendants()
-        .filter(p -> p.info().commandLine().orElse("").contains("CoarseGrainedExecutorBackend"))
-        .findFirst().orElse(null);
-    assertThat(executor).as("an executor JVM under the driver").isNotNull();
-    executor.destroyForcibly();
-    int rc = driver.waitFor(15 * 60 * 1000L);
-    Table afterLoss = Table.open(out);
-    assertThat(afterLoss.verify(allocator)).allMatch(l -> l.contains(": ok"));
-    if (rc != 0 || !"true".equals(afterLoss.manifest().properties().get("train.complete"))) {
-      List<String> resume = new ArrayList<>(args);
-      resume.add("--resume");
-      ChildJvm second = start(resume, "cluster-resume");
-      assertThat(second.waitFor(15 * 60 * 1000L)).as("resumed run; stderr: %s", tail(second)).isZero();
-    }
-    Table t = Table.open(out);
-    assertThat(t.verify(allocator)).allMatch(l -> l.contains(": ok"));
-    assertThat(t.manifest().properties()).containsEntry("train.complete", "true");
   }
 
   private ChildJvm start(List<String> args, String name) throws IOException {
