@@ -4,6 +4,8 @@ import io.embstore.format.cli.Subcommand;
 import io.embstore.shard.ShardHealth;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -34,6 +36,15 @@ public final class HealthCommand implements Subcommand, Callable<Integer> {
   @Option(names = "--auth-token", description = "Bearer token (or env EMBSTORE_TOKEN).")
   String token;
 
+  @Option(names = "--tls-ca", description = "PEM certificates to trust for grpc+tls:// endpoints (default: the JVM's).")
+  Path tlsCa;
+
+  @Option(names = "--tls-cert", description = "PEM client certificate chain, for servers that require one (with --tls-key).")
+  Path tlsCert;
+
+  @Option(names = "--tls-key", description = "PKCS#8 PEM private key of --tls-cert.")
+  Path tlsKey;
+
   @Option(names = "--deadline-ms", defaultValue = "5000",
       description = "Deadline per server in ms (default: ${DEFAULT-VALUE}).")
   long deadlineMs;
@@ -54,10 +65,16 @@ public final class HealthCommand implements Subcommand, Callable<Integer> {
     for (String e : endpoints) {
       ShardHealth.location(e); // every endpoint is checked for syntax before any is asked
     }
+    if ((tlsCert == null) != (tlsKey == null)) {
+      throw new IllegalArgumentException("Cannot check health: --tls-cert and --tls-key go together");
+    }
+    byte[] ca = tlsCa == null ? null : Files.readAllBytes(tlsCa);
+    byte[] cert = tlsCert == null ? null : Files.readAllBytes(tlsCert);
+    byte[] key = tlsKey == null ? null : Files.readAllBytes(tlsKey);
     PrintWriter out = spec.commandLine().getOut();
     try (BufferAllocator allocator = new RootAllocator()) {
       for (String e : endpoints) {
-        ShardHealth.check(allocator, e, deadlineMs, bearer);
+        ShardHealth.check(allocator, e, deadlineMs, bearer, ca, cert, key);
         out.println(e + " ok");
         out.flush();
       }

@@ -130,6 +130,8 @@ public final class EmbeddingClient implements AutoCloseable {
     private Duration deadline = Duration.ofSeconds(30);
     private String token;
     private byte[] trustedCertificates;
+    private byte[] clientCertificate;
+    private byte[] clientKey;
 
     private Builder() {}
 
@@ -171,6 +173,13 @@ public final class EmbeddingClient implements AutoCloseable {
     /** PEM certificates to trust for {@code grpc+tls://} endpoints. */
     public Builder trustedCertificates(byte[] pem) {
       this.trustedCertificates = pem.clone();
+      return this;
+    }
+
+    /** PEM certificate chain and PKCS#8 private key presented to servers that require client certificates (mutual TLS). */
+    public Builder clientCertificate(byte[] certChainPem, byte[] privateKeyPem) {
+      this.clientCertificate = certChainPem.clone();
+      this.clientKey = privateKeyPem.clone();
       return this;
     }
 
@@ -227,7 +236,7 @@ public final class EmbeddingClient implements AutoCloseable {
       lp = new ExchangePool[byShard.length];
       up = new ExchangePool[byShard.length];
       for (String uri : b.endpoints) {
-        Endpoint e = connect(uri, b.trustedCertificates);
+        Endpoint e = connect(uri, b);
         endpoints.add(e);
         describe(e);
       }
@@ -271,7 +280,7 @@ public final class EmbeddingClient implements AutoCloseable {
     };
   }
 
-  private Endpoint connect(String uri, byte[] trusted) {
+  private Endpoint connect(String uri, Builder b) {
     URI u;
     try {
       u = new URI(uri);
@@ -291,11 +300,14 @@ public final class EmbeddingClient implements AutoCloseable {
     if ("grpc+tls".equals(u.getScheme())) {
       try {
         SslContextBuilder ssl = GrpcSslContexts.forClient();
-        if (trusted != null) {
-          ssl.trustManager(new java.io.ByteArrayInputStream(trusted));
+        if (b.trustedCertificates != null) {
+          ssl.trustManager(new java.io.ByteArrayInputStream(b.trustedCertificates));
+        }
+        if (b.clientCertificate != null) {
+          ssl.keyManager(new java.io.ByteArrayInputStream(b.clientCertificate), new java.io.ByteArrayInputStream(b.clientKey));
         }
         cb.useTransportSecurity().sslContext(ssl.build());
-      } catch (javax.net.ssl.SSLException e) {
+      } catch (javax.net.ssl.SSLException | IllegalArgumentException e) {
         throw new IllegalArgumentException("Cannot use endpoint '" + uri + "': TLS setup failed: " + e.getMessage(), e);
       }
     } else {

@@ -1,5 +1,6 @@
 package io.embstore.shard;
 
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -34,6 +35,16 @@ public final class ShardHealth {
    * @param bearer the bearer token, or null
    */
   public static void check(BufferAllocator allocator, String endpoint, long deadlineMs, String bearer) throws IOException {
+    check(allocator, endpoint, deadlineMs, bearer, null, null, null);
+  }
+
+  /**
+   * As {@link #check(BufferAllocator, String, long, String)}, for {@code grpc+tls://} endpoints with
+   * {@code trustedPem} certificates to trust (null: the JVM's) and a client certificate chain and
+   * PKCS#8 key for servers that require one (both null: none).
+   */
+  public static void check(BufferAllocator allocator, String endpoint, long deadlineMs, String bearer,
+      byte[] trustedPem, byte[] clientCertPem, byte[] clientKeyPem) throws IOException {
     if (deadlineMs < 1) {
       throw new IllegalArgumentException("Cannot check health of " + endpoint + ": deadline " + deadlineMs + " ms (must be at least 1)");
     }
@@ -43,7 +54,14 @@ public final class ShardHealth {
     if (bearer != null) {
       options.add(new CredentialCallOption(new BearerCredentialWriter(bearer)));
     }
-    try (FlightClient client = FlightClient.builder(allocator, location).build()) {
+    FlightClient.Builder builder = FlightClient.builder(allocator, location);
+    if (trustedPem != null) {
+      builder.trustedCertificates(new ByteArrayInputStream(trustedPem));
+    }
+    if (clientCertPem != null) {
+      builder.clientCertificate(new ByteArrayInputStream(clientCertPem), new ByteArrayInputStream(clientKeyPem));
+    }
+    try (FlightClient client = builder.build()) {
       Iterator<Result> results = client.doAction(new Action("health"), options.toArray(new CallOption[0]));
       if (!results.hasNext()) {
         throw new IOException("Cannot check health of " + endpoint + ": empty answer");

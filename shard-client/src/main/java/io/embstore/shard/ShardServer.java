@@ -73,6 +73,7 @@ public final class ShardServer implements AutoCloseable {
     private int maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES;
     private File tlsCert;
     private File tlsKey;
+    private File clientCa;
 
     private Builder() {}
 
@@ -153,6 +154,15 @@ public final class ShardServer implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Mutual TLS: with {@link #tls}, accept only clients that present a certificate signed by a CA
+     * in this PEM file; others fail the handshake (UNAVAILABLE at the client).
+     */
+    public Builder clientCa(File caPem) {
+      this.clientCa = caPem;
+      return this;
+    }
+
     public ShardServer start() throws IOException {
       if ((table == null) == (shape == null)) {
         throw new IllegalArgumentException("Cannot start shard server: give exactly one of table(dir) or initialize(shape, init)");
@@ -168,6 +178,9 @@ public final class ShardServer implements AutoCloseable {
       }
       if ((tlsCert == null) != (tlsKey == null)) {
         throw new IllegalArgumentException("Cannot start shard server: TLS needs both a certificate chain and a key");
+      }
+      if (clientCa != null && tlsCert == null) {
+        throw new IllegalArgumentException("Cannot start shard server: client certificates (" + clientCa + ") need TLS (a certificate chain and a key)");
       }
       return new ShardServer(this);
     }
@@ -224,6 +237,9 @@ public final class ShardServer implements AutoCloseable {
       }
       if (tls) {
         fb.useTls(b.tlsCert, b.tlsKey);
+        if (b.clientCa != null) {
+          fb.useMTlsClientVerification(b.clientCa);
+        }
       }
       this.flight = fb.build();
       flight.start();

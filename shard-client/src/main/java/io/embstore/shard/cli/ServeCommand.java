@@ -59,6 +59,9 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
   @Option(names = "--tls-key", description = "PEM private key for --tls-cert.")
   File tlsKey;
 
+  @Option(names = "--tls-client-ca", description = "PEM CA certificates: require clients to present a certificate signed by one (mutual TLS; needs --tls-cert).")
+  File tlsClientCa;
+
   @Spec CommandSpec spec;
 
   private final CountDownLatch stop = new CountDownLatch(1);
@@ -95,8 +98,14 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
     if ((tlsCert == null) != (tlsKey == null)) {
       throw new IllegalArgumentException("Cannot serve: --tls-cert and --tls-key go together");
     }
+    if (tlsClientCa != null && tlsCert == null) {
+      throw new IllegalArgumentException("Cannot serve: --tls-client-ca needs --tls-cert and --tls-key");
+    }
     if (tlsCert != null) {
       b.tls(tlsCert, tlsKey);
+    }
+    if (tlsClientCa != null) {
+      b.clientCa(tlsClientCa);
     }
     CountDownLatch closed = new CountDownLatch(1);
     Thread hook = new Thread(() -> {

@@ -144,6 +144,14 @@ class CliTest {
   }
 
   @Test
+  void tlsOptionsThatDoNotGoTogetherAreRefusedNamingThem() {
+    String[] r = run(new ServeCommand(), 1, "--table", table.toString(), "--tls-client-ca", "ca.pem");
+    assertThat(r[1]).isEqualTo("embstore serve: Cannot serve: --tls-client-ca needs --tls-cert and --tls-key" + System.lineSeparator());
+    r = run(new LookupCommand(), 1, "--table", table.toString(), "--endpoints", "grpc+tls://127.0.0.1:1", "--ids", "1", "--tls-cert", "c.pem");
+    assertThat(r[1]).isEqualTo("embstore lookup: Cannot connect: --tls-cert and --tls-key go together" + System.lineSeparator());
+  }
+
+  @Test
   void lookupNamesAnEndpointThatDoesNotAnswer() throws Exception {
     String a = serve("--table", table.toString());
     String dead = "grpc+tcp://127.0.0.1:1";

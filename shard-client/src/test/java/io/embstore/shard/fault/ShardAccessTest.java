@@ -1,10 +1,12 @@
 package io.embstore.shard.fault;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowable;
 
 import io.embstore.format.TestMatrices;
 import io.embstore.shard.EmbeddingClient;
+import io.embstore.shard.ShardHealth;
 import io.embstore.shard.ShardException;
 import io.embstore.shard.ShardServer;
 import java.io.ByteArrayOutputStream;
@@ -167,6 +169,58 @@ class ShardAccessTest {
           .allocator(allocator).deadline(Duration.ofSeconds(20)).build());
       assertThat(plain).as("a plaintext client against a TLS server").isInstanceOf(IOException.class).hasMessageContaining("UNAVAILABLE");
     }
+  }
+
+  @Test
+  void mutualTlsServesOnlyClientsWithACertificateFromTheClientCa() throws Exception {
+    Path ca = openssl("ca");
+    Path clientCa = openssl("clients");
+    Path otherCa = openssl("other");
+    Path[] server = signed(ca, "server", "subjectAltName=IP:127.0.0.1,DNS:localhost");
+    Path[] good = signed(clientCa, "good-client", "extendedKeyUsage=clientAuth");
+    Path[] foreign = signed(otherCa, "foreign-client", "extendedKeyUsage=clientAuth");
+    byte[] trust = Files.readAllBytes(ca.resolve("ca.pem"));
+    try (ShardServer s = ShardServer.builder().table(dir).allocator(allocator)
+        .tls(server[0].toFile(), server[1].toFile()).clientCa(clientCa.resolve("ca.pem").toFile()).start()) {
+      try (EmbeddingClient c = EmbeddingClient.builder().table(dir).endpoints(List.of(s.endpoint())).allocator(allocator)
+          .trustedCertificates(trust).clientCertificate(Files.readAllBytes(good[0]), Files.readAllBytes(good[1]))
+          .deadline(Duration.ofSeconds(20)).build()) {
+        float[] out = new float[DIM];
+        c.lookup(new long[] {9}, out);
+        assertThat(out[0]).isEqualTo(matrix[9 * DIM]);
+      }
+      Throwable none = catchThrowable(() -> EmbeddingClient.builder().table(dir).endpoints(List.of(s.endpoint())).allocator(allocator)
+          .trustedCertificates(trust).deadline(Duration.ofSeconds(20)).build());
+      assertThat(none).as("a client without a certificate").isInstanceOf(IOException.class)
+          .hasMessageContaining("Cannot describe endpoint " + s.endpoint()).hasMessageContaining("UNAVAILABLE");
+      Throwable other = catchThrowable(() -> EmbeddingClient.builder().table(dir).endpoints(List.of(s.endpoint())).allocator(allocator)
+          .trustedCertificates(trust).clientCertificate(Files.readAllBytes(foreign[0]), Files.readAllBytes(foreign[1]))
+          .deadline(Duration.ofSeconds(20)).build());
+      assertThat(other).as("a client whose certificate another CA signed").isInstanceOf(IOException.class)
+          .hasMessageContaining("UNAVAILABLE");
+      // The health probe with the good certificate passes; the server kept serving through the refusals.
+      ShardHealth.check(allocator, s.endpoint(), 20_000, null, trust, Files.readAllBytes(good[0]), Files.readAllBytes(good[1]));
+      assertThatThrownBy(() -> ShardHealth.check(allocator, s.endpoint(), 20_000, null, trust, null, null))
+          .isInstanceOf(IOException.class).hasMessageStartingWith("Cannot check health of " + s.endpoint() + ": UNAVAILABLE");
+    }
+    assertThatThrownBy(() -> ShardServer.builder().table(dir).allocator(allocator).clientCa(clientCa.resolve("ca.pem").toFile()).start())
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot start shard server: client certificates (" + clientCa.resolve("ca.pem") + ") need TLS (a certificate chain and a key)");
+    assertThatThrownBy(() -> EmbeddingClient.builder().table(dir).endpoints(List.of("grpc+tls://127.0.0.1:1")).allocator(allocator)
+            .clientCertificate(Files.readAllBytes(good[0]), "not a key".getBytes(StandardCharsets.UTF_8)).build())
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageStartingWith("Cannot use endpoint 'grpc+tls://127.0.0.1:1': TLS setup failed:");
+  }
+
+  /** A key and a certificate for {@code name} signed by {@code ca} with extension line {@code ext}: {cert, key}. */
+  private Path[] signed(Path ca, String name, String ext) throws Exception {
+    Path cert = tmp.resolve(name + ".pem");
+    Path key = tmp.resolve(name + ".key");
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key.toString(), "-out", tmp.resolve(name + ".csr").toString(), "-subj", "/CN=" + name);
+    Files.writeString(tmp.resolve(name + ".ext"), ext + "\n");
+    run("openssl", "x509", "-req", "-in", tmp.resolve(name + ".csr").toString(), "-CA", ca.resolve("ca.pem").toString(), "-CAkey", ca.resolve("ca.key").toString(),
+        "-CAcreateserial", "-out", cert.toString(), "-days", "1", "-extfile", tmp.resolve(name + ".ext").toString());
+    return new Path[] {cert, key};
   }
 
   // ------------------------------------------------------------------ helpers
