@@ -2,16 +2,16 @@ package io.embstore.cli;
 
 import io.embstore.format.cli.Subcommand;
 import io.embstore.shard.ShardHealth;
+import io.embstore.shard.cli.TlsClientOptions;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -36,14 +36,7 @@ public final class HealthCommand implements Subcommand, Callable<Integer> {
   @Option(names = "--auth-token", description = "Bearer token (or env EMBSTORE_TOKEN).")
   String token;
 
-  @Option(names = "--tls-ca", description = "PEM certificates to trust for grpc+tls:// endpoints (default: the JVM's).")
-  Path tlsCa;
-
-  @Option(names = "--tls-cert", description = "PEM client certificate chain, for servers that require one (with --tls-key).")
-  Path tlsCert;
-
-  @Option(names = "--tls-key", description = "PKCS#8 PEM private key of --tls-cert.")
-  Path tlsKey;
+  @Mixin TlsClientOptions tls;
 
   @Option(names = "--deadline-ms", defaultValue = "5000",
       description = "Deadline per server in ms (default: ${DEFAULT-VALUE}).")
@@ -65,12 +58,10 @@ public final class HealthCommand implements Subcommand, Callable<Integer> {
     for (String e : endpoints) {
       ShardHealth.location(e); // every endpoint is checked for syntax before any is asked
     }
-    if ((tlsCert == null) != (tlsKey == null)) {
-      throw new IllegalArgumentException("Cannot check health: --tls-cert and --tls-key go together");
-    }
-    byte[] ca = tlsCa == null ? null : Files.readAllBytes(tlsCa);
-    byte[] cert = tlsCert == null ? null : Files.readAllBytes(tlsCert);
-    byte[] key = tlsKey == null ? null : Files.readAllBytes(tlsKey);
+    tls.check("check health");
+    byte[] ca = tls.trusted();
+    byte[] cert = tls.certificate();
+    byte[] key = tls.key();
     PrintWriter out = spec.commandLine().getOut();
     try (BufferAllocator allocator = new RootAllocator()) {
       for (String e : endpoints) {

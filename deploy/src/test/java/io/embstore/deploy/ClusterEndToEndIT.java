@@ -65,10 +65,7 @@ class ClusterEndToEndIT {
       }
     }
     if (clusterDir != null) {
-      Processes.Result r =
-          Processes.run(tmp, Map.of("CLUSTER_DIR", clusterDir.toString()), Duration.ofMinutes(1),
-              List.of(script("local-cluster/stop.sh").toString()));
-      assertThat(r.exit()).as("stop.sh: %s", r).isZero();
+      stopCluster(tmp, clusterDir);
     }
     allocator.close();
   }
@@ -318,6 +315,13 @@ class ClusterEndToEndIT {
     assertThat(Files.readString(clusterDir.resolve("master.log")))
         .containsPattern("(?s)Registering worker" + ".*Registering worker".repeat(workers - 1));
     return master;
+  }
+
+  /** Stops what start.sh started in {@code clusterDir}. */
+  static void stopCluster(Path tmp, Path clusterDir) throws Exception {
+    Processes.Result r = Processes.run(tmp, Map.of("CLUSTER_DIR", clusterDir.toString()), Duration.ofMinutes(1),
+        List.of(script("local-cluster/stop.sh").toString()));
+    assertThat(r.exit()).as("stop.sh: %s", r).isZero();
   }
 
   /** SparkSubmit of the shaded job jar alone (spark-home has no embstore jars) with TrainJob {@code args}. */

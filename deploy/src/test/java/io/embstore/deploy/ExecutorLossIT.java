@@ -2,10 +2,10 @@ package io.embstore.deploy;
 
 import static io.embstore.deploy.ClusterEndToEndIT.jobJar;
 import static io.embstore.deploy.ClusterEndToEndIT.readIfExists;
-import static io.embstore.deploy.ClusterEndToEndIT.script;
 import static io.embstore.deploy.ClusterEndToEndIT.smallCorpus;
 import static io.embstore.deploy.ClusterEndToEndIT.sparkEnv;
 import static io.embstore.deploy.ClusterEndToEndIT.startCluster;
+import static io.embstore.deploy.ClusterEndToEndIT.stopCluster;
 import static io.embstore.deploy.ClusterEndToEndIT.submitCommand;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -13,9 +13,7 @@ import io.embstore.format.Table;
 import io.embstore.format.TableManifest;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -57,9 +55,7 @@ class ExecutorLossIT {
       driver.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
     }
     if (clusterDir != null) {
-      Processes.Result r = Processes.run(tmp, Map.of("CLUSTER_DIR", clusterDir.toString()), Duration.ofMinutes(1),
-          List.of(script("local-cluster/stop.sh").toString()));
-      assertThat(r.exit()).as("stop.sh: %s", r).isZero();
+      stopCluster(tmp, clusterDir);
     }
     allocator.close();
   }

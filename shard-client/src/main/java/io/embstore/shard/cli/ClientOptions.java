@@ -2,9 +2,9 @@ package io.embstore.shard.cli;
 
 import io.embstore.shard.EmbeddingClient;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Options shared by the commands that talk to shard servers. */
@@ -18,14 +18,7 @@ final class ClientOptions {
   @Option(names = "--auth-token", description = "Bearer token (or env EMBSTORE_TOKEN).")
   String authToken;
 
-  @Option(names = "--tls-ca", description = "PEM certificates to trust for grpc+tls:// endpoints (default: the JVM's).")
-  Path tlsCa;
-
-  @Option(names = "--tls-cert", description = "PEM client certificate chain, for servers that require one (with --tls-key).")
-  Path tlsCert;
-
-  @Option(names = "--tls-key", description = "PKCS#8 PEM private key of --tls-cert.")
-  Path tlsKey;
+  @Mixin TlsClientOptions tls;
 
   @Option(names = "--deadline-ms", defaultValue = "30000", description = "Deadline per call in ms (default: ${DEFAULT-VALUE}).")
   long deadlineMs;
@@ -37,14 +30,12 @@ final class ClientOptions {
     if (t != null) {
       b.token(t);
     }
-    if ((tlsCert == null) != (tlsKey == null)) {
-      throw new IllegalArgumentException("Cannot connect: --tls-cert and --tls-key go together");
+    tls.check("connect");
+    if (tls.trusted() != null) {
+      b.trustedCertificates(tls.trusted());
     }
-    if (tlsCa != null) {
-      b.trustedCertificates(Files.readAllBytes(tlsCa));
-    }
-    if (tlsCert != null) {
-      b.clientCertificate(Files.readAllBytes(tlsCert), Files.readAllBytes(tlsKey));
+    if (tls.certificate() != null) {
+      b.clientCertificate(tls.certificate(), tls.key());
     }
     return b.build();
   }
