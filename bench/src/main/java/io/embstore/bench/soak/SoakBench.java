@@ -31,9 +31,11 @@ import org.apache.arrow.memory.RootAllocator;
  *   <li>errors: must be 0;
  *   <li>allocator: no leak at close;
  *   <li>RSS after warm-up (the first quarter of the run, at most 60 s): max/min within 10%;
- *   <li>throughput after warm-up, in windows of {@value #WINDOW_SECONDS} s: the slowest window at
- *       least 50% of the median (a noisy shared machine; a leak or lock-up shows as a trend to
- *       zero). A 1-thread baseline measured first in the same run is printed for the ratio.
+ *   <li>throughput after warm-up, in windows of {@value #WINDOW_SECONDS} s: no window below 50% of
+ *       the best window before it. A leak, a lock-up or growing contention shows as such a drop; a
+ *       rise does not fail (on a starved machine the JIT keeps warming well past the warm-up, and
+ *       throughput climbs). The margin is wide because the machine is shared and noisy. A
+ *       1-thread baseline measured first in the same run is printed for the ratio.
  * </ul>
  *
  * <p>Run: {@code bench/soak.sh [seconds]} (default 600) or {@code bench/run io.embstore.bench.soak.SoakBench
@@ -238,15 +240,24 @@ public final class SoakBench {
     boolean errorsOk = errorCount == 0 && errors.isEmpty();
     boolean leakOk = leak == null;
     boolean rssOk = rssGrowth <= 0.10;
-    boolean throughputOk = median > 0 && slowest >= 0.5 * median;
+    double worstDrop = 1; // the lowest ratio of a window to the best window before it
+    double best = 0;
+    for (double w : windows) {
+      if (best > 0) {
+        worstDrop = Math.min(worstDrop, w / best);
+      }
+      best = Math.max(best, w);
+    }
+    boolean throughputOk = median > 0 && worstDrop >= 0.5;
     System.out.printf(Locale.ROOT, "soak summary (%d s, %d intervals of %d s, first %d excluded as warm-up):%n", seconds, intervals.size(), intervalSeconds, warm);
     System.out.printf(Locale.ROOT, "  requests: %d lookups (256 ids), %d updates (64 ids); %.1f requests/s overall with %d threads; baseline 1 thread %.1f requests/s (ratio %.2f)%n",
         lookups, updates, (lookups + updates) / (double) seconds, threads, baseline, baseline == 0 ? 0 : (lookups + updates) / (double) seconds / baseline);
     System.out.printf(Locale.ROOT, "  errors: %d %s%n", errorCount, errors.isEmpty() ? "" : errors);
     System.out.printf(Locale.ROOT, "  allocator at close: %s%n", leakOk ? "no leak" : "LEAK " + leak);
     System.out.printf(Locale.ROOT, "  RSS after warm-up: min %.1f MB, max %.1f MB, spread %.1f%% (limit 10%%)%n", rssMin / 1024.0, rssMax / 1024.0, 100 * rssGrowth);
-    System.out.printf(Locale.ROOT, "  throughput after warm-up, %d windows of %d s (requests/s): first %.1f, last %.1f, median %.1f, min %.1f (%.0f%% of median, limit 50%%), max %.1f%n",
-        windows.size(), per * intervalSeconds, first, last, median, slowest, median == 0 ? 0 : 100 * slowest / median, fastest);
+    System.out.printf(Locale.ROOT, "  throughput after warm-up, %d windows of %d s (requests/s): first %.1f, last %.1f, median %.1f, min %.1f, max %.1f; "
+            + "lowest window / best earlier window %.0f%% (limit 50%%)%n",
+        windows.size(), per * intervalSeconds, first, last, median, slowest, fastest, 100 * worstDrop);
     boolean ok = errorsOk && leakOk && rssOk && throughputOk;
     System.out.printf(Locale.ROOT, "  verdict: %s (errors %s, leak %s, rss %s, throughput %s)%n", ok ? "PASS" : "FAIL",
         errorsOk ? "ok" : "FAIL", leakOk ? "ok" : "FAIL", rssOk ? "ok" : "FAIL", throughputOk ? "ok" : "FAIL");
