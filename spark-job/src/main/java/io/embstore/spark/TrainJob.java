@@ -163,7 +163,7 @@ public final class TrainJob {
           List<String> lost = hosting.lost();
           if (lost.isEmpty() || recoveries >= o.maxRecoveries) {
             if (!lost.isEmpty()) {
-              LOG.error("shard servers lost again after {} recoveries (--max-recoveries {}): {}", recoveries, o.maxRecoveries, lost);
+              LOG.error("shard servers lost: {}; no recovery left ({} of --max-recoveries {} used)", lost, recoveries, o.maxRecoveries);
             }
             throw e;
           }
