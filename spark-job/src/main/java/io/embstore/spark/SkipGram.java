@@ -30,6 +30,9 @@ import java.util.Arrays;
  * Hot loops use flat float[] arrays and int slot arrays: nothing is allocated per pair.
  */
 final class SkipGram {
+  /** The Vector API kernels ({@link VectorKernels}) when the incubator module is present. */
+  static final boolean SIMD = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+      && !Boolean.getBoolean("embstore.train.scalar");
   static final float MAX_EXP = 6f;
   static final int SIGMOID_TABLE = 4096;
   private static final float[] SIGMOID = new float[SIGMOID_TABLE + 1];
@@ -84,6 +87,11 @@ final class SkipGram {
   long rowsPulled;
   long rowsPushed;
   long batches;
+  /** Wall time per phase: plan, waiting for pulls, compute, waiting for pushes. */
+  long planNanos;
+  long pullNanos;
+  long computeNanos;
+  long pushNanos;
 
   /**
    * @param keep keep probability per id for sub-sampling, or null for none
@@ -177,14 +185,19 @@ final class SkipGram {
 
   /** Trains the pending batch with learning rate {@code lr} and empties it. */
   void step(float lr) throws IOException {
+    long t0 = System.nanoTime();
     plan();
     int nin = inSlots.size();
     int nout = outSlots.size();
+    long t1 = System.nanoTime();
+    planNanos += t1 - t0;
     if (ngroups > 0) {
       inRows = ensure(inRows, nin * dim);
       outRows = ensure(outRows, nout * dim);
       // Both matrices at once: one round trip per batch, not two.
       RowStore.await(in.pullAsync(inSlots.keys(), nin, inRows), out.pullAsync(outSlots.keys(), nout, outRows));
+      long t2 = System.nanoTime();
+      pullNanos += t2 - t1;
       inAux = ensure(inAux, nin * dim);
       outAux = ensure(outAux, nout * dim);
       if (p.localApply()) {
@@ -198,7 +211,10 @@ final class SkipGram {
         Arrays.fill(outAux, 0, nout * dim, 0f);
         compute(-1f, inAux, outAux);
       }
+      long t3 = System.nanoTime();
+      computeNanos += t3 - t2;
       RowStore.await(in.pushAsync(inSlots.keys(), nin, inAux, lr), out.pushAsync(outSlots.keys(), nout, outAux, lr));
+      pushNanos += System.nanoTime() - t3;
       rowsPulled += nin + nout;
       rowsPushed += nin + nout;
     }
@@ -284,7 +300,7 @@ final class SkipGram {
           continue;
         }
         int l2 = slot * c;
-        float f = dot(win, l1, wout, l2, c);
+        float f = SIMD ? VectorKernels.dot(win, l1, wout, l2, c) : dot(win, l1, wout, l2, c);
         float label = d == 0 ? 1f : 0f;
         float sig;
         int idx;
@@ -301,10 +317,18 @@ final class SkipGram {
         loss -= d == 0 ? LOG_SIGMOID[idx] : LOG_SIGMOID[SIGMOID_TABLE - idx];
         npairs++;
         float gs = label - sig;
-        axpy(e, 0, gs, wout, l2, c);
-        axpy(dOut, l2, a * gs, win, l1, c);
+        if (SIMD) {
+          VectorKernels.update(e, gs, wout, l2, dOut, a * gs, win, l1, c);
+        } else {
+          axpy(e, 0, gs, wout, l2, c);
+          axpy(dOut, l2, a * gs, win, l1, c);
+        }
       }
-      axpy(dIn, l1, a, e, 0, c);
+      if (SIMD) {
+        VectorKernels.axpy(dIn, l1, a, e, 0, c);
+      } else {
+        axpy(dIn, l1, a, e, 0, c);
+      }
     }
     lossSum += loss;
     lossCount += npairs;

@@ -279,8 +279,15 @@ public final class TrainJob {
         in.close();
         out.close();
       }
+      LOG.info("epoch {} partition {}: {} tokens in {} batches; seconds: plan {}, pull wait {}, compute {}, push wait {}",
+          epoch + 1, partition, sg.tokensSeen, sg.batches, secs(sg.planNanos), secs(sg.pullNanos),
+          secs(sg.computeNanos), secs(sg.pushNanos));
       return sg.tokensSeen;
     }
+  }
+
+  private static String secs(long nanos) {
+    return String.format(java.util.Locale.ROOT, "%.2f", nanos / 1e9);
   }
 
   /** Per-JVM tables derived from the counts: built once per run, not per task. */

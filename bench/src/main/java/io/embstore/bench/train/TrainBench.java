@@ -37,7 +37,11 @@ import scala.jdk.javaapi.CollectionConverters;
  * Prints tokens/s, wall time, peak RSS and analogy accuracy (3CosAdd, 30,000 most frequent words)
  * and the ratios.
  *
- * <p>Run: {@code bench/run train.TrainBench [--epochs N] [--skip mllib,gensim]}.
+ * <p>Run: {@code bench/run train.TrainBench [--epochs N] [--skip mllib,gensim] [--tokens N]
+ * [--train-args "--batch-tokens 65536 ..."] [--jfr FILE]} ({@code --help} prints the list). {@code
+ * --tokens} trains on the first N tokens only (a quick configuration for before/after iterations);
+ * {@code --train-args} are extra {@code TrainJob} options for embstore; {@code --jfr} records the
+ * embstore child JVM with Java Flight Recorder (profile settings).
  */
 public final class TrainBench {
   private TrainBench() {}
@@ -47,20 +51,36 @@ public final class TrainBench {
       child(args);
       return;
     }
+    if (Arrays.asList(args).contains("--help") || args.length % 2 != 0) {
+      System.out.println(String.join("\n",
+          "Usage: bench/run train.TrainBench [--epochs N] [--skip mllib,gensim] [--tokens N]",
+          "                                  [--train-args \"TrainJob options\"] [--jfr FILE]",
+          "  --epochs N        passes over the corpus (default 5, the issue's setting)",
+          "  --skip LIST       systems not to run: embstore, mllib, gensim (comma-separated)",
+          "  --tokens N        train on the first N corpus tokens only (default: all 3.8 M)",
+          "  --train-args S    extra TrainJob options for embstore, e.g. \"--batch-tokens 65536\"",
+          "  --jfr FILE        record the embstore child JVM with Java Flight Recorder"));
+      return;
+    }
     Map<String, String> opts = new HashMap<>();
     for (int i = 0; i + 1 < args.length; i += 2) {
       opts.put(args[i].replaceFirst("^--", ""), args[i + 1]);
     }
     int epochs = Integer.parseInt(opts.getOrDefault("epochs", "5"));
+    long limit = Long.parseLong(opts.getOrDefault("tokens", "0"));
+    trainArgs = opts.getOrDefault("train-args", "").trim();
+    jfr = opts.get("jfr");
     List<String> skip = Arrays.asList(opts.getOrDefault("skip", "").split(","));
     Path shared = Paths.get(System.getProperty("embstore.shared.dir", "../shared"));
     Path gz = shared.resolve("data/corpus/prose4.txt.gz");
     Path questions = shared.resolve("data/eval/derived-analogies.txt");
     Path work = Paths.get("bench/results/train").toAbsolutePath();
     Files.createDirectories(work);
-    Path corpus = work.resolve("prose4-lines.txt");
-    long tokens = cut(gz, corpus);
-    System.out.printf(Locale.ROOT, "corpus: %,d tokens, lines of 1,000; dim 100, window 5, negatives 5, min count 5, sample 1e-3, %d epochs, 2 cores%n", tokens, epochs);
+    Path corpus = work.resolve(limit > 0 ? "prose4-lines-" + limit + ".txt" : "prose4-lines.txt");
+    long tokens = cut(gz, corpus, limit);
+    System.out.printf(Locale.ROOT, "corpus: %,d tokens, lines of 1,000; dim 100, window 5, negatives 5, min count 5, sample 1e-3, %d epochs, 2 cores%s%n",
+        tokens, epochs, trainArgs.isEmpty() ? "" : "; embstore options: " + trainArgs);
+    System.out.println("load average at start: " + loadAverage());
     List<String[]> results = new ArrayList<>();
     for (String system : List.of("embstore", "mllib")) {
       if (!skip.contains(system)) {
@@ -91,18 +111,32 @@ public final class TrainBench {
         System.out.printf(Locale.ROOT, "embstore / %s: tokens/s %.2fx, accuracy %.2fx%n", other, ours[0] / o[0], ours[3] / o[3]);
       }
     }
+    System.out.println("load average at end: " + loadAverage());
   }
 
-  /** prose4 (one line) as lines of 1,000 tokens; returns the token count. */
-  static long cut(Path gz, Path out) throws IOException {
+  private static String trainArgs = "";
+  private static String jfr;
+
+  /** /proc/loadavg's 1, 5 and 15 minute figures: the benchmark shares the machine. */
+  static String loadAverage() {
+    try {
+      String[] f = Files.readString(Paths.get("/proc/loadavg")).trim().split(" ");
+      return f[0] + " " + f[1] + " " + f[2];
+    } catch (IOException e) {
+      return "unknown";
+    }
+  }
+
+  /** prose4 (one line) as lines of 1,000 tokens, at most {@code limit} (0: all); returns the token count. */
+  static long cut(Path gz, Path out, long limit) throws IOException {
     long words = 0;
     try (InputStream in = new GZIPInputStream(Files.newInputStream(gz), 1 << 16);
         OutputStream o = new BufferedOutputStream(Files.newOutputStream(out), 1 << 16)) {
       byte[] buf = new byte[1 << 16];
       int n;
       boolean inWord = false;
-      while ((n = in.read(buf)) > 0) {
-        for (int i = 0; i < n; i++) {
+      while ((n = in.read(buf)) > 0 && (limit <= 0 || words < limit)) {
+        for (int i = 0; i < n && (limit <= 0 || words < limit); i++) {
           byte b = buf[i];
           if (b == ' ' || b == '\n') {
             if (inWord) {
@@ -129,8 +163,12 @@ public final class TrainBench {
     String java = Paths.get(System.getProperty("java.home"), "bin", "java").toString();
     List<String> cmd = new ArrayList<>(List.of(java, "-Xmx6g"));
     cmd.addAll(Arrays.asList(flags()));
+    if (jfr != null && system.equals("embstore")) {
+      cmd.add("-XX:StartFlightRecording=settings=profile,filename=" + jfr);
+    }
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), TrainBench.class.getName(), "child", system,
-        corpus.toString(), questions.toString(), work.toString(), Integer.toString(epochs), Long.toString(tokens)));
+        corpus.toString(), questions.toString(), work.toString(), Integer.toString(epochs), Long.toString(tokens),
+        system.equals("embstore") ? trainArgs : ""));
     System.out.println("== " + system);
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     String[] result = null;
@@ -139,7 +177,7 @@ public final class TrainBench {
       while ((line = r.readLine()) != null) {
         if (line.startsWith("RESULT ")) {
           result = line.substring(7).split(" ");
-        } else if (line.contains("train: epoch") || line.contains("trained") || line.startsWith("  ")) {
+        } else if (line.contains("train: epoch") || line.contains("trained") || line.contains("pull wait") || line.startsWith("  ")) {
           System.out.println("   " + line);
         }
       }
@@ -184,8 +222,12 @@ public final class TrainBench {
     if (system.equals("embstore")) {
       Path out = work.resolve("embstore-table");
       deleteTree(out);
-      TrainOptions o = TrainOptions.parse(new org.apache.spark.SparkConf(false), "--input", corpus.toString(),
-          "--output", out.toString(), "--epochs", Integer.toString(epochs), "--checkpoint-minutes", "0");
+      List<String> targs = new ArrayList<>(List.of("--input", corpus.toString(), "--output", out.toString(),
+          "--epochs", Integer.toString(epochs), "--checkpoint-minutes", "0"));
+      if (a.length > 7 && !a[7].isBlank()) {
+        targs.addAll(Arrays.asList(a[7].trim().split("\\s+")));
+      }
+      TrainOptions o = TrainOptions.parse(new org.apache.spark.SparkConf(false), targs.toArray(new String[0]));
       TrainJob.run(spark, o);
       seconds = (System.nanoTime() - t0) / 1e9;
       try (BufferAllocator al = new RootAllocator()) {
