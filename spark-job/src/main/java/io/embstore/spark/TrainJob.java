@@ -207,7 +207,7 @@ public final class TrainJob {
     private transient JavaSparkContext sc;
 
     Task(TrainOptions o, Corpus corpus, long[] offsets, Hosting.Opener opener, Progress progress, JavaSparkContext sc) {
-      this.params = new SkipGram.Params(o.dim, o.window, o.negatives, o.sample, !o.adagrad());
+      this.params = new SkipGram.Params(o.dim, o.window, o.negatives, o.sample, !o.adagrad(), o.prefetch);
       this.counts = corpus.counts;
       this.sample = o.sample;
       this.offsets = offsets;
@@ -254,6 +254,7 @@ public final class TrainJob {
       double total = (double) totalTokens * epochs + 1;
       long[] reported = new long[6];
       double reportedLoss = 0;
+      boolean flushed = false;
       try {
         while (it.hasNext()) {
           sg.add(it.next());
@@ -262,6 +263,10 @@ public final class TrainJob {
             float lr = (float) (decay ? alpha * Math.max(1e-4, 1 - position / total) : alpha);
             sg.step(lr);
             position += raw;
+            if (!it.hasNext()) {
+              sg.flush();
+              flushed = true;
+            }
             long[] now = {sg.tokensSeen, sg.pairs, sg.lossCount, sg.rowsPulled, sg.rowsPushed, sg.batches};
             for (int i = 0; i < 6; i++) {
               longs[i].add(now[i] - reported[i]);
@@ -275,7 +280,14 @@ public final class TrainJob {
             }
           }
         }
+        if (!flushed) {
+          sg.flush();
+          flushed = true;
+        }
       } finally {
+        if (!flushed) {
+          sg.abandon();
+        }
         in.close();
         out.close();
       }
