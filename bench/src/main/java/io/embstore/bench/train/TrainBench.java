@@ -34,8 +34,9 @@ import scala.jdk.javaapi.CollectionConverters;
  * the same run, on {@code ../shared/data/corpus/prose4.txt.gz} cut into lines of 1,000 tokens, dim
  * 100, window 5, 5 negatives, min count 5, sample 1e-3, 5 epochs, 2 cores. Each system runs in its
  * own process (a child JVM, or Debian's /usr/bin/python3 for gensim) so that its peak RSS is its own.
- * Prints tokens/s, wall time, peak RSS and analogy accuracy (3CosAdd, 30,000 most frequent words)
- * and the ratios.
+ * Prints tokens/s, wall time, CPU seconds of the process while it trained (less sensitive than wall
+ * time to other load on the machine), peak RSS and analogy accuracy (3CosAdd, 30,000 most frequent
+ * words) and the ratios.
  *
  * <p>Run: {@code bench/run train.TrainBench [--epochs N] [--skip mllib,gensim] [--tokens N]
  * [--train-args "--batch-tokens 65536 ..."] [--jfr FILE]} ({@code --help} prints the list). {@code
@@ -94,21 +95,23 @@ public final class TrainBench {
       }
     }
     System.out.println();
-    System.out.printf(Locale.ROOT, "%-10s %14s %10s %10s %10s%n", "system", "tokens/s", "wall s", "peak RSS", "accuracy");
+    System.out.printf(Locale.ROOT, "%-10s %14s %10s %10s %10s %10s%n", "system", "tokens/s", "wall s", "cpu s", "peak RSS", "accuracy");
     Map<String, double[]> byName = new HashMap<>();
     for (String[] r : results) {
       double tps = Double.parseDouble(r[1]);
       double wall = Double.parseDouble(r[2]);
       double rss = Double.parseDouble(r[3]);
       double acc = Double.parseDouble(r[4]);
-      byName.put(r[0], new double[] {tps, wall, rss, acc});
-      System.out.printf(Locale.ROOT, "%-10s %,14.0f %10.1f %8.2f GB %9.2f%%%n", r[0], tps, wall, rss / 1e9, 100 * acc);
+      double cpu = Double.parseDouble(r[5]);
+      byName.put(r[0], new double[] {tps, wall, rss, acc, cpu});
+      System.out.printf(Locale.ROOT, "%-10s %,14.0f %10.1f %10.1f %7.2f GB %9.2f%%%n", r[0], tps, wall, cpu, rss / 1e9, 100 * acc);
     }
     double[] ours = byName.get("embstore");
     for (String other : List.of("mllib", "gensim")) {
       double[] o = byName.get(other);
       if (ours != null && o != null) {
-        System.out.printf(Locale.ROOT, "embstore / %s: tokens/s %.2fx, accuracy %.2fx%n", other, ours[0] / o[0], ours[3] / o[3]);
+        System.out.printf(Locale.ROOT, "embstore / %s: tokens/s %.2fx, accuracy %.2fx, cpu seconds %.2fx%n", other, ours[0] / o[0],
+            ours[3] / o[3], ours[4] / o[4]);
       }
     }
     System.out.println("load average at end: " + loadAverage());
@@ -214,11 +217,14 @@ public final class TrainBench {
         .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1").config("spark.executor.heartbeatInterval", "2s")
         .config("spark.driver.maxResultSize", "0").getOrCreate();
+    var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    long cpu0 = os.getProcessCpuTime();
     long t0 = System.nanoTime();
     List<String> words;
     float[] vectors;
     int dim = 100;
     double seconds;
+    double cpuSeconds;
     if (system.equals("embstore")) {
       Path out = work.resolve("embstore-table");
       deleteTree(out);
@@ -230,6 +236,7 @@ public final class TrainBench {
       TrainOptions o = TrainOptions.parse(new org.apache.spark.SparkConf(false), targs.toArray(new String[0]));
       TrainJob.run(spark, o);
       seconds = (System.nanoTime() - t0) / 1e9;
+      cpuSeconds = (os.getProcessCpuTime() - cpu0) / 1e9;
       try (BufferAllocator al = new RootAllocator()) {
         Table t = Table.open(out);
         Vocabulary v = t.vocabulary(al);
@@ -248,6 +255,7 @@ public final class TrainBench {
       Word2VecModel model = new Word2Vec().setVectorSize(dim).setWindowSize(5).setMinCount(5)
           .setNumPartitions(2).setNumIterations(epochs).setSeed(1).fit(sentences);
       seconds = (System.nanoTime() - t0) / 1e9;
+      cpuSeconds = (os.getProcessCpuTime() - cpu0) / 1e9;
       Map<String, float[]> vecs = CollectionConverters.asJava(model.getVectors());
       Map<String, Long> counts = new HashMap<>();
       for (String line : Files.readAllLines(corpus)) {
@@ -264,8 +272,8 @@ public final class TrainBench {
     }
     long[] acc = Analogies.evaluate(words, vectors, dim, questions, 30_000);
     System.out.printf(Locale.ROOT, "  %s: %d of %d analogies correct%n", system, acc[0], acc[1]);
-    System.out.printf(Locale.ROOT, "RESULT %s %.1f %.2f %d %.5f%n", system, tokens * epochs / seconds, seconds, peakRss(),
-        acc[1] == 0 ? 0.0 : (double) acc[0] / acc[1]);
+    System.out.printf(Locale.ROOT, "RESULT %s %.1f %.2f %d %.5f %.2f%n", system, tokens * epochs / seconds, seconds, peakRss(),
+        acc[1] == 0 ? 0.0 : (double) acc[0] / acc[1], cpuSeconds);
     spark.stop();
   }
 
@@ -281,13 +289,16 @@ public final class TrainBench {
         "    from gensim.models import Word2Vec",
         "except ImportError:",
         "    print('SKIP'); sys.exit(0)",
+        "r0 = resource.getrusage(resource.RUSAGE_SELF)",
         "t0 = time.time()",
         "m = Word2Vec(corpus_file=sys.argv[1], vector_size=100, window=5, negative=5, min_count=5, sample=1e-3,"
             + " epochs=int(sys.argv[3]), workers=2, sg=1, seed=1)",
         "secs = time.time() - t0",
+        "r1 = resource.getrusage(resource.RUSAGE_SELF)",
+        "cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime",
         "acc = m.wv.evaluate_word_analogies(sys.argv[2], restrict_vocab=30000)[0]",
         "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024",
-        "print('RESULT gensim %.1f %.2f %d %.5f' % (int(sys.argv[4]) * int(sys.argv[3]) / secs, secs, rss, acc))");
+        "print('RESULT gensim %.1f %.2f %d %.5f %.2f' % (int(sys.argv[4]) * int(sys.argv[3]) / secs, secs, rss, acc, cpu))");
     System.out.println("== gensim");
     Process p = new ProcessBuilder(python.toString(), "-c", script, corpus.toString(), questions.toString(),
         Integer.toString(epochs), Long.toString(tokens)).redirectErrorStream(true).start();
