@@ -107,6 +107,7 @@ final class SkipGram {
   /** The last computed batch (for tests). */
   private Batch last;
   private final float[] neu1e;
+  private final float[] dots;
 
   // Running figures, read by the caller between batches.
   long tokensSeen;
@@ -141,6 +142,7 @@ final class SkipGram {
       batches3[i] = new Batch(k1);
     }
     this.neu1e = new float[dim];
+    this.dots = new float[k1];
   }
 
   /** Keep probabilities of word2vec's sub-sampling for {@code counts}; null when sample &lt;= 0. */
@@ -471,19 +473,33 @@ final class SkipGram {
     int ngroups = b.ngroups;
     int c = dim;
     float[] e = neu1e;
+    float[] fs = dots;
+    boolean inPlace = dOut == wout;
     double loss = 0;
     long npairs = 0;
     for (int g = 0; g < ngroups; g++) {
       int l1 = groupIn[g] * c;
       Arrays.fill(e, 0f);
       int o = g * k1;
+      // The dot products of all targets first, as independent chains that the CPU overlaps: exact
+      // as long as no target repeats within the group (the input row changes only after the group,
+      // and an output row only by its own target's update).
+      boolean early = SIMD && (!inPlace || distinctTargets(groupOut, o));
+      if (early) {
+        for (int d = 0; d < k1; d++) {
+          int slot = groupOut[o + d];
+          if (slot >= 0) {
+            fs[d] = VectorKernels.dot(win, l1, wout, slot * c, c);
+          }
+        }
+      }
       for (int d = 0; d < k1; d++) {
         int slot = groupOut[o + d];
         if (slot < 0) {
           continue;
         }
         int l2 = slot * c;
-        float f = SIMD ? VectorKernels.dot(win, l1, wout, l2, c) : dot(win, l1, wout, l2, c);
+        float f = early ? fs[d] : SIMD ? VectorKernels.dot(win, l1, wout, l2, c) : dot(win, l1, wout, l2, c);
         float label = d == 0 ? 1f : 0f;
         float sig;
         int idx;
@@ -516,6 +532,20 @@ final class SkipGram {
     lossSum += loss;
     lossCount += npairs;
     pairs += ngroups;
+  }
+
+  private boolean distinctTargets(int[] groupOut, int o) {
+    for (int d = 1; d < k1; d++) {
+      int slot = groupOut[o + d];
+      if (slot >= 0) {
+        for (int d2 = 0; d2 < d; d2++) {
+          if (groupOut[o + d2] == slot) {
+            return false;
+          }
+        }
+      }
+    }
+    return true;
   }
 
   /** Pairs (groups) of the last computed batch: for tests that recompute the step independently. */
