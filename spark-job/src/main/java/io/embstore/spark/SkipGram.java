@@ -28,7 +28,10 @@ import java.util.concurrent.CompletableFuture;
  * </ol>
  *
  * The learning rate is given per batch by the caller (linear decay over the whole run, as word2vec).
- * Hot loops use flat float[] arrays and int slot arrays: nothing is allocated per pair.
+ * Hot loops use flat float[] arrays and int slot arrays: nothing is allocated per pair; the dot
+ * products and row updates run as SIMD kernels ({@link VectorKernels}) when the Vector API module
+ * is present. With {@code prefetch} the pull of the next batch overlaps this batch's compute (see
+ * {@link #step}); the caller ends with {@link #flush}.
  */
 final class SkipGram {
   /** The Vector API kernels ({@link VectorKernels}) when the incubator module is present. */
