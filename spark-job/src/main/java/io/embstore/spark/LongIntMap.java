@@ -43,6 +43,18 @@ final class LongIntMap {
     return order;
   }
 
+  /** The slot of {@code key}, or -1 when absent (nothing is added). */
+  int find(long key) {
+    int h = mix(key) & mask;
+    while (stamps[h] == generation) {
+      if (keys[h] == key) {
+        return values[h];
+      }
+      h = (h + 1) & mask;
+    }
+    return -1;
+  }
+
   /** The slot of {@code key}, adding it when new. */
   int slot(long key) {
     int h = mix(key) & mask;

@@ -2,6 +2,7 @@ package io.embstore.spark;
 
 import java.io.IOException;
 import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * Skip-gram with negative sampling over mini-batches, the recipe of word2vec.c and gensim, with the
@@ -27,9 +28,15 @@ import java.util.Arrays;
  * </ol>
  *
  * The learning rate is given per batch by the caller (linear decay over the whole run, as word2vec).
- * Hot loops use flat float[] arrays and int slot arrays: nothing is allocated per pair.
+ * Hot loops use flat float[] arrays and int slot arrays: nothing is allocated per pair; the dot
+ * products and row updates run as SIMD kernels ({@link VectorKernels}) when the Vector API module
+ * is present. With {@code prefetch} the pull of the next batch overlaps this batch's compute (see
+ * {@link #step}); the caller ends with {@link #flush}.
  */
 final class SkipGram {
+  /** The Vector API kernels ({@link VectorKernels}) when the incubator module is present. */
+  static final boolean SIMD = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+      && !Boolean.getBoolean("embstore.train.scalar");
   static final float MAX_EXP = 6f;
   static final int SIGMOID_TABLE = 4096;
   private static final float[] SIGMOID = new float[SIGMOID_TABLE + 1];
@@ -43,9 +50,40 @@ final class SkipGram {
     }
   }
 
-  /** Settings of the objective; all validated by the job's options. */
-  record Params(int dim, int window, int negatives, double sample, boolean localApply)
+  /**
+   * Settings of the objective; all validated by the job's options. {@code prefetch}: pull the rows
+   * of batch k+1 while batch k computes (see {@link #step}).
+   */
+  record Params(int dim, int window, int negatives, double sample, boolean localApply, boolean prefetch)
       implements java.io.Serializable {}
+
+  /**
+   * One mini-batch's plan, rows and in-flight calls. Three rotate: one computing, one being pulled,
+   * one whose push is in flight (its gradients also patch the next batch's rows).
+   */
+  private static final class Batch {
+    final LongIntMap inSlots = new LongIntMap(1 << 12);
+    final LongIntMap outSlots = new LongIntMap(1 << 14);
+    int[] groupIn = new int[1 << 16];
+    int[] groupOut;
+    int ngroups;
+    int nin;
+    int nout;
+    float lr;
+    float[] inRows = new float[0];
+    float[] outRows = new float[0];
+    /** After compute: the pushed gradient rows. */
+    float[] inAux = new float[0];
+    float[] outAux = new float[0];
+    CompletableFuture<Void> pullIn;
+    CompletableFuture<Void> pullOut;
+    CompletableFuture<Void> pushIn;
+    CompletableFuture<Void> pushOut;
+
+    Batch(int k1) {
+      groupOut = new int[groupIn.length * k1];
+    }
+  }
 
   private final Params p;
   private final int dim;
@@ -56,24 +94,23 @@ final class SkipGram {
   private final RowStore out;
   private long rng;
 
-  // The batch: sub-sampled tokens, sentence ends, plan.
+  // Tokens of the batch being filled: sub-sampled tokens, sentence ends.
   private int[] tokens = new int[1 << 14];
   private int ntokens;
   private int[] sentenceEnds = new int[1 << 10];
   private int nsentences;
   private long rawTokens;
-  private final LongIntMap inSlots = new LongIntMap(1 << 12);
-  private final LongIntMap outSlots = new LongIntMap(1 << 14);
-  private int[] groupIn = new int[1 << 16];
-  private int[] groupOut;
-  private int ngroups;
 
-  // Rows of the batch.
-  private float[] inRows = new float[0];
-  private float[] outRows = new float[0];
-  private float[] inAux = new float[0];
-  private float[] outAux = new float[0];
+  private final Batch[] batches3 = new Batch[3];
+  private long planned;
+  /** Prefetch: planned, rows pulled and patched, not computed yet. */
+  private Batch pending;
+  /** Prefetch: computed, push in flight. */
+  private Batch pushing;
+  /** The last computed batch (for tests). */
+  private Batch last;
   private final float[] neu1e;
+  private final float[] dots;
 
   // Running figures, read by the caller between batches.
   long tokensSeen;
@@ -84,6 +121,11 @@ final class SkipGram {
   long rowsPulled;
   long rowsPushed;
   long batches;
+  /** Wall time per phase: plan, waiting for pulls, compute, waiting for pushes. */
+  long planNanos;
+  long pullNanos;
+  long computeNanos;
+  long pushNanos;
 
   /**
    * @param keep keep probability per id for sub-sampling, or null for none
@@ -99,8 +141,11 @@ final class SkipGram {
     this.in = in;
     this.out = out;
     this.rng = seed;
-    this.groupOut = new int[groupIn.length * k1];
+    for (int i = 0; i < batches3.length; i++) {
+      batches3[i] = new Batch(k1);
+    }
     this.neu1e = new float[dim];
+    this.dots = new float[k1];
   }
 
   /** Keep probabilities of word2vec's sub-sampling for {@code counts}; null when sample &lt;= 0. */
@@ -175,39 +220,186 @@ final class SkipGram {
     }
   }
 
-  /** Trains the pending batch with learning rate {@code lr} and empties it. */
+  /**
+   * Trains the pending tokens as one batch with learning rate {@code lr} and empties them.
+   *
+   * <p>Without prefetch the batch is planned, pulled, computed and pushed before this returns. With
+   * prefetch, this plans batch k and pulls its rows while batch k-1 (planned by the previous call)
+   * computes, then pushes batch k-1 without waiting; {@link #flush} computes the last batch. Each
+   * batch's rows still carry this trainer's own earlier updates exactly: the pull of batch k starts
+   * after the push of batch k-2 has been applied, and batch k-1's change ({@code -lr * gradient}, SGD
+   * only) is added to the rows of batch k that it touched. What batch k does not see is the other
+   * tasks' updates made while batch k-1 computed (one more batch of staleness, Hogwild-style).
+   */
   void step(float lr) throws IOException {
-    plan();
-    int nin = inSlots.size();
-    int nout = outSlots.size();
-    if (ngroups > 0) {
-      inRows = ensure(inRows, nin * dim);
-      outRows = ensure(outRows, nout * dim);
-      // Both matrices at once: one round trip per batch, not two.
-      RowStore.await(in.pullAsync(inSlots.keys(), nin, inRows), out.pullAsync(outSlots.keys(), nout, outRows));
-      inAux = ensure(inAux, nin * dim);
-      outAux = ensure(outAux, nout * dim);
-      if (p.localApply()) {
-        System.arraycopy(inRows, 0, inAux, 0, nin * dim);
-        System.arraycopy(outRows, 0, outAux, 0, nout * dim);
-        compute(lr, inRows, outRows);
-        toGradient(inAux, inRows, nin * dim, lr);
-        toGradient(outAux, outRows, nout * dim, lr);
-      } else {
-        Arrays.fill(inAux, 0, nin * dim, 0f);
-        Arrays.fill(outAux, 0, nout * dim, 0f);
-        compute(-1f, inAux, outAux);
-      }
-      RowStore.await(in.pushAsync(inSlots.keys(), nin, inAux, lr), out.pushAsync(outSlots.keys(), nout, outAux, lr));
-      rowsPulled += nin + nout;
-      rowsPushed += nin + nout;
-    }
+    Batch b = batches3[(int) (planned++ % batches3.length)];
+    awaitPush(b);
+    long t0 = System.nanoTime();
+    plan(b);
+    b.lr = lr;
     tokensSeen += rawTokens;
     tokensTrained += ntokens;
     batches++;
+    rowsPulled += b.nin + b.nout;
+    rowsPushed += b.nin + b.nout;
     ntokens = 0;
     nsentences = 0;
     rawTokens = 0;
+    planNanos += System.nanoTime() - t0;
+    if (!p.prefetch()) {
+      pull(b);
+      awaitPull(b);
+      compute(b);
+      push(b);
+      awaitPush(b);
+      return;
+    }
+    Batch prev = pending;
+    awaitPush(pushing); // the pull of b must see the push of batch k-2, which b is not patched with
+    pull(b);
+    if (prev != null) {
+      compute(prev);
+    }
+    awaitPull(b); // before pushing prev: b's rows must not hold prev's update (the patch adds it)
+    if (prev != null) {
+      patch(b, prev);
+      push(prev);
+    }
+    pushing = prev;
+    pending = b;
+  }
+
+  /** Computes and pushes the batch held back by prefetch, and waits for every push. */
+  void flush() throws IOException {
+    Batch b = pending;
+    pending = null;
+    if (b != null) {
+      compute(b);
+      push(b);
+    }
+    awaitPush(pushing);
+    pushing = null;
+    awaitPush(b);
+  }
+
+  /** Waits for whatever is in flight, ignoring failures: the task is failing already. */
+  void abandon() {
+    for (Batch b : batches3) {
+      quietly(b.pullIn);
+      quietly(b.pullOut);
+      quietly(b.pushIn);
+      quietly(b.pushOut);
+    }
+    pending = null;
+    pushing = null;
+  }
+
+  private static void quietly(CompletableFuture<Void> f) {
+    if (f != null) {
+      try {
+        f.join();
+      } catch (RuntimeException e) {
+        // the failure that matters is already on its way up
+      }
+    }
+  }
+
+  private void pull(Batch b) {
+    if (b.ngroups == 0) {
+      return;
+    }
+    b.inRows = ensure(b.inRows, b.nin * dim);
+    b.outRows = ensure(b.outRows, b.nout * dim);
+    // Both matrices at once: one round trip per batch, not two.
+    b.pullIn = in.pullAsync(b.inSlots.keys(), b.nin, b.inRows);
+    b.pullOut = out.pullAsync(b.outSlots.keys(), b.nout, b.outRows);
+  }
+
+  private void awaitPull(Batch b) throws IOException {
+    if (b.pullIn != null) {
+      long t0 = System.nanoTime();
+      try {
+        RowStore.await(b.pullIn, b.pullOut);
+      } finally {
+        b.pullIn = null;
+        b.pullOut = null;
+        pullNanos += System.nanoTime() - t0;
+      }
+    }
+  }
+
+  private void push(Batch b) {
+    if (b.ngroups == 0) {
+      return;
+    }
+    b.pushIn = in.pushAsync(b.inSlots.keys(), b.nin, b.inAux, b.lr);
+    b.pushOut = out.pushAsync(b.outSlots.keys(), b.nout, b.outAux, b.lr);
+  }
+
+  private void awaitPush(Batch b) throws IOException {
+    if (b != null && b.pushIn != null) {
+      long t0 = System.nanoTime();
+      try {
+        RowStore.await(b.pushIn, b.pushOut);
+      } finally {
+        b.pushIn = null;
+        b.pushOut = null;
+        pushNanos += System.nanoTime() - t0;
+      }
+    }
+  }
+
+  /** Runs batch {@code b} on its pulled rows and leaves the gradient to push in its aux arrays. */
+  private void compute(Batch b) {
+    if (b.ngroups == 0) {
+      return;
+    }
+    long t0 = System.nanoTime();
+    int nin = b.nin * dim;
+    int nout = b.nout * dim;
+    b.inAux = ensure(b.inAux, nin);
+    b.outAux = ensure(b.outAux, nout);
+    if (p.localApply()) {
+      System.arraycopy(b.inRows, 0, b.inAux, 0, nin);
+      System.arraycopy(b.outRows, 0, b.outAux, 0, nout);
+      run(b, b.lr, b.inRows, b.outRows);
+      toGradient(b.inAux, b.inRows, nin, b.lr);
+      toGradient(b.outAux, b.outRows, nout, b.lr);
+    } else {
+      Arrays.fill(b.inAux, 0, nin, 0f);
+      Arrays.fill(b.outAux, 0, nout, 0f);
+      run(b, -1f, b.inAux, b.outAux);
+    }
+    last = b;
+    computeNanos += System.nanoTime() - t0;
+  }
+
+  /**
+   * Adds {@code prev}'s change to the rows of {@code next} that both touch: {@code next} was pulled
+   * before {@code prev} was pushed. With SGD the change is {@code -lr * gradient}, exactly what the
+   * store applies; with an adaptive optimizer the store's step is not known here, so rows stay as
+   * pulled (one batch of staleness for this trainer's own updates too).
+   */
+  private void patch(Batch next, Batch prev) {
+    if (!p.localApply() || prev.ngroups == 0 || next.ngroups == 0) {
+      return;
+    }
+    patch(next.inSlots, next.nin, next.inRows, prev.inSlots, prev.inAux, -prev.lr);
+    patch(next.outSlots, next.nout, next.outRows, prev.outSlots, prev.outAux, -prev.lr);
+  }
+
+  private void patch(LongIntMap slots, int n, float[] rows, LongIntMap prevSlots, float[] prevGrads, float a) {
+    long[] ids = slots.keys();
+    for (int i = 0; i < n; i++) {
+      int s = prevSlots.find(ids[i]);
+      if (s >= 0) {
+        if (SIMD) {
+          VectorKernels.axpy(rows, i * dim, a, prevGrads, s * dim, dim);
+        } else {
+          axpy(rows, i * dim, a, prevGrads, s * dim, dim);
+        }
+      }
+    }
   }
 
   /** grad = (pulled - local) / lr, written over {@code pulled}. */
@@ -222,10 +414,14 @@ final class SkipGram {
     return a.length >= n ? a : new float[Math.max(n, a.length + a.length / 2)];
   }
 
-  private void plan() {
+  private void plan(Batch b) {
+    LongIntMap inSlots = b.inSlots;
+    LongIntMap outSlots = b.outSlots;
     inSlots.clear();
     outSlots.clear();
-    ngroups = 0;
+    int ngroups = 0;
+    int[] groupIn = b.groupIn;
+    int[] groupOut = b.groupOut;
     int window = p.window();
     int neg = p.negatives();
     int start = 0;
@@ -233,9 +429,9 @@ final class SkipGram {
       int end = sentenceEnds[s];
       for (int i = start; i < end; i++) {
         int center = tokens[i];
-        int b = (int) ((next() >>> 33) % window);
-        int lo = Math.max(start, i - window + b);
-        int hi = Math.min(end - 1, i + window - b);
+        int r = (int) ((next() >>> 33) % window);
+        int lo = Math.max(start, i - window + r);
+        int hi = Math.min(end - 1, i + window - r);
         if (hi == lo) {
           continue;
         }
@@ -260,6 +456,11 @@ final class SkipGram {
       }
       start = end;
     }
+    b.groupIn = groupIn;
+    b.groupOut = groupOut;
+    b.ngroups = ngroups;
+    b.nin = inSlots.size();
+    b.nout = outSlots.size();
   }
 
   /**
@@ -267,24 +468,41 @@ final class SkipGram {
    * {@code dOut} scaled by {@code a}: with {@code a = lr} and the row arrays themselves this is
    * word2vec's in-place update; with {@code a = -1} and zeroed arrays it sums the loss gradients.
    */
-  private void compute(float a, float[] dIn, float[] dOut) {
-    float[] win = inRows;
-    float[] wout = outRows;
+  private void run(Batch b, float a, float[] dIn, float[] dOut) {
+    float[] win = b.inRows;
+    float[] wout = b.outRows;
+    int[] groupIn = b.groupIn;
+    int[] groupOut = b.groupOut;
+    int ngroups = b.ngroups;
     int c = dim;
     float[] e = neu1e;
+    float[] fs = dots;
+    boolean inPlace = dOut == wout;
     double loss = 0;
     long npairs = 0;
     for (int g = 0; g < ngroups; g++) {
       int l1 = groupIn[g] * c;
       Arrays.fill(e, 0f);
       int o = g * k1;
+      // The dot products of all targets first, as independent chains that the CPU overlaps: exact
+      // as long as no target repeats within the group (the input row changes only after the group,
+      // and an output row only by its own target's update).
+      boolean early = SIMD && (!inPlace || distinctTargets(groupOut, o));
+      if (early) {
+        for (int d = 0; d < k1; d++) {
+          int slot = groupOut[o + d];
+          if (slot >= 0) {
+            fs[d] = VectorKernels.dot(win, l1, wout, slot * c, c);
+          }
+        }
+      }
       for (int d = 0; d < k1; d++) {
         int slot = groupOut[o + d];
         if (slot < 0) {
           continue;
         }
         int l2 = slot * c;
-        float f = dot(win, l1, wout, l2, c);
+        float f = early ? fs[d] : SIMD ? VectorKernels.dot(win, l1, wout, l2, c) : dot(win, l1, wout, l2, c);
         float label = d == 0 ? 1f : 0f;
         float sig;
         int idx;
@@ -301,30 +519,52 @@ final class SkipGram {
         loss -= d == 0 ? LOG_SIGMOID[idx] : LOG_SIGMOID[SIGMOID_TABLE - idx];
         npairs++;
         float gs = label - sig;
-        axpy(e, 0, gs, wout, l2, c);
-        axpy(dOut, l2, a * gs, win, l1, c);
+        if (SIMD) {
+          VectorKernels.update(e, gs, wout, l2, dOut, a * gs, win, l1, c);
+        } else {
+          axpy(e, 0, gs, wout, l2, c);
+          axpy(dOut, l2, a * gs, win, l1, c);
+        }
       }
-      axpy(dIn, l1, a, e, 0, c);
+      if (SIMD) {
+        VectorKernels.axpy(dIn, l1, a, e, 0, c);
+      } else {
+        axpy(dIn, l1, a, e, 0, c);
+      }
     }
     lossSum += loss;
     lossCount += npairs;
     pairs += ngroups;
   }
 
-  /** Pairs (groups) of the last planned batch: for tests that recompute the step independently. */
-  int plannedGroups() {
-    return ngroups;
+  private boolean distinctTargets(int[] groupOut, int o) {
+    for (int d = 1; d < k1; d++) {
+      int slot = groupOut[o + d];
+      if (slot >= 0) {
+        for (int d2 = 0; d2 < d; d2++) {
+          if (groupOut[o + d2] == slot) {
+            return false;
+          }
+        }
+      }
+    }
+    return true;
   }
 
-  /** The input (context) id of group {@code g} of the last batch. */
+  /** Pairs (groups) of the last computed batch: for tests that recompute the step independently. */
+  int plannedGroups() {
+    return last == null ? 0 : last.ngroups;
+  }
+
+  /** The input (context) id of group {@code g} of the last computed batch. */
   long plannedInput(int g) {
-    return inSlots.keys()[groupIn[g]];
+    return last.inSlots.keys()[last.groupIn[g]];
   }
 
   /** Target {@code d} of group {@code g} (0 = the center, then the negatives), or -1 if skipped. */
   long plannedOutput(int g, int d) {
-    int slot = groupOut[g * k1 + d];
-    return slot < 0 ? -1 : outSlots.keys()[slot];
+    int slot = last.groupOut[g * k1 + d];
+    return slot < 0 ? -1 : last.outSlots.keys()[slot];
   }
 
   static float dot(float[] x, int xo, float[] y, int yo, int n) {

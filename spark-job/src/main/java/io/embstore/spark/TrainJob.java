@@ -262,7 +262,7 @@ public final class TrainJob {
     private transient JavaSparkContext sc;
 
     Task(TrainOptions o, Corpus corpus, long[] offsets, Hosting.Opener opener, Progress progress, JavaSparkContext sc) {
-      this.params = new SkipGram.Params(o.dim, o.window, o.negatives, o.sample, !o.adagrad());
+      this.params = new SkipGram.Params(o.dim, o.window, o.negatives, o.sample, !o.adagrad(), o.prefetch);
       this.counts = corpus.counts;
       this.sample = o.sample;
       this.offsets = offsets;
@@ -310,6 +310,7 @@ public final class TrainJob {
       double total = (double) totalTokens * epochs + 1;
       long[] reported = new long[6];
       double reportedLoss = 0;
+      boolean flushed = false;
       try {
         while (it.hasNext()) {
           sg.add(it.next());
@@ -318,6 +319,10 @@ public final class TrainJob {
             float lr = (float) (decay ? alpha * Math.max(1e-4, 1 - position / total) : alpha);
             sg.step(lr);
             position += raw;
+            if (!it.hasNext()) {
+              sg.flush();
+              flushed = true;
+            }
             long[] now = {sg.tokensSeen, sg.pairs, sg.lossCount, sg.rowsPulled, sg.rowsPushed, sg.batches};
             for (int i = 0; i < 6; i++) {
               longs[i].add(now[i] - reported[i]);
@@ -337,12 +342,26 @@ public final class TrainJob {
             }
           }
         }
+        if (!flushed) {
+          sg.flush();
+          flushed = true;
+        }
       } finally {
+        if (!flushed) {
+          sg.abandon();
+        }
         in.close();
         out.close();
       }
+      LOG.info("epoch {} partition {}: {} tokens in {} batches; seconds: plan {}, pull wait {}, compute {}, push wait {}",
+          epoch + 1, partition, sg.tokensSeen, sg.batches, secs(sg.planNanos), secs(sg.pullNanos),
+          secs(sg.computeNanos), secs(sg.pushNanos));
       return sg.tokensSeen;
     }
+  }
+
+  private static String secs(long nanos) {
+    return String.format(java.util.Locale.ROOT, "%.2f", nanos / 1e9);
   }
 
   /** Per-JVM tables derived from the counts: built once per run, not per task. */

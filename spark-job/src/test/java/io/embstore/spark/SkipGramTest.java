@@ -82,7 +82,7 @@ class SkipGramTest {
     double[][] wout = dense(out.values());
     SkipGram sg =
         new SkipGram(
-            new SkipGram.Params(C, 2, 3, 0, true),
+            new SkipGram.Params(C, 2, 3, 0, true, true),
             null,
             new AliasSampler(counts(), 0.75),
             in,
@@ -92,6 +92,9 @@ class SkipGramTest {
     sg.add(new int[] {5, 1, 0});
     float lr = 0.05f;
     sg.step(lr);
+    // With prefetch the batch waits for the next one or for flush.
+    assertThat(sg.plannedGroups()).isZero();
+    sg.flush();
     assertThat(sg.plannedGroups()).isGreaterThan(6);
     reference(sg, 3, lr, win, wout);
     for (int i = 0; i < V; i++) {
@@ -114,7 +117,7 @@ class SkipGramTest {
     double[][] win = dense(in.values());
     double[][] wout = dense(out.values());
     SkipGram sg =
-        new SkipGram(new SkipGram.Params(C, 1, 2, 0, false), null, new AliasSampler(counts(), 0.75), in, out, 11);
+        new SkipGram(new SkipGram.Params(C, 1, 2, 0, false, false), null, new AliasSampler(counts(), 0.75), in, out, 11);
     sg.add(new int[] {0, 1, 2, 3});
     float lr = 0.1f;
     sg.step(lr);
@@ -155,11 +158,40 @@ class SkipGramTest {
   }
 
   @Test
+  void prefetchedBatchesEndWhereOneBatchAtATimeEnds() throws Exception {
+    // Every batch touches the same few rows, so batch k+1 is pulled before batch k's update reaches
+    // the store: without the patch the two runs would differ by a whole batch of updates.
+    float[][] ends = new float[2][];
+    float[][] endsOut = new float[2][];
+    for (int run = 0; run < 2; run++) {
+      InMemoryRowStore in = initialInput(8);
+      InMemoryRowStore out = InMemoryRowStore.sgd(V, C);
+      SkipGram sg = new SkipGram(new SkipGram.Params(C, 2, 3, 0, true, run == 1), null,
+          new AliasSampler(counts(), 0.75), in, out, 13);
+      for (int batch = 0; batch < 5; batch++) {
+        sg.add(new int[] {0, 1, 2, 3, 0, 4, batch % V});
+        sg.add(new int[] {5, 1, 0, 2});
+        sg.step(0.05f / (batch + 1));
+      }
+      sg.flush();
+      assertThat(sg.batches).isEqualTo(5);
+      ends[run] = in.values().clone();
+      endsOut[run] = out.values().clone();
+    }
+    InMemoryRowStore start = initialInput(8);
+    assertThat(ends[0]).isNotEqualTo(start.values());
+    for (int i = 0; i < ends[0].length; i++) {
+      assertThat(ends[1][i]).as("input value %d", i).isCloseTo(ends[0][i], within(1e-6f));
+      assertThat(endsOut[1][i]).as("output value %d", i).isCloseTo(endsOut[0][i], within(1e-6f));
+    }
+  }
+
+  @Test
   void planKeepsWindowsInsideSentencesAndNeverUsesTheCenterAsANegative() throws Exception {
     InMemoryRowStore in = initialInput(1);
     InMemoryRowStore out = InMemoryRowStore.sgd(V, C);
     SkipGram sg =
-        new SkipGram(new SkipGram.Params(C, 5, 5, 0, true), null, new AliasSampler(counts(), 0.75), in, out, 5);
+        new SkipGram(new SkipGram.Params(C, 5, 5, 0, true, false), null, new AliasSampler(counts(), 0.75), in, out, 5);
     sg.add(new int[] {0, 1});
     sg.add(new int[] {2, 3, 4});
     sg.step(0.025f);
@@ -186,7 +218,7 @@ class SkipGramTest {
     assertThat(keep[1]).isEqualTo(1f);
     SkipGram sg =
         new SkipGram(
-            new SkipGram.Params(4, 1, 1, 1e-3, true),
+            new SkipGram.Params(4, 1, 1, 1e-3, true, false),
             keep,
             new AliasSampler(counts, 0.75),
             InMemoryRowStore.sgd(2, 4),

@@ -22,6 +22,15 @@ class TrainOptionsTest {
   }
 
   @Test
+  void prefetchIsOffByDefaultAndSetByFlagOrSparkConf() {
+    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t").prefetch).isFalse();
+    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--prefetch").prefetch).isTrue();
+    SparkConf conf = new SparkConf(false).set("spark.embstore.prefetch", "true");
+    assertThat(TrainOptions.parse(conf, "--input", "a", "--output", "t").prefetch).isTrue();
+    assertThat(TrainOptions.parse(conf, "--input", "a", "--output", "t", "--no-prefetch").prefetch).isFalse();
+  }
+
+  @Test
   void badValuesAreRejectedNamingTheOptionAndTheLimit() {
     assertThatThrownBy(() -> TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--window", "0"))
         .isInstanceOf(IllegalArgumentException.class)

@@ -34,10 +34,15 @@ import scala.jdk.javaapi.CollectionConverters;
  * the same run, on {@code ../shared/data/corpus/prose4.txt.gz} cut into lines of 1,000 tokens, dim
  * 100, window 5, 5 negatives, min count 5, sample 1e-3, 5 epochs, 2 cores. Each system runs in its
  * own process (a child JVM, or Debian's /usr/bin/python3 for gensim) so that its peak RSS is its own.
- * Prints tokens/s, wall time, peak RSS and analogy accuracy (3CosAdd, 30,000 most frequent words)
- * and the ratios.
+ * Prints tokens/s, wall time, CPU seconds of the process while it trained (less sensitive than wall
+ * time to other load on the machine), peak RSS and analogy accuracy (3CosAdd, 30,000 most frequent
+ * words) and the ratios.
  *
- * <p>Run: {@code bench/run train.TrainBench [--epochs N] [--skip mllib,gensim]}.
+ * <p>Run: {@code bench/run train.TrainBench [--epochs N] [--skip mllib,gensim] [--tokens N]
+ * [--train-args "--batch-tokens 65536 ..."] [--jfr FILE]} ({@code --help} prints the list). {@code
+ * --tokens} trains on the first N tokens only (a quick configuration for before/after iterations);
+ * {@code --train-args} are extra {@code TrainJob} options for embstore; {@code --jfr} records the
+ * embstore child JVM with Java Flight Recorder (profile settings).
  */
 public final class TrainBench {
   private TrainBench() {}
@@ -47,20 +52,36 @@ public final class TrainBench {
       child(args);
       return;
     }
+    if (Arrays.asList(args).contains("--help") || args.length % 2 != 0) {
+      System.out.println(String.join("\n",
+          "Usage: bench/run train.TrainBench [--epochs N] [--skip mllib,gensim] [--tokens N]",
+          "                                  [--train-args \"TrainJob options\"] [--jfr FILE]",
+          "  --epochs N        passes over the corpus (default 5, the issue's setting)",
+          "  --skip LIST       systems not to run: embstore, mllib, gensim (comma-separated)",
+          "  --tokens N        train on the first N corpus tokens only (default: all 3.8 M)",
+          "  --train-args S    extra TrainJob options for embstore, e.g. \"--batch-tokens 65536\"",
+          "  --jfr FILE        record the embstore child JVM with Java Flight Recorder"));
+      return;
+    }
     Map<String, String> opts = new HashMap<>();
     for (int i = 0; i + 1 < args.length; i += 2) {
       opts.put(args[i].replaceFirst("^--", ""), args[i + 1]);
     }
     int epochs = Integer.parseInt(opts.getOrDefault("epochs", "5"));
+    long limit = Long.parseLong(opts.getOrDefault("tokens", "0"));
+    trainArgs = opts.getOrDefault("train-args", "").trim();
+    jfr = opts.get("jfr");
     List<String> skip = Arrays.asList(opts.getOrDefault("skip", "").split(","));
     Path shared = Paths.get(System.getProperty("embstore.shared.dir", "../shared"));
     Path gz = shared.resolve("data/corpus/prose4.txt.gz");
     Path questions = shared.resolve("data/eval/derived-analogies.txt");
     Path work = Paths.get("bench/results/train").toAbsolutePath();
     Files.createDirectories(work);
-    Path corpus = work.resolve("prose4-lines.txt");
-    long tokens = cut(gz, corpus);
-    System.out.printf(Locale.ROOT, "corpus: %,d tokens, lines of 1,000; dim 100, window 5, negatives 5, min count 5, sample 1e-3, %d epochs, 2 cores%n", tokens, epochs);
+    Path corpus = work.resolve(limit > 0 ? "prose4-lines-" + limit + ".txt" : "prose4-lines.txt");
+    long tokens = cut(gz, corpus, limit);
+    System.out.printf(Locale.ROOT, "corpus: %,d tokens, lines of 1,000; dim 100, window 5, negatives 5, min count 5, sample 1e-3, %d epochs, 2 cores%s%n",
+        tokens, epochs, trainArgs.isEmpty() ? "" : "; embstore options: " + trainArgs);
+    System.out.println("load average at start: " + loadAverage());
     List<String[]> results = new ArrayList<>();
     for (String system : List.of("embstore", "mllib")) {
       if (!skip.contains(system)) {
@@ -74,35 +95,51 @@ public final class TrainBench {
       }
     }
     System.out.println();
-    System.out.printf(Locale.ROOT, "%-10s %14s %10s %10s %10s%n", "system", "tokens/s", "wall s", "peak RSS", "accuracy");
+    System.out.printf(Locale.ROOT, "%-10s %14s %10s %10s %10s %10s%n", "system", "tokens/s", "wall s", "cpu s", "peak RSS", "accuracy");
     Map<String, double[]> byName = new HashMap<>();
     for (String[] r : results) {
       double tps = Double.parseDouble(r[1]);
       double wall = Double.parseDouble(r[2]);
       double rss = Double.parseDouble(r[3]);
       double acc = Double.parseDouble(r[4]);
-      byName.put(r[0], new double[] {tps, wall, rss, acc});
-      System.out.printf(Locale.ROOT, "%-10s %,14.0f %10.1f %8.2f GB %9.2f%%%n", r[0], tps, wall, rss / 1e9, 100 * acc);
+      double cpu = Double.parseDouble(r[5]);
+      byName.put(r[0], new double[] {tps, wall, rss, acc, cpu});
+      System.out.printf(Locale.ROOT, "%-10s %,14.0f %10.1f %10.1f %7.2f GB %9.2f%%%n", r[0], tps, wall, cpu, rss / 1e9, 100 * acc);
     }
     double[] ours = byName.get("embstore");
     for (String other : List.of("mllib", "gensim")) {
       double[] o = byName.get(other);
       if (ours != null && o != null) {
-        System.out.printf(Locale.ROOT, "embstore / %s: tokens/s %.2fx, accuracy %.2fx%n", other, ours[0] / o[0], ours[3] / o[3]);
+        System.out.printf(Locale.ROOT, "embstore / %s: tokens/s %.2fx, accuracy %.2fx, cpu seconds %.2fx%n", other, ours[0] / o[0],
+            ours[3] / o[3], ours[4] / o[4]);
       }
+    }
+    System.out.println("load average at end: " + loadAverage());
+  }
+
+  private static String trainArgs = "";
+  private static String jfr;
+
+  /** /proc/loadavg's 1, 5 and 15 minute figures: the benchmark shares the machine. */
+  static String loadAverage() {
+    try {
+      String[] f = Files.readString(Paths.get("/proc/loadavg")).trim().split(" ");
+      return f[0] + " " + f[1] + " " + f[2];
+    } catch (IOException e) {
+      return "unknown";
     }
   }
 
-  /** prose4 (one line) as lines of 1,000 tokens; returns the token count. */
-  static long cut(Path gz, Path out) throws IOException {
+  /** prose4 (one line) as lines of 1,000 tokens, at most {@code limit} (0: all); returns the token count. */
+  static long cut(Path gz, Path out, long limit) throws IOException {
     long words = 0;
     try (InputStream in = new GZIPInputStream(Files.newInputStream(gz), 1 << 16);
         OutputStream o = new BufferedOutputStream(Files.newOutputStream(out), 1 << 16)) {
       byte[] buf = new byte[1 << 16];
       int n;
       boolean inWord = false;
-      while ((n = in.read(buf)) > 0) {
-        for (int i = 0; i < n; i++) {
+      while ((n = in.read(buf)) > 0 && (limit <= 0 || words < limit)) {
+        for (int i = 0; i < n && (limit <= 0 || words < limit); i++) {
           byte b = buf[i];
           if (b == ' ' || b == '\n') {
             if (inWord) {
@@ -129,8 +166,12 @@ public final class TrainBench {
     String java = Paths.get(System.getProperty("java.home"), "bin", "java").toString();
     List<String> cmd = new ArrayList<>(List.of(java, "-Xmx6g"));
     cmd.addAll(Arrays.asList(flags()));
+    if (jfr != null && system.equals("embstore")) {
+      cmd.add("-XX:StartFlightRecording=settings=profile,filename=" + jfr);
+    }
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), TrainBench.class.getName(), "child", system,
-        corpus.toString(), questions.toString(), work.toString(), Integer.toString(epochs), Long.toString(tokens)));
+        corpus.toString(), questions.toString(), work.toString(), Integer.toString(epochs), Long.toString(tokens),
+        system.equals("embstore") ? trainArgs : ""));
     System.out.println("== " + system);
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     String[] result = null;
@@ -139,7 +180,7 @@ public final class TrainBench {
       while ((line = r.readLine()) != null) {
         if (line.startsWith("RESULT ")) {
           result = line.substring(7).split(" ");
-        } else if (line.contains("train: epoch") || line.contains("trained") || line.startsWith("  ")) {
+        } else if (line.contains("train: epoch") || line.contains("trained") || line.contains("pull wait") || line.startsWith("  ")) {
           System.out.println("   " + line);
         }
       }
@@ -176,18 +217,26 @@ public final class TrainBench {
         .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1").config("spark.executor.heartbeatInterval", "2s")
         .config("spark.driver.maxResultSize", "0").getOrCreate();
+    var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    long cpu0 = os.getProcessCpuTime();
     long t0 = System.nanoTime();
     List<String> words;
     float[] vectors;
     int dim = 100;
     double seconds;
+    double cpuSeconds;
     if (system.equals("embstore")) {
       Path out = work.resolve("embstore-table");
       deleteTree(out);
-      TrainOptions o = TrainOptions.parse(new org.apache.spark.SparkConf(false), "--input", corpus.toString(),
-          "--output", out.toString(), "--epochs", Integer.toString(epochs), "--checkpoint-minutes", "0");
+      List<String> targs = new ArrayList<>(List.of("--input", corpus.toString(), "--output", out.toString(),
+          "--epochs", Integer.toString(epochs), "--checkpoint-minutes", "0"));
+      if (a.length > 7 && !a[7].isBlank()) {
+        targs.addAll(Arrays.asList(a[7].trim().split("\\s+")));
+      }
+      TrainOptions o = TrainOptions.parse(new org.apache.spark.SparkConf(false), targs.toArray(new String[0]));
       TrainJob.run(spark, o);
       seconds = (System.nanoTime() - t0) / 1e9;
+      cpuSeconds = (os.getProcessCpuTime() - cpu0) / 1e9;
       try (BufferAllocator al = new RootAllocator()) {
         Table t = Table.open(out);
         Vocabulary v = t.vocabulary(al);
@@ -206,6 +255,7 @@ public final class TrainBench {
       Word2VecModel model = new Word2Vec().setVectorSize(dim).setWindowSize(5).setMinCount(5)
           .setNumPartitions(2).setNumIterations(epochs).setSeed(1).fit(sentences);
       seconds = (System.nanoTime() - t0) / 1e9;
+      cpuSeconds = (os.getProcessCpuTime() - cpu0) / 1e9;
       Map<String, float[]> vecs = CollectionConverters.asJava(model.getVectors());
       Map<String, Long> counts = new HashMap<>();
       for (String line : Files.readAllLines(corpus)) {
@@ -222,8 +272,8 @@ public final class TrainBench {
     }
     long[] acc = Analogies.evaluate(words, vectors, dim, questions, 30_000);
     System.out.printf(Locale.ROOT, "  %s: %d of %d analogies correct%n", system, acc[0], acc[1]);
-    System.out.printf(Locale.ROOT, "RESULT %s %.1f %.2f %d %.5f%n", system, tokens * epochs / seconds, seconds, peakRss(),
-        acc[1] == 0 ? 0.0 : (double) acc[0] / acc[1]);
+    System.out.printf(Locale.ROOT, "RESULT %s %.1f %.2f %d %.5f %.2f%n", system, tokens * epochs / seconds, seconds, peakRss(),
+        acc[1] == 0 ? 0.0 : (double) acc[0] / acc[1], cpuSeconds);
     spark.stop();
   }
 
@@ -239,13 +289,16 @@ public final class TrainBench {
         "    from gensim.models import Word2Vec",
         "except ImportError:",
         "    print('SKIP'); sys.exit(0)",
+        "r0 = resource.getrusage(resource.RUSAGE_SELF)",
         "t0 = time.time()",
         "m = Word2Vec(corpus_file=sys.argv[1], vector_size=100, window=5, negative=5, min_count=5, sample=1e-3,"
             + " epochs=int(sys.argv[3]), workers=2, sg=1, seed=1)",
         "secs = time.time() - t0",
+        "r1 = resource.getrusage(resource.RUSAGE_SELF)",
+        "cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime",
         "acc = m.wv.evaluate_word_analogies(sys.argv[2], restrict_vocab=30000)[0]",
         "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024",
-        "print('RESULT gensim %.1f %.2f %d %.5f' % (int(sys.argv[4]) * int(sys.argv[3]) / secs, secs, rss, acc))");
+        "print('RESULT gensim %.1f %.2f %d %.5f %.2f' % (int(sys.argv[4]) * int(sys.argv[3]) / secs, secs, rss, acc, cpu))");
     System.out.println("== gensim");
     Process p = new ProcessBuilder(python.toString(), "-c", script, corpus.toString(), questions.toString(),
         Integer.toString(epochs), Long.toString(tokens)).redirectErrorStream(true).start();
