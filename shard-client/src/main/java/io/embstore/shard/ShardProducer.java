@@ -354,6 +354,31 @@ final class ShardProducer extends NoOpFlightProducer {
 
   @Override
   public void doAction(CallContext context, Action action, StreamListener<Result> listener) {
+    if (Protocol.ACTION_SNAPSHOT.equals(action.getType())) {
+      // Actions run on the gRPC event loop (ShardServer uses a direct executor): a snapshot writes
+      // whole shards, so it runs on a thread of its own; the server's close waits for it like for
+      // an exchange handler, before it frees the shards.
+      handlers.incrementAndGet();
+      Thread t = new Thread(() -> {
+        try {
+          runAction(context, action, listener);
+        } finally {
+          handlers.decrementAndGet();
+        }
+      }, "embstore-snapshot");
+      t.setDaemon(true);
+      try {
+        t.start();
+      } catch (RuntimeException | OutOfMemoryError e) {
+        handlers.decrementAndGet();
+        listener.onError(ShardErrors.internal("Cannot snapshot: no thread: " + e, e));
+      }
+      return;
+    }
+    runAction(context, action, listener);
+  }
+
+  private void runAction(CallContext context, Action action, StreamListener<Result> listener) {
     try {
       ObjectNode result;
       switch (action.getType()) {
