@@ -72,10 +72,13 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * request batch (several only when a shard's part exceeds the server's limits) on a long-lived
  * DoExchange stream taken from a pool per (endpoint, op, shard) ({@link ExchangePool}: opening a
  * stream per call cost several round trips), and copies the reply rows straight into the caller's
- * array or Arrow buffer in request order. Every call has a deadline, enforced per request. Lookups
- * are retried once, on a new stream, when a server is UNAVAILABLE; updates are never retried, so an
- * update is applied at most once. Async lookups of one shard are micro-batched into one exchange
- * message; async work runs on a fixed pool of {@link #THREADS} threads.
+ * array or Arrow buffer in request order. Streams are pipelined: concurrent requests share a stream
+ * without waiting for each other's replies, which come back in order; a blocking caller sends all
+ * its shard batches from its own thread and reads its replies itself. Every call has a deadline,
+ * enforced per request. Lookups are retried once, on a new stream, when a server is UNAVAILABLE;
+ * updates are never retried, so an update is applied at most once. Async lookups of one shard are
+ * micro-batched into one exchange message; replies nobody waits for are read on a fixed pool of
+ * {@link #THREADS} threads.
  */
 public final class EmbeddingClient implements AutoCloseable {
   private final TableManifest initialManifest;
