@@ -72,10 +72,13 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * request batch (several only when a shard's part exceeds the server's limits) on a long-lived
  * DoExchange stream taken from a pool per (endpoint, op, shard) ({@link ExchangePool}: opening a
  * stream per call cost several round trips), and copies the reply rows straight into the caller's
- * array or Arrow buffer in request order. Every call has a deadline, enforced per request. Lookups
- * are retried once, on a new stream, when a server is UNAVAILABLE; updates are never retried, so an
- * update is applied at most once. Async lookups of one shard are micro-batched into one exchange
- * message; async work runs on a fixed pool of {@link #THREADS} threads.
+ * array or Arrow buffer in request order. Streams are pipelined: concurrent requests share a stream
+ * without waiting for each other's replies, which come back in order; a blocking caller sends all
+ * its shard batches from its own thread and reads its replies itself. Every call has a deadline,
+ * enforced per request. Lookups are retried once, on a new stream, when a server is UNAVAILABLE;
+ * updates are never retried, so an update is applied at most once. Async lookups of one shard are
+ * micro-batched into one exchange message; replies nobody waits for are read on a fixed pool of
+ * {@link #THREADS} threads.
  */
 public final class EmbeddingClient implements AutoCloseable {
   private final TableManifest initialManifest;
@@ -246,8 +249,8 @@ public final class EmbeddingClient implements AutoCloseable {
               "Cannot build client: shard " + s + " (" + partitioner.describeShard(s) + ") is hosted by no endpoint (endpoints: " + String.join(", ", b.endpoints) + ")");
         }
         Endpoint e = byShard[s];
-        lp[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_LOOKUP, s), Protocol.lookupRequest(), streamOptions, allocator, timer, e.channel::resetConnectBackoff);
-        up[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_UPDATE, s), Protocol.updateRequest(dim), streamOptions, allocator, timer, e.channel::resetConnectBackoff);
+        lp[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_LOOKUP, s), Protocol.lookupRequest(), streamOptions, allocator, executor, e.channel::resetConnectBackoff, STREAMS_PER_SHARD);
+        up[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_UPDATE, s), Protocol.updateRequest(dim), streamOptions, allocator, executor, e.channel::resetConnectBackoff, STREAMS_PER_SHARD);
       }
     } catch (IOException | RuntimeException e) {
       this.lookupPools = lp;
@@ -266,10 +269,25 @@ public final class EmbeddingClient implements AutoCloseable {
     for (int s = 0; s < batchers.length; s++) {
       batchers[s] = new Batcher(s);
     }
+    timer.scheduleWithFixedDelay(this::expireOverdue, SWEEP_MILLIS, SWEEP_MILLIS, TimeUnit.MILLISECONDS);
   }
 
-  /** Threads that run shard requests (of async calls, and all but one shard of a blocking call). */
+  /** Fails the streams whose oldest unanswered request passed its deadline (see {@link ExchangePool#expire}). */
+  private void expireOverdue() {
+    long now = System.nanoTime();
+    for (ExchangePool[] pools : new ExchangePool[][] {lookupPools, updatePools}) {
+      for (ExchangePool p : pools) {
+        p.expire(now);
+      }
+    }
+  }
+
+  /** Threads that read replies nobody waits for (async calls), retry async lookups and take snapshots. */
   static final int THREADS = Math.max(4, 4 * Runtime.getRuntime().availableProcessors());
+  /** Streams per (endpoint, op, shard) opened before concurrent requests share (pipeline on) one. */
+  static final int STREAMS_PER_SHARD = 2;
+  /** How often the deadlines of requests on the wire are checked. */
+  static final long SWEEP_MILLIS = 5;
 
   private static ThreadFactory daemonThreads(String prefix) {
     AtomicInteger n = new AtomicInteger();
@@ -313,6 +331,9 @@ public final class EmbeddingClient implements AutoCloseable {
     } else {
       cb.usePlaintext();
     }
+    // Replies are handed from the Netty event loop straight to the stream's queue (Flight's reader
+    // only enqueues them) instead of via gRPC's default executor: one thread hand-off less per reply.
+    cb.directExecutor();
     ManagedChannel channel = cb.build();
     return new Endpoint(uri, FlightGrpcUtils.createFlightClient(allocator, channel), channel);
   }
@@ -471,8 +492,7 @@ public final class EmbeddingClient implements AutoCloseable {
   public void lookup(long[] ids, float[] out) throws IOException {
     checkOut(ids.length, out.length);
     long deadline = System.nanoTime() + deadlineNanos;
-    Plan plan = new Plan(ids, "look up");
-    run(plan.shards, s -> lookupShard(plan, s, arrayScatter(out), deadline), true);
+    lookupBlocking(new Plan(ids, "look up"), arrayScatter(out), deadline);
   }
 
   /** {@link #lookup(long[], float[])} without waiting; many may be in flight. */
@@ -486,14 +506,7 @@ public final class EmbeddingClient implements AutoCloseable {
       for (int s : plan.shards) {
         Part part = new Part(plan, s, scatter, deadline, call);
         if (plan.uniquesOf[s].length > BATCH_IDS) {
-          executor.execute(() -> {
-            try {
-              lookupShard(plan, s, scatter, deadline);
-              call.done();
-            } catch (IOException | RuntimeException e) {
-              call.fail(e);
-            }
-          });
+          lookupAlone(part, 0);
         } else {
           batchers[s].submit(part);
         }
@@ -512,9 +525,8 @@ public final class EmbeddingClient implements AutoCloseable {
           "Cannot look up " + ids.length + " ids: the buffer holds " + out.capacity() + " bytes, need " + need + " from offset " + offset);
     }
     long deadline = System.nanoTime() + deadlineNanos;
-    Plan plan = new Plan(ids, "look up");
     Scatter scatter = (data, view, row, request) -> out.setBytes(offset + request * rowBytes, data, row * rowBytes, rowBytes);
-    run(plan.shards, s -> lookupShard(plan, s, scatter, deadline), true);
+    lookupBlocking(new Plan(ids, "look up"), scatter, deadline);
   }
 
   /** Rows of {@code tokens} (through the table's vocabulary), back to back in request order. */
@@ -549,63 +561,155 @@ public final class EmbeddingClient implements AutoCloseable {
     return (data, view, row, request) -> view.get(row * c, out, request * c, c);
   }
 
+  /** Most ids of one lookup request batch to {@code e}: within its id and message limits. */
+  private int lookupChunk(Endpoint e) {
+    return (int) Math.max(1, Math.min(e.maxIds, Math.min((e.maxMessageBytes * 0.9 - 4096) / 8, (Integer.MAX_VALUE / 2) / rowBytes)));
+  }
+
   /**
-   * One shard's part of a lookup on a pooled stream: one batch per chunk, each answered before the
-   * next is sent. Retried once on a fresh stream when the server is UNAVAILABLE (a pooled stream may
-   * have outlived a server restart); lookups are idempotent.
+   * A blocking lookup: the calling thread sends every shard's request batches (pipelined on pooled
+   * streams), then waits for the replies, reading them itself when no other thread reads that
+   * stream; the replies are scattered straight into the caller's output. A shard that fails with
+   * UNAVAILABLE is retried once on a new stream (a pooled stream may have outlived a server restart;
+   * lookups are idempotent).
    */
-  private void lookupShard(Plan plan, int shard, Scatter scatter, long deadline) throws ShardException {
+  private void lookupBlocking(Plan plan, Scatter scatter, long deadline) throws ShardException {
+    int[] shards = plan.shards;
+    ShardRequests[] sent = new ShardRequests[shards.length];
+    for (int i = 0; i < shards.length; i++) {
+      sent[i] = sendLookup(plan, shards[i], scatter, deadline, 0);
+    }
+    ShardException first = null;
+    for (int i = 0; i < shards.length; i++) {
+      int s = shards[i];
+      Throwable error = sent[i].await();
+      if (isUnavailable(error)) {
+        reconnect(byShard[s], deadline);
+        error = sendLookup(plan, s, scatter, deadline, 1).await();
+      }
+      if (error != null) {
+        ShardException ex = shardError("look up " + plan.uniquesOf[s].length + " ids on", s, byShard[s], error);
+        if (first == null) {
+          first = ex;
+        } else {
+          first.addSuppressed(ex);
+        }
+      }
+    }
+    if (first != null) {
+      throw first;
+    }
+  }
+
+  /** The request batches of one shard's part of one call, all on one stream. */
+  private static final class ShardRequests {
+    final ExchangePool.Pipe pipe;
+    final ExchangePool.Request[] requests;
+    /** A failure before anything could be sent (no stream), else null. */
+    final Throwable failed;
+
+    ShardRequests(ExchangePool.Pipe pipe, ExchangePool.Request[] requests, Throwable failed) {
+      this.pipe = pipe;
+      this.requests = requests;
+      this.failed = failed;
+    }
+
+    /** Waits for every reply (reading them when nobody else does); returns the first failure or null. */
+    Throwable await() {
+      if (failed != null) {
+        return failed;
+      }
+      Throwable error = null;
+      for (ExchangePool.Request r : requests) {
+        pipe.await(r);
+        if (error == null && r.isCompletedExceptionally()) {
+          error = causeOf(r);
+        }
+      }
+      return error;
+    }
+
+    /** A future done when every reply came, failed with the first failure. */
+    CompletableFuture<Void> whenDone() {
+      if (failed != null) {
+        return CompletableFuture.failedFuture(failed);
+      }
+      pipe.readInBackground();
+      return requests.length == 1 ? requests[0] : CompletableFuture.allOf(requests);
+    }
+  }
+
+  /** The cause of a request's failure. */
+  static Throwable causeOf(CompletableFuture<?> f) {
+    try {
+      f.join();
+      return null;
+    } catch (CompletionException e) {
+      return e.getCause() != null ? e.getCause() : e;
+    } catch (java.util.concurrent.CancellationException e) {
+      return e;
+    }
+  }
+
+  private static boolean isUnavailable(Throwable t) {
+    return t instanceof FlightRuntimeException && ((FlightRuntimeException) t).status().code() == FlightStatusCode.UNAVAILABLE;
+  }
+
+  /** Sends one shard's unique ids of {@code plan} (one batch per chunk) on a pooled stream (a new one when {@code attempt > 0}). */
+  private ShardRequests sendLookup(Plan plan, int shard, Scatter scatter, long deadline, int attempt) {
     ExchangePool pool = lookupPools[shard];
     int[] uniques = plan.uniquesOf[shard];
-    Endpoint e = byShard[shard];
-    int chunk = (int) Math.max(1, Math.min(e.maxIds, Math.min((e.maxMessageBytes * 0.9 - 4096) / 8, (Integer.MAX_VALUE / 2) / rowBytes)));
-    for (int attempt = 0; ; attempt++) {
-      ExchangePool.Exchange x = null;
-      try {
-        x = attempt == 0 ? pool.take() : pool.fresh();
-        x.arm(deadline);
-        BigIntVector ids = (BigIntVector) x.request.getVector(0);
-        for (int from = 0; from < uniques.length; from += chunk) {
-          int n = Math.min(chunk, uniques.length - from);
-          ArrowBuf idBuf = reserve(ids, n);
-          long address = idBuf.memoryAddress();
-          for (int i = 0; i < n; i++) {
-            MemoryUtil.putLong(address + 8L * i, plan.uniqueIds[uniques[from + i]]);
-          }
-          ArrowBuf data = sendLookup(x, ids, n);
+    int chunk = lookupChunk(byShard[shard]);
+    ExchangePool.Pipe pipe;
+    try {
+      pipe = attempt == 0 ? pool.take() : pool.fresh();
+    } catch (RuntimeException e) {
+      return new ShardRequests(null, null, e);
+    }
+    int count = (uniques.length + chunk - 1) / chunk;
+    ExchangePool.Request[] requests = new ExchangePool.Request[count];
+    for (int k = 0; k < count; k++) {
+      int from = k * chunk;
+      int n = Math.min(chunk, uniques.length - from);
+      ExchangePool.Request r = new ExchangePool.Request(deadline) {
+        @Override
+        void onReply(VectorSchemaRoot reply) {
+          ArrowBuf data = lookupRows(reply, n);
           FloatBuffer view = floatView(data, n);
-          for (int r = 0; r < n; r++) {
-            for (int i = plan.firstReq[uniques[from + r]]; i >= 0; i = plan.nextReq[i]) {
-              scatter.copy(data, view, r, i);
+          for (int row = 0; row < n; row++) {
+            for (int i = plan.firstReq[uniques[from + row]]; i >= 0; i = plan.nextReq[i]) {
+              scatter.copy(data, view, row, i);
             }
           }
         }
-        x.disarm();
-        pool.release(x);
-        return;
-      } catch (FlightRuntimeException ex) {
-        if (x != null) {
-          x.close();
+      };
+      requests[k] = r;
+      pipe.send(r, root -> {
+        BigIntVector ids = (BigIntVector) root.getVector(0);
+        long address = reserve(ids, n).memoryAddress();
+        for (int i = 0; i < n; i++) {
+          MemoryUtil.putLong(address + 8L * i, plan.uniqueIds[uniques[from + i]]);
         }
-        if (attempt == 0 && ex.status().code() == FlightStatusCode.UNAVAILABLE) {
-          reconnect(e, deadline);
-          continue; // lookups are idempotent: retry once, on a new stream, connecting anew if needed
-        }
-        throw shardError("look up " + uniques.length + " ids on", shard, e, ex);
-      } catch (Exception ex) {
-        if (x != null) {
-          x.close();
-        }
-        throw shardError("look up " + uniques.length + " ids on", shard, e, ex);
-      }
+        ids.setValueCount(n);
+        root.setRowCount(n);
+      }, null);
     }
+    return new ShardRequests(pipe, requests, null);
+  }
+
+  /** The row data of a lookup reply of {@code n} rows; throws when the reply is not that. */
+  private ArrowBuf lookupRows(VectorSchemaRoot reply, int n) {
+    if (reply.getRowCount() != n || !Protocol.sameShape(reply.getSchema(), lookupReply)) {
+      throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + n + " rows of " + lookupReply, null);
+    }
+    return ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
   }
 
   // ------------------------------------------------------------------ async lookups, micro-batched
 
   /** Most ids one micro-batch carries; an async lookup with more ids for a shard goes alone. */
   static final int BATCH_IDS = 8192;
-  /** Micro-batches of one shard in flight at once (each on its own pooled stream). */
+  /** Micro-batches of one shard on the wire at once (pipelined); more lookups queue for the next batch. */
   static final int BATCHES_IN_FLIGHT = 2;
 
   /** The future of one async lookup: done when every shard part is. */
@@ -638,16 +742,44 @@ public final class EmbeddingClient implements AutoCloseable {
     }
   }
 
+  /** An async lookup part too large for a micro-batch: sent alone, retried once on UNAVAILABLE. */
+  private void lookupAlone(Part p, int attempt) {
+    sendLookup(p.plan, p.shard, p.scatter, p.deadline, attempt).whenDone().whenComplete((v, err) -> {
+      Throwable cause = err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
+      if (cause == null) {
+        p.call.done();
+      } else if (attempt == 0 && isUnavailable(cause)) {
+        retryLater(() -> {
+          reconnect(byShard[p.shard], p.deadline);
+          lookupAlone(p, 1);
+        }, p.call);
+      } else {
+        p.call.fail(shardError("look up " + p.size() + " ids on", p.shard, byShard[p.shard], cause));
+      }
+    });
+  }
+
+  /** Runs a retry on the executor (it may wait for a reconnect); fails {@code call} when the client is closing. */
+  private void retryLater(Runnable retry, AsyncLookup call) {
+    try {
+      executor.execute(retry);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      call.fail(e);
+    }
+  }
+
   /**
-   * Collects the async lookups of one shard into micro-batches: while a batch is on the wire, new
-   * requests queue; the next batch takes all of them (up to {@link #BATCH_IDS} ids) in one exchange
-   * message. Many small lookups in flight thus cost one round trip per batch, not per lookup, and
-   * at most {@link #BATCHES_IN_FLIGHT} threads per shard.
+   * Collects the async lookups of one shard into micro-batches: up to {@link #BATCHES_IN_FLIGHT}
+   * batches are on the wire at once (pipelined on pooled streams); lookups that arrive meanwhile
+   * queue, and the next batch takes all of them (up to {@link #BATCH_IDS} ids) in one exchange
+   * message. Many small lookups in flight thus cost neither a thread nor a message each. Batches are
+   * sent by the thread that submits a lookup or completes a batch; no thread waits for a reply.
    */
   private final class Batcher {
     final int shard;
     final java.util.concurrent.ConcurrentLinkedQueue<Part> queue = new java.util.concurrent.ConcurrentLinkedQueue<>();
-    final AtomicInteger drainers = new AtomicInteger();
+    final AtomicInteger inFlight = new AtomicInteger();
+    final java.util.concurrent.atomic.AtomicBoolean forming = new java.util.concurrent.atomic.AtomicBoolean();
 
     Batcher(int shard) {
       this.shard = shard;
@@ -655,131 +787,110 @@ public final class EmbeddingClient implements AutoCloseable {
 
     void submit(Part p) {
       queue.add(p);
-      startDrainer();
+      pump();
     }
 
-    private void startDrainer() {
-      for (int d = drainers.get(); d < BATCHES_IN_FLIGHT; d = drainers.get()) {
-        if (drainers.compareAndSet(d, d + 1)) {
-          try {
-            executor.execute(this::drain);
-          } catch (RuntimeException e) {
-            drainers.decrementAndGet();
-            failAll(e);
-          }
-          return;
+    /** Sends queued lookups while fewer than {@link #BATCHES_IN_FLIGHT} batches are on the wire. */
+    void pump() {
+      while (!queue.isEmpty() && inFlight.get() < BATCHES_IN_FLIGHT) {
+        if (!forming.compareAndSet(false, true)) {
+          return; // the thread forming a batch re-checks the queue when done
         }
-      }
-    }
-
-    private void failAll(Throwable e) {
-      for (Part p; (p = queue.poll()) != null; ) {
-        p.call.fail(e);
-      }
-    }
-
-    private void drain() {
-      List<Part> batch = new ArrayList<>();
-      while (true) {
-        batch.clear();
-        int ids = 0;
-        for (Part p; ids < BATCH_IDS && (p = queue.peek()) != null; ) {
-          if (ids > 0 && ids + p.size() > BATCH_IDS) {
-            break;
+        try {
+          if (inFlight.get() >= BATCHES_IN_FLIGHT) {
+            continue;
           }
-          if (queue.remove(p)) {
+          List<Part> batch = new ArrayList<>();
+          int ids = 0;
+          for (Part p; ids < BATCH_IDS && (p = queue.peek()) != null; ) {
+            if (ids > 0 && ids + p.size() > BATCH_IDS) {
+              break;
+            }
+            queue.poll();
             batch.add(p);
             ids += p.size();
           }
-        }
-        if (batch.isEmpty()) {
-          drainers.decrementAndGet();
-          if (queue.isEmpty() || !reclaim()) {
-            return;
+          if (batch.isEmpty()) {
+            continue;
           }
-          continue;
-        }
-        try {
-          lookupBatch(shard, batch, ids);
-          for (Part p : batch) {
-            p.call.done();
-          }
-        } catch (ShardException e) {
-          for (Part p : batch) {
-            // each caller sees its own id count, with the batch's cause
-            p.call.fail(shardError("look up " + p.size() + " ids on", shard, byShard[shard], e.getCause()));
-          }
-        } catch (RuntimeException e) {
-          for (Part p : batch) {
-            p.call.fail(e);
-          }
+          inFlight.incrementAndGet();
+          sendBatch(batch, ids, 0);
+        } finally {
+          forming.set(false);
         }
       }
     }
 
-    /** Takes a drainer slot back after giving it up, when work arrived meanwhile. */
-    private boolean reclaim() {
-      for (int d = drainers.get(); d < BATCHES_IN_FLIGHT; d = drainers.get()) {
-        if (drainers.compareAndSet(d, d + 1)) {
-          return true;
-        }
+    /** Sends the parts' ids back to back as one batch; each part gets its rows from the reply. */
+    private void sendBatch(List<Part> parts, int total, int attempt) {
+      long deadline = Long.MAX_VALUE;
+      for (Part p : parts) {
+        deadline = Math.min(deadline, p.deadline);
       }
-      return false;
-    }
-  }
-
-  /** Sends the parts' ids back to back as one batch on a pooled stream and scatters the reply; retried once on UNAVAILABLE. */
-  private void lookupBatch(int shard, List<Part> parts, int total) throws ShardException {
-    ExchangePool pool = lookupPools[shard];
-    Endpoint e = byShard[shard];
-    long deadline = Long.MAX_VALUE;
-    for (Part p : parts) {
-      deadline = Math.min(deadline, p.deadline);
-    }
-    for (int attempt = 0; ; attempt++) {
-      ExchangePool.Exchange x = null;
+      long due = deadline;
+      ExchangePool.Pipe pipe;
       try {
-        x = attempt == 0 ? pool.take() : pool.fresh();
-        x.arm(deadline);
-        BigIntVector ids = (BigIntVector) x.request.getVector(0);
-        long address = reserve(ids, total).memoryAddress();
-        int k = 0;
-        for (Part p : parts) {
-          int[] uniques = p.plan.uniquesOf[shard];
-          long[] uniqueIds = p.plan.uniqueIds;
-          for (int u : uniques) {
-            MemoryUtil.putLong(address + 8L * k++, uniqueIds[u]);
-          }
-        }
-        ArrowBuf data = sendLookup(x, ids, total);
-        FloatBuffer view = floatView(data, total);
-        int row = 0;
-        for (Part p : parts) {
-          int[] uniques = p.plan.uniquesOf[shard];
-          for (int r = 0; r < uniques.length; r++, row++) {
-            for (int i = p.plan.firstReq[uniques[r]]; i >= 0; i = p.plan.nextReq[i]) {
-              p.scatter.copy(data, view, row, i);
+        pipe = attempt == 0 ? lookupPools[shard].take() : lookupPools[shard].fresh();
+      } catch (RuntimeException e) {
+        finish(parts, total, attempt, e, due);
+        return;
+      }
+      ExchangePool.Request r = new ExchangePool.Request(deadline) {
+        @Override
+        void onReply(VectorSchemaRoot reply) {
+          ArrowBuf data = lookupRows(reply, total);
+          FloatBuffer view = floatView(data, total);
+          int row = 0;
+          for (Part p : parts) {
+            int[] uniques = p.plan.uniquesOf[shard];
+            for (int k = 0; k < uniques.length; k++, row++) {
+              for (int i = p.plan.firstReq[uniques[k]]; i >= 0; i = p.plan.nextReq[i]) {
+                p.scatter.copy(data, view, row, i);
+              }
             }
           }
         }
-        x.disarm();
-        pool.release(x);
-        return;
-      } catch (FlightRuntimeException ex) {
-        if (x != null) {
-          x.close();
+      };
+      r.whenComplete((v, err) -> finish(parts, total, attempt, err == null ? null : causeOf(r), due));
+      pipe.send(r, root -> {
+        BigIntVector ids = (BigIntVector) root.getVector(0);
+        long address = reserve(ids, total).memoryAddress();
+        int k = 0;
+        for (Part p : parts) {
+          long[] uniqueIds = p.plan.uniqueIds;
+          for (int u : p.plan.uniquesOf[shard]) {
+            MemoryUtil.putLong(address + 8L * k++, uniqueIds[u]);
+          }
         }
-        if (attempt == 0 && ex.status().code() == FlightStatusCode.UNAVAILABLE) {
-          reconnect(e, deadline);
-          continue;
+        ids.setValueCount(total);
+        root.setRowCount(total);
+      }, null);
+      pipe.readInBackground();
+    }
+
+    /** Completes a batch's parts (or retries it once on UNAVAILABLE), then sends what queued meanwhile. */
+    private void finish(List<Part> parts, int total, int attempt, Throwable error, long deadline) {
+      if (error != null && attempt == 0 && isUnavailable(error)) {
+        try {
+          executor.execute(() -> {
+            reconnect(byShard[shard], deadline);
+            sendBatch(parts, total, 1);
+          });
+          return;
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+          error = e;
         }
-        throw shardError("look up " + total + " ids on", shard, e, ex);
-      } catch (Exception ex) {
-        if (x != null) {
-          x.close();
-        }
-        throw shardError("look up " + total + " ids on", shard, e, ex);
       }
+      inFlight.decrementAndGet();
+      for (Part p : parts) {
+        if (error == null) {
+          p.call.done();
+        } else {
+          // each caller sees its own id count, with the batch's cause
+          p.call.fail(shardError("look up " + p.size() + " ids on", shard, byShard[shard], error));
+        }
+      }
+      pump();
     }
   }
 
@@ -847,13 +958,26 @@ public final class EmbeddingClient implements AutoCloseable {
     updateInternal(ids, grads, learningRate);
   }
 
-  /** {@link #update(long[], float[], float)} without waiting. */
+  /** {@link #update(long[], float[], float)} without waiting; many may be in flight (pipelined). */
   public CompletableFuture<Void> updateAsync(long[] ids, float[] grads, float learningRate) {
     try {
       checkLearningRate(learningRate);
       long deadline = System.nanoTime() + deadlineNanos;
       UpdatePlan u = new UpdatePlan(ids, grads);
-      return runAsync(u.plan.shards, s -> updateShard(u, s, learningRate, deadline));
+      int[] shards = u.plan.shards;
+      CompletableFuture<?>[] futures = new CompletableFuture<?>[shards.length];
+      for (int i = 0; i < shards.length; i++) {
+        int s = shards[i];
+        futures[i] = sendUpdate(u, s, learningRate, deadline).whenDone().handle((v, err) -> {
+          if (err != null) {
+            Throwable cause = err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
+            noteFailure(byShard[s], cause);
+            throw new CompletionException(shardError("update " + u.plan.uniquesOf[s].length + " ids on", s, byShard[s], cause));
+          }
+          return null;
+        });
+      }
+      return futures.length == 1 ? futures[0].thenApply(v -> null) : CompletableFuture.allOf(futures);
     } catch (RuntimeException e) {
       return CompletableFuture.failedFuture(e);
     }
@@ -868,7 +992,35 @@ public final class EmbeddingClient implements AutoCloseable {
   private void updateInternal(long[] ids, float[] grads, float lr) throws IOException {
     long deadline = System.nanoTime() + deadlineNanos;
     UpdatePlan u = new UpdatePlan(ids, grads);
-    run(u.plan.shards, s -> updateShard(u, s, lr, deadline), true);
+    int[] shards = u.plan.shards;
+    ShardRequests[] sent = new ShardRequests[shards.length];
+    for (int i = 0; i < shards.length; i++) {
+      sent[i] = sendUpdate(u, shards[i], lr, deadline);
+    }
+    ShardException first = null;
+    for (int i = 0; i < shards.length; i++) {
+      int s = shards[i];
+      Throwable error = sent[i].await();
+      if (error != null) {
+        noteFailure(byShard[s], error);
+        ShardException ex = shardError("update " + u.plan.uniquesOf[s].length + " ids on", s, byShard[s], error);
+        if (first == null) {
+          first = ex;
+        } else {
+          first.addSuppressed(ex);
+        }
+      }
+    }
+    if (first != null) {
+      throw first;
+    }
+  }
+
+  /** After a failed update (never retried): a server that went away is connected anew by the next call at once. */
+  private static void noteFailure(Endpoint e, Throwable error) {
+    if (isUnavailable(error)) {
+      e.channel.resetConnectBackoff();
+    }
   }
 
   /** A plan plus the gradients summed per unique id. */
@@ -904,25 +1056,45 @@ public final class EmbeddingClient implements AutoCloseable {
   }
 
   /**
-   * One shard's part of an update on a pooled stream; the learning rate travels in each batch's app
-   * metadata ({@code {"lr": ..}}), since the stream's command is shared by every request. Never
-   * retried: a failed stream is closed and the call fails.
+   * Sends one shard's part of an update (one batch per chunk) on a pooled stream; the learning rate
+   * travels in each batch's app metadata ({@code {"lr": ..}}), since the stream's command is shared by
+   * every request. Never retried: a failed stream fails its requests and the call fails.
    */
-  private void updateShard(UpdatePlan u, int shard, float lr, long deadline) throws ShardException {
+  private ShardRequests sendUpdate(UpdatePlan u, int shard, float lr, long deadline) {
     Endpoint e = byShard[shard];
-    ExchangePool pool = updatePools[shard];
     int[] uniques = u.plan.uniquesOf[shard];
     long perRow = 8 + rowBytes;
     int chunk = (int) Math.max(1, Math.min(e.maxIds, (e.maxMessageBytes * 0.9 - 4096) / perRow));
     byte[] lrJson = Float.isNaN(lr) ? null : ("{\"lr\":" + lr + "}").getBytes(StandardCharsets.UTF_8);
-    ExchangePool.Exchange x = null;
+    ExchangePool.Pipe pipe;
     try {
-      x = pool.take();
-      x.arm(deadline);
-      BigIntVector ids = (BigIntVector) x.request.getVector(0);
-      FixedSizeListVector gradList = (FixedSizeListVector) x.request.getVector(1);
-      for (int from = 0; from < uniques.length; from += chunk) {
-        int n = Math.min(chunk, uniques.length - from);
+      pipe = updatePools[shard].take();
+    } catch (RuntimeException ex) {
+      return new ShardRequests(null, null, ex);
+    }
+    int count = (uniques.length + chunk - 1) / chunk;
+    ExchangePool.Request[] requests = new ExchangePool.Request[count];
+    for (int k = 0; k < count; k++) {
+      int from = k * chunk;
+      int n = Math.min(chunk, uniques.length - from);
+      ExchangePool.Request r = new ExchangePool.Request(deadline) {
+        @Override
+        void onReply(VectorSchemaRoot reply) {
+          if (reply.getRowCount() != 1 || !Protocol.sameShape(reply.getSchema(), updateReply)) {
+            throw ShardErrors.internal("Cannot update: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected 1 row of " + updateReply, null);
+          }
+        }
+      };
+      requests[k] = r;
+      ArrowBuf metadata = null;
+      if (lrJson != null) {
+        metadata = allocator.buffer(lrJson.length);
+        metadata.setBytes(0, lrJson);
+        metadata.writerIndex(lrJson.length);
+      }
+      pipe.send(r, root -> {
+        BigIntVector ids = (BigIntVector) root.getVector(0);
+        FixedSizeListVector gradList = (FixedSizeListVector) root.getVector(1);
         long idAddress = reserve(ids, n).memoryAddress();
         ArrowBuf data = reserve(gradList, n);
         FloatBuffer view = data.nioBuffer(0, (int) (n * rowBytes)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
@@ -932,30 +1104,10 @@ public final class EmbeddingClient implements AutoCloseable {
           view.put(i * dim, u.sums, uq * dim, dim);
         }
         ids.setValueCount(n);
-        x.request.setRowCount(n);
-        ArrowBuf metadata = null;
-        if (lrJson != null) {
-          metadata = allocator.buffer(lrJson.length);
-          metadata.setBytes(0, lrJson);
-          metadata.writerIndex(lrJson.length);
-        }
-        x.send(metadata);
-        VectorSchemaRoot reply = x.receive();
-        if (reply.getRowCount() != 1 || !Protocol.sameShape(reply.getSchema(), updateReply)) {
-          throw ShardErrors.internal("Cannot update: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected 1 row of " + updateReply, null);
-        }
-      }
-      x.disarm();
-      pool.release(x);
-    } catch (Exception ex) {
-      if (x != null) {
-        x.close();
-      }
-      if (ex instanceof FlightRuntimeException && ((FlightRuntimeException) ex).status().code() == FlightStatusCode.UNAVAILABLE) {
-        e.channel.resetConnectBackoff(); // not retried, but the next call connects at once
-      }
-      throw shardError("update " + uniques.length + " ids on", shard, e, ex);
+        root.setRowCount(n);
+      }, metadata);
     }
+    return new ShardRequests(pipe, requests, null);
   }
 
   // ------------------------------------------------------------------ nearest
@@ -1176,24 +1328,6 @@ public final class EmbeddingClient implements AutoCloseable {
     }
   }
 
-  private CompletableFuture<Void> runAsync(int[] shards, ShardTask task) {
-    CompletableFuture<?>[] futures = new CompletableFuture<?>[shards.length];
-    for (int i = 0; i < shards.length; i++) {
-      int s = shards[i];
-      futures[i] = CompletableFuture.runAsync(() -> runUnchecked(task, s), executor);
-    }
-    return CompletableFuture.allOf(futures).handle((ok, err) -> {
-      if (err != null) {
-        Throwable cause = err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
-        if (cause instanceof UncheckedIOException) {
-          cause = cause.getCause();
-        }
-        throw new CompletionException(cause);
-      }
-      return null;
-    });
-  }
-
   private static void runUnchecked(ShardTask task, int shard) {
     try {
       task.run(shard);
@@ -1217,9 +1351,10 @@ public final class EmbeddingClient implements AutoCloseable {
 
   @Override
   public void close() {
-    executor.shutdownNow();
     timer.shutdownNow();
     List<AutoCloseable> parts = new ArrayList<>();
+    // The streams first: their requests fail (CANCELLED) and their readers, which may run on the
+    // executor, end and free the buffers; then the threads.
     for (ExchangePool[] pools : new ExchangePool[][] {lookupPools, updatePools}) {
       if (pools != null) {
         for (ExchangePool p : pools) {
@@ -1229,6 +1364,7 @@ public final class EmbeddingClient implements AutoCloseable {
         }
       }
     }
+    parts.add(executor::shutdownNow);
     for (Endpoint e : endpoints) {
       parts.add(e.client);
     }
@@ -1248,21 +1384,6 @@ public final class EmbeddingClient implements AutoCloseable {
   /** Reads an input stream fully (PEM files). */
   static byte[] readAll(InputStream in) throws IOException {
     return in.readAllBytes();
-  }
-
-  /**
-   * Sends the {@code n} ids already written into {@code ids} as one lookup request on {@code x}
-   * and returns the reply's rows (row-major float32), valid until the exchange's next request.
-   */
-  private ArrowBuf sendLookup(ExchangePool.Exchange x, BigIntVector ids, int n) {
-    ids.setValueCount(n);
-    x.request.setRowCount(n);
-    x.send(null);
-    VectorSchemaRoot reply = x.receive();
-    if (reply.getRowCount() != n || !Protocol.sameShape(reply.getSchema(), lookupReply)) {
-      throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema() + ", expected " + n + " rows of " + lookupReply, null);
-    }
-    return ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
   }
 
   /** A little-endian float view of the first {@code n} rows of {@code data}. */

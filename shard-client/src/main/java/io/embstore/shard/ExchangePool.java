@@ -1,13 +1,15 @@
 package io.embstore.shard;
 
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentLinkedDeque;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 import org.apache.arrow.flight.CallOption;
 import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.FlightClient;
@@ -19,22 +21,28 @@ import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.types.pojo.Schema;
 
 /**
- * Long-lived DoExchange streams of one (endpoint, op, shard), each used by one request at a time.
+ * Long-lived, pipelined DoExchange streams of one (endpoint, op, shard).
  *
- * <p>Why: opening a Flight exchange costs an HTTP/2 stream setup, and Flight Java's client
- * busy-spins in {@code putNext} until a fresh stream is ready; a stream that stays open answers the
- * next batch in one round trip (the server replies one batch per request batch, in order). A request
- * takes an idle stream (or opens one), sends its batch, reads its reply and gives the stream back.
- * A stream whose state is not known (any error, a passed deadline) is closed and never reused.
+ * <p>Why: opening a Flight exchange costs an HTTP/2 stream setup, and a request that waits for its
+ * reply before the next one is sent pays a whole round trip (several thread hand-offs on client and
+ * server) per batch. A {@link Pipe} keeps one exchange open and carries many request batches at
+ * once: a sender writes its batch and queues a {@link Request}; the server answers one batch per
+ * request batch, in order (docs/protocol.md), so the oldest queued request owns the next reply.
  *
- * <p>The streams are opened without a gRPC deadline (it would cover the whole stream); each request
- * arms its own deadline with {@link Exchange#arm}, which cancels the stream when it passes, and the
- * request then fails with {@code TIMED_OUT}.
+ * <p>Replies are read by whoever holds the pipe's reader role: a blocking caller takes it and reads
+ * until its own reply has come (no thread hand-off on the common path); when no caller reads, a task
+ * on the client's executor does. The role is given up while a request's future completes, so user
+ * code that runs on completion may itself send and read.
+ *
+ * <p>Every request has a deadline; {@link #expire} (run periodically by the client) fails a pipe whose
+ * oldest unanswered request is overdue: its requests fail with {@code TIMED_OUT} and its stream is
+ * cancelled. A pipe in an unknown state (any error) fails all its queued requests and is never used
+ * again. Request batches are written into one request root per pipe, under the send lock: Flight
+ * copies a batch into gRPC's buffers inside {@code putNext} once the stream is ready (we wait for
+ * that, parking, instead of Flight's busy spin), so the root can take the next batch at once.
  */
 final class ExchangePool implements AutoCloseable {
-  /** Idle streams kept per pool; more are closed when given back. */
-  static final int MAX_IDLE = 64;
-  /** A stream whose request buffers grew past this is given back without them. */
+  /** A pipe whose request buffers grew past this frees them after the batch. */
   static final long MAX_KEPT_REQUEST_BYTES = 8L << 20;
 
   final String uri;
@@ -43,113 +51,153 @@ final class ExchangePool implements AutoCloseable {
   private final Schema requestSchema;
   private final CallOption[] options;
   private final BufferAllocator allocator;
-  private final ScheduledExecutorService timer;
+  private final Executor executor;
   private final Runnable reconnect;
-  private final ConcurrentLinkedDeque<Exchange> idle = new ConcurrentLinkedDeque<>();
-  private final Set<Exchange> open = ConcurrentHashMap.newKeySet();
+  /** Pipes open at once before requests share them (pipelined). */
+  private final int width;
+  private final List<Pipe> pipes = new ArrayList<>();
   private volatile boolean closed;
   /** Streams opened so far, and idle streams skipped because they were no longer ready. */
-  final java.util.concurrent.atomic.AtomicLong opened = new java.util.concurrent.atomic.AtomicLong();
-  final java.util.concurrent.atomic.AtomicLong skipped = new java.util.concurrent.atomic.AtomicLong();
+  final AtomicLong opened = new AtomicLong();
+  final AtomicLong skipped = new AtomicLong();
 
   ExchangePool(String uri, FlightClient client, FlightDescriptor command, Schema requestSchema,
-      CallOption[] options, BufferAllocator allocator, ScheduledExecutorService timer, Runnable reconnect) {
-    this.reconnect = reconnect;
+      CallOption[] options, BufferAllocator allocator, Executor executor, Runnable reconnect, int width) {
     this.uri = uri;
     this.client = client;
     this.command = command;
     this.requestSchema = requestSchema;
     this.options = options;
     this.allocator = allocator;
-    this.timer = timer;
+    this.executor = executor;
+    this.reconnect = reconnect;
+    this.width = width;
   }
 
   /**
-   * An idle stream, or a new one. An idle stream that is no longer ready to send (its server went
-   * away or restarted while it was idle) is closed and skipped: nothing was sent on it, so skipping it
-   * is safe even for updates. The channel's reconnect backoff is then reset, so that the new stream
-   * reaches a restarted server at once.
+   * A pipe to send on: an idle one, else a new one while fewer than {@code width} are open, else the
+   * least loaded. An idle pipe that is no longer ready to send (its server went away or restarted while
+   * it was idle) is failed and skipped: nothing was sent on it, so skipping it is safe even for
+   * updates; the channel's reconnect backoff is then reset so that a new stream reaches a restarted
+   * server at once.
    */
-  Exchange take() {
-    for (Exchange x; (x = idle.pollFirst()) != null; ) {
-      if (x.rw.getWriter().isReady()) {
-        return x;
+  synchronized Pipe take() {
+    Pipe best = null;
+    int bestLoad = Integer.MAX_VALUE;
+    for (int i = pipes.size() - 1; i >= 0; i--) {
+      Pipe p = pipes.get(i);
+      int load = p.load();
+      if (load < 0) {
+        pipes.remove(i);
+        continue;
       }
-      skipped.incrementAndGet();
-      x.close();
-      reconnect.run(); // the server went away: connect anew now, not after the channel's backoff
+      if (load == 0 && !p.stillReady()) {
+        skipped.incrementAndGet();
+        pipes.remove(i);
+        p.fail(CallStatus.UNAVAILABLE.withDescription("the stream ended while idle").toRuntimeException());
+        reconnect.run();
+        continue;
+      }
+      if (load < bestLoad) {
+        best = p;
+        bestLoad = load;
+      }
+    }
+    if (best != null && (bestLoad == 0 || pipes.size() >= width)) {
+      return best;
     }
     return fresh();
   }
 
-  /** A newly opened stream (for the one retry of a lookup). */
-  Exchange fresh() {
+  /** A newly opened pipe (also for the one retry of a lookup). */
+  synchronized Pipe fresh() {
     if (closed) {
       throw CallStatus.CANCELLED.withDescription("Cannot send: the client is closed").toRuntimeException();
     }
-    Exchange x = new Exchange();
+    Pipe p = new Pipe();
     opened.incrementAndGet();
-    open.add(x);
-    if (closed) {
-      x.close();
-      throw CallStatus.CANCELLED.withDescription("Cannot send: the client is closed").toRuntimeException();
-    }
-    return x;
+    pipes.add(p);
+    return p;
   }
 
-  /** Gives back a stream after a complete request/reply; a stream in any other state must be {@link Exchange#close}d. */
-  void release(Exchange x) {
-    if (closed || x.broken || idle.size() >= MAX_IDLE) {
-      x.close();
-      return;
+  /** Fails every pipe with an overdue request (at {@code now}, {@link System#nanoTime}). */
+  void expire(long now) {
+    Pipe[] all;
+    synchronized (this) {
+      all = pipes.toArray(new Pipe[0]);
     }
-    long bytes = 0;
-    for (org.apache.arrow.vector.FieldVector v : x.request.getFieldVectors()) {
-      bytes += v.getBufferSizeFor(v.getValueCapacity());
+    for (Pipe p : all) {
+      p.expire(now);
     }
-    if (bytes > MAX_KEPT_REQUEST_BYTES) {
-      x.request.clear(); // a rare huge request does not pin its buffers in the pool
-    }
-    idle.offerFirst(x);
-    if (closed && idle.remove(x)) {
-      x.close();
-    }
+  }
+
+  /** Pipes open now (for tests). */
+  synchronized int size() {
+    return pipes.size();
   }
 
   /**
-   * Closes the idle streams and cancels the busy ones (their requests fail with CANCELLED and close
-   * them when they give them back: their buffers are in use until then).
+   * Fails every pipe (queued requests fail with CANCELLED) and waits up to {@code millis} until each
+   * has freed its buffers (a pipe being read or written frees them when its user is done).
    */
-  @Override
-  public void close() {
-    closed = true;
-    for (Exchange x; (x = idle.pollFirst()) != null; ) {
-      x.close();
+  void close(long millis) {
+    Pipe[] all;
+    synchronized (this) {
+      closed = true;
+      all = pipes.toArray(new Pipe[0]);
+      pipes.clear();
     }
-    for (Exchange x : open) {
-      try {
-        x.rw.getReader().cancel("the client is closing", null);
-      } catch (RuntimeException ignored) {
-        // already ended
+    for (Pipe p : all) {
+      p.fail(CallStatus.CANCELLED.withDescription("the client is closing").toRuntimeException());
+    }
+    long until = System.nanoTime() + millis * 1_000_000L;
+    for (Pipe p : all) {
+      while (!p.disposed() && System.nanoTime() < until) {
+        LockSupport.parkNanos(1_000_000);
       }
     }
   }
 
-  private static final int BUSY = 0;
-  private static final int DONE = 1;
-  private static final int EXPIRED = 2;
+  @Override
+  public void close() {
+    close(5_000);
+  }
 
-  /** One open exchange and its request root (allocated once, grown when a batch is larger). */
-  final class Exchange implements AutoCloseable {
-    final FlightClient.ExchangeReaderWriter rw;
-    final VectorSchemaRoot request;
+  /**
+   * One request batch waiting for its reply: {@link #onReply} consumes the reply (on the reading
+   * thread, before the stream's next reply replaces it), then the future completes. Failing the pipe
+   * completes it exceptionally.
+   */
+  abstract static class Request extends CompletableFuture<Void> {
+    final long deadline;
+
+    Request(long deadline) {
+      this.deadline = deadline;
+    }
+
+    /** Consumes the reply batch (valid only during this call); throws if it is not the expected reply. */
+    abstract void onReply(VectorSchemaRoot reply);
+  }
+
+  /** The pipe whose reply the current thread is completing (its reader loop goes on reading after). */
+  private static final ThreadLocal<Pipe> COMPLETING = new ThreadLocal<>();
+
+  /** One open exchange carrying any number of request batches in order. */
+  final class Pipe {
+    private final FlightClient.ExchangeReaderWriter rw;
+    private final VectorSchemaRoot request;
+    /** Guards the request root, the writer and {@link #started}. */
+    private final ReentrantLock sendLock = new ReentrantLock();
     private boolean started;
-    private boolean broken;
-    private boolean closedHere;
-    private final AtomicInteger state = new AtomicInteger(DONE);
-    private ScheduledFuture<?> timeout;
+    /** Requests sent (or being sent) and not answered, oldest first. Guarded by this. */
+    private final ArrayDeque<Request> pending = new ArrayDeque<>();
+    /** Whether some thread holds (or was given) the reader role. Guarded by this. */
+    private boolean reading;
+    /** The first failure; once set the pipe takes no more requests. Guarded by this. */
+    private FlightRuntimeException failure;
+    private volatile boolean disposed;
 
-    private Exchange() {
+    private Pipe() {
       this.request = VectorSchemaRoot.create(requestSchema, allocator);
       try {
         this.rw = client.doExchange(command, options);
@@ -163,113 +211,310 @@ final class ExchangePool implements AutoCloseable {
       return uri;
     }
 
-    /** Starts a request: the stream is cancelled if it is not done by {@code deadlineNanos} ({@link System#nanoTime}). */
-    void arm(long deadlineNanos) {
-      state.set(BUSY);
-      long left = deadlineNanos - System.nanoTime();
-      if (left <= 0) {
-        expire();
-        throw timedOut();
+    /** Requests waiting for replies, or -1 when the pipe failed. */
+    synchronized int load() {
+      return failure != null ? -1 : pending.size();
+    }
+
+    /** False when a started stream can no longer send (for idle pipes: its server went away). */
+    private boolean stillReady() {
+      if (!sendLock.tryLock()) {
+        return true; // a sender is busy with it: not idle after all
       }
-      timeout = timer.schedule(this::expire, left, TimeUnit.NANOSECONDS);
+      try {
+        return !started || rw.getWriter().isReady();
+      } finally {
+        sendLock.unlock();
+      }
+    }
+
+    boolean disposed() {
+      return disposed;
     }
 
     /**
-     * Sends the request root as one batch, with {@code metadata} (owned by Flight from here) when
-     * not null. The first send waits (parking, not spinning) until the new stream is ready.
+     * Writes one batch with {@code fill} (which fills the request root and sets its row count) and
+     * sends it with {@code metadata} (owned by this call), queueing {@code r} for the reply. Never
+     * throws for stream errors: they fail {@code r} (and the pipe). Does not read: call {@link #await}
+     * or {@link #readInBackground} after.
      */
-    void send(ArrowBuf metadata) {
+    void send(Request r, Consumer<VectorSchemaRoot> fill, ArrowBuf metadata) {
+      sendLock.lock();
       try {
-        if (!started) {
-          awaitReady();
-          rw.getWriter().start(request);
-          started = true;
+        FlightRuntimeException failed;
+        synchronized (this) {
+          failed = failure;
         }
-        if (metadata != null) {
-          rw.getWriter().putNext(metadata);
-        } else {
-          rw.getWriter().putNext();
+        if (failed != null) {
+          if (metadata != null) {
+            metadata.close();
+          }
+          r.completeExceptionally(failed);
+          return;
         }
-      } catch (RuntimeException e) {
-        broken = true;
-        throw translate(e);
+        try {
+          fill.accept(request);
+        } catch (RuntimeException | OutOfMemoryError e) {
+          if (metadata != null) {
+            metadata.close();
+          }
+          r.completeExceptionally(e); // nothing was sent: the pipe stays good
+          return;
+        }
+        synchronized (this) {
+          pending.addLast(r);
+        }
+        ArrowBuf owned = metadata;
+        try {
+          awaitReady(r.deadline);
+          if (!started) {
+            rw.getWriter().start(request);
+            started = true;
+          }
+          owned = null;
+          if (metadata != null) {
+            rw.getWriter().putNext(metadata);
+          } else {
+            rw.getWriter().putNext();
+          }
+        } catch (RuntimeException e) {
+          if (owned != null) {
+            owned.close();
+          }
+          fail(asFlight(e));
+        }
+        trimRequest();
+      } finally {
+        sendLock.unlock();
+      }
+      disposeIfDone();
+    }
+
+    /** Frees the request buffers of a rare huge batch instead of keeping them with the pipe. */
+    private void trimRequest() {
+      long bytes = 0;
+      for (org.apache.arrow.vector.FieldVector v : request.getFieldVectors()) {
+        bytes += v.getBufferSizeFor(v.getValueCapacity());
+      }
+      if (bytes > MAX_KEPT_REQUEST_BYTES) {
+        request.clear();
       }
     }
 
-    /** The reply to the batch just sent; valid until the next call on this stream. */
-    VectorSchemaRoot receive() {
-      try {
-        if (!rw.getReader().next()) {
-          broken = true;
-          throw CallStatus.INTERNAL.withDescription("the server ended the stream without a reply").toRuntimeException();
-        }
-        return rw.getReader().getRoot();
-      } catch (RuntimeException e) {
-        broken = true;
-        throw translate(e);
-      }
-    }
-
-    /**
-     * Ends the request's deadline. Returns normally when the request finished in time; a stream
-     * whose deadline passed meanwhile was cancelled, so it is marked broken (its reply is still good).
-     */
-    void disarm() {
-      if (timeout != null) {
-        timeout.cancel(false);
-        timeout = null;
-      }
-      if (!state.compareAndSet(BUSY, DONE)) {
-        broken = true;
-      }
-    }
-
-    /** Waits until a new stream can take a message or has failed; parks instead of Flight's busy spin. */
-    private void awaitReady() {
+    /** Waits, parking, until the stream can take a message (a new stream is being set up; or gRPC's buffer is full). */
+    private void awaitReady(long deadline) {
       long pause = 10_000;
-      while (!rw.getWriter().isReady() && !rw.getReader().hasRoot() && state.get() == BUSY) {
+      while (!rw.getWriter().isReady()) {
+        synchronized (this) {
+          if (failure != null) {
+            throw failure;
+          }
+        }
+        if (System.nanoTime() - deadline > 0) {
+          throw timedOut("deadline passed before the shard took the request");
+        }
+        if (!started && rw.getReader().hasRoot()) {
+          rw.getReader().getRoot(); // throws the stream's error when it failed before it was set up
+        }
         LockSupport.parkNanos(pause);
         pause = Math.min(pause * 2, 1_000_000);
       }
     }
 
-    private void expire() {
-      if (state.compareAndSet(BUSY, EXPIRED)) {
-        rw.getReader().cancel("deadline passed", null);
-      }
-    }
-
-    private FlightRuntimeException timedOut() {
-      return CallStatus.TIMED_OUT.withDescription("deadline passed before the shard answered").toRuntimeException();
-    }
-
-    private RuntimeException translate(RuntimeException e) {
-      if (state.get() == EXPIRED) {
-        FlightRuntimeException t = timedOut();
-        t.addSuppressed(e);
-        return t;
-      }
-      return e;
-    }
-
-    /** Cancels the stream (the server sees CANCELLED and ends its loop) and frees the request root. */
-    @Override
-    public synchronized void close() {
-      if (closedHere) {
-        return;
-      }
-      closedHere = true;
-      broken = true;
-      open.remove(this);
-      if (timeout != null) {
-        timeout.cancel(false);
+    /**
+     * Waits for {@code r}'s reply, reading replies of this pipe (and completing their requests) while
+     * no other thread does. Returns when {@code r} is done (successfully or not).
+     */
+    void await(Request r) {
+      if (!r.isDone() && tryRead()) {
+        readLoop(r);
       }
       try {
-        rw.close();
-      } catch (Exception ignored) {
-        // the stream is discarded either way; its error was (or will never be) reported by a request
+        r.join();
+      } catch (RuntimeException e) {
+        // the caller reads the outcome from r
       }
-      request.close();
     }
+
+    /** Makes sure someone reads this pipe's replies, starting a reader task if nobody does. */
+    void readInBackground() {
+      if (COMPLETING.get() == this) {
+        return; // called from a completion on this pipe's reading thread, which reads on afterwards
+      }
+      if (tryRead()) {
+        startReader();
+      }
+    }
+
+    private synchronized boolean tryRead() {
+      if (reading || failure != null || pending.isEmpty()) {
+        return false;
+      }
+      reading = true;
+      return true;
+    }
+
+    /** Runs {@link #readLoop} on the executor for a thread that took the reader role for it. */
+    private void startReader() {
+      try {
+        executor.execute(() -> readLoop(null));
+      } catch (RejectedExecutionException e) {
+        synchronized (this) {
+          reading = false;
+        }
+        fail(CallStatus.CANCELLED.withDescription("the client is closing").toRuntimeException());
+        disposeIfDone();
+      }
+    }
+
+    /**
+     * Reads replies in order while this thread holds the reader role, until {@code until} is done (or,
+     * when null, until no request is waiting). Hands the role to a background reader when it stops
+     * with requests still waiting.
+     */
+    private void readLoop(Request until) {
+      while (true) {
+        Request r;
+        boolean ok;
+        try {
+          ok = rw.getReader().next();
+        } catch (RuntimeException e) {
+          fail(asFlight(e));
+          break;
+        }
+        if (!ok) {
+          fail(CallStatus.INTERNAL.withDescription("the server ended the stream without a reply").toRuntimeException());
+          break;
+        }
+        synchronized (this) {
+          r = pending.pollFirst();
+        }
+        if (r == null) {
+          // a reply nobody waits for: the pipe failed meanwhile (its requests were failed), or the
+          // server sent more replies than requests
+          fail(CallStatus.INTERNAL.withDescription("the server sent a reply to no request").toRuntimeException());
+          break;
+        }
+        try {
+          r.onReply(rw.getReader().getRoot());
+        } catch (RuntimeException e) {
+          r.completeExceptionally(e);
+          fail(asFlight(e));
+          break;
+        }
+        synchronized (this) {
+          reading = false;
+        }
+        Pipe outer = COMPLETING.get();
+        COMPLETING.set(this);
+        try {
+          r.complete(null); // may run the caller's code, which may use this pipe: the role is free
+        } finally {
+          COMPLETING.set(outer);
+        }
+        if (until != null && until.isDone()) {
+          if (tryRead()) {
+            startReader(); // replies still due: someone must read them
+          }
+          disposeIfDone();
+          return;
+        }
+        if (!tryRead()) {
+          disposeIfDone();
+          return; // nothing waits, or another thread took the role
+        }
+      }
+      synchronized (this) {
+        reading = false;
+      }
+      disposeIfDone();
+    }
+
+    /** Fails the pipe when its oldest overdue request passed its deadline: everything queued fails with TIMED_OUT. */
+    void expire(long now) {
+      synchronized (this) {
+        if (failure != null || pending.isEmpty()) {
+          return;
+        }
+        boolean overdue = false;
+        for (Request r : pending) {
+          if (now - r.deadline > 0) {
+            overdue = true;
+            break;
+          }
+        }
+        if (!overdue) {
+          return;
+        }
+      }
+      fail(timedOut("deadline passed before the shard answered"));
+    }
+
+    /**
+     * Marks the pipe failed (the first cause wins), fails every queued request with the cause and
+     * cancels the stream. Thread-safe; the buffers are freed by the last user.
+     */
+    void fail(FlightRuntimeException cause) {
+      List<Request> failed;
+      synchronized (this) {
+        if (failure != null) {
+          return;
+        }
+        failure = cause;
+        failed = new ArrayList<>(pending);
+        pending.clear();
+      }
+      try {
+        rw.getReader().cancel(cause.status().code() + ": " + cause.getMessage(), null);
+      } catch (RuntimeException ignored) {
+        // already ended
+      }
+      for (Request r : failed) {
+        r.completeExceptionally(cause);
+      }
+      synchronized (ExchangePool.this) {
+        pipes.remove(this);
+      }
+      disposeIfDone();
+    }
+
+    /** Frees the stream and request root once the pipe failed and nobody reads or writes it. */
+    private void disposeIfDone() {
+      synchronized (this) {
+        if (failure == null || reading || disposed) {
+          return;
+        }
+      }
+      if (!sendLock.tryLock()) {
+        return; // the sender disposes when it is done
+      }
+      try {
+        synchronized (this) {
+          if (reading || disposed) {
+            return;
+          }
+          disposed = true;
+        }
+        try {
+          rw.close();
+        } catch (Exception ignored) {
+          // the stream is discarded either way; its error was (or will never be) reported by a request
+        }
+        request.close();
+      } finally {
+        sendLock.unlock();
+      }
+    }
+  }
+
+  static FlightRuntimeException timedOut(String why) {
+    return CallStatus.TIMED_OUT.withDescription(why).toRuntimeException();
+  }
+
+  private static FlightRuntimeException asFlight(RuntimeException e) {
+    if (e instanceof FlightRuntimeException) {
+      return (FlightRuntimeException) e;
+    }
+    return CallStatus.INTERNAL.withDescription(e.toString()).withCause(e).toRuntimeException();
   }
 }

@@ -179,8 +179,25 @@ final class ShardProducer extends NoOpFlightProducer {
           shard.copyRows(ids, n, data);
         }
         out.setRowCount(n);
+        awaitReady(listener);
         listener.putNext();
       }
+    }
+  }
+
+  /**
+   * Parks until the client can take the next reply. Why: Flight's {@code putNext} busy-spins while
+   * the stream is not ready, and with pipelined requests the next reply is often ready before the
+   * client has read the previous one; the spin would take a core from the client that must read it.
+   */
+  private void awaitReady(ServerStreamListener listener) {
+    long pause = 2_000;
+    while (!listener.isReady() && !listener.isCancelled()) {
+      if (stopping) {
+        throw CallStatusUnavailable.stopping();
+      }
+      java.util.concurrent.locks.LockSupport.parkNanos(pause);
+      pause = Math.min(pause * 2, 200_000);
     }
   }
 
@@ -214,6 +231,7 @@ final class ShardProducer extends NoOpFlightProducer {
         int rows = applyDeduplicated(shard, ids, grads, n, (float) lr);
         applied.set(0, rows);
         out.setRowCount(1);
+        awaitReady(listener);
         listener.putNext();
       }
     }
@@ -354,6 +372,31 @@ final class ShardProducer extends NoOpFlightProducer {
 
   @Override
   public void doAction(CallContext context, Action action, StreamListener<Result> listener) {
+    if (Protocol.ACTION_SNAPSHOT.equals(action.getType())) {
+      // Actions run on the gRPC event loop (ShardServer uses a direct executor): a snapshot writes
+      // whole shards, so it runs on a thread of its own; the server's close waits for it like for
+      // an exchange handler, before it frees the shards.
+      handlers.incrementAndGet();
+      Thread t = new Thread(() -> {
+        try {
+          runAction(context, action, listener);
+        } finally {
+          handlers.decrementAndGet();
+        }
+      }, "embstore-snapshot");
+      t.setDaemon(true);
+      try {
+        t.start();
+      } catch (RuntimeException | OutOfMemoryError e) {
+        handlers.decrementAndGet();
+        listener.onError(ShardErrors.internal("Cannot snapshot: no thread: " + e, e));
+      }
+      return;
+    }
+    runAction(context, action, listener);
+  }
+
+  private void runAction(CallContext context, Action action, StreamListener<Result> listener) {
     try {
       ObjectNode result;
       switch (action.getType()) {

@@ -241,6 +241,12 @@ public final class ShardServer implements AutoCloseable {
           fb.useMTlsClientVerification(b.clientCa);
         }
       }
+      // gRPC callbacks (deframing a request batch into the exchange's queue, the auth check, the
+      // cheap actions) run on the Netty event loop instead of hopping to Flight's executor first:
+      // one thread hand-off less per request batch. Exchange handlers still run on Flight's executor
+      // (Flight hands them to it itself), and the one slow action, snapshot, runs on its own thread
+      // (ShardProducer.doAction).
+      fb.transportHint("grpc.builderConsumer", (java.util.function.Consumer<io.grpc.netty.NettyServerBuilder>) io.grpc.netty.NettyServerBuilder::directExecutor);
       this.flight = fb.build();
       flight.start();
     } catch (IOException | RuntimeException e) {

@@ -88,28 +88,43 @@ final class EmbstoreSystem implements AutoCloseable {
   Measure.Result lookupSync(IdStream ids, int b, Measure m) throws Exception {
     long[] batch = new long[b];
     float[] out = new float[b * dim];
-    return m.sync(b, () -> {
+    long cpu = cpuNanos();
+    long calls0 = calls;
+    Measure.Result r = m.sync(b, () -> {
       ids.next(batch);
       client.lookup(batch, out);
+      calls++;
     });
+    noteCpu(cpu, calls - calls0);
+    return r;
   }
 
   Measure.Result lookupAsync(IdStream ids, int b, int window, Measure m) throws Exception {
     long[][] batch = new long[window][b];
     float[][] out = new float[window][b * dim];
-    return m.async(window, b, slot -> {
+    long cpu = cpuNanos();
+    long calls0 = calls;
+    Measure.Result r = m.async(window, b, slot -> {
       ids.next(batch[slot]);
+      calls++;
       return client.lookupAsync(batch[slot], out[slot]);
     });
+    noteCpu(cpu, calls - calls0);
+    return r;
   }
 
   Measure.Result updateSync(IdStream ids, int b, Measure m) throws Exception {
     long[] batch = new long[b];
     float[] grads = grads(b, 1);
-    return m.sync(b, () -> {
+    long cpu = cpuNanos();
+    long calls0 = calls;
+    Measure.Result r = m.sync(b, () -> {
       ids.next(batch);
       client.update(batch, grads);
+      calls++;
     });
+    noteCpu(cpu, calls - calls0);
+    return r;
   }
 
   Measure.Result updateAsync(IdStream ids, int b, int window, Measure m) throws Exception {
@@ -118,10 +133,52 @@ final class EmbstoreSystem implements AutoCloseable {
     for (int w = 0; w < window; w++) {
       grads[w] = grads(b, w + 2);
     }
-    return m.async(window, b, slot -> {
+    long cpu = cpuNanos();
+    long calls0 = calls;
+    Measure.Result r = m.async(window, b, slot -> {
       ids.next(batch[slot]);
+      calls++;
       return client.updateAsync(batch[slot], grads[slot], LR);
     });
+    noteCpu(cpu, calls - calls0);
+    return r;
+  }
+
+  /** Calls started so far (warm-up included), by the one thread that starts them. */
+  private long calls;
+  /** CPU time (client and server processes) per call of the last measurement, in microseconds. */
+  private double cpuPerCallUs;
+
+  /**
+   * CPU time per call of the last lookup/update measurement (warm-up included): client JVM plus
+   * server JVMs (user + system time from /proc). Unlike rows/s it hardly depends on how many other
+   * processes share the cores, so it compares two versions on a loaded machine.
+   */
+  double cpuPerCallUs() {
+    return cpuPerCallUs;
+  }
+
+  private void noteCpu(long before, long n) {
+    cpuPerCallUs = n == 0 ? Double.NaN : (cpuNanos() - before) / 1e3 / n;
+  }
+
+  private long cpuNanos() {
+    long total = ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
+    for (ChildProcess p : processes) {
+      total += procCpuNanos(p.pid());
+    }
+    return total;
+  }
+
+  /** utime + stime of a process from /proc/PID/stat (clock ticks of 10 ms), in nanoseconds; 0 when unknown. */
+  static long procCpuNanos(long pid) {
+    try {
+      String stat = java.nio.file.Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+      String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+      return (Long.parseLong(f[11]) + Long.parseLong(f[12])) * 10_000_000L;
+    } catch (IOException | RuntimeException e) {
+      return 0;
+    }
   }
 
   private float[] grads(int b, long seed) {

@@ -84,6 +84,8 @@ public final class LookupBench implements Callable<Integer> {
 
   final List<Figure> figures = new ArrayList<>();
   final List<String> memory = new ArrayList<>();
+  /** CPU time per call of the embstore measurements (client + server processes). */
+  final List<String> cpu = new ArrayList<>();
   final PrintStream out = System.out;
 
   /** One measured configuration. */
@@ -202,12 +204,15 @@ public final class LookupBench implements Callable<Integer> {
             for (var e : ids.entrySet()) {
               for (int b : batches) {
                 record(size, rowBytes, "embstore lookup", e.getKey(), b, es.lookupSync(e.getValue().fork(1), b, m));
+                cpu(es, size, "embstore lookup", e.getKey(), b);
               }
               if (batches.contains(1)) {
                 record(size, rowBytes, "embstore async x" + window, e.getKey(), 1, es.lookupAsync(e.getValue().fork(2), 1, window, m));
+                cpu(es, size, "embstore async x" + window, e.getKey(), 1);
               }
               if (batches.contains(64)) {
                 record(size, rowBytes, "embstore async x8", e.getKey(), 64, es.lookupAsync(e.getValue().fork(3), 64, 8, m));
+                cpu(es, size, "embstore async x8", e.getKey(), 64);
               }
             }
           }
@@ -217,10 +222,12 @@ public final class LookupBench implements Callable<Integer> {
               for (int b : batches) {
                 if (b >= 64) {
                   record(size, rowBytes, "embstore update", e.getKey(), b, es.updateSync(e.getValue().fork(4), b, m));
+                  cpu(es, size, "embstore update", e.getKey(), b);
                 }
               }
               if (batches.contains(512)) {
                 record(size, rowBytes, "embstore update async x4", e.getKey(), 512, es.updateAsync(e.getValue().fork(5), 512, 4, m));
+                cpu(es, size, "embstore update async x4", e.getKey(), 512);
               }
             }
             memory.addAll(es.memory(size + " after updates"));
@@ -286,6 +293,10 @@ public final class LookupBench implements Callable<Integer> {
     }
   }
 
+  void cpu(EmbstoreSystem es, String size, String system, String dist, int batch) {
+    cpu.add(String.format(Locale.ROOT, "%-11s %-26s %-8s %5d %10.1f us/call", size, system, dist, batch, es.cpuPerCallUs()));
+  }
+
   void record(String size, int rowBytes, String system, String dist, int batch, Measure.Result r) {
     Figure f = new Figure(size, rowBytes, system, dist, batch, r);
     figures.add(f);
@@ -321,6 +332,10 @@ public final class LookupBench implements Callable<Integer> {
           ratio(f, find(f.size, "gather 1 thread", f.dist, f.batch)),
           ratio(f, find(f.size, "redis MGET", f.dist, f.batch)),
           ratio(f, find(f.size, "redis MGET pipelined x16", f.dist, f.batch)));
+    }
+    if (!cpu.isEmpty()) {
+      out.printf("%n# CPU per call (client + server processes, user + system, warm-up included; robust to other load)%n");
+      cpu.forEach(out::println);
     }
     out.printf("%n# Memory%n");
     memory.forEach(out::println);
