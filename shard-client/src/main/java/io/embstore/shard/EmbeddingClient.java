@@ -90,6 +90,8 @@ public final class EmbeddingClient implements AutoCloseable {
   private final long rowBytes;
   private final BufferAllocator ownedRoot;
   private final BufferAllocator allocator;
+  /** Set by {@link #close}: later calls fail with a clear error instead of a rejected task. */
+  private volatile boolean closed;
   private final List<Endpoint> endpoints;
   private final Endpoint[] byShard;
   private final CallOption[] options;
@@ -423,6 +425,7 @@ public final class EmbeddingClient implements AutoCloseable {
     final int[][] uniquesOf;
 
     Plan(long[] ids, String verb) {
+      ensureOpen(verb + " " + ids.length + " ids");
       n = ids.length;
       LongIntMap map = new LongIntMap(n);
       firstReq = new int[n];
@@ -1125,6 +1128,7 @@ public final class EmbeddingClient implements AutoCloseable {
   }
 
   private List<Neighbor> nearestExcluding(float[] vector, int k, long exclude) throws IOException {
+    ensureOpen("search");
     if (vector.length != dim) {
       throw new IllegalArgumentException("Cannot search: the query has " + vector.length + " values, the table has C=" + dim);
     }
@@ -1198,6 +1202,7 @@ public final class EmbeddingClient implements AutoCloseable {
    * the committed manifest, which this client then routes by.
    */
   public synchronized TableManifest snapshot(Path dir) throws IOException {
+    ensureOpen("snapshot to " + dir);
     Path target = dir.toAbsolutePath();
     Files.createDirectories(target);
     TableManifest base = manifest;
@@ -1351,6 +1356,7 @@ public final class EmbeddingClient implements AutoCloseable {
 
   @Override
   public void close() {
+    closed = true;
     timer.shutdownNow();
     List<AutoCloseable> parts = new ArrayList<>();
     // The streams first: their requests fail (CANCELLED) and their readers, which may run on the
@@ -1378,6 +1384,12 @@ public final class EmbeddingClient implements AutoCloseable {
       throw e;
     } catch (Exception e) {
       throw new IllegalStateException("Cannot close embedding client: " + e.getMessage(), e);
+    }
+  }
+
+  private void ensureOpen(String what) {
+    if (closed) {
+      throw new IllegalStateException("Cannot " + what + ": the client is closed");
     }
   }
 

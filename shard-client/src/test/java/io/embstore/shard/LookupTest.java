@@ -77,6 +77,24 @@ class LookupTest {
         .hasMessageContaining("Cannot build client: shard 2 (shard 2 of 4 (ids 2..98 with id mod 4 = 2)) is hosted by no endpoint");
   }
 
+  @Test
+  void callsOnAClosedClientFailNamingTheCall() throws IOException {
+    fx = new ShardFixture(tmp.resolve("t"), 100, 4, 2, "modulo", allocator);
+    fx.start(allocator, 0, 1);
+    EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).allocator(allocator).build();
+    client.lookup(new long[] {1, 2}, new float[8]);
+    client.close();
+    assertThatThrownBy(() -> client.lookup(new long[] {1, 2}, new float[8]))
+        .isInstanceOf(IllegalStateException.class).hasMessage("Cannot look up 2 ids: the client is closed");
+    assertThat(client.lookupAsync(new long[] {1}, new float[4])).isCompletedExceptionally();
+    assertThatThrownBy(() -> client.lookupAsync(new long[] {1}, new float[4]).join())
+        .hasCauseInstanceOf(IllegalStateException.class).hasMessageContaining("Cannot look up 1 ids: the client is closed");
+    assertThatThrownBy(() -> client.update(new long[] {3}, new float[4], 0.1f))
+        .isInstanceOf(IllegalStateException.class).hasMessage("Cannot update 1 ids: the client is closed");
+    assertThatThrownBy(() -> client.nearest(new float[4], 3))
+        .isInstanceOf(IllegalStateException.class).hasMessage("Cannot search: the client is closed");
+  }
+
   static int[] evens(int p) {
     return java.util.stream.IntStream.range(0, p).filter(s -> s % 2 == 0).toArray();
   }
