@@ -56,9 +56,11 @@ import picocli.CommandLine.Option;
  *       hosting included), and the wall time of every phase.
  * </ul>
  *
- * <p>Run: {@code BENCH_JAVA_OPTS=-Xmx6g bench/run train.ScaleBench --ids 10000000 --tokens 30000000}
- * ({@code --help} for every option). Files go to {@code bench/results/scale/} (corpus, table,
- * report); a corpus generated with the same settings is reused.
+ * <p>Run: {@code BENCH_JAVA_OPTS="-Xmx4g -XX:MaxDirectMemorySize=12g" bench/run train.ScaleBench
+ * --ids 10000000 --tokens 4000000} ({@code --help} for every option; the shard servers' buffers
+ * count against the direct-memory limit, which defaults to the heap size). Files go to {@code
+ * bench/results/scale/} (corpus, table, report); a corpus generated with the same settings is
+ * reused.
  */
 @Command(name = "ScaleBench", mixinStandardHelpOptions = true,
     description = "Scale run of embstore train on a generated corpus with planted id groups.")
