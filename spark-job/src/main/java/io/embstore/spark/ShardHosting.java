@@ -320,6 +320,29 @@ final class ShardHosting implements Hosting {
       return root;
     }
 
+    /**
+     * Allocated and peak bytes of every allocator under this JVM's hosting root (the servers'
+     * shards, their Flight buffers, the routing clients), for benchmarks that check memory per
+     * shard. Keys are paths of allocator names from the root, each below the root suffixed with
+     * {@code #} and the allocator's identity hash ({@code "/ROOT/shard-server#1b2c3d/shard-1#4e5f"}),
+     * which tells siblings of one name apart and stays the same while the allocator lives; values
+     * {@code {allocated, peak}}. Just the root before the first run.
+     */
+    static synchronized Map<String, long[]> memory() {
+      Map<String, long[]> out = new java.util.TreeMap<>();
+      if (root != null) {
+        walk(root, "/" + root.getName(), out);
+      }
+      return out;
+    }
+
+    private static void walk(BufferAllocator a, String path, Map<String, long[]> out) {
+      out.put(path, new long[] {a.getAllocatedMemory(), a.getPeakMemoryAllocation()});
+      for (BufferAllocator c : a.getChildAllocators()) {
+        walk(c, path + "/" + c.getName() + "#" + Integer.toHexString(System.identityHashCode(c)), out);
+      }
+    }
+
     static synchronized void add(String key, AutoCloseable server) {
       SERVERS.computeIfAbsent(key, k -> new ArrayList<>()).add(server);
     }

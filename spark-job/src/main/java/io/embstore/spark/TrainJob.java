@@ -67,6 +67,16 @@ public final class TrainJob {
     }
   }
 
+  /**
+   * Allocated and peak bytes of the allocators of the shards hosted in this JVM (in local mode: the
+   * driver's), by allocator path ({@code "/ROOT/shard-server#1b2c3d/shard-1#4e5f"}: names with
+   * identity hashes), {@code {allocated, peak}} each. For benchmarks: the shard servers
+   * close with the run, so poll while it trains.
+   */
+  public static Map<String, long[]> hostedMemory() {
+    return ShardHosting.Host.memory();
+  }
+
   /** What a run did. */
   public record Result(TableManifest output, String summary, long tokensPerEpoch, double seconds) {}
 
