@@ -90,7 +90,7 @@ public final class TrainOptions implements Serializable {
   @Option(names = "--batch-tokens", defaultValue = "16384", description = "Corpus tokens per mini-batch (one pull and one push per matrix). Default: ${DEFAULT-VALUE}.")
   int batchTokens;
 
-  @Option(names = "--prefetch", negatable = true, defaultValue = "false", fallbackValue = "true",
+  @Option(names = "--prefetch", negatable = true, defaultValue = "true", fallbackValue = "true",
       description = "Pull the next mini-batch's rows while this one computes (one more batch of staleness towards other tasks; pays when cores idle while waiting). Default: ${DEFAULT-VALUE}.")
   boolean prefetch;
 

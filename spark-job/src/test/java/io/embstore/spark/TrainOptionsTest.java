@@ -22,12 +22,12 @@ class TrainOptionsTest {
   }
 
   @Test
-  void prefetchIsOffByDefaultAndSetByFlagOrSparkConf() {
-    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t").prefetch).isFalse();
-    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--prefetch").prefetch).isTrue();
-    SparkConf conf = new SparkConf(false).set("spark.embstore.prefetch", "true");
-    assertThat(TrainOptions.parse(conf, "--input", "a", "--output", "t").prefetch).isTrue();
-    assertThat(TrainOptions.parse(conf, "--input", "a", "--output", "t", "--no-prefetch").prefetch).isFalse();
+  void prefetchIsOnByDefaultAndSetByFlagOrSparkConf() {
+    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t").prefetch).isTrue();
+    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--no-prefetch").prefetch).isFalse();
+    SparkConf conf = new SparkConf(false).set("spark.embstore.prefetch", "false");
+    assertThat(TrainOptions.parse(conf, "--input", "a", "--output", "t").prefetch).isFalse();
+    assertThat(TrainOptions.parse(conf, "--input", "a", "--output", "t", "--prefetch").prefetch).isTrue();
   }
 
   @Test
