@@ -11,17 +11,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
-import org.apache.arrow.flight.Action;
-import org.apache.arrow.flight.FlightClient;
-import org.apache.arrow.flight.FlightProducer;
-import org.apache.arrow.flight.FlightServer;
 import org.apache.arrow.flight.FlightStatusCode;
-import org.apache.arrow.flight.FlightStream;
-import org.apache.arrow.flight.Location;
-import org.apache.arrow.flight.NoOpFlightProducer;
-import org.apache.arrow.flight.Result;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.AfterEach;
@@ -125,48 +116,15 @@ class ConcurrencyTest {
   @Test
   void aSlowShardFailsAtTheDeadlineNamingShardAndEndpoint() throws Exception {
     ShardServer real = fx.start(allocator, 0, 1, 2, 3);
-    byte[] describe;
-    try (FlightClient c = FlightClient.builder(allocator, Location.forGrpcInsecure("127.0.0.1", real.port())).build()) {
-      describe = c.doAction(new Action("describe")).next().getBody();
-    }
-    CountDownLatch release = new CountDownLatch(1);
-    FlightProducer slow = new NoOpFlightProducer() {
-      @Override
-      public void doAction(CallContext context, Action action, StreamListener<Result> listener) {
-        listener.onNext(new Result(describe));
-        listener.onCompleted();
-      }
-
-      @Override
-      public void doExchange(CallContext context, FlightStream reader, ServerStreamListener writer) {
-        try {
-          release.await();
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-        }
-        writer.completed();
-      }
-    };
-    // The stand-in server has its own allocator: Flight frees the request batch it never read on a
-    // handler thread after the call has completed, so that allocator is closed once it has drained.
-    RootAllocator slowAllocator = new RootAllocator();
-    try (FlightServer server = FlightServer.builder(slowAllocator, Location.forGrpcInsecure("127.0.0.1", 0), slow).build().start()) {
-      String endpoint = "grpc+tcp://127.0.0.1:" + server.getPort();
+    try (SlowShardServer slow = new SlowShardServer(real, allocator)) {
+      String endpoint = slow.endpoint();
       try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(List.of(endpoint))
           .deadline(Duration.ofMillis(300)).allocator(allocator).build()) {
         assertThatThrownBy(() -> client.lookup(new long[] {2}, new float[C]))
             .isInstanceOf(ShardException.class)
             .hasMessageStartingWith("Cannot look up 1 ids on shard 2 at " + endpoint + ": TIMED_OUT")
             .satisfies(e -> assertThat(((ShardException) e).code()).isEqualTo(FlightStatusCode.TIMED_OUT));
-      } finally {
-        release.countDown();
       }
-    } finally {
-      long until = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-      while (slowAllocator.getAllocatedMemory() != 0 && System.nanoTime() < until) {
-        Thread.sleep(10);
-      }
-      slowAllocator.close();
     }
   }
 }

@@ -13,16 +13,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.CountDownLatch;
-import org.apache.arrow.flight.Action;
-import org.apache.arrow.flight.FlightClient;
-import org.apache.arrow.flight.FlightProducer;
-import org.apache.arrow.flight.FlightServer;
 import org.apache.arrow.flight.FlightStatusCode;
-import org.apache.arrow.flight.FlightStream;
-import org.apache.arrow.flight.Location;
-import org.apache.arrow.flight.NoOpFlightProducer;
-import org.apache.arrow.flight.Result;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.AfterEach;
@@ -144,31 +135,8 @@ class PipelineTest {
   @Test
   void everyRequestPipelinedToASlowShardFailsAtTheDeadline() throws Exception {
     ShardServer real = fx.start(allocator, 0, 1);
-    byte[] describe;
-    try (FlightClient c = FlightClient.builder(allocator, Location.forGrpcInsecure("127.0.0.1", real.port())).build()) {
-      describe = c.doAction(new Action("describe")).next().getBody();
-    }
-    CountDownLatch release = new CountDownLatch(1);
-    FlightProducer slow = new NoOpFlightProducer() {
-      @Override
-      public void doAction(CallContext context, Action action, StreamListener<Result> listener) {
-        listener.onNext(new Result(describe));
-        listener.onCompleted();
-      }
-
-      @Override
-      public void doExchange(CallContext context, FlightStream reader, ServerStreamListener writer) {
-        try {
-          release.await();
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-        }
-        writer.completed();
-      }
-    };
-    RootAllocator slowAllocator = new RootAllocator();
-    try (FlightServer server = FlightServer.builder(slowAllocator, Location.forGrpcInsecure("127.0.0.1", 0), slow).build().start()) {
-      String endpoint = "grpc+tcp://127.0.0.1:" + server.getPort();
+    try (SlowShardServer slow = new SlowShardServer(real, allocator)) {
+      String endpoint = slow.endpoint();
       try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(List.of(endpoint))
           .deadline(Duration.ofMillis(400)).allocator(allocator).build()) {
         List<CompletableFuture<Void>> lookups = new ArrayList<>();
@@ -192,15 +160,7 @@ class PipelineTest {
             .cause()
             .isInstanceOf(ShardException.class)
             .hasMessageStartingWith("Cannot update 2 ids on shard 0 at " + endpoint + ": TIMED_OUT");
-      } finally {
-        release.countDown();
       }
-    } finally {
-      long until = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-      while (slowAllocator.getAllocatedMemory() != 0 && System.nanoTime() < until) {
-        Thread.sleep(10);
-      }
-      slowAllocator.close();
     }
   }
 }
