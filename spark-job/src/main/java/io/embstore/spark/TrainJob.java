@@ -139,7 +139,7 @@ public final class TrainJob {
     Hosting hosting = "memory".equals(o.hosting)
         ? new MemoryHosting(rows, o.dim, shards, o.adagrad(), o.seed, resumeOut, resumeOut == null ? null : ctx)
         : ShardHosting.start(spark, o, rows, shards, resumeOut, resumeOut == null ? null : ctx);
-    long startPosition = startEpoch * corpus.totalTokens + (startDone == 0 ? 0 : offsets[startDone - 1] + corpus.partitionTokens[startDone - 1]);
+    long startPosition = position(corpus.totalTokens, offsets, startEpoch, startDone);
     try (Progress progress = new Progress(spark.sparkContext(), corpus.totalTokens, o.epochs, startPosition, o.progressSeconds)) {
       Task task = new Task(o, corpus, offsets, hosting.opener(), progress, sc);
       long lastCheckpoint = System.nanoTime();
@@ -184,8 +184,8 @@ public final class TrainJob {
           TableManifest cp = fromCheckpoint ? Table.open(out).manifest() : null;
           int cpEpoch = cp == null ? 0 : Integer.parseInt(cp.properties().get(P_EPOCH));
           int cpDone = cp == null ? 0 : Integer.parseInt(cp.properties().get(P_DONE));
-          long position = epoch * corpus.totalTokens + (r == 0 ? 0 : offsets[r]);
-          long cpPosition = cpEpoch * corpus.totalTokens + (cpDone == 0 ? 0 : offsets[cpDone]);
+          long position = position(corpus.totalTokens, offsets, epoch, r);
+          long cpPosition = position(corpus.totalTokens, offsets, cpEpoch, cpDone);
           LOG.warn("recovery {}/{}: shard servers lost ({}) in epoch {}, partitions {}..{}: restarting every shard "
                   + "from {}; {} tokens are trained again", recoveries, o.maxRecoveries, lost, epoch + 1, r, to - 1,
               cp == null ? "its initial rows (no checkpoint yet)" : "checkpoint version " + cp.tableVersion()
@@ -226,6 +226,11 @@ public final class TrainJob {
         hosting.close();
       }
     }
+  }
+
+  /** Corpus tokens before partition {@code partition} of epoch {@code epoch} (offsets[0] is 0). */
+  static long position(long totalTokens, long[] offsets, int epoch, int partition) {
+    return epoch * totalTokens + offsets[partition];
   }
 
   static Map<String, String> properties(TrainOptions o, int epoch, int done, int partitions, boolean complete) {
@@ -316,7 +321,7 @@ public final class TrainJob {
       RowStore out = opener.output();
       long taskSeed = SkipGram.mix64(seed * 31 + SkipGram.mix64(epoch * 1_000_003L + partition));
       SkipGram sg = new SkipGram(params, shared.keep, shared.sampler, in, out, taskSeed);
-      long position = epoch * totalTokens + offsets[partition];
+      long position = position(totalTokens, offsets, epoch, partition);
       double total = (double) totalTokens * epochs + 1;
       long[] reported = new long[6];
       double reportedLoss = 0;
