@@ -185,11 +185,16 @@ final class ShardHosting implements Hosting {
     long seed = r.seed();
     ShardServer.Builder in = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator());
     ShardServer.Builder out = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator());
+    // Each matrix from its committed table when there is one, else its initial rows: a first
+    // checkpoint cut between its two commits leaves the input table without a context table.
     if (r.resumeOut() != null) {
       in.table(Paths.get(r.resumeOut()));
-      out.table(Paths.get(r.resumeCtx()));
     } else {
       in.initialize(parse(r.in()), (id, row) -> SkipGram.initInputRow(seed, id, row));
+    }
+    if (r.resumeCtx() != null) {
+      out.table(Paths.get(r.resumeCtx()));
+    } else {
       out.initialize(parse(r.out()), (id, row) -> Arrays.fill(row, 0f));
     }
     ShardServer a = in.start();
@@ -255,23 +260,25 @@ final class ShardHosting implements Hosting {
   @Override
   public TableManifest checkpoint(Path output, Path context, Vocabulary vocabulary, Map<String, String> properties)
       throws IOException {
+    // The first checkpoint creates the output directory, so it commits before _context goes in it.
     boolean first = !Files.exists(output.resolve("manifest.json"));
-    if (first) {
-      TableManifest m = snapshot(output, inputShape, inputCommitted, properties);
-      if (vocabulary != null) {
-        // The first version gets the vocabulary; later snapshots carry the same file along.
-        try (TableWriter w = TableWriter.nextVersion(output, m, allocator)) {
-          w.vocabulary(vocabulary);
-          m = w.commit();
-        }
-      }
-      inputCommitted = m;
+    if (!first) {
       outputCommitted = snapshot(context, outputShape, outputCommitted, properties);
-      return m;
     }
-    outputCommitted = snapshot(context, outputShape, outputCommitted, properties);
-    inputCommitted = snapshot(output, inputShape, inputCommitted, properties);
-    return inputCommitted;
+    TableManifest m = snapshot(output, inputShape, inputCommitted, properties);
+    if (vocabulary != null) {
+      // Given once (the first checkpoint, or the first after the output lost it); later snapshots
+      // carry the same file along.
+      try (TableWriter w = TableWriter.nextVersion(output, m, allocator)) {
+        w.vocabulary(vocabulary);
+        m = w.commit();
+      }
+    }
+    inputCommitted = m;
+    if (first) {
+      outputCommitted = snapshot(context, outputShape, outputCommitted, properties);
+    }
+    return m;
   }
 
   private TableManifest snapshot(Path dir, TableManifest shape, TableManifest committed, Map<String, String> properties)

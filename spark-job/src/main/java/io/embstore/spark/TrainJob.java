@@ -180,8 +180,10 @@ public final class TrainJob {
           recoveries++;
           // Every shard goes back to the last committed checkpoint (or to its initial rows), not
           // only the lost ones: the survivors hold updates of rounds that the checkpoint does not.
-          boolean fromCheckpoint = Files.exists(out.resolve("manifest.json"));
-          TableManifest cp = fromCheckpoint ? Table.open(out).manifest() : null;
+          TableManifest cp = Files.exists(out.resolve("manifest.json")) ? Table.open(out).manifest() : null;
+          // The first checkpoint commits the output before _context: cut between the two, the
+          // context matrix restarts from its initial (zero) rows.
+          boolean withContext = cp != null && Files.exists(ctx.resolve("manifest.json"));
           int cpEpoch = cp == null ? 0 : Integer.parseInt(cp.properties().get(P_EPOCH));
           int cpDone = cp == null ? 0 : Integer.parseInt(cp.properties().get(P_DONE));
           long position = position(corpus.totalTokens, offsets, epoch, r);
@@ -189,7 +191,9 @@ public final class TrainJob {
           LOG.warn("recovery {}/{}: shard servers lost ({}) in epoch {}, partitions {}..{}: restarting every shard "
                   + "from {}; {} tokens are trained again", recoveries, o.maxRecoveries, lost, epoch + 1, r, to - 1,
               cp == null ? "its initial rows (no checkpoint yet)" : "checkpoint version " + cp.tableVersion()
-                  + " (epoch " + cpEpoch + ", partitions done " + cpDone + ")", position - cpPosition, e);
+                  + " (epoch " + cpEpoch + ", partitions done " + cpDone + ")"
+                  + (withContext ? "" : ", the context matrix from its initial rows (the first checkpoint was cut before _context)"),
+              position - cpPosition, e);
           int hosts = hosting.hosts();
           try {
             hosting.close();
@@ -198,11 +202,11 @@ public final class TrainJob {
           }
           hosting = null;
           sc.setJobDescription("embstore train: host the shards of both matrices again (recovery " + recoveries + ")");
-          hosting = ShardHosting.start(spark, o, rows, shards, cp == null ? null : out, cp == null ? null : ctx, hosts);
+          hosting = ShardHosting.start(spark, o, rows, shards, cp == null ? null : out, withContext ? ctx : null, hosts);
           task = new Task(o, corpus, offsets, hosting.opener(), progress, sc);
           task.generation = recoveries;
           progress.rewind(position - cpPosition);
-          if (cp == null) {
+          if (cp == null || cp.vocabulary() == null) {
             vocabToWrite = corpus.vocabulary;
           }
           epoch = cpEpoch;
