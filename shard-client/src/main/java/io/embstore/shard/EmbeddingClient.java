@@ -1370,10 +1370,21 @@ public final class EmbeddingClient implements AutoCloseable {
         }
       }
     }
-    parts.add(executor::shutdownNow);
+    parts.add(() -> {
+      executor.shutdownNow();
+      executor.awaitTermination(5, TimeUnit.SECONDS);
+    });
     for (Endpoint e : endpoints) {
       parts.add(e.client);
     }
+    // Cancelled streams free the buffers of their last batches on gRPC threads just after the
+    // cancel; the allocator is closed (and checks for leaks) once those have drained, 5 s at most.
+    parts.add(() -> {
+      long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+      while (allocator.getAllocatedMemory() != 0 && System.nanoTime() < until) {
+        Thread.sleep(5);
+      }
+    });
     parts.add(allocator);
     if (ownedRoot != null) {
       parts.add(ownedRoot);
