@@ -88,6 +88,8 @@ public final class EmbeddingClient implements AutoCloseable {
   private final Partitioner partitioner;
   private final int dim;
   private final long rowBytes;
+  /** Most ids of one async micro-batch: {@link #BATCH_IDS}, fewer for rows so wide that {@link #MAX_BATCH_BYTES} binds. */
+  private final int batchIds;
   private final BufferAllocator ownedRoot;
   private final BufferAllocator allocator;
   /** Set by {@link #close}: later calls fail with a clear error instead of a rejected task. */
@@ -236,6 +238,7 @@ public final class EmbeddingClient implements AutoCloseable {
       this.partitioner = initialManifest.partitioner();
       this.dim = initialManifest.dim();
       this.rowBytes = dim * 4L;
+      this.batchIds = (int) Math.max(1, Math.min(BATCH_IDS, MAX_BATCH_BYTES / rowBytes));
       this.lookupReply = Protocol.lookupReply(dim);
       this.byShard = new Endpoint[partitioner.numShards()];
       lp = new ExchangePool[byShard.length];
@@ -508,7 +511,7 @@ public final class EmbeddingClient implements AutoCloseable {
       Scatter scatter = arrayScatter(out);
       for (int s : plan.shards) {
         Part part = new Part(plan, s, scatter, deadline, call);
-        if (plan.uniquesOf[s].length > BATCH_IDS) {
+        if (plan.uniquesOf[s].length > batchIds) {
           lookupAlone(part, 0);
         } else {
           batchers[s].submit(part);
@@ -564,9 +567,25 @@ public final class EmbeddingClient implements AutoCloseable {
     return (data, view, row, request) -> view.get(row * c, out, request * c, c);
   }
 
-  /** Most ids of one lookup request batch to {@code e}: within its id and message limits. */
+  /**
+   * Most bytes of rows in one request batch (a lookup's reply rows, an update's ids and gradients):
+   * 2 MiB. A shard's part of a larger call goes as several even batches pipelined on one stream, so
+   * a server holds a few batches per stream at a time however large the call (Flight reads five
+   * request batches ahead; a lookup handler keeps at most 4 MiB of replies that gRPC has not yet
+   * written): its transient memory is set by this bound and the number of streams, not by the
+   * callers' batch sizes (BatchBoundTest; bench/README.md, "Scale"). Large enough that the
+   * benchmark's B = 4096 x 512-byte rows goes unsplit (with 1 MiB its lookups ran at 0.56-0.86x).
+   */
+  static final long MAX_BATCH_BYTES = 2L << 20;
+
+  /** Where batch {@code k} of {@code count} even batches of {@code total} ids starts (no 2-row tail batch). */
+  private static int batchStart(int total, int count, int k) {
+    return (int) ((long) total * k / count);
+  }
+
+  /** Most ids of one lookup request batch to {@code e}: within its id and message limits and {@link #MAX_BATCH_BYTES}. */
   private int lookupChunk(Endpoint e) {
-    return (int) Math.max(1, Math.min(e.maxIds, Math.min((e.maxMessageBytes * 0.9 - 4096) / 8, (Integer.MAX_VALUE / 2) / rowBytes)));
+    return (int) Math.max(1, Math.min(e.maxIds, Math.min((e.maxMessageBytes * 0.9 - 4096) / 8, MAX_BATCH_BYTES / rowBytes)));
   }
 
   /**
@@ -672,8 +691,8 @@ public final class EmbeddingClient implements AutoCloseable {
     int count = (uniques.length + chunk - 1) / chunk;
     ExchangePool.Request[] requests = new ExchangePool.Request[count];
     for (int k = 0; k < count; k++) {
-      int from = k * chunk;
-      int n = Math.min(chunk, uniques.length - from);
+      int from = batchStart(uniques.length, count, k);
+      int n = batchStart(uniques.length, count, k + 1) - from;
       ExchangePool.Request r = new ExchangePool.Request(deadline) {
         @Override
         void onReply(VectorSchemaRoot reply) {
@@ -774,7 +793,7 @@ public final class EmbeddingClient implements AutoCloseable {
   /**
    * Collects the async lookups of one shard into micro-batches: up to {@link #BATCHES_IN_FLIGHT}
    * batches are on the wire at once (pipelined on pooled streams); lookups that arrive meanwhile
-   * queue, and the next batch takes all of them (up to {@link #BATCH_IDS} ids) in one exchange
+   * queue, and the next batch takes all of them (up to {@code batchIds} ids) in one exchange
    * message. Many small lookups in flight thus cost neither a thread nor a message each. Batches are
    * sent by the thread that submits a lookup or completes a batch; no thread waits for a reply.
    */
@@ -805,8 +824,8 @@ public final class EmbeddingClient implements AutoCloseable {
           }
           List<Part> batch = new ArrayList<>();
           int ids = 0;
-          for (Part p; ids < BATCH_IDS && (p = queue.peek()) != null; ) {
-            if (ids > 0 && ids + p.size() > BATCH_IDS) {
+          for (Part p; ids < batchIds && (p = queue.peek()) != null; ) {
+            if (ids > 0 && ids + p.size() > batchIds) {
               break;
             }
             queue.poll();
@@ -1067,7 +1086,7 @@ public final class EmbeddingClient implements AutoCloseable {
     Endpoint e = byShard[shard];
     int[] uniques = u.plan.uniquesOf[shard];
     long perRow = 8 + rowBytes;
-    int chunk = (int) Math.max(1, Math.min(e.maxIds, (e.maxMessageBytes * 0.9 - 4096) / perRow));
+    int chunk = (int) Math.max(1, Math.min(e.maxIds, Math.min((e.maxMessageBytes * 0.9 - 4096) / perRow, MAX_BATCH_BYTES / perRow)));
     byte[] lrJson = Float.isNaN(lr) ? null : ("{\"lr\":" + lr + "}").getBytes(StandardCharsets.UTF_8);
     ExchangePool.Pipe pipe;
     try {
@@ -1078,8 +1097,8 @@ public final class EmbeddingClient implements AutoCloseable {
     int count = (uniques.length + chunk - 1) / chunk;
     ExchangePool.Request[] requests = new ExchangePool.Request[count];
     for (int k = 0; k < count; k++) {
-      int from = k * chunk;
-      int n = Math.min(chunk, uniques.length - from);
+      int from = batchStart(uniques.length, count, k);
+      int n = batchStart(uniques.length, count, k + 1) - from;
       ExchangePool.Request r = new ExchangePool.Request(deadline) {
         @Override
         void onReply(VectorSchemaRoot reply) {
