@@ -573,8 +573,9 @@ public final class EmbeddingClient implements AutoCloseable {
    * a server holds a few batches per stream at a time however large the call (Flight reads five
    * request batches ahead; a lookup handler keeps at most 4 MiB of replies that gRPC has not yet
    * written): its transient memory is set by this bound and the number of streams, not by the
-   * callers' batch sizes (PipelineTest.largeLookupsAndUpdatesGoInBoundedBatches; bench/README.md, "Scale"). Large enough that the
-   * benchmark's B = 4096 x 512-byte rows goes unsplit (with 1 MiB its lookups ran at 0.56-0.86x).
+   * callers' batch sizes (PipelineTest.largeLookupsAndUpdatesGoInBoundedBatches; bench/README.md,
+   * "Scale"). Large enough that the benchmark's B = 4096 x 512-byte rows goes unsplit (with 1 MiB
+   * its lookups ran at 0.56-0.86x).
    */
   static final long MAX_BATCH_BYTES = 2L << 20;
 

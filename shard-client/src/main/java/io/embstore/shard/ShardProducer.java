@@ -209,8 +209,8 @@ final class ShardProducer extends NoOpFlightProducer {
    * the socket) before the handler waits to gather the next: 4 MiB. Why: gRPC's {@code isReady}
    * counts a zero-copy message as sent once it is queued, so a client that reads slower than this
    * handler gathers would let every reply of a large pipelined lookup pile up in the server's memory
-   * (PipelineTest.largeLookupsAndUpdatesGoInBoundedBatches: 132 MiB for a 64 MiB-per-shard lookup in one batch per shard). Small replies
-   * (the common case) never wait.
+   * (PipelineTest.largeLookupsAndUpdatesGoInBoundedBatches: 132 MiB for a 64 MiB-per-shard lookup
+   * in one batch per shard). Small replies (the common case) never wait.
    */
   static final long MAX_UNWRITTEN_REPLY_BYTES = 4L << 20;
 
