@@ -584,9 +584,14 @@ public final class EmbeddingClient implements AutoCloseable {
     return (int) ((long) total * k / count);
   }
 
-  /** Most ids of one lookup request batch to {@code e}: within its id and message limits and {@link #MAX_BATCH_BYTES}. */
-  private int lookupChunk(Endpoint e) {
-    return (int) Math.max(1, Math.min(e.maxIds, Math.min((e.maxMessageBytes * 0.9 - 4096) / 8, MAX_BATCH_BYTES / rowBytes)));
+  /**
+   * Most ids of one request batch to {@code e} whose request carries {@code requestBytesPerId} and
+   * whose rows (reply or request) {@code rowBytesPerId} per id: within the endpoint's id and message
+   * limits and {@link #MAX_BATCH_BYTES}.
+   */
+  private static int idsPerBatch(Endpoint e, long requestBytesPerId, long rowBytesPerId) {
+    return (int) Math.max(1, Math.min(e.maxIds,
+        Math.min((e.maxMessageBytes * 0.9 - 4096) / requestBytesPerId, MAX_BATCH_BYTES / rowBytesPerId)));
   }
 
   /**
@@ -682,7 +687,7 @@ public final class EmbeddingClient implements AutoCloseable {
   private ShardRequests sendLookup(Plan plan, int shard, Scatter scatter, long deadline, int attempt) {
     ExchangePool pool = lookupPools[shard];
     int[] uniques = plan.uniquesOf[shard];
-    int chunk = lookupChunk(byShard[shard]);
+    int chunk = idsPerBatch(byShard[shard], 8, rowBytes);
     ExchangePool.Pipe pipe;
     try {
       pipe = attempt == 0 ? pool.take() : pool.fresh();
@@ -1087,7 +1092,7 @@ public final class EmbeddingClient implements AutoCloseable {
     Endpoint e = byShard[shard];
     int[] uniques = u.plan.uniquesOf[shard];
     long perRow = 8 + rowBytes;
-    int chunk = (int) Math.max(1, Math.min(e.maxIds, Math.min((e.maxMessageBytes * 0.9 - 4096) / perRow, MAX_BATCH_BYTES / perRow)));
+    int chunk = idsPerBatch(e, perRow, perRow);
     byte[] lrJson = Float.isNaN(lr) ? null : ("{\"lr\":" + lr + "}").getBytes(StandardCharsets.UTF_8);
     ExchangePool.Pipe pipe;
     try {

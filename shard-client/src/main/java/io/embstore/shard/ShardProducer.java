@@ -179,8 +179,7 @@ final class ShardProducer extends NoOpFlightProducer {
           ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
           shard.checkIds(ids, n, "look up");
           ArrowBuf data = allocate(list, n); // the vector lets go of the previous reply
-          long bytes = n * shard.rowBytes;
-          while (!sent.isEmpty() && (written(sent.peekFirst()) || sentBytes + bytes > MAX_UNWRITTEN_REPLY_BYTES)) {
+          while (!sent.isEmpty() && (written(sent.peekFirst()) || sentBytes + data.capacity() > MAX_UNWRITTEN_REPLY_BYTES)) {
             ArrowBuf oldest = sent.pollFirst();
             awaitWritten(oldest, listener);
             sentBytes -= oldest.capacity();
@@ -221,14 +220,7 @@ final class ShardProducer extends NoOpFlightProducer {
 
   /** Parks until gRPC has let go of {@code reply} (it is on the socket) or the call ended. */
   private void awaitWritten(ArrowBuf reply, ServerStreamListener listener) {
-    long pause = 2_000;
-    while (!written(reply) && !listener.isCancelled()) {
-      if (stopping) {
-        throw CallStatusUnavailable.stopping();
-      }
-      java.util.concurrent.locks.LockSupport.parkNanos(pause);
-      pause = Math.min(pause * 2, 200_000);
-    }
+    parkUntil(() -> written(reply), listener);
   }
 
   /**
@@ -237,8 +229,13 @@ final class ShardProducer extends NoOpFlightProducer {
    * client has read the previous one; the spin would take a core from the client that must read it.
    */
   private void awaitReady(ServerStreamListener listener) {
+    parkUntil(listener::isReady, listener);
+  }
+
+  /** Parks (2 us, doubling up to 200 us) until {@code done} or the call ended; throws when the server stops. */
+  private void parkUntil(java.util.function.BooleanSupplier done, ServerStreamListener listener) {
     long pause = 2_000;
-    while (!listener.isReady() && !listener.isCancelled()) {
+    while (!done.getAsBoolean() && !listener.isCancelled()) {
       if (stopping) {
         throw CallStatusUnavailable.stopping();
       }
