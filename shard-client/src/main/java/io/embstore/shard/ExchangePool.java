@@ -196,6 +196,8 @@ final class ExchangePool implements AutoCloseable {
     /** The first failure; once set the pipe takes no more requests. Guarded by this. */
     private FlightRuntimeException failure;
     private volatile boolean disposed;
+    /** The request root was closed (under the send lock, once the pipe failed). */
+    private boolean requestFreed;
 
     private Pipe() {
       this.request = VectorSchemaRoot.create(requestSchema, allocator);
@@ -478,10 +480,10 @@ final class ExchangePool implements AutoCloseable {
       disposeIfDone();
     }
 
-    /** Frees the stream and request root once the pipe failed and nobody reads or writes it. */
+    /** Once the pipe failed: frees the request root when nobody writes, and the stream when nobody reads either. */
     private void disposeIfDone() {
       synchronized (this) {
-        if (failure == null || reading || disposed) {
+        if (failure == null || disposed) {
           return;
         }
       }
@@ -489,6 +491,12 @@ final class ExchangePool implements AutoCloseable {
         return; // the sender disposes when it is done
       }
       try {
+        // No batch is written after a failure (send checks it under the send lock), so the request
+        // buffers go now, even while a reader still waits for the cancelled stream to end.
+        if (!requestFreed) {
+          requestFreed = true;
+          request.close();
+        }
         synchronized (this) {
           if (reading || disposed) {
             return;
@@ -500,7 +508,6 @@ final class ExchangePool implements AutoCloseable {
         } catch (Exception ignored) {
           // the stream is discarded either way; its error was (or will never be) reported by a request
         }
-        request.close();
       } finally {
         sendLock.unlock();
       }
