@@ -29,10 +29,11 @@ final class MemoryHosting implements Hosting {
   private final String partitioner;
   private final int shards;
 
-  MemoryHosting(long rows, int dim, int shards, boolean adagrad, long seed, Path resumeOutput, Path resumeContext)
-      throws IOException {
+  MemoryHosting(long rows, long contextRows, int dim, int shards, boolean adagrad, long seed, Path resumeOutput,
+      Path resumeContext) throws IOException {
     this.input = adagrad ? InMemoryRowStore.rowwiseAdagrad(rows, dim, 1e-8f) : InMemoryRowStore.sgd(rows, dim);
-    this.output = adagrad ? InMemoryRowStore.rowwiseAdagrad(rows, dim, 1e-8f) : InMemoryRowStore.sgd(rows, dim);
+    this.output = adagrad
+        ? InMemoryRowStore.rowwiseAdagrad(contextRows, dim, 1e-8f) : InMemoryRowStore.sgd(contextRows, dim);
     this.partitioner = "modulo";
     this.shards = shards;
     if (resumeOutput != null) {

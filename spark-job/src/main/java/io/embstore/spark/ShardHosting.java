@@ -96,10 +96,12 @@ final class ShardHosting implements Hosting {
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     OptimizerSpec spec = o.adagrad() ? OptimizerSpec.rowwiseAdagrad(o.alpha, 1e-8) : OptimizerSpec.sgd(o.alpha);
     TableManifest in = resumeOut != null ? Table.open(resumeOut).manifest() : shape(rows, o.dim, shards, spec);
-    TableManifest out = resumeCtx != null ? Table.open(resumeCtx).manifest() : shape(rows, o.dim, shards, spec);
-    if (in.numShards() != out.numShards() || in.rows() != rows) {
+    long contextRows = TrainJob.contextRows(o, rows);
+    TableManifest out = resumeCtx != null ? Table.open(resumeCtx).manifest() : shape(contextRows, o.dim, shards, spec);
+    if (in.numShards() != out.numShards() || in.rows() != rows || out.rows() != contextRows) {
       throw new IllegalArgumentException("Cannot resume " + resumeOut + ": " + in.rows() + " rows in "
-          + in.numShards() + " shards, the corpus gives " + rows + " rows (and the context table has " + out.numShards() + " shards)");
+          + in.numShards() + " shards, the corpus gives " + rows + " rows (and the context table has " + out.rows()
+          + " rows in " + out.numShards() + " shards, these options need " + contextRows + ")");
     }
     String key = UUID.randomUUID().toString();
     List<String[]> executors = executors(sc, minExecutors);

@@ -8,6 +8,8 @@ import java.util.concurrent.CompletableFuture;
  * Skip-gram with negative sampling over mini-batches, the recipe of word2vec.c and gensim, with the
  * rows kept in two {@link RowStore}s (input embeddings {@code wte} and output/context rows). No
  * Spark and no network here: a Spark task, a test or a benchmark feeds sentences of token ids.
+ * With a {@link HuffmanTree} it trains word2vec's hierarchical softmax instead, or besides ({@link
+ * #planHs}, {@link #runHs}); the steps below are the same.
  *
  * <p>A mini-batch runs in three steps, so that only touched rows move and each moves once:
  *
@@ -39,6 +41,9 @@ final class SkipGram {
       && !Boolean.getBoolean("embstore.train.scalar");
   static final float MAX_EXP = 6f;
   static final int SIGMOID_TABLE = 4096;
+  /** Hierarchical-softmax target entries ({@link #planHs}): a tree node; label 0. */
+  static final int HS = 2;
+  static final int LABEL0 = 1;
   private static final float[] SIGMOID = new float[SIGMOID_TABLE + 1];
   private static final float[] LOG_SIGMOID = new float[SIGMOID_TABLE + 1];
 
@@ -54,8 +59,13 @@ final class SkipGram {
    * Settings of the objective; all validated by the job's options. {@code prefetch}: pull the rows
    * of batch k+1 while batch k computes (see {@link #step}).
    */
-  record Params(int dim, int window, int negatives, double sample, boolean localApply, boolean prefetch)
-      implements java.io.Serializable {}
+  record Params(int dim, int window, int negatives, double sample, boolean localApply, boolean prefetch, boolean hs)
+      implements java.io.Serializable {
+    /** Negative sampling (the default objective). */
+    Params(int dim, int window, int negatives, double sample, boolean localApply, boolean prefetch) {
+      this(dim, window, negatives, sample, localApply, prefetch, false);
+    }
+  }
 
   /**
    * One mini-batch's plan, rows and in-flight calls. Three rotate: one computing, one being pulled,
@@ -65,7 +75,13 @@ final class SkipGram {
     final LongIntMap inSlots = new LongIntMap(1 << 12);
     final LongIntMap outSlots = new LongIntMap(1 << 14);
     int[] groupIn = new int[1 << 16];
+    /**
+     * Targets: negative sampling, {@code k1} output slots per group (the center, then the
+     * negatives, -1 = skipped); hierarchical softmax ({@link #planHs}), entries {@code slot << 2 |
+     * flags}, group g at {@code groupOff[g]..groupOff[g+1]}.
+     */
     int[] groupOut;
+    int[] groupOff;
     int ngroups;
     int nin;
     int nout;
@@ -90,6 +106,10 @@ final class SkipGram {
   private final int k1;
   private final float[] keep;
   private final AliasSampler negatives;
+  private final HuffmanTree tree;
+  /** Row of the tree's inner node 0 in the output store: V when negative sampling shares it, else 0. */
+  private final long hsBase;
+  private final int[] path;
   private final RowStore in;
   private final RowStore out;
   private long rng;
@@ -133,11 +153,26 @@ final class SkipGram {
    * @param seed seed of this trainer's random stream (hash of run seed, epoch, partition)
    */
   SkipGram(Params p, float[] keep, AliasSampler negatives, RowStore in, RowStore out, long seed) {
+    this(p, keep, negatives, null, in, out, seed);
+  }
+
+  /**
+   * @param tree the vocabulary's Huffman tree when {@code p.hs()} (hierarchical softmax: the output
+   *     store's rows 0..V-2 are the tree's inner nodes, or rows V..2V-2 when negative sampling runs
+   *     too and uses rows 0..V-1), else null
+   */
+  SkipGram(Params p, float[] keep, AliasSampler negatives, HuffmanTree tree, RowStore in, RowStore out, long seed) {
+    if (p.hs() != (tree != null)) {
+      throw new IllegalArgumentException("Cannot train: hierarchical softmax " + p.hs() + " but Huffman tree " + tree);
+    }
     this.p = p;
     this.dim = p.dim();
     this.k1 = p.negatives() + 1;
     this.keep = keep;
     this.negatives = negatives;
+    this.tree = tree;
+    this.path = tree == null ? null : new int[tree.maxDepth()];
+    this.hsBase = tree != null && p.negatives() > 0 ? tree.leaves() : 0;
     this.in = in;
     this.out = out;
     this.rng = seed;
@@ -145,7 +180,7 @@ final class SkipGram {
       batches3[i] = new Batch(k1);
     }
     this.neu1e = new float[dim];
-    this.dots = new float[k1];
+    this.dots = new float[k1 + (tree == null ? 0 : tree.maxDepth())];
   }
 
   /** Keep probabilities of word2vec's sub-sampling for {@code counts}; null when sample &lt;= 0. */
@@ -235,7 +270,11 @@ final class SkipGram {
     Batch b = batches3[(int) (planned++ % batches3.length)];
     awaitPush(b);
     long t0 = System.nanoTime();
-    plan(b);
+    if (tree != null) {
+      planHs(b);
+    } else {
+      plan(b);
+    }
     b.lr = lr;
     tokensSeen += rawTokens;
     tokensTrained += ntokens;
@@ -362,13 +401,13 @@ final class SkipGram {
     if (p.localApply()) {
       System.arraycopy(b.inRows, 0, b.inAux, 0, nin);
       System.arraycopy(b.outRows, 0, b.outAux, 0, nout);
-      run(b, b.lr, b.inRows, b.outRows);
+      train(b, b.lr, b.inRows, b.outRows);
       toGradient(b.inAux, b.inRows, nin, b.lr);
       toGradient(b.outAux, b.outRows, nout, b.lr);
     } else {
       Arrays.fill(b.inAux, 0, nin, 0f);
       Arrays.fill(b.outAux, 0, nout, 0f);
-      run(b, -1f, b.inAux, b.outAux);
+      train(b, -1f, b.inAux, b.outAux);
     }
     last = b;
     computeNanos += System.nanoTime() - t0;
@@ -463,6 +502,176 @@ final class SkipGram {
     b.nout = outSlots.size();
   }
 
+  private void train(Batch b, float a, float[] dIn, float[] dOut) {
+    if (tree != null) {
+      runHs(b, a, dIn, dOut);
+    } else {
+      run(b, a, dIn, dOut);
+    }
+  }
+
+  /**
+   * {@link #plan} for hierarchical softmax: the same sub-sampled tokens and shrunk windows, and per
+   * (context, center) pair the inner nodes on the center's path (rows {@code hsBase + node}), after
+   * the center and its negatives when negative sampling runs too (word2vec's {@code -hs 1 -negative
+   * N}). Targets are entries {@code slot << 2 | HS | LABEL0}: {@code HS} for a tree node (not updated
+   * where the dot product saturates), {@code LABEL0} for label 0 (a negative, or code bit 1).
+   */
+  private void planHs(Batch b) {
+    LongIntMap inSlots = b.inSlots;
+    LongIntMap outSlots = b.outSlots;
+    inSlots.clear();
+    outSlots.clear();
+    int ngroups = 0;
+    int[] groupIn = b.groupIn;
+    int[] groupOut = b.groupOut;
+    int[] groupOff = b.groupOff == null || b.groupOff.length < groupIn.length + 1 ? new int[groupIn.length + 1] : b.groupOff;
+    int window = p.window();
+    int neg = p.negatives();
+    int[] nodes = path;
+    int off = 0;
+    int start = 0;
+    for (int s = 0; s < nsentences; s++) {
+      int end = sentenceEnds[s];
+      for (int i = start; i < end; i++) {
+        int center = tokens[i];
+        int r = (int) ((next() >>> 33) % window);
+        int lo = Math.max(start, i - window + r);
+        int hi = Math.min(end - 1, i + window - r);
+        if (hi == lo) {
+          continue;
+        }
+        int len = tree.path(center, nodes, 0);
+        for (int d = 0; d < len; d++) {
+          nodes[d] = (outSlots.slot(hsBase + (nodes[d] >>> 1)) << 2) | HS | (nodes[d] & 1);
+        }
+        int centerEntry = neg > 0 ? outSlots.slot(center) << 2 : 0;
+        for (int c = lo; c <= hi; c++) {
+          if (c == i) {
+            continue;
+          }
+          if (ngroups + 1 >= groupIn.length) {
+            groupIn = Arrays.copyOf(groupIn, groupIn.length * 2);
+            groupOff = Arrays.copyOf(groupOff, groupIn.length + 1);
+          }
+          if (off + k1 + len > groupOut.length) {
+            groupOut = Arrays.copyOf(groupOut, Math.max(groupOut.length * 2, off + k1 + len));
+          }
+          groupIn[ngroups] = inSlots.slot(tokens[c]);
+          groupOff[ngroups] = off;
+          if (neg > 0) {
+            groupOut[off++] = centerEntry;
+            for (int d = 1; d <= neg; d++) {
+              int target = negatives.sample(next());
+              if (target != center) {
+                groupOut[off++] = (outSlots.slot(target) << 2) | LABEL0;
+              }
+            }
+          }
+          System.arraycopy(nodes, 0, groupOut, off, len);
+          off += len;
+          ngroups++;
+        }
+      }
+      start = end;
+    }
+    groupOff[ngroups] = off;
+    b.groupIn = groupIn;
+    b.groupOut = groupOut;
+    b.groupOff = groupOff;
+    b.ngroups = ngroups;
+    b.nin = inSlots.size();
+    b.nout = outSlots.size();
+  }
+
+  /**
+   * {@link #run} for the targets of {@link #planHs}: word2vec.c's {@code hs} branch per tree node
+   * ({@code g = (1 - codeBit) - sigmoid(in.node)}, no update where {@code |in.node| >= MAX_EXP}),
+   * its {@code negative} branch per center and negative, the input row after all targets. Tree
+   * nodes are distinct and apart from the other rows, so the dot products go first unless a
+   * negative repeats within the pair.
+   */
+  private void runHs(Batch b, float a, float[] dIn, float[] dOut) {
+    float[] win = b.inRows;
+    float[] wout = b.outRows;
+    int[] groupIn = b.groupIn;
+    int[] groupOut = b.groupOut;
+    int[] groupOff = b.groupOff;
+    int ngroups = b.ngroups;
+    int c = dim;
+    float[] e = neu1e;
+    float[] fs = dots;
+    boolean inPlace = dOut == wout;
+    int neg = p.negatives();
+    double loss = 0;
+    long targets = 0;
+    for (int g = 0; g < ngroups; g++) {
+      int l1 = groupIn[g] * c;
+      int from = groupOff[g];
+      int len = groupOff[g + 1] - from;
+      Arrays.fill(e, 0f);
+      boolean early = !inPlace || neg == 0 || distinctEntries(groupOut, from, Math.min(len, k1));
+      if (early) {
+        for (int d = 0; d < len; d++) {
+          int l2 = (groupOut[from + d] >>> 2) * c;
+          fs[d] = SIMD ? VectorKernels.dot(win, l1, wout, l2, c) : dot(win, l1, wout, l2, c);
+        }
+      }
+      for (int d = 0; d < len; d++) {
+        int entry = groupOut[from + d];
+        int l2 = (entry >>> 2) * c;
+        float f = early ? fs[d] : SIMD ? VectorKernels.dot(win, l1, wout, l2, c) : dot(win, l1, wout, l2, c);
+        boolean positive = (entry & LABEL0) == 0;
+        targets++;
+        int idx;
+        float sig;
+        if (f >= MAX_EXP) {
+          idx = SIGMOID_TABLE;
+          sig = 1f;
+        } else if (f <= -MAX_EXP) {
+          idx = 0;
+          sig = 0f;
+        } else {
+          idx = (int) ((f + MAX_EXP) * (SIGMOID_TABLE / (2 * MAX_EXP)) + 0.5f);
+          sig = SIGMOID[idx];
+        }
+        loss -= positive ? LOG_SIGMOID[idx] : LOG_SIGMOID[SIGMOID_TABLE - idx];
+        if ((entry & HS) != 0 && (f >= MAX_EXP || f <= -MAX_EXP)) {
+          continue;
+        }
+        float gs = (positive ? 1f : 0f) - sig;
+        if (SIMD) {
+          VectorKernels.update(e, gs, wout, l2, dOut, a * gs, win, l1, c);
+        } else {
+          axpy(e, 0, gs, wout, l2, c);
+          axpy(dOut, l2, a * gs, win, l1, c);
+        }
+      }
+      if (len > 0) {
+        if (SIMD) {
+          VectorKernels.axpy(dIn, l1, a, e, 0, c);
+        } else {
+          axpy(dIn, l1, a, e, 0, c);
+        }
+      }
+    }
+    lossSum += loss;
+    lossCount += targets;
+    pairs += ngroups;
+  }
+
+  private static boolean distinctEntries(int[] entries, int from, int n) {
+    for (int d = 1; d < n; d++) {
+      int slot = entries[from + d] >>> 2;
+      for (int d2 = 0; d2 < d; d2++) {
+        if (entries[from + d2] >>> 2 == slot) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
   /**
    * Runs the plan. Values are read from {@code inRows}/{@code outRows}; changes go to {@code dIn} /
    * {@code dOut} scaled by {@code a}: with {@code a = lr} and the row arrays themselves this is
@@ -554,6 +763,20 @@ final class SkipGram {
   /** Pairs (groups) of the last computed batch: for tests that recompute the step independently. */
   int plannedGroups() {
     return last == null ? 0 : last.ngroups;
+  }
+
+  /** Hierarchical softmax: the targets of group {@code g} in the last computed batch. */
+  int plannedPathLength(int g) {
+    return last.groupOff[g + 1] - last.groupOff[g];
+  }
+
+  /**
+   * Hierarchical softmax: target {@code d} of group {@code g} in the last computed batch, as {@code
+   * row << 2 | HS | LABEL0} (the center and negatives first when negative sampling runs too).
+   */
+  long plannedPathNode(int g, int d) {
+    int entry = last.groupOut[last.groupOff[g] + d];
+    return last.outSlots.keys()[entry >>> 2] << 2 | (entry & 3);
   }
 
   /** The input (context) id of group {@code g} of the last computed batch. */

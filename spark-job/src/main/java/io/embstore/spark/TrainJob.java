@@ -41,6 +41,8 @@ public final class TrainJob {
   static final String P_PARTITIONS = "train.partitions";
   static final String P_COMPLETE = "train.complete";
   static final String P_TOKENS = "train.tokensTrained";
+  /** negative-sampling or hierarchical-softmax: what the context matrix's rows mean. */
+  static final String P_OBJECTIVE = "train.objective";
 
   private TrainJob() {}
 
@@ -108,6 +110,11 @@ public final class TrainJob {
         throw new IllegalArgumentException(
             "Cannot resume " + out + ": --dim " + o.dim + " but the checkpoint has dim " + resumed.dim());
       }
+      String objective = resumed.properties().getOrDefault(P_OBJECTIVE, "negative-sampling");
+      if (!objective.equals(objective(o))) {
+        throw new IllegalArgumentException("Cannot resume " + out + ": the checkpoint trained " + objective
+            + " but these options train " + objective(o) + " (--hs and --negatives must stay as they were)");
+      }
       if (resumed.vocabulary() != null) {
         try (BufferAllocator a = new RootAllocator()) {
           knownVocab = Table.open(out).vocabulary(a);
@@ -126,6 +133,10 @@ public final class TrainJob {
 
     Corpus corpus = Corpus.load(spark, o, knownVocab, numPartitions);
     long rows = corpus.rows();
+    if (o.hs && rows > HuffmanTree.MAX_IDS) {
+      throw new IllegalArgumentException(
+          "Cannot train with --hs: V = " + rows + " ids is above the Huffman tree's limit of " + HuffmanTree.MAX_IDS);
+    }
     int shards = (int) Math.min(rows, o.shards > 0 ? o.shards : slots);
     LOG.info("corpus: {} tokens in {} partitions, V={}, C={}, P={} shards per matrix, {} task slots",
         corpus.totalTokens, numPartitions, rows, o.dim, shards, slots);
@@ -137,7 +148,7 @@ public final class TrainJob {
     sc.setJobDescription("embstore train: host the shards of both matrices");
     Path resumeOut = resumed == null ? null : out;
     Hosting hosting = "memory".equals(o.hosting)
-        ? new MemoryHosting(rows, o.dim, shards, o.adagrad(), o.seed, resumeOut, resumeOut == null ? null : ctx)
+        ? new MemoryHosting(rows, contextRows(o, rows), o.dim, shards, o.adagrad(), o.seed, resumeOut, resumeOut == null ? null : ctx)
         : ShardHosting.start(spark, o, rows, shards, resumeOut, resumeOut == null ? null : ctx);
     long startPosition = position(corpus.totalTokens, offsets, startEpoch, startDone);
     try (Progress progress = new Progress(spark.sparkContext(), corpus.totalTokens, o.epochs, startPosition, o.progressSeconds)) {
@@ -237,6 +248,19 @@ public final class TrainJob {
     return epoch * totalTokens + offsets[partition];
   }
 
+  static String objective(TrainOptions o) {
+    return !o.hs ? "negative-sampling" : o.negatives > 0 ? "hierarchical-softmax+negative-sampling" : "hierarchical-softmax";
+  }
+
+  /**
+   * Rows of the context table: V output rows for negative sampling, the V - 1 inner nodes of the
+   * Huffman tree (in V rows) for hierarchical softmax, both (2V - 1 rows, the nodes from row V) when
+   * both objectives train.
+   */
+  static long contextRows(TrainOptions o, long rows) {
+    return o.hs && o.negatives > 0 ? 2 * rows - 1 : rows;
+  }
+
   static Map<String, String> properties(TrainOptions o, int epoch, int done, int partitions, boolean complete) {
     Map<String, String> p = new LinkedHashMap<>();
     p.put(P_EPOCH, Integer.toString(epoch));
@@ -246,6 +270,7 @@ public final class TrainJob {
     p.put("train.epochs", Integer.toString(o.epochs));
     p.put("train.window", Integer.toString(o.window));
     p.put("train.negatives", Integer.toString(o.negatives));
+    p.put(P_OBJECTIVE, objective(o));
     p.put("train.minCount", Long.toString(o.minCount));
     p.put("train.sample", Double.toString(o.sample));
     p.put("train.alpha", Double.toString(o.alpha));
@@ -281,7 +306,7 @@ public final class TrainJob {
     private transient JavaSparkContext sc;
 
     Task(TrainOptions o, Corpus corpus, long[] offsets, Hosting.Opener opener, Progress progress, JavaSparkContext sc) {
-      this.params = new SkipGram.Params(o.dim, o.window, o.negatives, o.sample, !o.adagrad(), o.prefetch);
+      this.params = new SkipGram.Params(o.dim, o.window, o.negatives, o.sample, !o.adagrad(), o.prefetch, o.hs);
       this.counts = corpus.counts;
       this.sample = o.sample;
       this.offsets = offsets;
@@ -324,7 +349,7 @@ public final class TrainJob {
       RowStore in = opener.input();
       RowStore out = opener.output();
       long taskSeed = SkipGram.mix64(seed * 31 + SkipGram.mix64(epoch * 1_000_003L + partition));
-      SkipGram sg = new SkipGram(params, shared.keep, shared.sampler, in, out, taskSeed);
+      SkipGram sg = new SkipGram(params, shared.keep, shared.sampler, shared.tree, in, out, taskSeed);
       long position = position(totalTokens, offsets, epoch, partition);
       double total = (double) totalTokens * epochs + 1;
       long[] reported = new long[6];
@@ -388,10 +413,13 @@ public final class TrainJob {
     private static final Map<Object, Shared> CACHE = Collections.synchronizedMap(new java.util.WeakHashMap<>());
     final float[] keep;
     final AliasSampler sampler;
+    /** Hierarchical softmax only. */
+    final HuffmanTree tree;
 
     private Shared(Task t) {
       keep = SkipGram.keepProbabilities(t.counts, t.sample);
-      sampler = new AliasSampler(t.counts, 0.75);
+      sampler = t.params.negatives() > 0 ? new AliasSampler(t.counts, 0.75) : null;
+      tree = t.params.hs() ? HuffmanTree.of(t.counts) : null;
     }
 
     static Shared of(Task t) {

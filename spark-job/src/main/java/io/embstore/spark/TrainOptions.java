@@ -54,8 +54,12 @@ public final class TrainOptions implements Serializable {
   @Option(names = "--window", defaultValue = "5", description = "Maximum window (randomly shrunk per position). Default: ${DEFAULT-VALUE}.")
   int window;
 
-  @Option(names = "--negatives", defaultValue = "5", description = "Negative samples per pair, from unigram^0.75. Default: ${DEFAULT-VALUE}.")
+  @Option(names = "--negatives", defaultValue = "5", description = "Negative samples per pair, from unigram^0.75 (0: none, only with --hs). Default: ${DEFAULT-VALUE}.")
   int negatives;
+
+  @Option(names = "--hs", defaultValue = "false",
+      description = "Hierarchical softmax over the vocabulary's Huffman tree (word2vec's -hs 1): alone with --negatives 0, else besides negative sampling; the context matrix gets the tree's V-1 inner nodes as rows.")
+  boolean hs;
 
   @Option(names = "--min-count", defaultValue = "5", description = "Drop tokens seen fewer times. Default: ${DEFAULT-VALUE}.")
   long minCount;
@@ -160,6 +164,7 @@ public final class TrainOptions implements Serializable {
     check(dim >= 1 && dim <= 65536, "--dim", dim, "must be in 1..65536");
     check(window >= 1, "--window", window, "must be at least 1");
     check(negatives >= 0 && negatives <= 1000, "--negatives", negatives, "must be in 0..1000");
+    check(hs || negatives > 0, "--negatives", negatives, "must be at least 1 without --hs");
     check(minCount >= 1, "--min-count", minCount, "must be at least 1");
     check(maxVocab >= 0, "--max-vocab", maxVocab, "must be 0 or positive");
     check(sample >= 0 && sample < 1, "--sample", sample, "must be in [0, 1)");

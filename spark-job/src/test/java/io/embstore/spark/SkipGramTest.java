@@ -60,13 +60,7 @@ class SkipGramTest {
   }
 
   private static double[][] dense(float[] values) {
-    double[][] m = new double[V][C];
-    for (int i = 0; i < V; i++) {
-      for (int j = 0; j < C; j++) {
-        m[i][j] = values[i * C + j];
-      }
-    }
-    return m;
+    return dense(values, V);
   }
 
   @Test
@@ -105,6 +99,152 @@ class SkipGramTest {
     }
     assertThat(sg.tokensSeen).isEqualTo(9);
     assertThat(sg.rowsPulled).isEqualTo(sg.rowsPushed).isPositive();
+  }
+
+  /**
+   * word2vec.c's update for the planned pairs of a hierarchical-softmax run, in doubles: per tree
+   * node its hs branch (skipped where the dot product saturates), per center and negative its
+   * negative branch (clamped).
+   */
+  private static int referenceHs(SkipGram sg, double lr, double[][] win, double[][] wout) {
+    int skipped = 0;
+    for (int g = 0; g < sg.plannedGroups(); g++) {
+      int in = (int) sg.plannedInput(g);
+      double[] e = new double[C];
+      for (int d = 0; d < sg.plannedPathLength(g); d++) {
+        long entry = sg.plannedPathNode(g, d);
+        int row = (int) (entry >>> 2);
+        boolean node = (entry & SkipGram.HS) != 0;
+        double f = 0;
+        for (int j = 0; j < C; j++) {
+          f += win[in][j] * wout[row][j];
+        }
+        if (node && (f >= 6 || f <= -6)) {
+          skipped++;
+          continue;
+        }
+        // word2vec's sigmoid table (the root's large values make its step visible), in doubles
+        double sig = f >= 6 ? 1 : f <= -6 ? 0 : sigmoid(-6 + 12.0 * (int) ((f + 6) * (4096 / 12.0) + 0.5) / 4096);
+        double gs = (1 - (entry & SkipGram.LABEL0)) - sig;
+        for (int j = 0; j < C; j++) {
+          e[j] += gs * wout[row][j];
+        }
+        for (int j = 0; j < C; j++) {
+          wout[row][j] += lr * gs * win[in][j];
+        }
+      }
+      for (int j = 0; j < C; j++) {
+        win[in][j] += lr * e[j];
+      }
+    }
+    return skipped;
+  }
+
+  private static double[][] dense(float[] values, int rows) {
+    double[][] m = new double[rows][C];
+    for (int i = 0; i < rows; i++) {
+      for (int j = 0; j < C; j++) {
+        m[i][j] = values[i * C + j];
+      }
+    }
+    return m;
+  }
+
+  /**
+   * One batch against the reference, with hierarchical softmax alone ({@code negatives} 0: context
+   * rows 0..V-2 are the tree's nodes) or besides negative sampling (nodes from row V).
+   */
+  private static void hsStepGivesTheReferenceRows(int negatives) throws Exception {
+    int contextRows = negatives > 0 ? 2 * V - 1 : V;
+    InMemoryRowStore in = initialInput(4);
+    InMemoryRowStore out = InMemoryRowStore.sgd(contextRows, C);
+    long base = negatives > 0 ? V : 0;
+    for (int i = 0; i < out.values().length; i++) {
+      out.values()[i] = (float) Math.sin(3 * i) * 0.6f;
+    }
+    // The root (on every path) large enough that some of its dot products saturate: the updates
+    // word2vec.c skips there must be skipped here too.
+    for (int j = 0; j < C; j++) {
+      out.values()[(int) (base + V - 2) * C + j] *= 60f;
+    }
+    float[] before = out.values().clone();
+    double[][] win = dense(in.values());
+    double[][] wout = dense(out.values(), contextRows);
+    HuffmanTree tree = HuffmanTree.of(counts());
+    SkipGram sg = new SkipGram(new SkipGram.Params(C, 2, negatives, 0, true, false, true), null,
+        new AliasSampler(counts(), 0.75), tree, in, out, 7);
+    sg.add(new int[] {0, 1, 2, 3, 0, 4});
+    sg.add(new int[] {5, 1, 0});
+    float lr = 0.1f;
+    sg.step(lr);
+    assertThat(sg.plannedGroups()).isGreaterThan(6);
+    int[] path = new int[tree.maxDepth()];
+    for (int g = 0; g < sg.plannedGroups(); g++) {
+      int n = sg.plannedPathLength(g);
+      // Negative sampling first (the center, label 1, then negatives never equal to it), then the
+      // center's path in the tree, node for node, ending at the root (row base + V-2).
+      int ns = 0;
+      long center = -1;
+      while (ns < n && (sg.plannedPathNode(g, ns) & SkipGram.HS) == 0) {
+        long entry = sg.plannedPathNode(g, ns);
+        assertThat(entry >>> 2).isLessThan(V);
+        if (ns == 0) {
+          center = entry >>> 2;
+          assertThat(entry & SkipGram.LABEL0).isZero();
+        } else {
+          assertThat(entry & SkipGram.LABEL0).isOne();
+          assertThat(entry >>> 2).isNotEqualTo(center);
+        }
+        ns++;
+      }
+      assertThat(ns).isBetween(negatives > 0 ? 1 : 0, negatives + 1);
+      assertThat(sg.plannedPathNode(g, n - 1) >>> 2).isEqualTo(base + V - 2);
+      long pathOf = -1;
+      for (int id = 0; id < V && pathOf < 0; id++) {
+        int len = tree.path(id, path, 0);
+        boolean same = len == n - ns;
+        for (int d = 0; same && d < len; d++) {
+          long entry = sg.plannedPathNode(g, ns + d);
+          same = entry >>> 2 == base + (path[d] >>> 1) && (entry & SkipGram.LABEL0) == (path[d] & 1);
+        }
+        if (same) {
+          pathOf = id;
+        }
+      }
+      assertThat(pathOf).as("group %d's nodes are some id's path", g).isNotNegative();
+      if (negatives > 0) {
+        assertThat(pathOf).as("group %d: the path is the center's", g).isEqualTo(center);
+      }
+    }
+    int saturated = referenceHs(sg, lr, win, wout);
+    assertThat(saturated).as("saturated tree nodes skipped").isPositive();
+    for (int i = 0; i < V; i++) {
+      for (int j = 0; j < C; j++) {
+        assertThat((double) in.values()[i * C + j]).as("input row %d col %d", i, j).isCloseTo(win[i][j], within(2e-4));
+      }
+    }
+    for (int i = 0; i < contextRows; i++) {
+      for (int j = 0; j < C; j++) {
+        assertThat((double) out.values()[i * C + j]).as("context row %d col %d", i, j).isCloseTo(wout[i][j], within(2e-4));
+      }
+    }
+    // The row after the last inner node is no target: never touched.
+    int unused = (int) (base + V - 1);
+    for (int j = 0; j < C && unused < contextRows; j++) {
+      assertThat(out.values()[unused * C + j]).isEqualTo(before[unused * C + j]);
+    }
+    assertThat(out.values()).isNotEqualTo(before);
+    assertThat(sg.lossCount).isGreaterThan(sg.pairs);
+  }
+
+  @Test
+  void oneHierarchicalSoftmaxStepGivesTheReferenceRows() throws Exception {
+    hsStepGivesTheReferenceRows(0);
+  }
+
+  @Test
+  void hierarchicalSoftmaxWithNegativeSamplingGivesTheReferenceRows() throws Exception {
+    hsStepGivesTheReferenceRows(3);
   }
 
   @Test

@@ -70,6 +70,40 @@ class TrainJobTest extends SparkTestBase {
   }
 
   @Test
+  void hierarchicalSoftmaxBesideNegativeSamplingTrainsRelatedWordsCloseAndResumesOnlyAsSuch() throws Exception {
+    Path corpus = proseSlice(dir, 1_000_000);
+    Path out = dir.resolve("hs");
+    TrainJob.Result r = TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
+        "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "50",
+        "--hs", "--checkpoint-minutes", "0", "--progress-seconds", "2"));
+    System.out.println(r.summary());
+    Table t = Table.open(out);
+    assertThat(t.verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
+    assertThat(t.manifest().properties()).containsEntry(TrainJob.P_OBJECTIVE, "hierarchical-softmax+negative-sampling")
+        .containsEntry(TrainJob.P_COMPLETE, "true");
+    // Context rows: V output vectors, then the tree's V - 1 inner nodes.
+    Table context = Table.open(out.resolve(TrainJob.CONTEXT_DIR));
+    assertThat(context.verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
+    assertThat(context.manifest().rows()).isEqualTo(2 * t.manifest().rows() - 1);
+    float[] root = new float[50];
+    context.readRow(2 * t.manifest().rows() - 2, root, allocator);
+    assertThat(root).as("the root node trained").isNotEqualTo(new float[50]);
+    Vocabulary v = t.vocabulary(allocator);
+    double related = cos(row(t, v, "king", allocator), row(t, v, "queen", allocator));
+    double man = cos(row(t, v, "army", allocator), row(t, v, "navy", allocator));
+    double unrelated = cos(row(t, v, "king", allocator), row(t, v, "water", allocator));
+    System.out.printf("hs: cos(king,queen)=%.3f cos(army,navy)=%.3f cos(king,water)=%.3f%n", related, man, unrelated);
+    assertThat(related).isGreaterThan(unrelated + 0.1);
+    assertThat(man).isGreaterThan(unrelated + 0.1);
+    // The context matrix holds Huffman inner nodes here: resuming as negative sampling alone is refused.
+    assertThatThrownBy(() -> TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
+            "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "50", "--resume")))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot resume " + out + ": the checkpoint trained hierarchical-softmax+negative-sampling but these "
+            + "options train negative-sampling (--hs and --negatives must stay as they were)");
+  }
+
+  @Test
   void resumeAfterAnInjectedTaskFailureFinishesWithAValidTable() throws Exception {
     Path corpus = proseSlice(dir, 200_000);
     Path out = dir.resolve("resumed");

@@ -48,6 +48,23 @@ class TrainOptionsTest {
   }
 
   @Test
+  void hierarchicalSoftmaxRunsAloneOrBesideNegativeSamplingWhichNeedsNegatives() {
+    TrainOptions hs = TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--hs", "--negatives", "0");
+    assertThat(hs.hs).isTrue();
+    assertThat(TrainJob.objective(hs)).isEqualTo("hierarchical-softmax");
+    assertThat(TrainJob.contextRows(hs, 1000)).isEqualTo(1000);
+    TrainOptions both = TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--hs");
+    assertThat(TrainJob.objective(both)).isEqualTo("hierarchical-softmax+negative-sampling");
+    assertThat(TrainJob.contextRows(both, 1000)).isEqualTo(1999);
+    TrainOptions ns = TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t");
+    assertThat(TrainJob.objective(ns)).isEqualTo("negative-sampling");
+    assertThat(TrainJob.contextRows(ns, 1000)).isEqualTo(1000);
+    assertThatThrownBy(() -> TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--negatives", "0"))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot use --negatives: 0 (must be at least 1 without --hs)");
+  }
+
+  @Test
   void trainCommandReportsABadOptionOnOneLineWithExitOne() {
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
