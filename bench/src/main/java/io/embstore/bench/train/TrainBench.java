@@ -39,10 +39,12 @@ import scala.jdk.javaapi.CollectionConverters;
  * words) and the ratios.
  *
  * <p>Run: {@code bench/run train.TrainBench [--epochs N] [--skip mllib,gensim] [--tokens N]
- * [--train-args "--batch-tokens 65536 ..."] [--jfr FILE]} ({@code --help} prints the list). {@code
- * --tokens} trains on the first N tokens only (a quick configuration for before/after iterations);
- * {@code --train-args} are extra {@code TrainJob} options for embstore; {@code --jfr} records the
- * embstore child JVM with Java Flight Recorder (profile settings).
+ * [--train-args "--batch-tokens 65536 ..."] [--also-args "--hs ..."] [--jfr FILE]} ({@code --help}
+ * prints the list). {@code --tokens} trains on the first N tokens only (a quick configuration for
+ * before/after iterations); {@code --train-args} are extra {@code TrainJob} options for embstore;
+ * {@code --also-args} trains embstore a second time in the same run with other options (row
+ * {@code embstore2}); {@code --jfr} records the embstore child JVM with Java Flight Recorder
+ * (profile settings).
  */
 public final class TrainBench {
   private TrainBench() {}
@@ -55,11 +57,12 @@ public final class TrainBench {
     if (Arrays.asList(args).contains("--help") || args.length % 2 != 0) {
       System.out.println(String.join("\n",
           "Usage: bench/run train.TrainBench [--epochs N] [--skip mllib,gensim] [--tokens N]",
-          "                                  [--train-args \"TrainJob options\"] [--jfr FILE]",
+          "                                  [--train-args \"TrainJob options\"] [--also-args \"TrainJob options\"] [--jfr FILE]",
           "  --epochs N        passes over the corpus (default 5, the issue's setting)",
           "  --skip LIST       systems not to run: embstore, mllib, gensim (comma-separated)",
           "  --tokens N        train on the first N corpus tokens only (default: all 3.8 M)",
           "  --train-args S    extra TrainJob options for embstore, e.g. \"--batch-tokens 65536\"",
+          "  --also-args S     train embstore a second time with these options instead (row embstore2)",
           "  --jfr FILE        record the embstore child JVM with Java Flight Recorder"));
       return;
     }
@@ -69,7 +72,8 @@ public final class TrainBench {
     }
     int epochs = Integer.parseInt(opts.getOrDefault("epochs", "5"));
     long limit = Long.parseLong(opts.getOrDefault("tokens", "0"));
-    trainArgs = opts.getOrDefault("train-args", "").trim();
+    String trainArgs = opts.getOrDefault("train-args", "").trim();
+    String alsoArgs = opts.get("also-args");
     jfr = opts.get("jfr");
     List<String> skip = Arrays.asList(opts.getOrDefault("skip", "").split(","));
     Path shared = Paths.get(System.getProperty("embstore.shared.dir", "../shared"));
@@ -80,13 +84,20 @@ public final class TrainBench {
     Path corpus = work.resolve(limit > 0 ? "prose4-lines-" + limit + ".txt" : "prose4-lines.txt");
     long tokens = cut(gz, corpus, limit);
     System.out.printf(Locale.ROOT, "corpus: %,d tokens, lines of 1,000; dim 100, window 5, negatives 5, min count 5, sample 1e-3, %d epochs, 2 cores%s%n",
-        tokens, epochs, trainArgs.isEmpty() ? "" : "; embstore options: " + trainArgs);
+        tokens, epochs, (trainArgs.isEmpty() ? "" : "; embstore options: " + trainArgs)
+            + (alsoArgs == null ? "" : "; embstore2 options: " + alsoArgs.trim()));
     System.out.println("load average at start: " + loadAverage());
     List<String[]> results = new ArrayList<>();
-    for (String system : List.of("embstore", "mllib")) {
-      if (!skip.contains(system)) {
-        results.add(runChild(system, corpus, questions, work, epochs, tokens));
-      }
+    if (!skip.contains("embstore")) {
+      results.add(runChild("embstore", corpus, questions, work, epochs, tokens, trainArgs));
+    }
+    if (alsoArgs != null) {
+      String[] r = runChild("embstore", corpus, questions, work, epochs, tokens, alsoArgs.trim());
+      r[0] = "embstore2";
+      results.add(r);
+    }
+    if (!skip.contains("mllib")) {
+      results.add(runChild("mllib", corpus, questions, work, epochs, tokens, ""));
     }
     if (!skip.contains("gensim")) {
       String[] g = gensim(corpus, questions, epochs, tokens);
@@ -106,18 +117,19 @@ public final class TrainBench {
       byName.put(r[0], new double[] {tps, wall, rss, acc, cpu});
       System.out.printf(Locale.ROOT, "%-10s %,14.0f %10.1f %10.1f %7.2f GB %9.2f%%%n", r[0], tps, wall, cpu, rss / 1e9, 100 * acc);
     }
-    double[] ours = byName.get("embstore");
-    for (String other : List.of("mllib", "gensim")) {
-      double[] o = byName.get(other);
-      if (ours != null && o != null) {
-        System.out.printf(Locale.ROOT, "embstore / %s: tokens/s %.2fx, accuracy %.2fx, cpu seconds %.2fx%n", other, ours[0] / o[0],
-            ours[3] / o[3], ours[4] / o[4]);
+    for (String mine : List.of("embstore", "embstore2")) {
+      double[] ours = byName.get(mine);
+      for (String other : List.of("mllib", "gensim")) {
+        double[] o = byName.get(other);
+        if (ours != null && o != null) {
+          System.out.printf(Locale.ROOT, "%s / %s: tokens/s %.2fx, accuracy %.2fx, cpu seconds %.2fx%n", mine, other,
+              ours[0] / o[0], ours[3] / o[3], ours[4] / o[4]);
+        }
       }
     }
     System.out.println("load average at end: " + loadAverage());
   }
 
-  private static String trainArgs = "";
   private static String jfr;
 
   /** /proc/loadavg's 1, 5 and 15 minute figures: the benchmark shares the machine. */
@@ -161,8 +173,8 @@ public final class TrainBench {
     return words;
   }
 
-  private static String[] runChild(String system, Path corpus, Path questions, Path work, int epochs, long tokens)
-      throws Exception {
+  private static String[] runChild(String system, Path corpus, Path questions, Path work, int epochs, long tokens,
+      String trainArgs) throws Exception {
     String java = Paths.get(System.getProperty("java.home"), "bin", "java").toString();
     List<String> cmd = new ArrayList<>(List.of(java, "-Xmx6g"));
     cmd.addAll(Arrays.asList(flags()));
