@@ -8,8 +8,8 @@ import java.util.concurrent.CompletableFuture;
  * Skip-gram with negative sampling over mini-batches, the recipe of word2vec.c and gensim, with the
  * rows kept in two {@link RowStore}s (input embeddings {@code wte} and output/context rows). No
  * Spark and no network here: a Spark task, a test or a benchmark feeds sentences of token ids.
- * With a {@link HuffmanTree} it trains word2vec's hierarchical softmax instead, or besides ({@link
- * #planHs}, {@link #runHs}); the steps below are the same.
+ * With a {@link HuffmanTree} it trains word2vec's hierarchical softmax instead, or besides: a pair's
+ * targets are then the inner nodes on the center's path (see {@link #plan}).
  *
  * <p>A mini-batch runs in three steps, so that only touched rows move and each moves once:
  *
@@ -41,7 +41,7 @@ final class SkipGram {
       && !Boolean.getBoolean("embstore.train.scalar");
   static final float MAX_EXP = 6f;
   static final int SIGMOID_TABLE = 4096;
-  /** Hierarchical-softmax target entries ({@link #planHs}): a tree node; label 0. */
+  /** Flags of a target entry ({@link #plan}): a tree node (hierarchical softmax); label 0. */
   static final int HS = 2;
   static final int LABEL0 = 1;
   private static final float[] SIGMOID = new float[SIGMOID_TABLE + 1];
@@ -75,11 +75,7 @@ final class SkipGram {
     final LongIntMap inSlots = new LongIntMap(1 << 12);
     final LongIntMap outSlots = new LongIntMap(1 << 14);
     int[] groupIn = new int[1 << 16];
-    /**
-     * Targets: negative sampling, {@code k1} output slots per group (the center, then the
-     * negatives, -1 = skipped); hierarchical softmax ({@link #planHs}), entries {@code slot << 2 |
-     * flags}, group g at {@code groupOff[g]..groupOff[g+1]}.
-     */
+    /** Targets: entries {@code slot << 2 | flags} ({@link #plan}), group g's at {@code groupOff[g]..groupOff[g+1]}. */
     int[] groupOut;
     int[] groupOff;
     int ngroups;
@@ -98,6 +94,7 @@ final class SkipGram {
 
     Batch(int k1) {
       groupOut = new int[groupIn.length * k1];
+      groupOff = new int[groupIn.length + 1];
     }
   }
 
@@ -171,7 +168,7 @@ final class SkipGram {
     this.keep = keep;
     this.negatives = negatives;
     this.tree = tree;
-    this.path = tree == null ? null : new int[tree.maxDepth()];
+    this.path = new int[tree == null ? 0 : tree.maxDepth()];
     this.hsBase = tree != null && p.negatives() > 0 ? tree.leaves() : 0;
     this.in = in;
     this.out = out;
@@ -270,11 +267,7 @@ final class SkipGram {
     Batch b = batches3[(int) (planned++ % batches3.length)];
     awaitPush(b);
     long t0 = System.nanoTime();
-    if (tree != null) {
-      planHs(b);
-    } else {
-      plan(b);
-    }
+    plan(b);
     b.lr = lr;
     tokensSeen += rawTokens;
     tokensTrained += ntokens;
@@ -401,13 +394,13 @@ final class SkipGram {
     if (p.localApply()) {
       System.arraycopy(b.inRows, 0, b.inAux, 0, nin);
       System.arraycopy(b.outRows, 0, b.outAux, 0, nout);
-      train(b, b.lr, b.inRows, b.outRows);
+      run(b, b.lr, b.inRows, b.outRows);
       toGradient(b.inAux, b.inRows, nin, b.lr);
       toGradient(b.outAux, b.outRows, nout, b.lr);
     } else {
       Arrays.fill(b.inAux, 0, nin, 0f);
       Arrays.fill(b.outAux, 0, nout, 0f);
-      train(b, -1f, b.inAux, b.outAux);
+      run(b, -1f, b.inAux, b.outAux);
     }
     last = b;
     computeNanos += System.nanoTime() - t0;
@@ -453,6 +446,16 @@ final class SkipGram {
     return a.length >= n ? a : new float[Math.max(n, a.length + a.length / 2)];
   }
 
+  /**
+   * Plans the pending tokens into pairs (groups) and their targets; ids become slots of the batch's
+   * distinct input ids and distinct output rows. Per position: a window shrunk at random; per
+   * (context, center) pair, with negative sampling the center (label 1) and {@code negatives} draws
+   * from unigram^0.75 (label 0; a draw equal to the center is dropped, as word2vec does), then with
+   * hierarchical softmax the inner nodes on the center's path in the tree (rows {@code hsBase +
+   * node}, label {@code 1 - code bit}; word2vec's {@code -hs 1}). Targets are entries {@code slot <<
+   * 2 | HS | LABEL0}: {@code HS} for a tree node (not updated where the dot product saturates),
+   * {@code LABEL0} for label 0.
+   */
   private void plan(Batch b) {
     LongIntMap inSlots = b.inSlots;
     LongIntMap outSlots = b.outSlots;
@@ -461,71 +464,7 @@ final class SkipGram {
     int ngroups = 0;
     int[] groupIn = b.groupIn;
     int[] groupOut = b.groupOut;
-    int window = p.window();
-    int neg = p.negatives();
-    int start = 0;
-    for (int s = 0; s < nsentences; s++) {
-      int end = sentenceEnds[s];
-      for (int i = start; i < end; i++) {
-        int center = tokens[i];
-        int r = (int) ((next() >>> 33) % window);
-        int lo = Math.max(start, i - window + r);
-        int hi = Math.min(end - 1, i + window - r);
-        if (hi == lo) {
-          continue;
-        }
-        int centerSlot = outSlots.slot(center);
-        for (int c = lo; c <= hi; c++) {
-          if (c == i) {
-            continue;
-          }
-          if (ngroups == groupIn.length) {
-            groupIn = Arrays.copyOf(groupIn, ngroups * 2);
-            groupOut = Arrays.copyOf(groupOut, ngroups * 2 * k1);
-          }
-          groupIn[ngroups] = inSlots.slot(tokens[c]);
-          int o = ngroups * k1;
-          groupOut[o] = centerSlot;
-          for (int d = 1; d <= neg; d++) {
-            int target = negatives.sample(next());
-            groupOut[o + d] = target == center ? -1 : outSlots.slot(target);
-          }
-          ngroups++;
-        }
-      }
-      start = end;
-    }
-    b.groupIn = groupIn;
-    b.groupOut = groupOut;
-    b.ngroups = ngroups;
-    b.nin = inSlots.size();
-    b.nout = outSlots.size();
-  }
-
-  private void train(Batch b, float a, float[] dIn, float[] dOut) {
-    if (tree != null) {
-      runHs(b, a, dIn, dOut);
-    } else {
-      run(b, a, dIn, dOut);
-    }
-  }
-
-  /**
-   * {@link #plan} for hierarchical softmax: the same sub-sampled tokens and shrunk windows, and per
-   * (context, center) pair the inner nodes on the center's path (rows {@code hsBase + node}), after
-   * the center and its negatives when negative sampling runs too (word2vec's {@code -hs 1 -negative
-   * N}). Targets are entries {@code slot << 2 | HS | LABEL0}: {@code HS} for a tree node (not updated
-   * where the dot product saturates), {@code LABEL0} for label 0 (a negative, or code bit 1).
-   */
-  private void planHs(Batch b) {
-    LongIntMap inSlots = b.inSlots;
-    LongIntMap outSlots = b.outSlots;
-    inSlots.clear();
-    outSlots.clear();
-    int ngroups = 0;
-    int[] groupIn = b.groupIn;
-    int[] groupOut = b.groupOut;
-    int[] groupOff = b.groupOff == null || b.groupOff.length < groupIn.length + 1 ? new int[groupIn.length + 1] : b.groupOff;
+    int[] groupOff = b.groupOff;
     int window = p.window();
     int neg = p.negatives();
     int[] nodes = path;
@@ -541,7 +480,7 @@ final class SkipGram {
         if (hi == lo) {
           continue;
         }
-        int len = tree.path(center, nodes, 0);
+        int len = tree == null ? 0 : tree.path(center, nodes, 0);
         for (int d = 0; d < len; d++) {
           nodes[d] = (outSlots.slot(hsBase + (nodes[d] >>> 1)) << 2) | HS | (nodes[d] & 1);
         }
@@ -585,13 +524,19 @@ final class SkipGram {
   }
 
   /**
-   * {@link #run} for the targets of {@link #planHs}: word2vec.c's {@code hs} branch per tree node
-   * ({@code g = (1 - codeBit) - sigmoid(in.node)}, no update where {@code |in.node| >= MAX_EXP}),
-   * its {@code negative} branch per center and negative, the input row after all targets. Tree
-   * nodes are distinct and apart from the other rows, so the dot products go first unless a
-   * negative repeats within the pair.
+   * Runs the plan, word2vec's update per target: {@code g = label - sigmoid(in.out)}, the output row
+   * at once, the input row after all of the pair's targets; a tree node is not updated where {@code
+   * |in.node| >= MAX_EXP} (word2vec.c's {@code hs} branch skips it, its {@code negative} branch
+   * clamps). Values are read from {@code inRows}/{@code outRows}; changes go to {@code dIn} / {@code
+   * dOut} scaled by {@code a}: with {@code a = lr} and the row arrays themselves this is word2vec's
+   * in-place update; with {@code a = -1} and zeroed arrays it sums the loss gradients.
+   *
+   * <p>The dot products of all targets go first, as independent chains that the CPU overlaps: exact
+   * as long as no target repeats within the pair (the input row changes only after the pair, an
+   * output row only by its own target's update). Tree nodes are distinct and apart from the other
+   * rows; repeated negatives fall back to one dot product per update.
    */
-  private void runHs(Batch b, float a, float[] dIn, float[] dOut) {
+  private void run(Batch b, float a, float[] dIn, float[] dOut) {
     float[] win = b.inRows;
     float[] wout = b.outRows;
     int[] groupIn = b.groupIn;
@@ -672,109 +617,21 @@ final class SkipGram {
     return true;
   }
 
-  /**
-   * Runs the plan. Values are read from {@code inRows}/{@code outRows}; changes go to {@code dIn} /
-   * {@code dOut} scaled by {@code a}: with {@code a = lr} and the row arrays themselves this is
-   * word2vec's in-place update; with {@code a = -1} and zeroed arrays it sums the loss gradients.
-   */
-  private void run(Batch b, float a, float[] dIn, float[] dOut) {
-    float[] win = b.inRows;
-    float[] wout = b.outRows;
-    int[] groupIn = b.groupIn;
-    int[] groupOut = b.groupOut;
-    int ngroups = b.ngroups;
-    int c = dim;
-    float[] e = neu1e;
-    float[] fs = dots;
-    boolean inPlace = dOut == wout;
-    double loss = 0;
-    long npairs = 0;
-    for (int g = 0; g < ngroups; g++) {
-      int l1 = groupIn[g] * c;
-      Arrays.fill(e, 0f);
-      int o = g * k1;
-      // The dot products of all targets first, as independent chains that the CPU overlaps: exact
-      // as long as no target repeats within the group (the input row changes only after the group,
-      // and an output row only by its own target's update).
-      boolean early = SIMD && (!inPlace || distinctTargets(groupOut, o));
-      if (early) {
-        for (int d = 0; d < k1; d++) {
-          int slot = groupOut[o + d];
-          if (slot >= 0) {
-            fs[d] = VectorKernels.dot(win, l1, wout, slot * c, c);
-          }
-        }
-      }
-      for (int d = 0; d < k1; d++) {
-        int slot = groupOut[o + d];
-        if (slot < 0) {
-          continue;
-        }
-        int l2 = slot * c;
-        float f = early ? fs[d] : SIMD ? VectorKernels.dot(win, l1, wout, l2, c) : dot(win, l1, wout, l2, c);
-        float label = d == 0 ? 1f : 0f;
-        float sig;
-        int idx;
-        if (f >= MAX_EXP) {
-          sig = 1f;
-          idx = SIGMOID_TABLE;
-        } else if (f <= -MAX_EXP) {
-          sig = 0f;
-          idx = 0;
-        } else {
-          idx = (int) ((f + MAX_EXP) * (SIGMOID_TABLE / (2 * MAX_EXP)) + 0.5f);
-          sig = SIGMOID[idx];
-        }
-        loss -= d == 0 ? LOG_SIGMOID[idx] : LOG_SIGMOID[SIGMOID_TABLE - idx];
-        npairs++;
-        float gs = label - sig;
-        if (SIMD) {
-          VectorKernels.update(e, gs, wout, l2, dOut, a * gs, win, l1, c);
-        } else {
-          axpy(e, 0, gs, wout, l2, c);
-          axpy(dOut, l2, a * gs, win, l1, c);
-        }
-      }
-      if (SIMD) {
-        VectorKernels.axpy(dIn, l1, a, e, 0, c);
-      } else {
-        axpy(dIn, l1, a, e, 0, c);
-      }
-    }
-    lossSum += loss;
-    lossCount += npairs;
-    pairs += ngroups;
-  }
-
-  private boolean distinctTargets(int[] groupOut, int o) {
-    for (int d = 1; d < k1; d++) {
-      int slot = groupOut[o + d];
-      if (slot >= 0) {
-        for (int d2 = 0; d2 < d; d2++) {
-          if (groupOut[o + d2] == slot) {
-            return false;
-          }
-        }
-      }
-    }
-    return true;
-  }
-
   /** Pairs (groups) of the last computed batch: for tests that recompute the step independently. */
   int plannedGroups() {
     return last == null ? 0 : last.ngroups;
   }
 
-  /** Hierarchical softmax: the targets of group {@code g} in the last computed batch. */
-  int plannedPathLength(int g) {
+  /** The targets of group {@code g} in the last computed batch. */
+  int plannedTargets(int g) {
     return last.groupOff[g + 1] - last.groupOff[g];
   }
 
   /**
-   * Hierarchical softmax: target {@code d} of group {@code g} in the last computed batch, as {@code
-   * row << 2 | HS | LABEL0} (the center and negatives first when negative sampling runs too).
+   * Target {@code d} of group {@code g} in the last computed batch, as {@code row << 2 | HS | LABEL0}
+   * (with negative sampling the center and the negatives kept come first).
    */
-  long plannedPathNode(int g, int d) {
+  long plannedTarget(int g, int d) {
     int entry = last.groupOut[last.groupOff[g] + d];
     return last.outSlots.keys()[entry >>> 2] << 2 | (entry & 3);
   }
@@ -782,12 +639,6 @@ final class SkipGram {
   /** The input (context) id of group {@code g} of the last computed batch. */
   long plannedInput(int g) {
     return last.inSlots.keys()[last.groupIn[g]];
-  }
-
-  /** Target {@code d} of group {@code g} (0 = the center, then the negatives), or -1 if skipped. */
-  long plannedOutput(int g, int d) {
-    int slot = last.groupOut[g * k1 + d];
-    return slot < 0 ? -1 : last.outSlots.keys()[slot];
   }
 
   static float dot(float[] x, int xo, float[] y, int yo, int n) {

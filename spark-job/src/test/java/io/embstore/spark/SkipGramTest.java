@@ -29,36 +29,6 @@ class SkipGramTest {
     return 1.0 / (1.0 + Math.exp(-f));
   }
 
-  /** word2vec's sequential update for the planned pairs, in doubles. */
-  private static void reference(SkipGram sg, int negatives, double lr, double[][] win, double[][] wout) {
-    for (int g = 0; g < sg.plannedGroups(); g++) {
-      int in = (int) sg.plannedInput(g);
-      double[] e = new double[C];
-      for (int d = 0; d <= negatives; d++) {
-        long target = sg.plannedOutput(g, d);
-        if (target < 0) {
-          continue;
-        }
-        int o = (int) target;
-        double f = 0;
-        for (int j = 0; j < C; j++) {
-          f += win[in][j] * wout[o][j];
-        }
-        double sig = f > 6 ? 1 : f < -6 ? 0 : sigmoid(f);
-        double gs = ((d == 0) ? 1 : 0) - sig;
-        for (int j = 0; j < C; j++) {
-          e[j] += gs * wout[o][j];
-        }
-        for (int j = 0; j < C; j++) {
-          wout[o][j] += lr * gs * win[in][j];
-        }
-      }
-      for (int j = 0; j < C; j++) {
-        win[in][j] += lr * e[j];
-      }
-    }
-  }
-
   private static double[][] dense(float[] values) {
     return dense(values, V);
   }
@@ -90,7 +60,7 @@ class SkipGramTest {
     assertThat(sg.plannedGroups()).isZero();
     sg.flush();
     assertThat(sg.plannedGroups()).isGreaterThan(6);
-    reference(sg, 3, lr, win, wout);
+    reference(sg, lr, win, wout);
     for (int i = 0; i < V; i++) {
       for (int j = 0; j < C; j++) {
         assertThat((double) in.values()[i * C + j]).as("input row %d col %d", i, j).isCloseTo(win[i][j], within(2e-4));
@@ -102,17 +72,17 @@ class SkipGramTest {
   }
 
   /**
-   * word2vec.c's update for the planned pairs of a hierarchical-softmax run, in doubles: per tree
-   * node its hs branch (skipped where the dot product saturates), per center and negative its
-   * negative branch (clamped).
+   * word2vec.c's sequential update for the planned pairs, in doubles: per center and negative its
+   * negative branch (clamped), per tree node its hs branch (skipped where the dot product
+   * saturates). Returns the number of skipped nodes.
    */
-  private static int referenceHs(SkipGram sg, double lr, double[][] win, double[][] wout) {
+  private static int reference(SkipGram sg, double lr, double[][] win, double[][] wout) {
     int skipped = 0;
     for (int g = 0; g < sg.plannedGroups(); g++) {
       int in = (int) sg.plannedInput(g);
       double[] e = new double[C];
-      for (int d = 0; d < sg.plannedPathLength(g); d++) {
-        long entry = sg.plannedPathNode(g, d);
+      for (int d = 0; d < sg.plannedTargets(g); d++) {
+        long entry = sg.plannedTarget(g, d);
         int row = (int) (entry >>> 2);
         boolean node = (entry & SkipGram.HS) != 0;
         double f = 0;
@@ -180,13 +150,13 @@ class SkipGramTest {
     assertThat(sg.plannedGroups()).isGreaterThan(6);
     int[] path = new int[tree.maxDepth()];
     for (int g = 0; g < sg.plannedGroups(); g++) {
-      int n = sg.plannedPathLength(g);
+      int n = sg.plannedTargets(g);
       // Negative sampling first (the center, label 1, then negatives never equal to it), then the
       // center's path in the tree, node for node, ending at the root (row base + V-2).
       int ns = 0;
       long center = -1;
-      while (ns < n && (sg.plannedPathNode(g, ns) & SkipGram.HS) == 0) {
-        long entry = sg.plannedPathNode(g, ns);
+      while (ns < n && (sg.plannedTarget(g, ns) & SkipGram.HS) == 0) {
+        long entry = sg.plannedTarget(g, ns);
         assertThat(entry >>> 2).isLessThan(V);
         if (ns == 0) {
           center = entry >>> 2;
@@ -198,13 +168,13 @@ class SkipGramTest {
         ns++;
       }
       assertThat(ns).isBetween(negatives > 0 ? 1 : 0, negatives + 1);
-      assertThat(sg.plannedPathNode(g, n - 1) >>> 2).isEqualTo(base + V - 2);
+      assertThat(sg.plannedTarget(g, n - 1) >>> 2).isEqualTo(base + V - 2);
       long pathOf = -1;
       for (int id = 0; id < V && pathOf < 0; id++) {
         int len = tree.path(id, path, 0);
         boolean same = len == n - ns;
         for (int d = 0; same && d < len; d++) {
-          long entry = sg.plannedPathNode(g, ns + d);
+          long entry = sg.plannedTarget(g, ns + d);
           same = entry >>> 2 == base + (path[d] >>> 1) && (entry & SkipGram.LABEL0) == (path[d] & 1);
         }
         if (same) {
@@ -216,7 +186,7 @@ class SkipGramTest {
         assertThat(pathOf).as("group %d: the path is the center's", g).isEqualTo(center);
       }
     }
-    int saturated = referenceHs(sg, lr, win, wout);
+    int saturated = reference(sg, lr, win, wout);
     assertThat(saturated).as("saturated tree nodes skipped").isPositive();
     for (int i = 0; i < V; i++) {
       for (int j = 0; j < C; j++) {
@@ -267,17 +237,14 @@ class SkipGramTest {
     double[][] gout = new double[V][C];
     for (int g = 0; g < sg.plannedGroups(); g++) {
       int a = (int) sg.plannedInput(g);
-      for (int d = 0; d <= 2; d++) {
-        long t = sg.plannedOutput(g, d);
-        if (t < 0) {
-          continue;
-        }
-        int o = (int) t;
+      for (int d = 0; d < sg.plannedTargets(g); d++) {
+        long t = sg.plannedTarget(g, d);
+        int o = (int) (t >>> 2);
         double f = 0;
         for (int j = 0; j < C; j++) {
           f += win[a][j] * wout[o][j];
         }
-        double dl = sigmoid(f) - (d == 0 ? 1 : 0);
+        double dl = sigmoid(f) - (1 - (t & SkipGram.LABEL0));
         for (int j = 0; j < C; j++) {
           gin[a][j] += dl * wout[o][j];
           gout[o][j] += dl * win[a][j];
@@ -337,12 +304,15 @@ class SkipGramTest {
     sg.step(0.025f);
     for (int g = 0; g < sg.plannedGroups(); g++) {
       long input = sg.plannedInput(g);
-      long center = sg.plannedOutput(g, 0);
+      assertThat(sg.plannedTarget(g, 0) & SkipGram.LABEL0).isZero();
+      long center = sg.plannedTarget(g, 0) >>> 2;
       boolean firstSentence = input <= 1;
       assertThat(center <= 1).as("pair %d: %d -> %d crosses sentences", g, input, center).isEqualTo(firstSentence);
       assertThat(center).isNotEqualTo(input);
-      for (int d = 1; d <= 5; d++) {
-        assertThat(sg.plannedOutput(g, d)).isNotEqualTo(center);
+      assertThat(sg.plannedTargets(g)).isBetween(1, 6);
+      for (int d = 1; d < sg.plannedTargets(g); d++) {
+        assertThat(sg.plannedTarget(g, d) >>> 2).isNotEqualTo(center);
+        assertThat(sg.plannedTarget(g, d) & SkipGram.LABEL0).isOne();
       }
     }
     // Sentence 1 gives 2 pairs, sentence 2 at most 6.
