@@ -44,7 +44,8 @@ import scala.jdk.javaapi.CollectionConverters;
  * before/after iterations); {@code --train-args} are extra {@code TrainJob} options for embstore;
  * {@code --also-args} trains embstore a second time in the same run with other options (row
  * {@code embstore2}); {@code --jfr} records the embstore child JVM with Java Flight Recorder
- * (profile settings).
+ * (profile settings). The Spark children run in {@code local[2]}; {@code
+ * BENCH_JAVA_OPTS="-Dembstore.bench.master=local[1]"} sets another master.
  */
 public final class TrainBench {
   private TrainBench() {}
@@ -225,7 +226,7 @@ public final class TrainBench {
     Path work = Paths.get(a[4]);
     int epochs = Integer.parseInt(a[5]);
     long tokens = Long.parseLong(a[6]);
-    SparkSession spark = SparkSession.builder().master("local[2]").appName("bench " + system)
+    SparkSession spark = SparkSession.builder().master(System.getProperty("embstore.bench.master", "local[2]")).appName("bench " + system)
         .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1").config("spark.executor.heartbeatInterval", "2s")
         .config("spark.driver.maxResultSize", "0").getOrCreate();
