@@ -4,8 +4,9 @@ import java.util.Arrays;
 
 /**
  * word2vec's Huffman tree over the ids by count, for the hierarchical-softmax objective
- * ({@code --hs}): the V ids are the leaves, the V - 1 inner nodes are rows {@code 0..V-2} of the
- * context matrix (the root is row V - 2, as in word2vec.c), and a pair (context, center) trains the
+ * ({@code --hs}): the V ids are the leaves, the V - 1 inner nodes are numbered {@code 0..V-2} (the
+ * root is V - 2, as in word2vec.c; the context matrix holds node n in row n, or in row V + n when
+ * negative sampling shares the matrix), and a pair (context, center) trains the
  * context's input row against the inner nodes on the center's path, each with label {@code 1 - code
  * bit}. Frequent ids get short paths: the mean path length is the entropy of the unigram distribution
  * (about 10 to 12 nodes for English words), instead of {@code 1 + negatives} rows.
@@ -119,7 +120,7 @@ final class HuffmanTree {
 
   /**
    * Writes the path of {@code id} from its leaf's parent up to the root into {@code out} from
-   * {@code o}: entries {@code innerNode << 1 | codeBit} where innerNode is the context row (0..V-2)
+   * {@code o}: entries {@code innerNode << 1 | codeBit} where innerNode is the node number (0..V-2)
    * and codeBit the branch taken towards the leaf. Returns the number of entries.
    */
   int path(int id, int[] out, int o) {

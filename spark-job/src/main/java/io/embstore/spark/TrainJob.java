@@ -41,7 +41,10 @@ public final class TrainJob {
   static final String P_PARTITIONS = "train.partitions";
   static final String P_COMPLETE = "train.complete";
   static final String P_TOKENS = "train.tokensTrained";
-  /** negative-sampling or hierarchical-softmax: what the context matrix's rows mean. */
+  /**
+   * negative-sampling, hierarchical-softmax or hierarchical-softmax+negative-sampling ({@link
+   * #objective}): what the context matrix's rows mean.
+   */
   static final String P_OBJECTIVE = "train.objective";
 
   private TrainJob() {}
