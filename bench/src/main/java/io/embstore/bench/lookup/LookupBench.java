@@ -32,6 +32,8 @@ import picocli.CommandLine.Option;
  * <ul>
  *   <li>the raw-socket ceiling: a blocking socket server (separate JVM) that answers a request of B
  *       ids with B rows from a prefilled buffer, no gather;
+ *   <li>the gRPC ceiling: the same over bare gRPC-Java ({@link GrpcCeiling}: one bidi stream, the
+ *       server answering on the event loop), the transport under Arrow Flight without Flight;
  *   <li>the in-process gather: B rows copied by id from one contiguous off-heap matrix, 1 and 2
  *       threads;
  *   <li>Redis MGET (Jedis; rows as binary strings) when {@code redis-server} is on PATH.
@@ -55,8 +57,8 @@ public final class LookupBench implements Callable<Integer> {
   @Option(names = "--dists", split = ",", description = "id distributions: uniform, zipf (s=1.1) (default: ${DEFAULT-VALUE})")
   List<String> dists = List.of("uniform", "zipf");
 
-  @Option(names = "--systems", split = ",", description = "raw, gather, redis, embstore, update (default: all)")
-  List<String> systems = List.of("raw", "gather", "redis", "embstore", "update");
+  @Option(names = "--systems", split = ",", description = "raw, grpc, gather, redis, embstore, update (default: all)")
+  List<String> systems = List.of("raw", "grpc", "gather", "redis", "embstore", "update");
 
   @Option(names = "--warmup-ms", description = "warm-up per configuration (default: ${DEFAULT-VALUE})")
   long warmupMs = 300;
@@ -132,8 +134,8 @@ public final class LookupBench implements Callable<Integer> {
     if (systems.contains("raw")) {
       // Two server JVMs: the ceiling is one connection to the first (BENCHMARKS.md's definition); the
       // fan-out variant splits each batch over both, like a 2-shard lookup (requests sent, then replies read).
-      try (ChildProcess p0 = rawServer(rowBytes);
-          ChildProcess p1 = rawServer(rowBytes);
+      try (ChildProcess p0 = server("raw", rowBytes);
+          ChildProcess p1 = server("raw", rowBytes);
           RawSocketServer.Client c0 = new RawSocketServer.Client("127.0.0.1", port(p0.await("endpoint")), rowBytes);
           RawSocketServer.Client c1 = new RawSocketServer.Client("127.0.0.1", port(p1.await("endpoint")), rowBytes)) {
         for (int b : batches) {
@@ -147,6 +149,33 @@ public final class LookupBench implements Callable<Integer> {
           if (b >= 2) {
             int half = b / 2;
             record(size, rowBytes, "raw-socket 2 servers", "-", b, m.sync(b, () -> {
+              s.next(batch);
+              c0.send(batch, 0, half);
+              c1.send(batch, half, b);
+              c0.receive(half);
+              c1.receive(b - half);
+            }));
+          }
+        }
+      }
+    }
+
+    if (systems.contains("grpc")) {
+      // The same shapes over bare gRPC (GrpcCeiling): what the transport under Flight costs by itself.
+      try (ChildProcess p0 = server("grpc", rowBytes);
+          ChildProcess p1 = server("grpc", rowBytes);
+          GrpcCeiling.Client c0 = new GrpcCeiling.Client("127.0.0.1", port(p0.await("endpoint")));
+          GrpcCeiling.Client c1 = new GrpcCeiling.Client("127.0.0.1", port(p1.await("endpoint")))) {
+        for (int b : batches) {
+          IdStream s = ids.values().iterator().next().fork(1);
+          long[] batch = new long[b];
+          record(size, rowBytes, "grpc ceiling", "-", b, m.sync(b, () -> {
+            s.next(batch);
+            c0.lookup(batch);
+          }));
+          if (b >= 2) {
+            int half = b / 2;
+            record(size, rowBytes, "grpc 2 servers", "-", b, m.sync(b, () -> {
               s.next(batch);
               c0.send(batch, 0, half);
               c1.send(batch, half, b);
@@ -276,8 +305,9 @@ public final class LookupBench implements Callable<Integer> {
     }
   }
 
-  private static ChildProcess rawServer(int rowBytes) throws IOException {
-    return ChildProcess.java("raw-server", List.of("-Xmx256m"), ServerMain.class.getName(), List.of("raw", Integer.toString(rowBytes)));
+  /** A baseline server JVM of {@link ServerMain}: {@code raw} or {@code grpc}. */
+  private static ChildProcess server(String mode, int rowBytes) throws IOException {
+    return ChildProcess.java(mode + "-server", List.of("-Xmx256m"), ServerMain.class.getName(), List.of(mode, Integer.toString(rowBytes)));
   }
 
   private static int port(String endpoint) {
@@ -322,13 +352,16 @@ public final class LookupBench implements Callable<Integer> {
     out.printf("%n# All figures (medians)%n%s%n", header());
     figures.forEach(f -> out.println(line(f)));
     out.printf("%n# Ratios (rows/s of embstore lookup over the baseline, same size, ids and B)%n");
-    out.printf(Locale.ROOT, "%-11s %-8s %5s %14s %14s %14s %14s%n", "size", "ids", "B", "/raw ceiling", "/gather 1T", "/redis MGET", "/redis pipel.");
+    out.printf(Locale.ROOT, "%-11s %-8s %5s %14s %14s %14s %14s %14s %14s%n", "size", "ids", "B", "/raw ceiling", "/raw 2 serv.", "/grpc 2 serv.",
+        "/gather 1T", "/redis MGET", "/redis pipel.");
     for (Figure f : figures) {
       if (!f.system.equals("embstore lookup")) {
         continue;
       }
-      out.printf(Locale.ROOT, "%-11s %-8s %5d %14s %14s %14s %14s%n", f.size, f.dist, f.batch,
+      out.printf(Locale.ROOT, "%-11s %-8s %5d %14s %14s %14s %14s %14s %14s%n", f.size, f.dist, f.batch,
           ratio(f, find(f.size, "raw-socket ceiling", f.dist, f.batch)),
+          ratio(f, find(f.size, "raw-socket 2 servers", f.dist, f.batch)),
+          ratio(f, find(f.size, "grpc 2 servers", f.dist, f.batch)),
           ratio(f, find(f.size, "gather 1 thread", f.dist, f.batch)),
           ratio(f, find(f.size, "redis MGET", f.dist, f.batch)),
           ratio(f, find(f.size, "redis MGET pipelined x16", f.dist, f.batch)));

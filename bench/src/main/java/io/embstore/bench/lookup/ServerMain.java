@@ -10,7 +10,8 @@ import org.apache.arrow.memory.RootAllocator;
 
 /**
  * A server process of the lookup benchmark, so that the servers do not share a heap, GC or JIT with
- * the client. Modes: {@code raw ROW_BYTES} (the loopback ceiling) and {@code shard TABLE_DIR SHARD}
+ * the client. Modes: {@code raw ROW_BYTES} (the loopback ceiling), {@code grpc ROW_BYTES} (the gRPC ceiling, {@link
+ * GrpcCeiling}) and {@code shard TABLE_DIR SHARD}
  * (a {@link ShardServer} hosting one shard, row-wise Adagrad). Once ready it prints {@code
  * endpoint URI}; then it answers stdin commands: {@code mem} prints {@code mem ALLOCATED PEAK RSS
  * HWM} (allocator bytes now and at peak, process RSS now and at peak); {@code quit} or end of input
@@ -45,13 +46,19 @@ public final class ServerMain {
         System.out.flush();
         return s;
       }
+      case "grpc" -> {
+        GrpcCeiling.GrpcServer s = new GrpcCeiling.GrpcServer(Integer.parseInt(args[1]), RawSocketServer.MAX_BATCH);
+        System.out.println("endpoint grpc+tcp://127.0.0.1:" + s.port());
+        System.out.flush();
+        return s;
+      }
       case "shard" -> {
         ShardServer s = EmbstoreSystem.serverBuilder(Path.of(args[1]), Integer.parseInt(args[2])).allocator(root).start();
         System.out.println("endpoint " + s.endpoint());
         System.out.flush();
         return s;
       }
-      default -> throw new IllegalArgumentException("Cannot start server: mode '" + args[0] + "' (known: raw, shard)");
+      default -> throw new IllegalArgumentException("Cannot start server: mode '" + args[0] + "' (known: raw, grpc, shard)");
     }
   }
 }
