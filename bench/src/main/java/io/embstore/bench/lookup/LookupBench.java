@@ -79,6 +79,9 @@ public final class LookupBench implements Callable<Integer> {
   @Option(names = "--window", description = "calls in flight for the async B=1 run (default: ${DEFAULT-VALUE})")
   int window = 256;
 
+  @Option(names = "--update-windows", split = ",", description = "updates in flight for the async B=512 update runs (default: ${DEFAULT-VALUE})")
+  List<Integer> updateWindows = List.of(4);
+
   @Option(names = "--servers", description = "where the shard servers run: process (2 JVMs) or inproc (default: ${DEFAULT-VALUE})")
   String servers = "process";
 
@@ -261,8 +264,10 @@ public final class LookupBench implements Callable<Integer> {
                 }
               }
               if (batches.contains(512)) {
-                record(size, rowBytes, "embstore update async x4", e.getKey(), 512, es.updateAsync(e.getValue().fork(5), 512, 4, m));
-                cpu(es, size, "embstore update async x4", e.getKey(), 512);
+                for (int w : updateWindows) {
+                  record(size, rowBytes, "embstore update async x" + w, e.getKey(), 512, es.updateAsync(e.getValue().fork(5), 512, w, m));
+                  cpu(es, size, "embstore update async x" + w, e.getKey(), 512);
+                }
               }
             }
             memory.addAll(es.memory(size + " after updates"));
@@ -336,7 +341,9 @@ public final class LookupBench implements Callable<Integer> {
           paths.add(() -> es.updateSync(ids.fork(14), b, slice[0]));
         }
       }
-      paths.add(() -> es.updateAsync(ids.fork(15), 512, 4, slice[0]));
+      for (int w : updateWindows) {
+        paths.add(() -> es.updateAsync(ids.fork(15), 512, w, slice[0]));
+      }
     }
     int rounds = 3;
     slice[0] = new Measure(0, Math.max(1, jitWarmupMs / (rounds * paths.size())), 1);
