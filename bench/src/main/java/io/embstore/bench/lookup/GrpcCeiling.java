@@ -160,7 +160,7 @@ final class GrpcCeiling {
   }
 
   /** One long-lived stream to one server; one request at a time per {@link #send}/{@link #receive} pair. */
-  static final class Client implements AutoCloseable {
+  static final class Client implements LookupBench.BaselineClient, AutoCloseable {
     private final ManagedChannel channel;
     private final StreamObserver<byte[]> requests;
     private final BlockingQueue<Object> replies = new ArrayBlockingQueue<>(16);
@@ -189,13 +189,8 @@ final class GrpcCeiling {
           });
     }
 
-    void lookup(long[] ids) throws Exception {
-      send(ids, 0, ids.length);
-      receive(ids.length);
-    }
-
-    /** Sends a request for ids[from, to). */
-    void send(long[] ids, int from, int to) {
+    @Override
+    public void send(long[] ids, int from, int to) {
       int n = to - from;
       if (request.length != 8 * n) {
         request = new byte[8 * n];
@@ -208,7 +203,8 @@ final class GrpcCeiling {
     }
 
     /** Waits for the next reply and checks its size. */
-    byte[] receive(int n) throws Exception {
+    @Override
+    public void receive(int n) throws Exception {
       Object r = replies.poll(30, TimeUnit.SECONDS);
       if (r instanceof Throwable t) {
         throw new IOException("gRPC ceiling server failed", t);
@@ -219,7 +215,6 @@ final class GrpcCeiling {
       if (reply.length % n != 0) {
         throw new IOException("gRPC ceiling reply of " + reply.length + " bytes for " + n + " ids");
       }
-      return reply;
     }
 
     @Override

@@ -139,59 +139,25 @@ public final class LookupBench implements Callable<Integer> {
       out.printf(Locale.ROOT, "ids %s: hottest 1%% of rows get %.0f%% of lookups%n", d, 100 * s.hotShare(rows, 0.01));
     }
 
+    // Two server JVMs per baseline: the ceiling is one connection to the first (BENCHMARKS.md's
+    // definition); the fan-out variant splits each batch over both, like a 2-shard lookup (requests
+    // sent, then replies read). The baseline servers do not look at the ids, so one distribution is enough.
+    IdStream anyIds = ids.values().iterator().next();
     if (systems.contains("raw")) {
-      // Two server JVMs: the ceiling is one connection to the first (BENCHMARKS.md's definition); the
-      // fan-out variant splits each batch over both, like a 2-shard lookup (requests sent, then replies read).
       try (ChildProcess p0 = server("raw", rowBytes);
           ChildProcess p1 = server("raw", rowBytes);
           RawSocketServer.Client c0 = new RawSocketServer.Client("127.0.0.1", port(p0.await("endpoint")), rowBytes);
           RawSocketServer.Client c1 = new RawSocketServer.Client("127.0.0.1", port(p1.await("endpoint")), rowBytes)) {
-        for (int b : batches) {
-          // The raw servers do not look at the ids, so one distribution is enough.
-          IdStream s = ids.values().iterator().next().fork(1);
-          long[] batch = new long[b];
-          record(size, rowBytes, "raw-socket ceiling", "-", b, m.sync(b, () -> {
-            s.next(batch);
-            c0.lookup(batch);
-          }));
-          if (b >= 2) {
-            int half = b / 2;
-            record(size, rowBytes, "raw-socket 2 servers", "-", b, m.sync(b, () -> {
-              s.next(batch);
-              c0.send(batch, 0, half);
-              c1.send(batch, half, b);
-              c0.receive(half);
-              c1.receive(b - half);
-            }));
-          }
-        }
+        baseline(m, size, rowBytes, "raw-socket", anyIds, c0, c1);
       }
     }
-
     if (systems.contains("grpc")) {
       // The same shapes over bare gRPC (GrpcCeiling): what the transport under Flight costs by itself.
       try (ChildProcess p0 = server("grpc", rowBytes);
           ChildProcess p1 = server("grpc", rowBytes);
           GrpcCeiling.Client c0 = new GrpcCeiling.Client("127.0.0.1", port(p0.await("endpoint")));
           GrpcCeiling.Client c1 = new GrpcCeiling.Client("127.0.0.1", port(p1.await("endpoint")))) {
-        for (int b : batches) {
-          IdStream s = ids.values().iterator().next().fork(1);
-          long[] batch = new long[b];
-          record(size, rowBytes, "grpc ceiling", "-", b, m.sync(b, () -> {
-            s.next(batch);
-            c0.lookup(batch);
-          }));
-          if (b >= 2) {
-            int half = b / 2;
-            record(size, rowBytes, "grpc 2 servers", "-", b, m.sync(b, () -> {
-              s.next(batch);
-              c0.send(batch, 0, half);
-              c1.send(batch, half, b);
-              c0.receive(half);
-              c1.receive(b - half);
-            }));
-          }
-        }
+        baseline(m, size, rowBytes, "grpc", anyIds, c0, c1);
       }
     }
 
@@ -312,6 +278,37 @@ public final class LookupBench implements Callable<Integer> {
           memory.add(String.format(Locale.ROOT, "%s redis: used_memory %.1f MB (%.2f x raw %.1f MB), RSS %.1f MB (%.2f x), peak RSS %.1f MB",
               size, used / 1e6, used / raw, raw / 1e6, rss[0] / 1e6, rss[0] / raw, rss[1] / 1e6));
         }
+      }
+    }
+  }
+
+  /** A baseline's client: a request for ids[from, to) and the reply of its n rows, sent and read apart. */
+  interface BaselineClient {
+    void send(long[] ids, int from, int to) throws Exception;
+
+    void receive(int n) throws Exception;
+  }
+
+  /** Records {@code "<name> ceiling"} (one server) and {@code "<name> 2 servers"} (each batch split over both). */
+  private void baseline(Measure m, String size, int rowBytes, String name, IdStream ids, BaselineClient c0, BaselineClient c1)
+      throws Exception {
+    for (int b : batches) {
+      IdStream s = ids.fork(1);
+      long[] batch = new long[b];
+      record(size, rowBytes, name + " ceiling", "-", b, m.sync(b, () -> {
+        s.next(batch);
+        c0.send(batch, 0, b);
+        c0.receive(b);
+      }));
+      if (b >= 2) {
+        int half = b / 2;
+        record(size, rowBytes, name + " 2 servers", "-", b, m.sync(b, () -> {
+          s.next(batch);
+          c0.send(batch, 0, half);
+          c1.send(batch, half, b);
+          c0.receive(half);
+          c1.receive(b - half);
+        }));
       }
     }
   }

@@ -98,7 +98,7 @@ final class RawSocketServer implements AutoCloseable {
   }
 
   /** The client side: one connection, one request at a time. */
-  static final class Client implements AutoCloseable {
+  static final class Client implements LookupBench.BaselineClient, AutoCloseable {
     private final SocketChannel c;
     private final ByteBuffer req = ByteBuffer.allocateDirect(4 + 8 * MAX_BATCH).order(ByteOrder.LITTLE_ENDIAN);
     private final ByteBuffer reply;
@@ -111,14 +111,8 @@ final class RawSocketServer implements AutoCloseable {
       this.reply = ByteBuffer.allocateDirect(rowBytes * MAX_BATCH);
     }
 
-    /** Sends the ids and reads B rows into this client's reply buffer. */
-    void lookup(long[] ids) throws IOException {
-      send(ids, 0, ids.length);
-      receive(ids.length);
-    }
-
-    /** Sends a request for ids[from, to). */
-    void send(long[] ids, int from, int to) throws IOException {
+    @Override
+    public void send(long[] ids, int from, int to) throws IOException {
       req.clear();
       req.putInt(to - from);
       for (int i = from; i < to; i++) {
@@ -130,8 +124,8 @@ final class RawSocketServer implements AutoCloseable {
       }
     }
 
-    /** Reads the reply of {@code n} rows. */
-    void receive(int n) throws IOException {
+    @Override
+    public void receive(int n) throws IOException {
       reply.clear().limit(n * rowBytes);
       if (!readFully(c, reply)) {
         throw new EOFException("raw server closed the connection");
