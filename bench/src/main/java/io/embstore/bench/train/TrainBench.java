@@ -39,7 +39,7 @@ import scala.jdk.javaapi.CollectionConverters;
  * words) and the ratios.
  *
  * <p>Run: {@code bench/run train.TrainBench [--epochs N] [--skip mllib,gensim] [--tokens N]
- * [--train-args "--batch-tokens 65536 ..."] [--also-args "--hs ..."] [--jfr FILE]} ({@code --help}
+ * [--train-args "--batch-tokens 65536 ..."] [--also-args "--hs ..."] [--jfr FILE] [--mllib-partitions N] [--mllib-seed N]} ({@code --help}
  * prints the list). {@code --tokens} trains on the first N tokens only (a quick configuration for
  * before/after iterations); {@code --train-args} are extra {@code TrainJob} options for embstore;
  * {@code --also-args} trains embstore a second time in the same run with other options (row
@@ -64,7 +64,9 @@ public final class TrainBench {
           "  --tokens N        train on the first N corpus tokens only (default: all 3.8 M)",
           "  --train-args S    extra TrainJob options for embstore, e.g. \"--batch-tokens 65536\"",
           "  --also-args S     train embstore a second time with these options instead (row embstore2)",
-          "  --jfr FILE        record the embstore child JVM with Java Flight Recorder"));
+          "  --jfr FILE        record the embstore child JVM with Java Flight Recorder",
+          "  --mllib-partitions N  MLlib Word2Vec's numPartitions (default 2, the issue's setting)",
+          "  --mllib-seed N    MLlib Word2Vec's seed (default 1; MLlib is deterministic for a seed)"));
       return;
     }
     Map<String, String> opts = new HashMap<>();
@@ -86,7 +88,8 @@ public final class TrainBench {
     long tokens = cut(gz, corpus, limit);
     System.out.printf(Locale.ROOT, "corpus: %,d tokens, lines of 1,000; dim 100, window 5, negatives 5, min count 5, sample 1e-3, %d epochs, 2 cores%s%n",
         tokens, epochs, (trainArgs.isEmpty() ? "" : "; embstore options: " + trainArgs)
-            + (alsoArgs == null ? "" : "; embstore2 options: " + alsoArgs.trim()));
+            + (alsoArgs == null ? "" : "; embstore2 options: " + alsoArgs.trim())
+            + "; MLlib numPartitions " + opts.getOrDefault("mllib-partitions", "2") + ", seed " + opts.getOrDefault("mllib-seed", "1"));
     System.out.println("load average at start: " + loadAverage());
     List<String[]> results = new ArrayList<>();
     if (!skip.contains("embstore")) {
@@ -98,7 +101,7 @@ public final class TrainBench {
       results.add(r);
     }
     if (!skip.contains("mllib")) {
-      results.add(runChild("mllib", corpus, questions, work, epochs, tokens, ""));
+      results.add(runChild("mllib", corpus, questions, work, epochs, tokens, opts.getOrDefault("mllib-partitions", "2") + " " + opts.getOrDefault("mllib-seed", "1")));
     }
     if (!skip.contains("gensim")) {
       String[] g = gensim(corpus, questions, epochs, tokens);
@@ -174,6 +177,7 @@ public final class TrainBench {
     return words;
   }
 
+  /** Runs one system in a child JVM; {@code trainArgs}: embstore's extra options, or MLlib's "numPartitions seed". */
   private static String[] runChild(String system, Path corpus, Path questions, Path work, int epochs, long tokens,
       String trainArgs) throws Exception {
     String java = Paths.get(System.getProperty("java.home"), "bin", "java").toString();
@@ -184,7 +188,7 @@ public final class TrainBench {
     }
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), TrainBench.class.getName(), "child", system,
         corpus.toString(), questions.toString(), work.toString(), Integer.toString(epochs), Long.toString(tokens),
-        system.equals("embstore") ? trainArgs : ""));
+        trainArgs));
     System.out.println("== " + system);
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     String[] result = null;
@@ -266,7 +270,8 @@ public final class TrainBench {
       JavaRDD<Iterable<String>> sentences = sc.textFile(corpus.toString(), 2)
           .map(l -> (Iterable<String>) Arrays.asList(l.trim().split("\\s+")));
       Word2VecModel model = new Word2Vec().setVectorSize(dim).setWindowSize(5).setMinCount(5)
-          .setNumPartitions(2).setNumIterations(epochs).setSeed(1).fit(sentences);
+          .setNumPartitions(Integer.parseInt(a[7].trim().split(" ")[0])).setNumIterations(epochs)
+          .setSeed(Long.parseLong(a[7].trim().split(" ")[1])).fit(sentences);
       seconds = (System.nanoTime() - t0) / 1e9;
       cpuSeconds = (os.getProcessCpuTime() - cpu0) / 1e9;
       Map<String, float[]> vecs = CollectionConverters.asJava(model.getVectors());
