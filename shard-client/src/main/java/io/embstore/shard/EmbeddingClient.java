@@ -535,6 +535,21 @@ public final class EmbeddingClient implements AutoCloseable {
     lookupBlocking(new Plan(ids, "look up"), scatter, deadline);
   }
 
+  /**
+   * Rows of {@code ids} in request order into {@code out}, a {@code FixedSizeList<float32>[C]}
+   * vector (the table's row type, as in {@code Table} and the lookup reply): its buffers are
+   * (re)allocated from its own allocator for {@code ids.length} rows, every row valid, and the rows
+   * are copied straight into its data buffer.
+   */
+  public void lookup(long[] ids, FixedSizeListVector out) throws IOException {
+    if (out.getListSize() != dim || !(out.getDataVector() instanceof Float4Vector)) {
+      throw new IllegalArgumentException("Cannot look up " + ids.length + " ids: the vector is " + out.getField()
+          + ", expected FixedSizeList(" + dim + ") of float32 (C=" + dim + ")");
+    }
+    ArrowBuf data = ShardProducer.allocate(out, ids.length);
+    lookup(ids, data, 0);
+  }
+
   /** Rows of {@code tokens} (through the table's vocabulary), back to back in request order. */
   public float[] lookupTokens(String... tokens) throws IOException {
     long[] ids = tokenIds(tokens);
@@ -587,11 +602,11 @@ public final class EmbeddingClient implements AutoCloseable {
   /**
    * Most ids of one request batch to {@code e} whose request carries {@code requestBytesPerId} and
    * whose rows (reply or request) {@code rowBytesPerId} per id: within the endpoint's id and message
-   * limits and {@link #MAX_BATCH_BYTES}.
+   * limits (which bound requests and replies alike) and {@link #MAX_BATCH_BYTES}.
    */
   private static int idsPerBatch(Endpoint e, long requestBytesPerId, long rowBytesPerId) {
     return (int) Math.max(1, Math.min(e.maxIds,
-        Math.min((e.maxMessageBytes * 0.9 - 4096) / requestBytesPerId, MAX_BATCH_BYTES / rowBytesPerId)));
+        Math.min((e.maxMessageBytes * 0.9 - 4096) / Math.max(requestBytesPerId, rowBytesPerId), MAX_BATCH_BYTES / rowBytesPerId)));
   }
 
   /**

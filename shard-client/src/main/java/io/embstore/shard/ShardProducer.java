@@ -126,7 +126,11 @@ final class ShardProducer extends NoOpFlightProducer {
       listener.completed();
     } catch (FlightRuntimeException e) {
       listener.error(e);
-    } catch (RuntimeException | OutOfMemoryError e) {
+    } catch (org.apache.arrow.memory.OutOfMemoryException | OutOfMemoryError e) {
+      // The server's memory limit (its allocator's, or the JVM's) ends this call, not the server.
+      LOG.warn("exchange ran out of memory", e);
+      listener.error(ShardErrors.exhausted("Cannot run exchange: out of memory (" + e.getMessage() + "); retry later or send smaller batches"));
+    } catch (RuntimeException e) {
       LOG.warn("exchange failed", e);
       listener.error(ShardErrors.internal("Cannot run exchange: " + e, e));
     } finally {
@@ -150,6 +154,15 @@ final class ShardProducer extends NoOpFlightProducer {
           "Cannot " + verb + " " + n + " ids: more than " + server.maxIdsPerRequest() + " per request (maxIdsPerRequest; split the request)");
     }
     return n;
+  }
+
+  /** A reply is held to the same message limit as a request, checked before it is allocated. */
+  private void checkReplyBytes(int n, HostedShard shard) {
+    long bytes = n * shard.rowBytes;
+    if (bytes > server.maxMessageBytes()) {
+      throw ShardErrors.exhausted("Cannot look up " + n + " ids: the reply would be " + bytes
+          + " bytes, more than " + server.maxMessageBytes() + " (maxMessageBytes; split the request)");
+    }
   }
 
   private static void checkSchema(VectorSchemaRoot in, org.apache.arrow.vector.types.pojo.Schema expected, String verb) {
@@ -176,6 +189,7 @@ final class ShardProducer extends NoOpFlightProducer {
           VectorSchemaRoot in = reader.getRoot();
           checkSchema(in, expected, "look up ids");
           int n = checkRows(in, "look up");
+          checkReplyBytes(n, shard);
           ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
           shard.checkIds(ids, n, "look up");
           ArrowBuf data = allocate(list, n); // the vector lets go of the previous reply

@@ -51,6 +51,7 @@ public final class ShardServer implements AutoCloseable {
   private final AtomicLong step;
   private final long startNanos = System.nanoTime();
   private FlightServer flight;
+  private RecentRates rates;
   private volatile boolean closed;
 
   public static Builder builder() {
@@ -228,6 +229,8 @@ public final class ShardServer implements AutoCloseable {
             ? HostedShard.load(opened, s, spec, allocator)
             : HostedShard.initialize(m.partitioner(), m.dim(), s, b.init, spec, allocator);
       }
+      this.rates = RecentRates.start(() -> total(h -> h.lookupRows.sum()), () -> total(h -> h.lookupRequests.sum()),
+          () -> total(h -> h.updateRows.sum()), () -> total(h -> h.updateRequests.sum()));
       Location location = tls ? Location.forGrpcTls(host, b.port) : Location.forGrpcInsecure(host, b.port);
       this.producer = new ShardProducer(this, flightAllocator);
       FlightServer.Builder fb = FlightServer.builder(flightAllocator, location, producer)
@@ -433,8 +436,17 @@ public final class ShardServer implements AutoCloseable {
     return new TableManifest.Optimizer(n.path("name").asText(), params, cols, n.path("step").asLong());
   }
 
+  private long total(java.util.function.ToLongFunction<HostedShard> counter) {
+    long sum = 0;
+    for (int s : shardIndexes) {
+      sum += counter.applyAsLong(byIndex[s]);
+    }
+    return sum;
+  }
+
   ObjectNode stats() {
-    double seconds = Math.max(1e-9, (System.nanoTime() - startNanos) / 1e9);
+    long now = System.nanoTime();
+    double seconds = Math.max(1e-9, (now - startNanos) / 1e9);
     long rows = 0;
     long bytes = 0;
     long lookups = 0;
@@ -456,6 +468,7 @@ public final class ShardServer implements AutoCloseable {
       updates += u;
       updateRequests += h.updateRequests.sum();
     }
+    double[] recent = rates.perSecond(new long[] {lookups, lookupRequests, updates, updateRequests}, now);
     n.put("uptimeSeconds", seconds);
     n.put("rows", rows);
     n.put("bytes", bytes);
@@ -464,8 +477,13 @@ public final class ShardServer implements AutoCloseable {
     n.put("lookupRequests", lookupRequests);
     n.put("updateRows", updates);
     n.put("updateRequests", updateRequests);
-    n.put("lookupRowsPerSecond", lookups / seconds);
-    n.put("updateRowsPerSecond", updates / seconds);
+    n.put("rateWindowSeconds", rates.windowSeconds(now));
+    n.put("lookupRowsPerSecond", recent[0]);
+    n.put("lookupRequestsPerSecond", recent[1]);
+    n.put("updateRowsPerSecond", recent[2]);
+    n.put("updateRequestsPerSecond", recent[3]);
+    n.put("lookupRowsPerSecondSinceStart", lookups / seconds);
+    n.put("updateRowsPerSecondSinceStart", updates / seconds);
     return n;
   }
 
@@ -477,6 +495,7 @@ public final class ShardServer implements AutoCloseable {
     }
     closed = true;
     List<AutoCloseable> parts = new ArrayList<>();
+    parts.add(rates);
     if (flight != null) {
       parts.add(() -> {
         producer.stopExchanges();

@@ -233,6 +233,48 @@ class BadInputTest {
   }
 
   @Test
+  void aReplyLargerThanTheMessageLimitIsRefusedBeforeItIsAllocated() throws Exception {
+    ShardServer s = startEvenShards(ShardServer.builder().maxMessageBytes(64 * 1024));
+    // 5,000 ids are a 40 KB request (under the limit) asking for an 80 KB reply (over it).
+    assertStatus(() -> exchange("{\"op\":\"lookup\",\"shard\":0}", Protocol.lookupRequest(), ids(new long[5000])),
+        FlightStatusCode.RESOURCE_EXHAUSTED,
+        "Cannot look up 5000 ids: the reply would be 80000 bytes, more than 65536 (maxMessageBytes; split the request)");
+    // The client splits by the announced limit, replies included, and gets every row.
+    try (EmbeddingClient client = EmbeddingClient.builder().manifest(fx.manifest).endpoints(List.of(s.endpoint(),
+        fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).allocator(allocator).maxMessageBytes(64 * 1024)).endpoint()))
+        .allocator(allocator).build()) {
+      long[] ids = new long[20_000];
+      for (int i = 0; i < ids.length; i++) {
+        ids[i] = i % V;
+      }
+      float[] out = new float[ids.length * C];
+      client.lookup(ids, out);
+      for (int i = 0; i < ids.length; i++) {
+        for (int c = 0; c < C; c++) {
+          assertThat(out[i * C + c]).isEqualTo(fx.matrix[(int) (ids[i] * C + c)]);
+        }
+      }
+    }
+    assertNoRowChanged();
+  }
+
+  @Test
+  void runningOutOfMemoryFailsTheCallNotTheServer() throws Exception {
+    // The server's allocator holds its shards (8 KB) and 1 MiB more: a 40,000-id lookup's request
+    // (320 KB, 512 KiB as allocated) fits, its 640 KB reply (1 MiB as allocated) does not.
+    try (BufferAllocator limited = allocator.newChildAllocator("limited", 0, 1L << 20)) {
+      ShardServer s = fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).allocator(limited));
+      raw = FlightClient.builder(allocator, Location.forGrpcInsecure("127.0.0.1", s.port())).build();
+      assertStatus(() -> exchange("{\"op\":\"lookup\",\"shard\":0}", Protocol.lookupRequest(), ids(new long[40_000])),
+          FlightStatusCode.RESOURCE_EXHAUSTED, "Cannot run exchange: out of memory (");
+      assertNoRowChanged();
+      raw.close();
+      raw = null;
+      fx.close();
+    }
+  }
+
+  @Test
   void tokensSeparateReadersFromWriters() throws Exception {
     startEvenShards(ShardServer.builder().readToken("r-secret").writeToken("w-secret"));
     CallOption read = new CredentialCallOption(new BearerCredentialWriter("r-secret"));

@@ -6,9 +6,16 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.SplittableRandom;
+import com.fasterxml.jackson.databind.JsonNode;
+import org.apache.arrow.flight.Action;
+import org.apache.arrow.flight.FlightClient;
+import org.apache.arrow.flight.Location;
+import org.apache.arrow.flight.Result;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.vector.Float4Vector;
+import org.apache.arrow.vector.complex.FixedSizeListVector;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -65,6 +72,113 @@ class LookupTest {
           assertThat(buf.getFloat(16 + 4L * i)).isEqualTo(out[i]);
         }
       }
+      try (FixedSizeListVector vector = (FixedSizeListVector) Protocol.lookupReply(dim).getFields().get(0).createVector(allocator)) {
+        client.lookup(ids, vector);
+        assertThat(vector.getValueCount()).isEqualTo(ids.length);
+        for (int i = 0; i < ids.length; i++) {
+          assertThat(vector.isNull(i)).isFalse();
+        }
+        Float4Vector values = (Float4Vector) vector.getDataVector();
+        for (int i = 0; i < ids.length * dim; i++) {
+          assertThat(values.get(i)).isEqualTo(out[i]);
+        }
+        client.lookup(new long[] {ids[1]}, vector); // reused: reallocated for one row
+        assertThat(vector.getValueCount()).isEqualTo(1);
+        assertThat(values.get(dim - 1)).isEqualTo(out[2 * dim - 1]);
+      }
+      // Four lookups of the same ids: the client sends each distinct id once per call, so the
+      // servers together served exactly 4 x (distinct ids) rows.
+      long distinct = java.util.Arrays.stream(ids).distinct().count();
+      assertThat(distinct).isLessThan(ids.length);
+      long served = 0;
+      for (ShardServer server : fx.servers) {
+        JsonNode stats = stats(server);
+        served += stats.path("lookupRows").asLong();
+        assertThat(stats.path("lookupRequests").asLong()).isPositive();
+        assertThat(stats.path("lookupRowsPerSecond").asDouble()).isPositive();
+        assertThat(stats.path("rateWindowSeconds").asDouble()).isPositive().isLessThanOrEqualTo(RecentRates.WINDOW_SECONDS + 1.0);
+      }
+      assertThat(served).isEqualTo(4 * distinct + 1);
+    }
+  }
+
+  @Test
+  void aVectorOfAnotherShapeIsRefused() throws IOException {
+    fx = new ShardFixture(tmp.resolve("t"), 100, 4, 2, "modulo", allocator);
+    fx.start(allocator, 0, 1);
+    try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).allocator(allocator).build();
+        FixedSizeListVector wrong = (FixedSizeListVector) Protocol.lookupReply(5).getFields().get(0).createVector(allocator)) {
+      assertThatThrownBy(() -> client.lookup(new long[] {1, 2}, wrong))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("Cannot look up 2 ids: the vector is")
+          .hasMessageContaining("expected FixedSizeList(4) of float32 (C=4)");
+    }
+  }
+
+  @ParameterizedTest
+  @CsvSource({"modulo,997,6,4", "range,500,3,3"})
+  void nearestIsTheExactCosineTopKOverEveryShard(String partitioner, long rows, int dim, int shards) throws IOException {
+    fx = new ShardFixture(tmp.resolve("t"), rows, dim, shards, partitioner, allocator);
+    fx.start(allocator, evens(shards));
+    fx.start(allocator, odds(shards));
+    try (EmbeddingClient client =
+        EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).allocator(allocator).build()) {
+      SplittableRandom r = new SplittableRandom(11);
+      for (int q = 0; q < 5; q++) {
+        float[] query = new float[dim];
+        for (int c = 0; c < dim; c++) {
+          query[c] = (float) r.nextGaussian();
+        }
+        int k = 1 + r.nextInt(20);
+        assertSameNeighbours(client.nearest(query, k), bruteForce(query, k, -1), "query %d", q);
+        long id = r.nextLong(rows);
+        assertSameNeighbours(client.nearest(id, k), bruteForce(fx.row(id), k, id), "id %d", id);
+      }
+      // k larger than the table: every other row, best first
+      assertThat(client.nearest(3, (int) rows + 5)).hasSize((int) rows - 1);
+    }
+  }
+
+  /** Cosine similarities of every row in doubles, best first, ties by smaller id. */
+  private long[] bruteForce(float[] query, int k, long exclude) {
+    double qn = 0;
+    for (float v : query) {
+      qn += (double) v * v;
+    }
+    double[] sim = new double[(int) fx.rows];
+    Long[] order = new Long[(int) fx.rows];
+    for (int i = 0; i < fx.rows; i++) {
+      double dot = 0;
+      double n = 0;
+      for (int c = 0; c < fx.dim; c++) {
+        double v = fx.matrix[i * fx.dim + c];
+        dot += v * query[c];
+        n += v * v;
+      }
+      sim[i] = dot / Math.sqrt(n * qn);
+      order[i] = (long) i;
+    }
+    java.util.Arrays.sort(order, (a, b) -> Double.compare(sim[(int) (long) b], sim[(int) (long) a]));
+    return java.util.Arrays.stream(order).mapToLong(Long::longValue).filter(i -> i != exclude).limit(k).toArray();
+  }
+
+  private void assertSameNeighbours(java.util.List<Neighbor> got, long[] expected, String what, Object arg) {
+    assertThat(got).as(what, arg).hasSize(expected.length);
+    for (int i = 1; i < got.size(); i++) {
+      assertThat(got.get(i).similarity()).as(what, arg).isLessThanOrEqualTo(got.get(i - 1).similarity());
+    }
+    // float32 scores may swap neighbours whose cosines differ by less than float precision
+    assertThat(got.stream().mapToLong(Neighbor::id).toArray()).as(what, arg).containsExactly(expected);
+  }
+
+  private static JsonNode stats(ShardServer server) throws IOException {
+    try (BufferAllocator a = new RootAllocator();
+        FlightClient raw = FlightClient.builder(a, Location.forGrpcInsecure("127.0.0.1", server.port())).build()) {
+      java.util.Iterator<Result> results = raw.doAction(new Action("stats"));
+      return Protocol.JSON.readTree(results.next().getBody());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException(e);
     }
   }
 
