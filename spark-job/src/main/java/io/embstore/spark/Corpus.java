@@ -66,7 +66,7 @@ final class Corpus {
     Vocabulary vocabulary = null;
     Dataset<Row> df = format.equals("text") ? null : spark.read().format(format).load(o.inputs.toArray(new String[0]));
     if (df == null || stringColumn(df, o)) {
-      sc.setJobDescription("embstore train: count tokens and build the vocabulary");
+      TrainJob.describe(sc, "embstore train: count tokens and build the vocabulary");
       JavaRDD<String[]> text = df == null ? textSentences(spark, o) : stringSentences(df, o);
       if (known != null) {
         vocabulary = known;
@@ -86,7 +86,7 @@ final class Corpus {
         throw new IllegalArgumentException(
             "Cannot train on ids of column " + o.column + ": --vocab-size is required for id input (V, ids in [0, V))");
       }
-      sc.setJobDescription("embstore train: count token ids");
+      TrainJob.describe(sc, "embstore train: count token ids");
       int v = (int) o.vocabSize;
       counts = encoded.mapPartitions(it -> {
         long[] c = new long[v];
@@ -108,7 +108,7 @@ final class Corpus {
           "Cannot train on " + o.inputs + ": no token is seen at least --min-count=" + o.minCount + " times");
     }
     JavaRDD<int[]> parts = encoded.repartition(numPartitions).persist(StorageLevel.MEMORY_AND_DISK());
-    sc.setJobDescription("embstore train: encode and partition the corpus (" + numPartitions + " partitions)");
+    TrainJob.describe(sc, "embstore train: encode and partition the corpus (" + numPartitions + " partitions)");
     List<Tuple2<Integer, Long>> sizes = parts.mapPartitionsWithIndex((i, it) -> {
       long n = 0;
       while (it.hasNext()) {

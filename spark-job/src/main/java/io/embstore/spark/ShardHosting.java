@@ -151,7 +151,7 @@ final class ShardHosting implements Hosting {
     List<String[]> found = new ArrayList<>();
     while (true) {
       int probes = Math.max(8, 4 * sc.defaultParallelism());
-      sc.setJobDescription("embstore train: find the executors");
+      TrainJob.describe(sc, "embstore train: find the executors");
       List<String> ids = sc.parallelize(IntStream.range(0, probes).boxed().collect(Collectors.toList()), probes)
           .map(x -> {
             Thread.sleep(50);
@@ -301,7 +301,7 @@ final class ShardHosting implements Hosting {
         String loc = p.executor().equals("driver") ? p.host() : "executor_" + p.host() + "_" + p.executor();
         tasks.add(new Tuple2<>(key, CollectionConverters.asScala(List.of(loc)).toList()));
       }
-      sc.setJobDescription("embstore train: stop the shard servers");
+      TrainJob.describe(sc, "embstore train: stop the shard servers");
       sc.sc().makeRDD(CollectionConverters.asScala(tasks).toSeq(), ClassTag$.MODULE$.apply(String.class))
           .toJavaRDD().foreach(Host::release);
     } catch (RuntimeException e) {

@@ -82,6 +82,15 @@ public final class TrainJob {
     return ShardHosting.Host.memory();
   }
 
+  /**
+   * Names what the next Spark jobs run: the job description, and the call site that Spark names
+   * their stages after (in the UI, the event log and listeners), instead of a line of this file.
+   */
+  static void describe(JavaSparkContext sc, String what) {
+    sc.setJobDescription(what);
+    sc.setCallSite(what);
+  }
+
   /** What a run did. */
   public record Result(TableManifest output, String summary, long tokensPerEpoch, double seconds) {}
 
@@ -109,6 +118,7 @@ public final class TrainJob {
         throw new IllegalArgumentException(
             "Cannot resume " + out + ": " + ctx + " holds no table (the first checkpoint was cut short; train again without --resume into a new --output)");
       }
+      checkContextMatches(out, resumed, Table.open(ctx).manifest());
       if (resumed.dim() != o.dim) {
         throw new IllegalArgumentException(
             "Cannot resume " + out + ": --dim " + o.dim + " but the checkpoint has dim " + resumed.dim());
@@ -148,7 +158,7 @@ public final class TrainJob {
       offsets[i] = offsets[i - 1] + corpus.partitionTokens[i - 1];
     }
 
-    sc.setJobDescription("embstore train: host the shards of both matrices");
+    describe(sc, "embstore train: host the shards of both matrices");
     Path resumeOut = resumed == null ? null : out;
     Hosting hosting = "memory".equals(o.hosting)
         ? new MemoryHosting(rows, contextRows(o, rows), o.dim, shards, o.adagrad(), o.seed, resumeOut, resumeOut == null ? null : ctx)
@@ -167,14 +177,14 @@ public final class TrainJob {
         int to = Math.min(numPartitions, r + slots);
         boolean epochEnd = to == numPartitions;
         try {
-          sc.setJobDescription("embstore train: epoch " + (epoch + 1) + "/" + o.epochs
+          describe(sc, "embstore train: epoch " + (epoch + 1) + "/" + o.epochs
               + ", corpus partitions " + r + ".." + (to - 1) + " of " + numPartitions);
           task.runRound(epoch, r, to);
           boolean due = o.checkpointMinutes > 0 && (System.nanoTime() - lastCheckpoint) / 60e9 >= o.checkpointMinutes;
           if (epochEnd || due) {
             int nextEpoch = epochEnd ? epoch + 1 : epoch;
             int done = epochEnd ? 0 : to;
-            sc.setJobDescription("embstore train: checkpoint after epoch " + (epoch + 1) + ", partition " + (to - 1));
+            describe(sc, "embstore train: checkpoint after epoch " + (epoch + 1) + ", partition " + (to - 1));
             Map<String, String> props = properties(o, nextEpoch, done, numPartitions, nextEpoch == o.epochs);
             long c0 = System.nanoTime();
             last = hosting.checkpoint(out, ctx, vocabToWrite, props);
@@ -215,7 +225,7 @@ public final class TrainJob {
             LOG.warn("Cannot stop the remaining shard servers of the lost hosting: {}", closing.toString());
           }
           hosting = null;
-          sc.setJobDescription("embstore train: host the shards of both matrices again (recovery " + recoveries + ")");
+          describe(sc, "embstore train: host the shards of both matrices again (recovery " + recoveries + ")");
           hosting = ShardHosting.start(spark, o, rows, shards, cp == null ? null : out, withContext ? ctx : null, hosts);
           task = new Task(o, corpus, offsets, hosting.opener(), progress, sc);
           task.generation = recoveries;
@@ -247,6 +257,35 @@ public final class TrainJob {
   }
 
   /** Corpus tokens before partition {@code partition} of epoch {@code epoch} (offsets[0] is 0). */
+  /**
+   * The two tables of a checkpoint are committed one after the other ({@code _context} first), so
+   * {@code _context} may be one checkpoint ahead of the output (a driver killed between the two
+   * commits): resumable, and logged. Behind it, or from another training, it is refused.
+   */
+  static void checkContextMatches(Path out, TableManifest input, TableManifest context) {
+    Map<String, String> in = input.properties();
+    Map<String, String> cx = context.properties();
+    String inAt = "epoch " + in.get(P_EPOCH) + ", " + in.get(P_DONE) + " partitions done";
+    String cxAt = "epoch " + cx.get(P_EPOCH) + ", " + cx.get(P_DONE) + " partitions done";
+    if (!cx.containsKey(P_EPOCH) || !cx.containsKey(P_DONE) || !in.containsKey(P_DONE)
+        || !java.util.Objects.equals(in.get(P_PARTITIONS), cx.get(P_PARTITIONS)) || context.dim() != input.dim()) {
+      throw new IllegalArgumentException("Cannot resume " + out + ": " + out.resolve(CONTEXT_DIR)
+          + " is not this training's context table (partitions " + cx.get(P_PARTITIONS) + " against " + in.get(P_PARTITIONS)
+          + ", dim " + context.dim() + " against " + input.dim() + ")");
+    }
+    int order = Long.compare(
+        Long.parseLong(cx.get(P_EPOCH)) * Integer.MAX_VALUE + Long.parseLong(cx.get(P_DONE)),
+        Long.parseLong(in.get(P_EPOCH)) * Integer.MAX_VALUE + Long.parseLong(in.get(P_DONE)));
+    if (order < 0) {
+      throw new IllegalArgumentException("Cannot resume " + out + ": the context table is at " + cxAt
+          + ", behind the output at " + inAt + " (a checkpoint commits the context table first, so this pair was not written by one run)");
+    }
+    if (order > 0) {
+      LOG.warn("resuming {} at {} with the context table one checkpoint ahead ({}): the last checkpoint was cut between its two commits",
+          out, inAt, cxAt);
+    }
+  }
+
   static long position(long totalTokens, long[] offsets, int epoch, int partition) {
     return epoch * totalTokens + offsets[partition];
   }
