@@ -54,6 +54,20 @@ final class Corpus {
   }
 
   /**
+   * The partition sizes as a checkpoint records them: the total and a CRC-32 of every partition's
+   * token count, so a resume can tell that it rebuilt the same partitions.
+   */
+  String partitionFingerprint() {
+    java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8 * partitionTokens.length);
+    for (long t : partitionTokens) {
+      b.putLong(t);
+    }
+    crc.update(b.array());
+    return totalTokens + " tokens in " + partitionTokens.length + " partitions, crc32 " + Long.toHexString(crc.getValue());
+  }
+
+  /**
    * Reads and encodes the corpus into {@code numPartitions} partitions.
    *
    * @param known the vocabulary of a checkpoint being resumed (ids must not change), or null
@@ -107,7 +121,10 @@ final class Corpus {
       throw new IllegalArgumentException(
           "Cannot train on " + o.inputs + ": no token is seen at least --min-count=" + o.minCount + " times");
     }
-    JavaRDD<int[]> parts = encoded.repartition(numPartitions).persist(StorageLevel.MEMORY_AND_DISK());
+    // Round-robin from a start seeded by the input partition's index: the same files read with the
+    // same splits give the same partitions, which --resume checks (TrainJob.checkCorpusMatches).
+    JavaRDD<int[]> parts = encoded.repartition(numPartitions)
+        .persist(StorageLevel.MEMORY_AND_DISK());
     TrainJob.describe(sc, "embstore train: encode and partition the corpus (" + numPartitions + " partitions)");
     List<Tuple2<Integer, Long>> sizes = parts.mapPartitionsWithIndex((i, it) -> {
       long n = 0;

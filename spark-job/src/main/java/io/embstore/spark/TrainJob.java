@@ -39,6 +39,8 @@ public final class TrainJob {
   static final String P_EPOCH = "train.epoch";
   static final String P_DONE = "train.partitionsDone";
   static final String P_PARTITIONS = "train.partitions";
+  /** {@link Corpus#partitionFingerprint()} of the run that wrote a checkpoint. */
+  static final String P_CORPUS = "train.corpus";
   static final String P_COMPLETE = "train.complete";
   static final String P_TOKENS = "train.tokensTrained";
   /**
@@ -145,6 +147,9 @@ public final class TrainJob {
     }
 
     Corpus corpus = Corpus.load(spark, o, knownVocab, numPartitions);
+    if (resumed != null) {
+      checkCorpusMatches(out, resumed, corpus.partitionFingerprint());
+    }
     long rows = corpus.rows();
     if (o.hs && rows > HuffmanTree.MAX_IDS) {
       throw new IllegalArgumentException(
@@ -186,6 +191,7 @@ public final class TrainJob {
             int done = epochEnd ? 0 : to;
             describe(sc, "embstore train: checkpoint after epoch " + (epoch + 1) + ", partition " + (to - 1));
             Map<String, String> props = properties(o, nextEpoch, done, numPartitions, nextEpoch == o.epochs);
+            props.put(P_CORPUS, corpus.partitionFingerprint());
             long c0 = System.nanoTime();
             last = hosting.checkpoint(out, ctx, vocabToWrite, props);
             vocabToWrite = null;
@@ -283,6 +289,19 @@ public final class TrainJob {
     if (order > 0) {
       LOG.warn("resuming {} at {} with the context table one checkpoint ahead ({}): the last checkpoint was cut between its two commits",
           out, inAt, cxAt);
+    }
+  }
+
+  /**
+   * A resumed run must rebuild the partitions the checkpoint was trained on, or the partitions it
+   * counts as done would hold other sentences (some trained twice, others never).
+   */
+  static void checkCorpusMatches(Path out, TableManifest checkpoint, String fingerprint) {
+    String recorded = checkpoint.properties().get(P_CORPUS);
+    if (recorded != null && !recorded.equals(fingerprint)) {
+      throw new IllegalArgumentException("Cannot resume " + out + ": the corpus now reads as " + fingerprint
+          + ", the checkpoint was trained on " + recorded + " (resume with the same --input files, corpus options and Spark parallelism: Spark splits large inputs by"
+          + " spark.default.parallelism, and a sentence's partition follows its split)");
     }
   }
 

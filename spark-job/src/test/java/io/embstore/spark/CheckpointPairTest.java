@@ -54,4 +54,19 @@ class CheckpointPairTest {
     assertThatThrownBy(() -> TrainJob.checkContextMatches(OUT, at(1, 4, 8, 16), bare))
         .hasMessageContaining("is not this training's context table (partitions null against 8");
   }
+
+  @Test
+  void aResumeMustRebuildTheSamePartitions() {
+    String fp = "1000 tokens in 8 partitions, crc32 1a2b3c";
+    TableManifest cp = table(16).properties(Map.of(TrainJob.P_CORPUS, fp)).build();
+    assertThatCode(() -> TrainJob.checkCorpusMatches(OUT, cp, fp)).doesNotThrowAnyException();
+    assertThatThrownBy(() -> TrainJob.checkCorpusMatches(OUT, cp, "1000 tokens in 8 partitions, crc32 ffff"))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot resume /data/table: the corpus now reads as 1000 tokens in 8 partitions, crc32 ffff,"
+            + " the checkpoint was trained on 1000 tokens in 8 partitions, crc32 1a2b3c (resume with the same --input"
+            + " files, corpus options and Spark parallelism: Spark splits large inputs by spark.default.parallelism,"
+            + " and a sentence's partition follows its split)");
+    // checkpoints written before the fingerprint was recorded resume unchecked
+    assertThatCode(() -> TrainJob.checkCorpusMatches(OUT, table(16).build(), fp)).doesNotThrowAnyException();
+  }
 }
