@@ -68,17 +68,23 @@ class CliTest {
 
   /** Starts {@code embstore serve} on a thread and returns the endpoint from its ready line. */
   private String serve(String... args) throws Exception {
+    return readyLine(args).group(1);
+  }
+
+  /** Starts {@code embstore serve} on a thread; the match of its ready line, endpoint in group 1. */
+  private Matcher readyLine(String... args) throws Exception {
     ServeCommand cmd = new ServeCommand();
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
     exits.add(CompletableFuture.supplyAsync(() -> Cli.run(cmd, new PrintWriter(out, true), new PrintWriter(err, true), args)));
     serving.add(cmd);
-    Pattern endpoint = Pattern.compile("grpc\\+tcp://127\\.0\\.0\\.1:\\d+");
+    // Any host: a test of the bind address must see what was printed, not wait for 127.0.0.1.
+    Pattern ready = Pattern.compile("^embstore serve: serving shards \\[[0-9, ]+\\] of \\S+ at (grpc\\+tcp://\\S+:\\d+)(.*)$");
     while (true) {
-      Matcher m = endpoint.matcher(out.toString());
-      if (m.find()) {
+      Matcher m = ready.matcher(out.toString().strip());
+      if (out.toString().endsWith(System.lineSeparator()) && m.find()) {
         assertThat(out.toString().lines().count()).isEqualTo(1);
-        return m.group();
+        return m;
       }
       assertThat(exits.get(exits.size() - 1).isDone()).as("serve exited early: %s", err).isFalse();
       Thread.sleep(20);
@@ -157,6 +163,35 @@ class CliTest {
     String dead = "grpc+tcp://127.0.0.1:1";
     String[] r = run(new LookupCommand(), 1, "--table", table.toString(), "--endpoints", a + "," + dead, "--ids", "1", "--deadline-ms", "5000");
     assertThat(r[1]).startsWith("embstore lookup: Cannot describe endpoint " + dead + ": UNAVAILABLE");
+  }
+
+  @Test
+  void serveOnTheWildcardAddressPrintsALoopbackEndpointThatALookupConnectsTo() throws Exception {
+    Matcher ready = readyLine("--table", table.toString(), "--host", "0.0.0.0", "--shards", "0,1,2,3");
+    String endpoint = ready.group(1);
+    String port = endpoint.substring(endpoint.lastIndexOf(':') + 1);
+    // Not grpc+tcp://0.0.0.0:PORT, which names no server (Linux happens to route it to this
+    // machine, so a lookup through it alone would not show the difference).
+    assertThat(endpoint).isEqualTo("grpc+tcp://127.0.0.1:" + port);
+    assertThat(ready.group(2)).isEqualTo(" (listening on every address, 0.0.0.0:" + port + ")");
+
+    String[] r = run(new LookupCommand(), 0, "--table", table.toString(), "--endpoints", endpoint, "--ids", "299,3");
+    assertLookupLines(r[0], 299, 3);
+  }
+
+  /** Checks lookup's output: one line per id in request order, the row's C values parsing back exactly. */
+  private void assertLookupLines(String out, long... ids) {
+    List<String> lines = out.lines().toList();
+    assertThat(lines).hasSize(ids.length);
+    for (int i = 0; i < ids.length; i++) {
+      String[] parts = lines.get(i).split("\t");
+      assertThat(parts[0]).isEqualTo(Long.toString(ids[i]));
+      String[] values = parts[1].split(" ");
+      assertThat(values).hasSize(C);
+      for (int c = 0; c < C; c++) {
+        assertThat(Float.parseFloat(values[c])).as("id %d column %d", ids[i], c).isEqualTo(matrix[(int) ids[i] * C + c]);
+      }
+    }
   }
 
   private double cosine(int a, int b) {
