@@ -17,10 +17,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -43,6 +47,11 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ClusterEndToEndIT {
   static final Pattern ENDPOINT = Pattern.compile("grpc\\+tcp://[0-9.]+:[0-9]+");
+  /** ShardHosting's line for an executor that hosts shards: executor id, shards, the two servers. */
+  static final Pattern HOSTS = Pattern.compile(
+      "executor (\\S+) on \\S+ hosts shards \\[([0-9, ]+)\\] of both matrices: input (\\S+) context (\\S+)");
+  /** What Spark logs when a daemon (here an executor) starts: its process id. */
+  static final Pattern DAEMON_PID = Pattern.compile("Started daemon with process name: ([0-9]+)@");
 
   @TempDir Path tmp;
   private Path clusterDir;
@@ -92,6 +101,7 @@ class ClusterEndToEndIT {
     assertThat(manifest.dim()).isEqualTo(32);
     // verify throws at the first problem; otherwise one "ok" line per file
     assertThat(Table.open(table).verify(allocator)).hasSize(4 + 2).allMatch(l -> l.contains(": ok"));
+    assertShardsHostedInBothExecutors(trained.out() + "\n" + trained.err());
 
     // 3. Serve: two bin/embstore serve processes, half of the shards each, ports chosen by the OS.
     String ep1 = serve(table, "0,2", tmp.resolve("server-1.log"));
@@ -164,6 +174,55 @@ class ClusterEndToEndIT {
     assertThat(app.exit()).as("LookupExample with the client jar: %s", app).isZero();
     assertThat(app.out()).containsPattern("(?m)^god:( \\w+\\(-?[0-9.]+\\)){4,}")
         .containsPattern("(?m)^king:");
+  }
+
+  /**
+   * The shards of both matrices were spread over the two executors, each its own JVM: the driver
+   * logs one line per executor that hosts shards (ShardHosting), naming the executor id, its
+   * shards and its two servers. Each id must be a directory of a different Worker's work dir (a
+   * Worker starts one JVM per executor there) whose log names a different process id, so two
+   * threads of one JVM, or two executors of one Worker, would not pass.
+   */
+  private void assertShardsHostedInBothExecutors(String driverLog) throws IOException {
+    Matcher m = HOSTS.matcher(driverLog);
+    Map<String, List<Integer>> shardsByExecutor = new TreeMap<>();
+    Set<String> servers = new HashSet<>();
+    int lines = 0;
+    while (m.find()) {
+      lines++;
+      List<Integer> shards = Arrays.stream(m.group(2).split(", ")).map(Integer::valueOf).toList();
+      assertThat(shardsByExecutor.put(m.group(1), shards)).as("executor %s logged twice (a recovery?)", m.group(1)).isNull();
+      servers.add(m.group(3));
+      servers.add(m.group(4));
+    }
+    assertThat(shardsByExecutor).as("executors hosting shards in the driver log: %s", hostingLines(driverLog))
+        .hasSize(2).doesNotContainKey("driver");
+    assertThat(shardsByExecutor.values().stream().flatMap(List::stream).sorted().toList())
+        .as("shards 0..3 each hosted once: %s", shardsByExecutor).containsExactly(0, 1, 2, 3);
+    assertThat(servers).as("a server per matrix and executor").hasSize(2 * lines);
+
+    Map<String, String> workerOf = new TreeMap<>();
+    Set<Long> pids = new HashSet<>();
+    for (String executor : shardsByExecutor.keySet()) {
+      List<Path> dirs;
+      try (Stream<Path> s = Files.find(clusterDir, 3, (p, a) -> a.isDirectory()
+          && p.getFileName().toString().equals(executor) && p.getParent().getFileName().toString().startsWith("app-"))) {
+        dirs = s.toList();
+      }
+      assertThat(dirs).as("work dir of executor %s under %s", executor, clusterDir).hasSize(1);
+      Path dir = dirs.get(0);
+      workerOf.put(executor, clusterDir.relativize(dir).getName(0).toString());
+      Matcher pid = DAEMON_PID.matcher(readIfExists(dir.resolve("stderr")));
+      assertThat(pid.find()).as("the process id in the log of executor %s: %s", executor, dir.resolve("stderr")).isTrue();
+      pids.add(Long.parseLong(pid.group(1)));
+    }
+    assertThat(new HashSet<>(workerOf.values())).as("Workers of the hosting executors: %s", workerOf).hasSize(2);
+    assertThat(pids).as("process ids of the hosting executors %s", shardsByExecutor.keySet()).hasSize(2);
+    System.out.printf("shards hosted by executors %s on Workers %s, processes %s%n", shardsByExecutor, workerOf, pids);
+  }
+
+  private static String hostingLines(String log) {
+    return log.lines().filter(l -> l.contains("hosts shards")).reduce("", (a, b) -> a + b + "\n");
   }
 
   /** Starts {@code bin/embstore serve}; returns the endpoint from its ready line (60 s at most). */

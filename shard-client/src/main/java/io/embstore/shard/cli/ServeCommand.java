@@ -5,6 +5,8 @@ import io.embstore.shard.OptimizerSpec;
 import io.embstore.shard.ShardServer;
 import java.io.File;
 import java.io.PrintWriter;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -19,7 +21,12 @@ import picocli.CommandLine.Spec;
 /**
  * {@code embstore serve}: hosts shards of a table until SIGTERM/SIGINT. Once ready it prints one
  * line with its endpoint ({@code grpc+tcp://HOST:PORT}), which scripts read to learn a port picked
- * with {@code --port 0}.
+ * with {@code --port 0}. The endpoint is one a client can connect to: bound to a wildcard address
+ * ({@code --host 0.0.0.0} or {@code ::}), which no client can dial, it names the loopback address
+ * {@code 127.0.0.1} instead, the one address certain to reach the server from the machine that
+ * started it (a host name may resolve to an address the server does not answer on, or to none);
+ * the line then also says that the server listens on every address, for clients elsewhere to use
+ * the machine's own.
  */
 @Command(
     name = "serve",
@@ -32,7 +39,11 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
   @Option(names = "--shards", split = ",", description = "Shards to host (default: all), e.g. 0,2.")
   int[] shards;
 
-  @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to bind (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--host",
+      defaultValue = "127.0.0.1",
+      description = "Address to bind (default: ${DEFAULT-VALUE}). With a wildcard address (0.0.0.0 or ::) the printed endpoint"
+          + " names 127.0.0.1, connectable from this machine; clients elsewhere use the machine's address.")
   String host;
 
   @Option(names = "--port", defaultValue = "0", description = "Port (default 0: any free port).")
@@ -120,7 +131,7 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
       server = s;
       Runtime.getRuntime().addShutdownHook(hook);
       PrintWriter out = spec.commandLine().getOut();
-      out.println("embstore serve: serving shards " + Arrays.toString(s.shards()) + " of " + table + " at " + s.endpoint());
+      out.println("embstore serve: serving shards " + Arrays.toString(s.shards()) + " of " + table + " at " + readyEndpoint(s));
       out.flush();
       stop.await();
     } finally {
@@ -132,6 +143,21 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
       }
     }
     return 0;
+  }
+
+  /**
+   * The endpoint of the ready line: the server's own, or with a wildcard bind address the loopback
+   * one (see the class comment), followed by where the server listens.
+   */
+  private String readyEndpoint(ShardServer s) throws UnknownHostException {
+    // host was bound by the server already, so resolving it again cannot fail for a new reason;
+    // address literals (0.0.0.0, ::) resolve without a lookup.
+    if (!InetAddress.getByName(host).isAnyLocalAddress()) {
+      return s.endpoint();
+    }
+    String scheme = s.endpoint().substring(0, s.endpoint().indexOf("://") + 3);
+    String bound = host.contains(":") ? "[" + host + "]" : host;
+    return scheme + "127.0.0.1:" + s.port() + " (listening on every address, " + bound + ":" + s.port() + ")";
   }
 
   /** Stops serving (what SIGTERM does); for running the command in-process. */

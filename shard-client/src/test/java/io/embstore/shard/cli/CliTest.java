@@ -1,16 +1,20 @@
 package io.embstore.shard.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 import io.embstore.format.TableWriter;
 import io.embstore.format.TestMatrices;
 import io.embstore.format.Vocabulary;
 import io.embstore.format.cli.Cli;
+import io.embstore.shard.EmbeddingClient;
+import io.embstore.shard.ShardException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -18,6 +22,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.IntStream;
+import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.AfterEach;
@@ -31,6 +36,8 @@ import org.junit.jupiter.api.io.TempDir;
 class CliTest {
   static final int V = 300;
   static final int C = 5;
+  static final String READ_TOKEN = "cli-read-token-5f1c";
+  static final String WRITE_TOKEN = "cli-write-token-9a7e";
   @TempDir Path tmp;
   BufferAllocator allocator;
   float[] matrix;
@@ -68,17 +75,23 @@ class CliTest {
 
   /** Starts {@code embstore serve} on a thread and returns the endpoint from its ready line. */
   private String serve(String... args) throws Exception {
+    return readyLine(args).group(1);
+  }
+
+  /** Starts {@code embstore serve} on a thread; the match of its ready line, endpoint in group 1. */
+  private Matcher readyLine(String... args) throws Exception {
     ServeCommand cmd = new ServeCommand();
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
     exits.add(CompletableFuture.supplyAsync(() -> Cli.run(cmd, new PrintWriter(out, true), new PrintWriter(err, true), args)));
     serving.add(cmd);
-    Pattern endpoint = Pattern.compile("grpc\\+tcp://127\\.0\\.0\\.1:\\d+");
+    // Any host: a test of the bind address must see what was printed, not wait for 127.0.0.1.
+    Pattern ready = Pattern.compile("^embstore serve: serving shards \\[[0-9, ]+\\] of \\S+ at (grpc\\+tcp://\\S+:\\d+)(.*)$");
     while (true) {
-      Matcher m = endpoint.matcher(out.toString());
-      if (m.find()) {
+      Matcher m = ready.matcher(out.toString().strip());
+      if (out.toString().endsWith(System.lineSeparator()) && m.find()) {
         assertThat(out.toString().lines().count()).isEqualTo(1);
-        return m.group();
+        return m;
       }
       assertThat(exits.get(exits.size() - 1).isDone()).as("serve exited early: %s", err).isFalse();
       Thread.sleep(20);
@@ -157,6 +170,110 @@ class CliTest {
     String dead = "grpc+tcp://127.0.0.1:1";
     String[] r = run(new LookupCommand(), 1, "--table", table.toString(), "--endpoints", a + "," + dead, "--ids", "1", "--deadline-ms", "5000");
     assertThat(r[1]).startsWith("embstore lookup: Cannot describe endpoint " + dead + ": UNAVAILABLE");
+  }
+
+  @Test
+  void serveOnTheWildcardAddressPrintsALoopbackEndpointThatALookupConnectsTo() throws Exception {
+    Matcher ready = readyLine("--table", table.toString(), "--host", "0.0.0.0", "--shards", "0,1,2,3");
+    String endpoint = ready.group(1);
+    String port = endpoint.substring(endpoint.lastIndexOf(':') + 1);
+    // Not grpc+tcp://0.0.0.0:PORT, which names no server (Linux happens to route it to this
+    // machine, so a lookup through it alone would not show the difference).
+    assertThat(endpoint).isEqualTo("grpc+tcp://127.0.0.1:" + port);
+    assertThat(ready.group(2)).isEqualTo(" (listening on every address, 0.0.0.0:" + port + ")");
+
+    String[] r = run(new LookupCommand(), 0, "--table", table.toString(), "--endpoints", endpoint, "--ids", "299,3");
+    assertLookupLines(r[0], 299, 3);
+  }
+
+  @Test
+  void aServerWithTokensAnswersLookupAndNearestWithTheReadTokenOnly() throws Exception {
+    String ep = serve("--table", table.toString(), "--read-token", READ_TOKEN, "--write-token", WRITE_TOKEN);
+    String[] common = {"--table", table.toString(), "--endpoints", ep, "--deadline-ms", "20000"};
+
+    assertLookupLines(run(new LookupCommand(), 0, concat(common, "--ids", "7,299", "--token", READ_TOKEN))[0], 7, 299);
+    assertLookupLines(run(new LookupCommand(), 0, concat(common, "--ids", "7,299", "--auth-token", READ_TOKEN))[0], 7, 299);
+    assertLookupLines(run(new LookupCommand(), 0, concat(common, "--ids", "7,299", "--token", WRITE_TOKEN))[0], 7, 299);
+    // nearest's --token is the query token; its bearer token is --auth-token.
+    String[] near = run(new NearestCommand(), 0, concat(common, "--token", "w42", "-k", "3", "--auth-token", READ_TOKEN));
+    assertThat(near[0].lines()).hasSize(3).allMatch(l -> l.matches("w\\d+\t[-0-9.E]+"));
+
+    String noBearer = "Cannot authenticate: no bearer token (send header 'authorization: Bearer <token>')";
+    String notValid = "Cannot authenticate: the bearer token is not valid for this server";
+    String[] none = run(new LookupCommand(), 1, concat(common, "--ids", "7"));
+    assertOneErrorLine(none, "embstore lookup: ", noBearer);
+    String[] wrong = run(new LookupCommand(), 1, concat(common, "--ids", "7", "--token", READ_TOKEN + "x"));
+    assertOneErrorLine(wrong, "embstore lookup: ", notValid);
+    String[] nearNone = run(new NearestCommand(), 1, concat(common, "--id", "42"));
+    assertOneErrorLine(nearNone, "embstore nearest: ", noBearer);
+    String[] nearWrong = run(new NearestCommand(), 1, concat(common, "--id", "42", "--auth-token", "nope"));
+    assertOneErrorLine(nearWrong, "embstore nearest: ", notValid);
+    assertThat(wrong[1] + nearWrong[1]).as("tokens are never echoed").doesNotContain(READ_TOKEN).doesNotContain("nope");
+  }
+
+  @Test
+  void theReadTokenGivenToServeCannotWriteAndTheWriteTokenCan() throws Exception {
+    // No command writes (train writes through its own servers), so a client stands in for one:
+    // what is pinned here is that serve hands --read-token and --write-token to the right roles.
+    String ep = serve("--table", table.toString(), "--read-token", READ_TOKEN, "--write-token", WRITE_TOKEN);
+    long[] ids = {7, 8};
+    float[] grads = new float[ids.length * C];
+    java.util.Arrays.fill(grads, 1f);
+    float[] before = new float[ids.length * C];
+    try (EmbeddingClient reader = client(ep, READ_TOKEN)) {
+      reader.lookup(ids, before);
+      Throwable update = catchThrowable(() -> reader.update(ids, grads, 0.5f));
+      assertThat(update).isInstanceOf(ShardException.class)
+          .hasMessageContaining("Cannot update shard ").hasMessageContaining(": the token is read-only (updates and snapshots need the write token)");
+      assertThat(((ShardException) update).code()).isEqualTo(FlightStatusCode.UNAUTHORIZED);
+      Throwable snapshot = catchThrowable(() -> reader.snapshot(tmp.resolve("snap")));
+      assertThat(snapshot).isInstanceOf(java.io.IOException.class)
+          .hasMessageContaining("Cannot snapshot: the token is read-only (updates and snapshots need the write token)");
+      float[] after = new float[before.length];
+      reader.lookup(ids, after);
+      assertThat(after).as("rows after refused writes").isEqualTo(before);
+    }
+    try (EmbeddingClient writer = client(ep, WRITE_TOKEN)) {
+      writer.update(ids, grads, 0.5f);
+      float[] after = new float[before.length];
+      writer.lookup(ids, after);
+      for (int i = 0; i < after.length; i++) {
+        assertThat(after[i]).as("value %d after an update with the write token", i).isNotEqualTo(before[i]);
+      }
+    }
+  }
+
+  private EmbeddingClient client(String endpoint, String token) throws java.io.IOException {
+    return EmbeddingClient.builder().table(table).endpoints(List.of(endpoint)).allocator(allocator)
+        .deadline(Duration.ofSeconds(20)).token(token).build();
+  }
+
+  /** Checks lookup's output: one line per id in request order, the row's C values parsing back exactly. */
+  private void assertLookupLines(String out, long... ids) {
+    List<String> lines = out.lines().toList();
+    assertThat(lines).hasSize(ids.length);
+    for (int i = 0; i < ids.length; i++) {
+      String[] parts = lines.get(i).split("\t");
+      assertThat(parts[0]).isEqualTo(Long.toString(ids[i]));
+      String[] values = parts[1].split(" ");
+      assertThat(values).hasSize(C);
+      for (int c = 0; c < C; c++) {
+        assertThat(Float.parseFloat(values[c])).as("id %d column %d", ids[i], c).isEqualTo(matrix[(int) ids[i] * C + c]);
+      }
+    }
+  }
+
+  /** A failure: nothing on stdout, one stderr line with the command's prefix naming the status and reason. */
+  private static void assertOneErrorLine(String[] outErr, String prefix, String reason) {
+    assertThat(outErr[0]).isEmpty();
+    assertThat(outErr[1].lines()).hasSize(1);
+    assertThat(outErr[1]).startsWith(prefix).contains("UNAUTHENTICATED").contains(reason).endsWith(System.lineSeparator());
+  }
+
+  private static String[] concat(String[] a, String... b) {
+    String[] r = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, r, a.length, b.length);
+    return r;
   }
 
   private double cosine(int a, int b) {
