@@ -6,9 +6,15 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.embstore.format.Table;
 import io.embstore.format.Vocabulary;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.spark.SparkConf;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerStageSubmitted;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -53,14 +59,65 @@ class TrainJobTest extends SparkTestBase {
     TrainOptions o = TrainOptions.parse(new SparkConf(false),
         "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "50",
         "--checkpoint-minutes", "0", "--progress-seconds", "2");
-    TrainJob.Result r = TrainJob.run(spark, o);
+    List<String> stages = new CopyOnWriteArrayList<>();
+    SparkListener stageNames = new SparkListener() {
+      @Override
+      public void onStageSubmitted(SparkListenerStageSubmitted submitted) {
+        stages.add(submitted.stageInfo().name());
+      }
+    };
+    spark.sparkContext().addSparkListener(stageNames);
+    TrainJob.Result r;
+    List<String> progress;
+    try (LogLines log = LogLines.of("io.embstore.spark.train")) {
+      r = TrainJob.run(spark, o);
+      progress = List.copyOf(log.lines);
+    } finally {
+      spark.sparkContext().removeSparkListener(stageNames);
+    }
     System.out.println(r.summary());
+    assertProgressAndStageNames(progress, r, stages);
     Table t = Table.open(out);
     assertThat(t.verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
     assertThat(Table.open(out.resolve(TrainJob.CONTEXT_DIR)).verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
     assertThat(t.manifest().properties()).containsEntry(TrainJob.P_COMPLETE, "true");
     assertThat(t.vocabulary(allocator).token(0)).isEqualTo("the");
     assertRelatedWordsAreClose(t, "negative sampling");
+  }
+
+  /**
+   * Progress lines every few seconds (epoch, percent done rising to 100, tokens/s, running loss,
+   * rows pulled and pushed per second), the final summary, and Spark stages named after what runs.
+   */
+  private static void assertProgressAndStageNames(List<String> progress, TrainJob.Result r, List<String> stages) {
+    Pattern line = Pattern.compile("epoch (\\d)/3 +(\\d+\\.\\d)% done +([\\d,]+) tokens/s +loss (\\d\\.\\d{4}|NaN) +"
+        + "pulled ([\\d,]+) rows/s +pushed ([\\d,]+) rows/s");
+    List<Matcher> lines = progress.stream().map(line::matcher).filter(Matcher::matches).toList();
+    assertThat(lines).as("progress lines in %s", progress).hasSizeGreaterThanOrEqualTo(2);
+    double lastDone = 0;
+    int lastEpoch = 1;
+    boolean moving = false;
+    for (Matcher m : lines) {
+      int epoch = Integer.parseInt(m.group(1));
+      double done = Double.parseDouble(m.group(2));
+      assertThat(epoch).isBetween(lastEpoch, 3);
+      assertThat(done).isBetween(lastDone, 100.0);
+      moving |= Long.parseLong(m.group(3).replace(",", "")) > 0 && Long.parseLong(m.group(5).replace(",", "")) > 0
+          && Long.parseLong(m.group(6).replace(",", "")) > 0 && !m.group(4).equals("NaN");
+      lastEpoch = epoch;
+      lastDone = done;
+    }
+    assertThat(moving).as("a line with tokens, a loss, pulls and pushes: %s", progress).isTrue();
+    Matcher summary = Pattern.compile("trained ([\\d,]+) tokens in [\\d.]+ s \\([\\d,]+ tokens/s\\), [\\d,]+ pairs, "
+        + "mean loss (\\d\\.\\d{4}), [\\d,]+ batches, ([\\d,]+) rows pulled, ([\\d,]+) rows pushed").matcher(r.summary());
+    assertThat(summary.find()).as(r.summary()).isTrue();
+    assertThat(Long.parseLong(summary.group(1).replace(",", ""))).isEqualTo(3 * r.tokensPerEpoch());
+    assertThat(Double.parseDouble(summary.group(2))).isBetween(0.01, 5.0);
+    assertThat(stages).as("stage names").isNotEmpty().allMatch(n -> n.startsWith("embstore train: "));
+    assertThat(stages).anyMatch(n -> n.startsWith("embstore train: count tokens and build the vocabulary"))
+        .anyMatch(n -> n.startsWith("embstore train: host the shards of both matrices"))
+        .anyMatch(n -> n.matches("embstore train: epoch 1/3, corpus partitions 0\\.\\.1 of \\d+"))
+        .anyMatch(n -> n.matches("embstore train: epoch 3/3, corpus partitions \\d+\\.\\.\\d+ of \\d+"));
   }
 
   /** king~queen and army~navy closer than king~water, by a margin. */
