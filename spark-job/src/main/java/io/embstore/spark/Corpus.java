@@ -106,10 +106,11 @@ final class Corpus {
           return a;
         });
       } catch (Exception e) { // a failed Spark job surfaces as SparkException, a checked exception Scala does not declare
-        // The job's message carries the task's whole stack trace: give the id's own message first.
+        // The job's message carries the task's whole stack trace, which `embstore train` would
+        // print on its one error line: the task's exception (with its executor stack) is the cause.
         for (Throwable t = e.getCause(); t != null; t = t.getCause()) {
           if (t instanceof IllegalArgumentException && String.valueOf(t.getMessage()).startsWith(BAD_ID)) {
-            throw new IllegalArgumentException(t.getMessage(), e);
+            throw new IllegalArgumentException(t.getMessage(), t);
           }
         }
         throw e;
