@@ -262,7 +262,7 @@ class TrainJobTest extends SparkTestBase {
             "--partitions", "4", "--checkpoint-minutes", "0", "--max-recoveries", "0", "--lose-shards-at-task", "0")))
         .isInstanceOf(org.apache.spark.SparkException.class)
         // Spark reports whichever task failed first: the one that stopped the servers, or the
-        // other one, whose client was closed under it.
+        // other one, whose servers were stopped under it.
         .hasMessageStartingWith("Job aborted due to stage failure");
     assertThat(out.resolve("manifest.json")).doesNotExist();
   }
