@@ -21,6 +21,7 @@ import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
@@ -35,6 +36,7 @@ import scala.Tuple2;
  * (array&lt;int|bigint&gt;) has V = {@code --vocab-size} and no vocabulary.
  */
 final class Corpus {
+  private static final String BAD_ID = "Cannot read token id ";
   final JavaRDD<int[]> sentences;
   final long[] counts;
   final Vocabulary vocabulary;
@@ -102,20 +104,31 @@ final class Corpus {
       }
       TrainJob.describe(sc, "embstore train: count token ids");
       int v = (int) o.vocabSize;
-      counts = encoded.mapPartitions(it -> {
-        long[] c = new long[v];
-        while (it.hasNext()) {
-          for (int id : it.next()) {
-            c[id]++;
+      try {
+        counts = encoded.mapPartitions(it -> {
+          long[] c = new long[v];
+          while (it.hasNext()) {
+            for (int id : it.next()) {
+              c[id]++;
+            }
+          }
+          return Collections.singletonList(c).iterator();
+        }).treeReduce((a, b) -> {
+          for (int i = 0; i < a.length; i++) {
+            a[i] += b[i];
+          }
+          return a;
+        });
+      } catch (Exception e) { // a failed Spark job surfaces as SparkException, a checked exception Scala does not declare
+        // The job's message carries the task's whole stack trace, which `embstore train` would
+        // print on its one error line: the task's exception (with its executor stack) is the cause.
+        for (Throwable t = e.getCause(); t != null; t = t.getCause()) {
+          if (t instanceof IllegalArgumentException && String.valueOf(t.getMessage()).startsWith(BAD_ID)) {
+            throw new IllegalArgumentException(t.getMessage(), t);
           }
         }
-        return Collections.singletonList(c).iterator();
-      }).treeReduce((a, b) -> {
-        for (int i = 0; i < a.length; i++) {
-          a[i] += b[i];
-        }
-        return a;
-      });
+        throw e;
+      }
     }
     if (counts.length < 1) {
       throw new IllegalArgumentException(
@@ -295,7 +308,7 @@ final class Corpus {
     String column = o.column;
     long v = o.vocabSize;
     int max = o.maxSentenceLength;
-    return df.select(column).javaRDD().flatMap(row -> {
+    return df.select(functions.col(column), functions.input_file_name()).javaRDD().flatMap(row -> {
       if (row.isNullAt(0)) {
         return Collections.emptyIterator();
       }
@@ -308,8 +321,9 @@ final class Corpus {
         }
         long id = ((Number) x).longValue();
         if (id < 0 || id >= v) {
+          String file = row.isNullAt(1) || row.getString(1).isEmpty() ? "" : " in " + row.getString(1);
           throw new IllegalArgumentException(
-              "Cannot read token id " + id + " of column " + column + ": outside [0, " + v + ") (--vocab-size)");
+              BAD_ID + id + " of column " + column + file + ": outside [0, " + v + ") (--vocab-size " + v + ")");
         }
         ids[n++] = (int) id;
       }

@@ -369,13 +369,17 @@ final class ShardHosting implements Hosting {
     static void release(String key) {
       List<AutoCloseable> close = new ArrayList<>();
       synchronized (Host.class) {
+        // Servers first: a task whose call fails on a stopped server finds the server gone when the
+        // driver checks (--lose-shards-at-task). Closing the clients first let the other task fail
+        // on "the client is closed" while every server still answered the driver's health check,
+        // which then saw no lost server and failed the job instead of recovering.
+        close.addAll(SERVERS.getOrDefault(key, Collections.emptyList()));
+        SERVERS.remove(key);
         for (String k : new ArrayList<>(CLIENTS.keySet())) {
           if (k.startsWith(key + "/")) {
             close.add(CLIENTS.remove(k));
           }
         }
-        close.addAll(SERVERS.getOrDefault(key, Collections.emptyList()));
-        SERVERS.remove(key);
       }
       for (AutoCloseable c : close) {
         try {

@@ -48,6 +48,11 @@ public final class TrainJob {
    * #objective}): what the context matrix's rows mean.
    */
   static final String P_OBJECTIVE = "train.objective";
+  /**
+   * sgd or rowwise-adagrad ({@code --optimizer}): whether the shards carry Adagrad accumulators
+   * that the next steps depend on.
+   */
+  static final String P_OPTIMIZER = "train.optimizer";
 
   private TrainJob() {}
 
@@ -129,6 +134,13 @@ public final class TrainJob {
       if (!objective.equals(objective(o))) {
         throw new IllegalArgumentException("Cannot resume " + out + ": the checkpoint trained " + objective
             + " but these options train " + objective(o) + " (--hs and --negatives must stay as they were)");
+      }
+      // Every checkpoint of embstore train records its optimizer; SGD shards carry no state, and
+      // the shard servers would silently start Adagrad accumulators at zero or drop them.
+      String optimizer = resumed.properties().getOrDefault(P_OPTIMIZER, "sgd");
+      if (!optimizer.equals(o.optimizer)) {
+        throw new IllegalArgumentException("Cannot resume " + out + ": the checkpoint trained with --optimizer " + optimizer
+            + " but these options use --optimizer " + o.optimizer + " (the optimizer must stay as it was)");
       }
       if (resumed.vocabulary() != null) {
         try (BufferAllocator a = new RootAllocator()) {
@@ -335,7 +347,7 @@ public final class TrainJob {
     p.put("train.minCount", Long.toString(o.minCount));
     p.put("train.sample", Double.toString(o.sample));
     p.put("train.alpha", Double.toString(o.alpha));
-    p.put("train.optimizer", o.optimizer);
+    p.put(P_OPTIMIZER, o.optimizer);
     p.put("train.seed", Long.toString(o.seed));
     p.put("train.matrix", "input");
     p.put("train.context", CONTEXT_DIR);

@@ -3,13 +3,16 @@ package io.embstore.spark;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.embstore.format.ShardReader;
 import io.embstore.format.Table;
+import io.embstore.format.TableManifest;
 import io.embstore.format.Vocabulary;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.IntStream;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.spark.SparkConf;
@@ -159,6 +162,93 @@ class TrainJobTest extends SparkTestBase {
             + "options train negative-sampling (--hs and --negatives must stay as they were)");
   }
 
+  /** State column 0 of every row, by id (width 1: row-wise Adagrad's accumulator). */
+  static float[] rowState(Table t, BufferAllocator a) throws Exception {
+    float[] state = new float[(int) t.manifest().rows()];
+    for (int s = 0; s < t.manifest().numShards(); s++) {
+      try (ShardReader r = t.openShard(s, a, true)) {
+        while (r.loadNextBatch()) {
+          for (int i = 0; i < r.batchRows(); i++) {
+            state[(int) t.manifest().partitioner().idAt(s, r.batchStart() + i)] = r.state(0).getFloat(i * 4L);
+          }
+        }
+      }
+    }
+    return state;
+  }
+
+  /** Every row of {@code t}, by id. */
+  static float[][] rows(Table t, BufferAllocator a) throws Exception {
+    int dim = t.manifest().dim();
+    float[][] rows = new float[(int) t.manifest().rows()][dim];
+    t.forEachRowInIdOrder(a, false, (first, n, buf, offset) -> {
+      for (int r = 0; r < n; r++) {
+        for (int c = 0; c < dim; c++) {
+          rows[(int) first + r][c] = buf.getFloat(offset + ((long) r * dim + c) * 4);
+        }
+      }
+    });
+    return rows;
+  }
+
+  /** How many other ids are closer (cosine) to {@code token} than {@code other} is. */
+  static long closer(float[][] rows, Vocabulary v, String token, String other) {
+    int a = v.requireId(token);
+    double target = cos(rows[a], rows[v.requireId(other)]);
+    return IntStream.range(0, rows.length).filter(j -> j != a && cos(rows[a], rows[j]) > target).count();
+  }
+
+  @Test
+  void rowwiseAdagradTrainsRelatedWordsCloseKeepsItsAccumulatorsAndResumesOnlyWithIt() throws Exception {
+    Path corpus = proseSlice(dir, 1_000_000);
+    Path out = dir.resolve("adagrad");
+    TrainJob.Result r = TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
+        "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "50",
+        "--optimizer", "rowwise-adagrad", "--alpha", "0.1", "--checkpoint-minutes", "0", "--progress-seconds", "2"));
+    System.out.println(r.summary());
+    Table t = Table.open(out);
+    Table context = Table.open(out.resolve(TrainJob.CONTEXT_DIR));
+    assertThat(t.manifest().properties()).containsEntry(TrainJob.P_OPTIMIZER, "rowwise-adagrad")
+        .containsEntry(TrainJob.P_COMPLETE, "true");
+    for (Table m : List.of(t, context)) {
+      assertThat(m.verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
+      assertThat(m.manifest().optimizer().name()).isEqualTo("rowwise-adagrad");
+      assertThat(m.manifest().stateColumns()).containsExactly(new TableManifest.StateColumn("adagrad_row_sum", 1));
+    }
+    // The accumulators are the servers' real state: summed squared gradients, largest for the
+    // most frequent ids (ids are by descending count).
+    float[] state = rowState(t, allocator);
+    double frequent = 0;
+    double rare = 0;
+    for (int i = 0; i < 100; i++) {
+      frequent += state[i];
+      rare += state[state.length - 1 - i];
+    }
+    System.out.printf("adagrad accumulators: mean of the 100 most frequent ids %.4g, of the 100 rarest %.4g, zero rows %d%n",
+        frequent / 100, rare / 100, IntStream.range(0, state.length).filter(i -> state[i] == 0).count());
+    assertThat(IntStream.range(0, state.length).filter(i -> !(Float.isFinite(state[i]) && state[i] >= 0))).isEmpty();
+    assertThat(IntStream.range(0, state.length).filter(i -> state[i] > 0).count()).isGreaterThan(state.length * 99L / 100);
+    assertThat(frequent).isGreaterThan(10 * rare);
+    // Ranks rather than a cosine margin: with row-wise Adagrad all vectors are close to each other
+    // (cos(king,water) 0.61-0.70 against cos(king,queen) 0.74-0.81 in three runs), so a margin is fragile.
+    Vocabulary v = t.vocabulary(allocator);
+    float[][] rows = rows(t, allocator);
+    long queen = closer(rows, v, "king", "queen");
+    long navy = closer(rows, v, "army", "navy");
+    long water = closer(rows, v, "king", "water");
+    System.out.printf("row-wise adagrad, ids closer than the pair's second word: king~queen %d, army~navy %d, king~water %d of %d%n",
+        queen, navy, water, rows.length - 1);
+    assertThat(queen).isLessThan(rows.length / 50);
+    assertThat(navy).isLessThan(rows.length / 50);
+    assertThat(water).isGreaterThan(rows.length / 10);
+    // The checkpoint's accumulators would be dropped by SGD: resuming with another optimizer is refused.
+    assertThatThrownBy(() -> TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
+            "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "50", "--resume")))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot resume " + out + ": the checkpoint trained with --optimizer rowwise-adagrad but these options "
+            + "use --optimizer sgd (the optimizer must stay as it was)");
+  }
+
   @Test
   void resumeAfterAnInjectedTaskFailureFinishesWithAValidTable() throws Exception {
     Path corpus = proseSlice(dir, 200_000);
@@ -178,6 +268,14 @@ class TrainJobTest extends SparkTestBase {
     assertThatThrownBy(() -> TrainJob.run(spark, TrainOptions.parse(new SparkConf(false), base)))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("Cannot train into " + out + ": it already holds a table (use --resume");
+
+    String[] adagrad = java.util.stream.Stream.concat(java.util.Arrays.stream(base),
+        java.util.stream.Stream.of("--resume", "--optimizer", "rowwise-adagrad")).toArray(String[]::new);
+    assertThatThrownBy(() -> TrainJob.run(spark, TrainOptions.parse(new SparkConf(false), adagrad)))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot resume " + out + ": the checkpoint trained with --optimizer sgd but these options "
+            + "use --optimizer rowwise-adagrad (the optimizer must stay as it was)");
+    assertThat(Table.open(out).manifest()).isEqualTo(partial.manifest());
 
     String[] resume = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.stream.Stream.of("--resume"))
         .toArray(String[]::new);
@@ -220,7 +318,7 @@ class TrainJobTest extends SparkTestBase {
             "--partitions", "4", "--checkpoint-minutes", "0", "--max-recoveries", "0", "--lose-shards-at-task", "0")))
         .isInstanceOf(org.apache.spark.SparkException.class)
         // Spark reports whichever task failed first: the one that stopped the servers, or the
-        // other one, whose client was closed under it.
+        // other one, whose servers were stopped under it.
         .hasMessageStartingWith("Job aborted due to stage failure");
     assertThat(out.resolve("manifest.json")).doesNotExist();
   }
