@@ -113,18 +113,8 @@ class CliTest {
     String endpoints = a + "," + b;
 
     String[] byId = run(new LookupCommand(), 0, "--table", table.toString(), "--endpoints", endpoints, "--ids", "7,0,7,299");
+    assertLookupLines(byId[0], 7, 0, 7, 299);
     List<String> lines = byId[0].lines().toList();
-    long[] ids = {7, 0, 7, 299};
-    assertThat(lines).hasSize(4);
-    for (int i = 0; i < ids.length; i++) {
-      String[] parts = lines.get(i).split("\t");
-      assertThat(parts[0]).isEqualTo(Long.toString(ids[i]));
-      String[] values = parts[1].split(" ");
-      assertThat(values).hasSize(C);
-      for (int c = 0; c < C; c++) {
-        assertThat(Float.parseFloat(values[c])).isEqualTo(matrix[(int) ids[i] * C + c]);
-      }
-    }
 
     String[] byToken = run(new LookupCommand(), 0, "--table", table.toString(), "--endpoints", endpoints, "--tokens", "w7,w299");
     assertThat(byToken[0].lines().toList()).containsExactly(
