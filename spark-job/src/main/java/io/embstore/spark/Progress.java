@@ -1,8 +1,10 @@
 package io.embstore.spark;
 
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.Set;
 import org.apache.spark.SparkContext;
 import org.apache.spark.scheduler.AccumulableInfo;
 import org.apache.spark.scheduler.SparkListener;
@@ -18,8 +20,8 @@ import scala.jdk.javaapi.CollectionConverters;
 /**
  * Training figures as Spark accumulators, with live values: tasks add to them after every
  * mini-batch, executors ship running tasks' values in their heartbeats, and a driver thread logs a
- * line every few seconds from the merged values of finished tasks plus the latest heartbeat of
- * running ones.
+ * line every few seconds from the values of ended tasks (as their end events report them) plus the
+ * latest heartbeat of running ones. The final summary reads the merged accumulators.
  */
 final class Progress extends SparkListener implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger("io.embstore.spark.train");
@@ -33,7 +35,10 @@ final class Progress extends SparkListener implements AutoCloseable {
 
   final LongAccumulator[] longs = new LongAccumulator[6];
   final DoubleAccumulator lossSum;
-  private final Map<Long, Map<Long, Double>> live = new ConcurrentHashMap<>();
+  /** Ended tasks' values; guards {@link #live} and {@link #ended} too. */
+  private final double[] counts = new double[7];
+  private final Map<Long, double[]> live = new HashMap<>();
+  private final Set<Long> ended = new HashSet<>();
   private final SparkContext sc;
   private final Thread reporter;
   private final long totalTokens;
@@ -89,34 +94,73 @@ final class Progress extends SparkListener implements AutoCloseable {
     for (Tuple4<Object, Object, Object, scala.collection.immutable.Seq<AccumulableInfo>> t :
         CollectionConverters.asJava(update.accumUpdates())) {
       long task = (Long) t._1();
-      Map<Long, Double> values = new ConcurrentHashMap<>();
-      for (AccumulableInfo info : CollectionConverters.asJava(t._4())) {
-        if (info.update().isDefined() && info.update().get() instanceof Number) {
-          values.put(info.id(), ((Number) info.update().get()).doubleValue());
+      double[] values = new double[7];
+      add(values, t._4());
+      synchronized (counts) {
+        // A heartbeat sent just before its task ended can arrive after the task's end event.
+        if (!ended.contains(task)) {
+          live.put(task, values);
         }
       }
-      live.put(task, values);
     }
   }
 
   @Override
   public void onTaskEnd(SparkListenerTaskEnd end) {
-    live.remove(end.taskInfo().taskId());
+    synchronized (counts) {
+      long task = end.taskInfo().taskId();
+      live.remove(task);
+      ended.add(task);
+      // The values Spark merged into the accumulators for this task (none for a failed task or a
+      // duplicate of a finished one), set before the event is posted.
+      add(counts, end.taskInfo().accumulables());
+    }
   }
 
-  /** tokens, pairs, lossCount, pulled, pushed, batches, lossSum: merged plus live. */
+  private void add(double[] into, scala.collection.Iterable<AccumulableInfo> infos) {
+    for (AccumulableInfo info : CollectionConverters.asJava(infos)) {
+      int i = index(info.id());
+      if (i >= 0 && info.update().isDefined() && info.update().get() instanceof Number) {
+        into[i] += ((Number) info.update().get()).doubleValue();
+      }
+    }
+  }
+
+  private int index(long accumulatorId) {
+    for (int i = 0; i < longs.length; i++) {
+      if (longs[i].id() == accumulatorId) {
+        return i;
+      }
+    }
+    return lossSum.id() == accumulatorId ? 6 : -1;
+  }
+
+  /**
+   * tokens, pairs, lossCount, pulled, pushed, batches, lossSum for the progress line: the ended
+   * tasks' values plus the latest heartbeat of running ones, both taken from listener events, so
+   * that a task moves from one to the other at once (Spark merges a task's values into the
+   * accumulators before the listener hears of its end: reading the accumulators here would count
+   * an ending task twice for a moment).
+   */
   double[] values() {
+    synchronized (counts) {
+      double[] v = counts.clone();
+      for (double[] task : live.values()) {
+        for (int i = 0; i < v.length; i++) {
+          v[i] += task[i];
+        }
+      }
+      return v;
+    }
+  }
+
+  /** The accumulators' values: exact once the training jobs have returned (for the summary). */
+  double[] merged() {
     double[] v = new double[7];
     for (int i = 0; i < 6; i++) {
       v[i] = longs[i].value();
     }
     v[6] = lossSum.value();
-    for (Map<Long, Double> task : live.values()) {
-      for (int i = 0; i < 6; i++) {
-        v[i] += task.getOrDefault(longs[i].id(), 0.0);
-      }
-      v[6] += task.getOrDefault(lossSum.id(), 0.0);
-    }
     return v;
   }
 
@@ -138,7 +182,7 @@ final class Progress extends SparkListener implements AutoCloseable {
 
   /** The final summary line. */
   String summary() {
-    double[] v = values();
+    double[] v = merged();
     double secs = (System.nanoTime() - start) / 1e9;
     return String.format(Locale.ROOT,
         "trained %,d tokens in %.1f s (%,.0f tokens/s), %,d pairs, mean loss %.4f, %,d batches, "

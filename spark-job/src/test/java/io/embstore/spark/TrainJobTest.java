@@ -61,7 +61,7 @@ class TrainJobTest extends SparkTestBase {
     Path out = dir.resolve("table");
     TrainOptions o = TrainOptions.parse(new SparkConf(false),
         "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "50",
-        "--checkpoint-minutes", "0", "--progress-seconds", "2");
+        "--checkpoint-minutes", "0", "--progress-seconds", "1");
     List<String> stages = new CopyOnWriteArrayList<>();
     SparkListener stageNames = new SparkListener() {
       @Override
@@ -230,7 +230,8 @@ class TrainJobTest extends SparkTestBase {
     assertThat(IntStream.range(0, state.length).filter(i -> state[i] > 0).count()).isGreaterThan(state.length * 99L / 100);
     assertThat(frequent).isGreaterThan(10 * rare);
     // Ranks rather than a cosine margin: with row-wise Adagrad all vectors are close to each other
-    // (cos(king,water) 0.61-0.70 against cos(king,queen) 0.74-0.81 in three runs), so a margin is fragile.
+    // (cos(king,water) 0.61-0.70 against cos(king,queen) 0.74-0.81 in three runs), so a margin is
+    // fragile; the ranks vary between runs too (Hogwild-style concurrent updates).
     Vocabulary v = t.vocabulary(allocator);
     float[][] rows = rows(t, allocator);
     long queen = closer(rows, v, "king", "queen");
@@ -238,8 +239,9 @@ class TrainJobTest extends SparkTestBase {
     long water = closer(rows, v, "king", "water");
     System.out.printf("row-wise adagrad, ids closer than the pair's second word: king~queen %d, army~navy %d, king~water %d of %d%n",
         queen, navy, water, rows.length - 1);
-    assertThat(queen).isLessThan(rows.length / 50);
-    assertThat(navy).isLessThan(rows.length / 50);
+    // Top 5 % (observed: queen 34-213th, navy 0-2nd of 7,833; a random word would be ~3,900th).
+    assertThat(queen).isLessThan(rows.length / 20);
+    assertThat(navy).isLessThan(rows.length / 20);
     assertThat(water).isGreaterThan(rows.length / 10);
     // The checkpoint's accumulators would be dropped by SGD: resuming with another optimizer is refused.
     assertThatThrownBy(() -> TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
