@@ -76,5 +76,15 @@ class TrainCommandTest {
       assertThat(java.util.Arrays.stream(lines.get(1).split(" ")).skip(1).mapToDouble(Float::parseFloat).map(Math::abs).max()
           .orElse(0)).isGreaterThan(0.5 / 16);
     }
+
+    // A task that fails: exit 1 and one line naming the task's own error, not Spark's stack traces.
+    stderr.getBuffer().setLength(0);
+    code = root.execute("train", "--input", corpus.toString(), "--output", dir.resolve("failed").toString(), "--epochs", "1",
+        "--dim", "16", "--min-count", "20", "--checkpoint-minutes", "0", "--fail-at-task", "0");
+    assertThat(code).isEqualTo(Cli.EXIT_FAILURE);
+    assertThat(stderr.toString().lines().toList()).as("stderr").singleElement().satisfies(line -> assertThat(line)
+        .startsWith("embstore train: ")
+        .contains("Cannot continue training: injected failure in epoch 1, partition 0 (--fail-at-task)")
+        .doesNotContain("\tat ", "Driver stacktrace"));
   }
 }

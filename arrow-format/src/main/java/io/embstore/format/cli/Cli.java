@@ -64,7 +64,11 @@ public final class Cli {
     return cmd.execute(args);
   }
 
-  /** The message of {@code e} and its causes on one line. */
+  /**
+   * The message of {@code e} and its causes on one line. A message that carries a stack trace (a
+   * Spark job aborted by a failed task quotes the task's exception with its stack and the driver's)
+   * is cut where the trace starts; {@code EMBSTORE_DEBUG=1} prints the whole exception.
+   */
   public static String oneLine(Throwable e) {
     StringBuilder sb = new StringBuilder();
     for (Throwable t = e; t != null; t = t.getCause()) {
@@ -72,6 +76,7 @@ public final class Cli {
       if (m == null || m.isBlank()) {
         m = t.getClass().getSimpleName();
       }
+      m = withoutStackTrace(m);
       if (sb.indexOf(m) < 0) {
         if (sb.length() > 0) {
           sb.append(": ");
@@ -80,6 +85,17 @@ public final class Cli {
       }
     }
     return sb.toString();
+  }
+
+  private static String withoutStackTrace(String message) {
+    int cut = message.length();
+    for (String start : new String[] {"\n\tat ", "\nDriver stacktrace:"}) {
+      int i = message.indexOf(start);
+      if (i >= 0 && i < cut) {
+        cut = i;
+      }
+    }
+    return message.substring(0, cut).strip();
   }
 
   @Command(
