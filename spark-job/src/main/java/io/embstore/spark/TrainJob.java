@@ -274,7 +274,6 @@ public final class TrainJob {
     }
   }
 
-  /** Corpus tokens before partition {@code partition} of epoch {@code epoch} (offsets[0] is 0). */
   /**
    * The two tables of a checkpoint are committed one after the other ({@code _context} first), so
    * {@code _context} may be one checkpoint ahead of the output (a driver killed between the two
@@ -317,6 +316,7 @@ public final class TrainJob {
     }
   }
 
+  /** Corpus tokens before partition {@code partition} of epoch {@code epoch} (offsets[0] is 0). */
   static long position(long totalTokens, long[] offsets, int epoch, int partition) {
     return epoch * totalTokens + offsets[partition];
   }
