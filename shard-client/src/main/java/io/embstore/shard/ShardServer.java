@@ -495,7 +495,9 @@ public final class ShardServer implements AutoCloseable {
     }
     closed = true;
     List<AutoCloseable> parts = new ArrayList<>();
-    parts.add(rates);
+    if (rates != null) {
+      parts.add(rates);
+    }
     if (flight != null) {
       parts.add(() -> {
         producer.stopExchanges();
