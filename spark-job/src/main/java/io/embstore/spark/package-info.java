@@ -1,0 +1,23 @@
+/**
+ * The Spark training job: skip-gram embeddings (word2vec's negative sampling, optionally its
+ * hierarchical softmax) whose two matrices live as shards inside the executors and move only the
+ * rows a mini-batch touches. Design, options and failure handling: {@code docs/training.md}.
+ *
+ * <ul>
+ *   <li>Entry points: {@link io.embstore.spark.TrainJob} ({@code spark-submit --class}; the
+ *       driver's loop of rounds, checkpoints, recovery and resume), {@link
+ *       io.embstore.spark.TrainCommand} ({@code embstore train}, local mode), {@link
+ *       io.embstore.spark.TrainOptions} (every option, one precedence order).
+ *   <li>Data: {@code Corpus} (text, Parquet or ORC input; the vocabulary built with Spark; encoded,
+ *       partitioned sentences), {@code HuffmanTree}, {@code AliasSampler} (negatives).
+ *   <li>Where the rows live: {@code Hosting} with {@code ShardHosting} (shard servers of the
+ *       shard-client module inside the executors, the product path) and {@code MemoryHosting}
+ *       (heap arrays, local mode only: the benchmark's baseline); tasks reach them as {@code
+ *       RowStore}s ({@code RemoteRowStore} over {@link io.embstore.shard.EmbeddingClient}, {@code
+ *       InMemoryRowStore}).
+ *   <li>The math: {@code SkipGram} (one task's mini-batches: plan, pull, train, push), {@code
+ *       VectorKernels} (its SIMD inner loops), {@code LongIntMap} (a batch's id to slot map).
+ *   <li>{@code Progress}: the progress lines and the final summary from Spark accumulators.
+ * </ul>
+ */
+package io.embstore.spark;
