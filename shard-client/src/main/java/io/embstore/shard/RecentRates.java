@@ -57,7 +57,7 @@ final class RecentRates implements AutoCloseable {
 
   /** Each counter's growth per second from the oldest sample to {@code now} (taken at {@code nanos}). */
   synchronized double[] perSecond(long[] now, long nanos) {
-    int oldest = count < times.length ? 0 : next;
+    int oldest = oldest();
     double seconds = (nanos - times[oldest]) / 1e9;
     double[] rates = new double[counters.length];
     if (seconds > 0) {
@@ -70,7 +70,12 @@ final class RecentRates implements AutoCloseable {
 
   /** Seconds from the oldest sample to {@code nanos}: the window the rates are measured over. */
   synchronized double windowSeconds(long nanos) {
-    return (nanos - times[count < times.length ? 0 : next]) / 1e9;
+    return (nanos - times[oldest()]) / 1e9;
+  }
+
+  /** Where the oldest sample is: slot 0 until the ring has filled, then the one to be replaced next. */
+  private int oldest() {
+    return count < times.length ? 0 : next;
   }
 
   @Override

@@ -136,8 +136,7 @@ final class Corpus {
     }
     // Round-robin from a start seeded by the input partition's index: the same files read with the
     // same splits give the same partitions, which --resume checks (TrainJob.checkCorpusMatches).
-    JavaRDD<int[]> parts = encoded.repartition(numPartitions)
-        .persist(StorageLevel.MEMORY_AND_DISK());
+    JavaRDD<int[]> parts = encoded.repartition(numPartitions).persist(StorageLevel.MEMORY_AND_DISK());
     TrainJob.describe(sc, "embstore train: encode and partition the corpus (" + numPartitions + " partitions)");
     List<Tuple2<Integer, Long>> sizes = parts.mapPartitionsWithIndex((i, it) -> {
       long n = 0;

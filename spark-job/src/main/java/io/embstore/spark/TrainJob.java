@@ -159,8 +159,9 @@ public final class TrainJob {
     }
 
     Corpus corpus = Corpus.load(spark, o, knownVocab, numPartitions);
+    String corpusFingerprint = corpus.partitionFingerprint();
     if (resumed != null) {
-      checkCorpusMatches(out, resumed, corpus.partitionFingerprint());
+      checkCorpusMatches(out, resumed, corpusFingerprint);
     }
     long rows = corpus.rows();
     if (o.hs && rows > HuffmanTree.MAX_IDS) {
@@ -202,8 +203,7 @@ public final class TrainJob {
             int nextEpoch = epochEnd ? epoch + 1 : epoch;
             int done = epochEnd ? 0 : to;
             describe(sc, "embstore train: checkpoint after epoch " + (epoch + 1) + ", partition " + (to - 1));
-            Map<String, String> props = properties(o, nextEpoch, done, numPartitions, nextEpoch == o.epochs);
-            props.put(P_CORPUS, corpus.partitionFingerprint());
+            Map<String, String> props = properties(o, nextEpoch, done, numPartitions, corpusFingerprint, nextEpoch == o.epochs);
             long c0 = System.nanoTime();
             last = hosting.checkpoint(out, ctx, vocabToWrite, props);
             vocabToWrite = null;
@@ -334,11 +334,12 @@ public final class TrainJob {
     return o.hs && o.negatives > 0 ? 2 * rows - 1 : rows;
   }
 
-  static Map<String, String> properties(TrainOptions o, int epoch, int done, int partitions, boolean complete) {
+  static Map<String, String> properties(TrainOptions o, int epoch, int done, int partitions, String corpus, boolean complete) {
     Map<String, String> p = new LinkedHashMap<>();
     p.put(P_EPOCH, Integer.toString(epoch));
     p.put(P_DONE, Integer.toString(done));
     p.put(P_PARTITIONS, Integer.toString(partitions));
+    p.put(P_CORPUS, corpus);
     p.put(P_COMPLETE, Boolean.toString(complete));
     p.put("train.epochs", Integer.toString(o.epochs));
     p.put("train.window", Integer.toString(o.window));
