@@ -284,7 +284,7 @@ final class ShardProducer extends NoOpFlightProducer {
         ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
         ArrowBuf grads = ((Float4Vector) ((FixedSizeListVector) in.getVector(1)).getDataVector()).getDataBuffer();
         shard.checkIds(ids, n, "update");
-        checkFinite(ids, grads, n, shard.dim);
+        checkFinite(ids.memoryAddress(), grads.memoryAddress(), n, shard.dim);
         int rows = applyDeduplicated(shard, ids, grads, n, (float) lr);
         applied.set(0, rows);
         out.setRowCount(1);
@@ -320,15 +320,15 @@ final class ShardProducer extends NoOpFlightProducer {
     return lr;
   }
 
-  private static void checkFinite(ArrowBuf ids, ArrowBuf grads, int n, int dim) {
-    long address = grads.memoryAddress();
+  /** Throws INVALID_ARGUMENT at the first of {@code n} rows of {@code dim} float32 that is not finite. */
+  static void checkFinite(long idAddress, long gradAddress, int n, int dim) {
     long count = (long) n * dim;
     for (long i = 0; i < count; i++) {
-      int bits = MemoryUtil.getInt(address + 4 * i);
+      int bits = MemoryUtil.getInt(gradAddress + 4 * i);
       if ((bits & 0x7f800000) == 0x7f800000) {
         long row = i / dim;
         throw ShardErrors.invalid(
-            "Cannot update id " + ids.getLong(row * 8) + ": gradient value " + (i % dim) + " is "
+            "Cannot update id " + MemoryUtil.getLong(idAddress + row * 8) + ": gradient value " + (i % dim) + " is "
                 + Float.intBitsToFloat(bits) + " (gradients must be finite; nothing was applied)");
       }
     }

@@ -1,0 +1,112 @@
+package io.embstore.shard;
+
+import io.embstore.format.Partitioner;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.memory.util.MemoryUtil;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The shard server's work on one update batch after Flight has read it, without the transport: the
+ * finite check, then the optimizer applied to {@value #N} distinct random rows of one shard of
+ * {@code rows} x C (what one server does per request in LookupBench's B=512 update run with 2
+ * servers). Figures are nanoseconds per row.
+ *
+ * <pre>bench/run org.openjdk.jmh.Main ApplyUpdateBench</pre>
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 3, time = 2)
+@Measurement(iterations = 5, time = 2)
+@Fork(value = 1, jvmArgsAppend = {"-Xmx1g"})
+public class ApplyUpdateBench {
+  static final int N = 256;
+  private static final int BATCHES = 64;
+
+  @Param({"rowwise-adagrad", "sgd"})
+  public String optimizer;
+
+  @Param({"500000"})
+  public long rows;
+
+  @Param({"128"})
+  public int dim;
+
+  private BufferAllocator allocator;
+  private HostedShard shard;
+  private ArrowBuf ids;
+  private ArrowBuf grads;
+  private int batch;
+
+  @Setup(Level.Trial)
+  public void setUp() {
+    allocator = new RootAllocator();
+    OptimizerSpec spec = optimizer.equals("sgd") ? OptimizerSpec.sgd(0.01) : OptimizerSpec.rowwiseAdagrad(0.01, 1e-8);
+    SplittableRandom init = new SplittableRandom(1);
+    shard = HostedShard.initialize(Partitioner.modulo(rows, 1), dim, 0, (id, row) -> {
+      for (int c = 0; c < row.length; c++) {
+        row[c] = (float) (init.nextDouble() - 0.5);
+      }
+    }, spec, allocator);
+    // BATCHES batches of N distinct random ids each, and their gradients, cycled through
+    SplittableRandom random = new SplittableRandom(2);
+    ids = allocator.buffer(8L * N * BATCHES);
+    grads = allocator.buffer(4L * dim * N * BATCHES);
+    for (int b = 0; b < BATCHES; b++) {
+      LongIntMap seen = new LongIntMap(N);
+      for (int i = 0; i < N; ) {
+        long id = random.nextLong(rows);
+        if (seen.putIfAbsent(id, i) == i) {
+          ids.setLong(8L * (b * N + i), id);
+          i++;
+        }
+      }
+    }
+    for (long i = 0; i < (long) dim * N * BATCHES; i++) {
+      grads.setFloat(4 * i, (float) (random.nextDouble() - 0.5) * 1e-3f);
+    }
+  }
+
+  @TearDown(Level.Trial)
+  public void tearDown() {
+    ids.close();
+    grads.close();
+    shard.close();
+    allocator.close();
+  }
+
+  @Benchmark
+  @OperationsPerInvocation(N)
+  public void apply() {
+    int b = batch++ & (BATCHES - 1);
+    long idAddress = ids.memoryAddress() + 8L * N * b;
+    long gradAddress = grads.memoryAddress() + 4L * dim * N * b;
+    ShardProducer.checkFinite(idAddress, gradAddress, N, dim);
+    shard.applyUpdate(idAddress, gradAddress, N, 1e-3f);
+  }
+
+  /** The finite check alone. */
+  @Benchmark
+  @OperationsPerInvocation(N)
+  public void check() {
+    int b = batch++ & (BATCHES - 1);
+    ShardProducer.checkFinite(ids.memoryAddress() + 8L * N * b, grads.memoryAddress() + 4L * dim * N * b, N, dim);
+  }
+}
