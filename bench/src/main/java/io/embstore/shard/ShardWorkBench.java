@@ -23,12 +23,13 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The shard server's work on one update batch after Flight has read it, without the transport: the
- * finite check, then the optimizer applied to {@value #N} distinct random rows of one shard of
- * {@code rows} x C (what one server does per request in LookupBench's B=512 update run with 2
- * servers). Figures are nanoseconds per row.
+ * A shard server's own work on one batch after Flight has read it, without the transport, on
+ * {@value #N} distinct random rows of one shard of {@code rows} x C (what each server does per
+ * request in LookupBench's B=512 runs with 2 servers): {@code apply} = the finite check, then the
+ * optimizer (an update); {@code gather} = a lookup's copy of the rows; {@code check} = the finite
+ * check alone. Figures are nanoseconds per row.
  *
- * <pre>bench/run org.openjdk.jmh.Main ApplyUpdateBench</pre>
+ * <pre>bench/run org.openjdk.jmh.Main ShardWorkBench</pre>
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -36,7 +37,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @Warmup(iterations = 3, time = 2)
 @Measurement(iterations = 5, time = 2)
 @Fork(value = 1, jvmArgsAppend = {"-Xmx1g"})
-public class ApplyUpdateBench {
+public class ShardWorkBench {
   static final int N = 256;
   private static final int BATCHES = 64;
 
@@ -53,6 +54,7 @@ public class ApplyUpdateBench {
   private HostedShard shard;
   private ArrowBuf ids;
   private ArrowBuf grads;
+  private ArrowBuf out;
   private int batch;
 
   @Setup(Level.Trial)
@@ -69,6 +71,7 @@ public class ApplyUpdateBench {
     SplittableRandom random = new SplittableRandom(2);
     ids = allocator.buffer(8L * N * BATCHES);
     grads = allocator.buffer(4L * dim * N * BATCHES);
+    out = allocator.buffer(4L * dim * N);
     for (int b = 0; b < BATCHES; b++) {
       LongIntMap seen = new LongIntMap(N);
       for (int i = 0; i < N; ) {
@@ -88,6 +91,7 @@ public class ApplyUpdateBench {
   public void tearDown() {
     ids.close();
     grads.close();
+    out.close();
     shard.close();
     allocator.close();
   }
@@ -100,6 +104,14 @@ public class ApplyUpdateBench {
     long gradAddress = grads.memoryAddress() + 4L * dim * N * b;
     ShardProducer.checkFinite(idAddress, gradAddress, N, dim);
     shard.applyUpdate(idAddress, gradAddress, N, 1e-3f);
+  }
+
+  /** A lookup's gather of the same rows (the server's work on a lookup batch). */
+  @Benchmark
+  @OperationsPerInvocation(N)
+  public void gather() {
+    int b = batch++ & (BATCHES - 1);
+    shard.copyRows(ids.slice(8L * N * b, 8L * N), N, out);
   }
 
   /** The finite check alone. */
