@@ -10,6 +10,8 @@ import io.embstore.format.TableWriter;
 import io.embstore.format.TableManifest;
 import java.io.File;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -40,6 +42,7 @@ public final class ShardServer implements AutoCloseable {
   private final HostedShard[] byIndex;
   private final int[] shardIndexes;
   private final String host;
+  private final boolean everyAddress;
   private final int maxIds;
   private final int maxMessageBytes;
   private final boolean auth;
@@ -200,6 +203,7 @@ public final class ShardServer implements AutoCloseable {
     this.step = new AtomicLong(initialStep);
     this.baseManifest = m;
     this.host = b.host;
+    this.everyAddress = isWildcard(b.host);
     this.maxIds = b.maxIds;
     this.maxMessageBytes = b.maxMessageBytes;
     this.auth = b.readToken != null || b.writeToken != null;
@@ -270,10 +274,34 @@ public final class ShardServer implements AutoCloseable {
     return r;
   }
 
-  /** {@code grpc+tcp://HOST:PORT} (or {@code grpc+tls://} with TLS). */
+  /**
+   * {@code grpc+tcp://HOST:PORT} (or {@code grpc+tls://} with TLS), one a client can dial: bound to a
+   * wildcard address ({@code 0.0.0.0} or {@code ::}), which names no server, it names the loopback
+   * address {@code 127.0.0.1} instead, the one address certain to reach the server from this
+   * machine (see {@link #listensOnEveryAddress}).
+   */
   public String endpoint() {
-    String h = host.contains(":") ? "[" + host + "]" : host;
+    String h = everyAddress ? "127.0.0.1" : host.contains(":") ? "[" + host + "]" : host;
     return (tls ? "grpc+tls://" : "grpc+tcp://") + h + ":" + port();
+  }
+
+  /** Whether the server was bound to a wildcard address: clients elsewhere reach it by this machine's own. */
+  public boolean listensOnEveryAddress() {
+    return everyAddress;
+  }
+
+  /** The address the server was bound to, as given ({@code 127.0.0.1} by default). */
+  public String bindAddress() {
+    return host;
+  }
+
+  /** Whether {@code host} is a wildcard address (a host that does not resolve fails to bind just after). */
+  private static boolean isWildcard(String host) {
+    try {
+      return InetAddress.getByName(host).isAnyLocalAddress();
+    } catch (UnknownHostException e) {
+      return false;
+    }
   }
 
   public int port() {

@@ -192,6 +192,31 @@ class LookupTest {
   }
 
   @Test
+  void aServerOnTheWildcardAddressNamesALoopbackEndpointThatAClientReaches() throws IOException {
+    fx = new ShardFixture(tmp.resolve("t"), 100, 4, 2, "modulo", allocator);
+    ShardServer s = fx.start(ShardServer.builder().table(fx.dir).host("0.0.0.0").allocator(allocator));
+    assertThat(s.listensOnEveryAddress()).isTrue();
+    assertThat(s.bindAddress()).isEqualTo("0.0.0.0");
+    assertThat(s.endpoint()).isEqualTo("grpc+tcp://127.0.0.1:" + s.port());
+    ShardServer plain = fx.start(allocator, 0);
+    assertThat(plain.listensOnEveryAddress()).isFalse();
+    assertThat(plain.endpoint()).isEqualTo("grpc+tcp://127.0.0.1:" + plain.port());
+    plain.close();
+    fx.servers.remove(plain);
+    try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).allocator(allocator).build()) {
+      float[] out = new float[8];
+      client.lookup(new long[] {41, 98}, out);
+      assertThat(out).containsExactly(concat(fx.row(41), fx.row(98)));
+    }
+  }
+
+  private static float[] concat(float[] a, float[] b) {
+    float[] r = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, r, a.length, b.length);
+    return r;
+  }
+
+  @Test
   void callsOnAClosedClientFailNamingTheCall() throws IOException {
     fx = new ShardFixture(tmp.resolve("t"), 100, 4, 2, "modulo", allocator);
     fx.start(allocator, 0, 1);

@@ -5,8 +5,6 @@ import io.embstore.shard.OptimizerSpec;
 import io.embstore.shard.ShardServer;
 import java.io.File;
 import java.io.PrintWriter;
-import java.net.InetAddress;
-import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -21,12 +19,12 @@ import picocli.CommandLine.Spec;
 /**
  * {@code embstore serve}: hosts shards of a table until SIGTERM/SIGINT. Once ready it prints one
  * line with its endpoint ({@code grpc+tcp://HOST:PORT}), which scripts read to learn a port picked
- * with {@code --port 0}. The endpoint is one a client can connect to: bound to a wildcard address
- * ({@code --host 0.0.0.0} or {@code ::}), which no client can dial, it names the loopback address
- * {@code 127.0.0.1} instead, the one address certain to reach the server from the machine that
- * started it (a host name may resolve to an address the server does not answer on, or to none);
- * the line then also says that the server listens on every address, for clients elsewhere to use
- * the machine's own.
+ * with {@code --port 0}. The endpoint is one a client can connect to ({@link ShardServer#endpoint}):
+ * bound to a wildcard address ({@code --host 0.0.0.0} or {@code ::}), which no client can dial, it
+ * names the loopback address {@code 127.0.0.1} instead, the one address certain to reach the server
+ * from the machine that started it (a host name may resolve to an address the server does not
+ * answer on, or to none); the line then also says that the server listens on every address, for
+ * clients elsewhere to use the machine's own.
  */
 @Command(
     name = "serve",
@@ -145,19 +143,13 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
     return 0;
   }
 
-  /**
-   * The endpoint of the ready line: the server's own, or with a wildcard bind address the loopback
-   * one (see the class comment), followed by where the server listens.
-   */
-  private String readyEndpoint(ShardServer s) throws UnknownHostException {
-    // host was bound by the server already, so resolving it again cannot fail for a new reason;
-    // address literals (0.0.0.0, ::) resolve without a lookup.
-    if (!InetAddress.getByName(host).isAnyLocalAddress()) {
+  /** The endpoint of the ready line, followed by where the server listens when that is every address. */
+  private static String readyEndpoint(ShardServer s) {
+    if (!s.listensOnEveryAddress()) {
       return s.endpoint();
     }
-    String scheme = s.endpoint().substring(0, s.endpoint().indexOf("://") + 3);
-    String bound = host.contains(":") ? "[" + host + "]" : host;
-    return scheme + "127.0.0.1:" + s.port() + " (listening on every address, " + bound + ":" + s.port() + ")";
+    String bound = s.bindAddress().contains(":") ? "[" + s.bindAddress() + "]" : s.bindAddress();
+    return s.endpoint() + " (listening on every address, " + bound + ":" + s.port() + ")";
   }
 
   /** Stops serving (what SIGTERM does); for running the command in-process. */
