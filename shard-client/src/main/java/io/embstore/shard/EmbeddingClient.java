@@ -107,6 +107,8 @@ public final class EmbeddingClient implements AutoCloseable {
   private final Batcher[] batchers;
   private final Schema lookupReply;
   private final Schema updateReply = Protocol.updateReply();
+  /** The last learning rate's app metadata: a trainer sends one rate for many calls in a row. */
+  private volatile LrMetadata lastLr = new LrMetadata(Float.NaN, null);
 
   /** One server: its Flight client and the limits it announced in {@code describe}. */
   static final class Endpoint {
@@ -1098,6 +1100,18 @@ public final class EmbeddingClient implements AutoCloseable {
     }
   }
 
+  private record LrMetadata(float lr, byte[] json) {}
+
+  /** {@code {"lr": lr}} in UTF-8 (not to be modified: it is shared). */
+  private byte[] lrMetadata(float lr) {
+    LrMetadata last = lastLr;
+    if (Float.floatToRawIntBits(last.lr) != Float.floatToRawIntBits(lr)) {
+      last = new LrMetadata(lr, ("{\"lr\":" + lr + "}").getBytes(StandardCharsets.UTF_8));
+      lastLr = last;
+    }
+    return last.json;
+  }
+
   /**
    * Sends one shard's part of an update (one batch per chunk) on a pooled stream; the learning rate
    * travels in each batch's app metadata ({@code {"lr": ..}}), since the stream's command is shared by
@@ -1108,7 +1122,7 @@ public final class EmbeddingClient implements AutoCloseable {
     int[] uniques = u.plan.uniquesOf[shard];
     long perRow = 8 + rowBytes;
     int chunk = idsPerBatch(e, perRow, perRow);
-    byte[] lrJson = Float.isNaN(lr) ? null : ("{\"lr\":" + lr + "}").getBytes(StandardCharsets.UTF_8);
+    byte[] lrJson = Float.isNaN(lr) ? null : lrMetadata(lr);
     ExchangePool.Pipe pipe;
     try {
       pipe = updatePools[shard].take();

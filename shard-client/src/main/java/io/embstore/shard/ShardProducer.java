@@ -8,6 +8,7 @@ import io.embstore.format.TableManifest;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import org.apache.arrow.flight.Action;
 import org.apache.arrow.flight.ActionType;
@@ -276,11 +277,17 @@ final class ShardProducer extends NoOpFlightProducer {
       listener.start(out);
       BigIntVector applied = (BigIntVector) out.getVector(0);
       applied.allocateNew(1); // reused by every batch: without zero copy putNext copies it out
+      byte[] lastMeta = null;
+      double lastLr = Double.NaN;
       while (nextBatch(reader)) {
         VectorSchemaRoot in = reader.getRoot();
         checkSchema(in, expected, "update");
         int n = checkRows(in, "update");
-        double lr = learningRate(cmd, reader.getLatestMetadata(), shard.spec);
+        byte[] meta = bytesOf(reader.getLatestMetadata());
+        // a trainer sends the same rate for many batches in a row: parse it once
+        double lr = meta != null && Arrays.equals(meta, lastMeta) ? lastLr : learningRate(cmd, meta, shard.spec);
+        lastMeta = meta;
+        lastLr = lr;
         ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
         ArrowBuf grads = ((Float4Vector) ((FixedSizeListVector) in.getVector(1)).getDataVector()).getDataBuffer();
         shard.checkIds(ids, n, "update");
@@ -294,12 +301,21 @@ final class ShardProducer extends NoOpFlightProducer {
     }
   }
 
-  private static double learningRate(Protocol.Command cmd, ArrowBuf metadata, OptimizerSpec spec) {
+  /** A batch's app metadata, or null when it has none. */
+  private static byte[] bytesOf(ArrowBuf metadata) {
+    if (metadata == null || metadata.readableBytes() == 0) {
+      return null;
+    }
+    byte[] bytes = new byte[(int) metadata.readableBytes()];
+    metadata.getBytes(metadata.readerIndex(), bytes);
+    return bytes;
+  }
+
+  /** The learning rate of a batch: its app metadata's {@code lr}, else the command's, else the table's. */
+  private static double learningRate(Protocol.Command cmd, byte[] metadata, OptimizerSpec spec) {
     double lr = cmd.lr();
-    if (metadata != null && metadata.readableBytes() > 0) {
-      byte[] bytes = new byte[(int) metadata.readableBytes()];
-      metadata.getBytes(metadata.readerIndex(), bytes);
-      String text = new String(bytes, StandardCharsets.UTF_8);
+    if (metadata != null) {
+      String text = new String(metadata, StandardCharsets.UTF_8);
       try {
         JsonNode node = Protocol.JSON.readTree(text);
         if (node != null && node.path("lr").isNumber()) {
