@@ -104,6 +104,8 @@ public final class EmbeddingClient implements AutoCloseable {
   private final ScheduledExecutorService timer;
   private final ExchangePool[] lookupPools;
   private final ExchangePool[] updatePools;
+  /** For shard s: its server when it runs in this JVM and {@link Builder#inProcessShards} is on, else null. */
+  private final ShardServer[] inProcess;
   private final Batcher[] batchers;
   private final Schema lookupReply;
   private final Schema updateReply = Protocol.updateReply();
@@ -141,6 +143,7 @@ public final class EmbeddingClient implements AutoCloseable {
     private byte[] trustedCertificates;
     private byte[] clientCertificate;
     private byte[] clientKey;
+    private boolean inProcessShards;
 
     private Builder() {}
 
@@ -192,6 +195,17 @@ public final class EmbeddingClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Whether shards hosted by a {@link ShardServer} of this JVM (started without tokens) are read and
+     * updated in place, without a Flight call: same rows, stripe locks, optimizer and counters as the
+     * server's handlers (its {@code stats} count them as {@code inProcessRequests}). Default false:
+     * every call goes through Flight. The Spark job turns it on for the shards of its own executor.
+     */
+    public Builder inProcessShards(boolean on) {
+      this.inProcessShards = on;
+      return this;
+    }
+
     public EmbeddingClient build() throws IOException {
       if ((table == null) == (manifest == null)) {
         throw new IllegalArgumentException("Cannot build client: give exactly one of table(dir) or manifest(m)");
@@ -225,6 +239,7 @@ public final class EmbeddingClient implements AutoCloseable {
     this.options = opts.toArray(new CallOption[0]);
     ExchangePool[] lp = null;
     ExchangePool[] up = null;
+    ShardServer[] ip = null;
     try {
       if (b.table != null) {
         Table t = Table.open(b.table);
@@ -245,6 +260,7 @@ public final class EmbeddingClient implements AutoCloseable {
       this.byShard = new Endpoint[partitioner.numShards()];
       lp = new ExchangePool[byShard.length];
       up = new ExchangePool[byShard.length];
+      ip = new ShardServer[byShard.length];
       for (String uri : b.endpoints) {
         Endpoint e = connect(uri, b);
         endpoints.add(e);
@@ -258,10 +274,12 @@ public final class EmbeddingClient implements AutoCloseable {
         Endpoint e = byShard[s];
         lp[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_LOOKUP, s), Protocol.lookupRequest(), streamOptions, allocator, executor, e.channel::resetConnectBackoff, STREAMS_PER_SHARD);
         up[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_UPDATE, s), Protocol.updateRequest(dim), streamOptions, allocator, executor, e.channel::resetConnectBackoff, STREAMS_PER_SHARD);
+        ip[s] = b.inProcessShards ? ShardServer.inProcess(e.uri) : null;
       }
     } catch (IOException | RuntimeException e) {
       this.lookupPools = lp;
       this.updatePools = up;
+      this.inProcess = ip;
       this.batchers = null;
       try {
         close();
@@ -272,6 +290,7 @@ public final class EmbeddingClient implements AutoCloseable {
     }
     this.lookupPools = lp;
     this.updatePools = up;
+    this.inProcess = ip;
     this.batchers = new Batcher[byShard.length];
     for (int s = 0; s < batchers.length; s++) {
       batchers[s] = new Batcher(s);
@@ -494,6 +513,11 @@ public final class EmbeddingClient implements AutoCloseable {
     void copy(ArrowBuf data, FloatBuffer view, int row, int request);
   }
 
+  /** The shards this client reaches in process (see {@link Builder#inProcessShards}), ascending; the others go through Flight. */
+  public int[] inProcessShards() {
+    return java.util.stream.IntStream.range(0, inProcess.length).filter(s -> inProcess[s] != null).toArray();
+  }
+
   // ------------------------------------------------------------------ lookup
 
   /** Rows of {@code ids} in request order: row i at {@code out[i*C .. i*C+C)}. Duplicates allowed. */
@@ -513,7 +537,14 @@ public final class EmbeddingClient implements AutoCloseable {
       Scatter scatter = arrayScatter(out);
       for (int s : plan.shards) {
         Part part = new Part(plan, s, scatter, deadline, call);
-        if (plan.uniquesOf[s].length > batchIds) {
+        if (inProcess[s] != null) {
+          Throwable error = lookupInProcess(plan, s, scatter).failed;
+          if (error == null) {
+            call.done();
+          } else {
+            call.fail(shardError("look up " + part.size() + " ids on", s, byShard[s], error));
+          }
+        } else if (plan.uniquesOf[s].length > batchIds) {
           lookupAlone(part, 0);
         } else {
           batchers[s].submit(part);
@@ -628,7 +659,7 @@ public final class EmbeddingClient implements AutoCloseable {
     for (int i = 0; i < shards.length; i++) {
       int s = shards[i];
       Throwable error = sent[i].await();
-      if (isUnavailable(error)) {
+      if (isUnavailable(error) && inProcess[s] == null) { // a stale pooled stream: one retry on a new one
         reconnect(byShard[s], deadline);
         error = sendLookup(plan, s, scatter, deadline, 1).await();
       }
@@ -679,6 +710,9 @@ public final class EmbeddingClient implements AutoCloseable {
       if (failed != null) {
         return CompletableFuture.failedFuture(failed);
       }
+      if (pipe == null) {
+        return CompletableFuture.completedFuture(null); // done in process
+      }
       pipe.readInBackground();
       return requests.length == 1 ? requests[0] : CompletableFuture.allOf(requests);
     }
@@ -702,6 +736,9 @@ public final class EmbeddingClient implements AutoCloseable {
 
   /** Sends one shard's unique ids of {@code plan} (one batch per chunk) on a pooled stream (a new one when {@code attempt > 0}). */
   private ShardRequests sendLookup(Plan plan, int shard, Scatter scatter, long deadline, int attempt) {
+    if (inProcess[shard] != null) {
+      return lookupInProcess(plan, shard, scatter);
+    }
     ExchangePool pool = lookupPools[shard];
     int[] uniques = plan.uniquesOf[shard];
     int chunk = idsPerBatch(byShard[shard], 8, rowBytes);
@@ -740,6 +777,40 @@ public final class EmbeddingClient implements AutoCloseable {
       }, null);
     }
     return new ShardRequests(pipe, requests, null);
+  }
+
+  /** Done, or failed before anything was sent: what a shard part done in process returns. */
+  private static final ShardRequests DONE = new ShardRequests(null, new ExchangePool.Request[0], null);
+
+  /**
+   * One shard's part of a lookup from its server in this JVM: rows copied as the server's handler
+   * copies them, then scattered, in batches of at most {@link #MAX_BATCH_BYTES} of rows (the scratch
+   * memory of a call is bounded as on the wire).
+   */
+  private ShardRequests lookupInProcess(Plan plan, int shard, Scatter scatter) {
+    int[] uniques = plan.uniquesOf[shard];
+    int chunk = (int) Math.max(1, Math.min(uniques.length, MAX_BATCH_BYTES / rowBytes));
+    try (ArrowBuf ids = allocator.buffer(8L * chunk); ArrowBuf rows = allocator.buffer(chunk * rowBytes)) {
+      FloatBuffer view = floatView(rows, chunk);
+      for (int from = 0; from < uniques.length; from += chunk) {
+        int n = Math.min(chunk, uniques.length - from);
+        for (int i = 0; i < n; i++) {
+          ids.setLong(8L * i, plan.uniqueIds[uniques[from + i]]);
+        }
+        inProcess[shard].inProcess(shard, h -> {
+          h.checkIds(ids, n, "look up");
+          h.copyRows(ids, n, rows);
+        });
+        for (int row = 0; row < n; row++) {
+          for (int i = plan.firstReq[uniques[from + row]]; i >= 0; i = plan.nextReq[i]) {
+            scatter.copy(rows, view, row, i);
+          }
+        }
+      }
+      return DONE;
+    } catch (RuntimeException | OutOfMemoryError e) {
+      return new ShardRequests(null, null, e);
+    }
   }
 
   /** The row data of a lookup reply of {@code n} rows; throws when the reply is not that. */
@@ -1118,6 +1189,9 @@ public final class EmbeddingClient implements AutoCloseable {
    * every request. Never retried: a failed stream fails its requests and the call fails.
    */
   private ShardRequests sendUpdate(UpdatePlan u, int shard, float lr, long deadline) {
+    if (inProcess[shard] != null) {
+      return updateInProcess(u, shard, lr);
+    }
     Endpoint e = byShard[shard];
     int[] uniques = u.plan.uniquesOf[shard];
     long perRow = 8 + rowBytes;
@@ -1165,6 +1239,36 @@ public final class EmbeddingClient implements AutoCloseable {
       }, metadata);
     }
     return new ShardRequests(pipe, requests, null);
+  }
+
+  /**
+   * One shard's part of an update applied by its server in this JVM, as its update handler applies
+   * it (ids distinct, gradients checked by {@link UpdatePlan}), in batches of at most {@link
+   * #MAX_BATCH_BYTES} of gradients.
+   */
+  private ShardRequests updateInProcess(UpdatePlan u, int shard, float lr) {
+    int[] uniques = u.plan.uniquesOf[shard];
+    int chunk = (int) Math.max(1, Math.min(uniques.length, MAX_BATCH_BYTES / rowBytes));
+    ShardServer server = inProcess[shard];
+    float rate = Float.isNaN(lr) ? (float) server.defaultLearningRate() : lr;
+    try (ArrowBuf ids = allocator.buffer(8L * chunk); ArrowBuf grads = allocator.buffer(chunk * rowBytes)) {
+      FloatBuffer view = floatView(grads, chunk);
+      for (int from = 0; from < uniques.length; from += chunk) {
+        int n = Math.min(chunk, uniques.length - from);
+        for (int i = 0; i < n; i++) {
+          int uq = uniques[from + i];
+          ids.setLong(8L * i, u.plan.uniqueIds[uq]);
+          view.put(i * dim, u.sums, uq * dim, dim);
+        }
+        server.inProcess(shard, h -> {
+          h.checkIds(ids, n, "update");
+          h.applyUpdate(ids.memoryAddress(), grads.memoryAddress(), n, rate);
+        });
+      }
+      return DONE;
+    } catch (RuntimeException | OutOfMemoryError e) {
+      return new ShardRequests(null, null, e);
+    }
   }
 
   // ------------------------------------------------------------------ nearest

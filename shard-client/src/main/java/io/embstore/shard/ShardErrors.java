@@ -27,6 +27,10 @@ final class ShardErrors {
     return CallStatus.UNAUTHENTICATED.withDescription(message).toRuntimeException();
   }
 
+  static FlightRuntimeException unavailable(String message) {
+    return CallStatus.UNAVAILABLE.withDescription(message).toRuntimeException();
+  }
+
   static FlightRuntimeException internal(String message, Throwable cause) {
     return CallStatus.INTERNAL.withDescription(message).withCause(cause).toRuntimeException();
   }

@@ -56,6 +56,17 @@ public final class ShardServer implements AutoCloseable {
   private FlightServer flight;
   private RecentRates rates;
   private volatile boolean closed;
+  /**
+   * Shard servers of this JVM by endpoint, for clients built with {@link
+   * EmbeddingClient.Builder#inProcessShards}: servers without tokens only.
+   */
+  private static final java.util.concurrent.ConcurrentMap<String, ShardServer> IN_PROCESS = new java.util.concurrent.ConcurrentHashMap<>();
+  /** In-process calls hold the read lock; {@link #close} takes the write lock before freeing any shard. */
+  private final java.util.concurrent.locks.ReentrantReadWriteLock inProcessGuard = new java.util.concurrent.locks.ReentrantReadWriteLock();
+  private boolean inProcessClosed;
+  /** {@link #endpoint} once started (it cannot be asked of a closed Flight server). */
+  private String inProcessUri;
+  private final java.util.concurrent.atomic.LongAdder inProcessRequests = new java.util.concurrent.atomic.LongAdder();
 
   public static Builder builder() {
     return new Builder();
@@ -256,6 +267,10 @@ public final class ShardServer implements AutoCloseable {
       fb.transportHint("grpc.builderConsumer", (java.util.function.Consumer<io.grpc.netty.NettyServerBuilder>) io.grpc.netty.NettyServerBuilder::directExecutor);
       this.flight = fb.build();
       flight.start();
+      this.inProcessUri = endpoint();
+      if (!auth) {
+        IN_PROCESS.put(inProcessUri, this);
+      }
     } catch (IOException | RuntimeException e) {
       try {
         close();
@@ -472,6 +487,41 @@ public final class ShardServer implements AutoCloseable {
     return sum;
   }
 
+  /** The server of this JVM (open, without tokens) whose {@link #endpoint} is {@code uri}, or null. */
+  static ShardServer inProcess(String uri) {
+    return IN_PROCESS.get(uri);
+  }
+
+  /**
+   * Runs {@code work} on hosted shard {@code shard} from a client in this JVM, with no Flight call:
+   * the same shard memory, stripe locks and counters as the server's own handlers. Fails with
+   * UNAVAILABLE (as a call to a stopped server would) once {@link #close} has begun; close waits for
+   * calls under way before it frees a shard.
+   */
+  void inProcess(int shard, java.util.function.Consumer<HostedShard> work) {
+    if (!inProcessGuard.readLock().tryLock()) {
+      throw ShardErrors.unavailable("Cannot use shard server " + inProcessUri + " in process: it is closing");
+    }
+    try {
+      if (inProcessClosed) {
+        throw ShardErrors.unavailable("Cannot use shard server " + inProcessUri + " in process: closed");
+      }
+      HostedShard h = shard >= 0 && shard < byIndex.length ? byIndex[shard] : null;
+      if (h == null) {
+        throw ShardErrors.notFound("Cannot use shard " + shard + ": not hosted by " + inProcessUri);
+      }
+      inProcessRequests.increment();
+      work.accept(h);
+    } finally {
+      inProcessGuard.readLock().unlock();
+    }
+  }
+
+  /** The learning rate an update without one gets: the optimizer's. */
+  double defaultLearningRate() {
+    return optimizer.lr();
+  }
+
   ObjectNode stats() {
     long now = System.nanoTime();
     double seconds = Math.max(1e-9, (now - startNanos) / 1e9);
@@ -505,6 +555,7 @@ public final class ShardServer implements AutoCloseable {
     n.put("lookupRequests", lookupRequests);
     n.put("updateRows", updates);
     n.put("updateRequests", updateRequests);
+    n.put("inProcessRequests", inProcessRequests.sum());
     n.put("rateWindowSeconds", rates.windowSeconds(now));
     n.put("lookupRowsPerSecond", recent[0]);
     n.put("lookupRequestsPerSecond", recent[1]);
@@ -522,6 +573,15 @@ public final class ShardServer implements AutoCloseable {
       return;
     }
     closed = true;
+    if (inProcessUri != null) {
+      IN_PROCESS.remove(inProcessUri, this);
+    }
+    inProcessGuard.writeLock().lock();
+    try {
+      inProcessClosed = true;
+    } finally {
+      inProcessGuard.writeLock().unlock();
+    }
     List<AutoCloseable> parts = new ArrayList<>();
     if (rates != null) {
       parts.add(rates);

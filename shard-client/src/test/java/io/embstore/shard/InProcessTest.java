@@ -1,0 +1,238 @@
+package io.embstore.shard;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.apache.arrow.flight.FlightStatusCode;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A client built with {@code inProcessShards(true)} reads and updates the shards of servers in its
+ * own JVM without Flight: the same rows and the same optimizer results as through Flight, counted by
+ * the server; a server with tokens, or another table's server, is always called through Flight; a
+ * closing server fails the call (UNAVAILABLE, naming shard and endpoint) and frees nothing under it.
+ */
+class InProcessTest {
+  static final int DIM = 6;
+  @TempDir Path tmp;
+  BufferAllocator allocator;
+  ShardFixture viaFlight;
+  ShardFixture inProcess;
+
+  @BeforeEach
+  void open() throws IOException {
+    allocator = new RootAllocator();
+    // two copies of one table: one served to a Flight-only client, one to an in-process client
+    viaFlight = new ShardFixture(tmp.resolve("a"), 500, DIM, 4, "modulo", allocator);
+    inProcess = new ShardFixture(tmp.resolve("b"), 500, DIM, 4, "modulo", allocator);
+    for (ShardFixture fx : List.of(viaFlight, inProcess)) {
+      fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(OptimizerSpec.rowwiseAdagrad(0.05, 1e-8)).allocator(allocator));
+      fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(OptimizerSpec.rowwiseAdagrad(0.05, 1e-8)).allocator(allocator));
+    }
+  }
+
+  @AfterEach
+  void close() {
+    viaFlight.close();
+    inProcess.close();
+    allocator.close();
+  }
+
+  private EmbeddingClient client(ShardFixture fx, boolean local) throws IOException {
+    return EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).inProcessShards(local).allocator(allocator).build();
+  }
+
+  private static long inProcessRequests(ShardFixture fx) {
+    long n = 0;
+    for (ShardServer s : fx.servers) {
+      n += s.stats().path("inProcessRequests").asLong();
+    }
+    return n;
+  }
+
+  @Test
+  void lookupsAndUpdatesGiveWhatTheyGiveThroughFlight() throws Exception {
+    SplittableRandom r = new SplittableRandom(5);
+    try (EmbeddingClient flight = client(viaFlight, false); EmbeddingClient local = client(inProcess, true)) {
+      for (int round = 0; round < 20; round++) {
+        long[] ids = new long[64];
+        for (int i = 0; i < ids.length; i++) {
+          ids[i] = i % 8 == 0 ? ids[0] : r.nextLong(500); // duplicates included
+        }
+        float[] grads = new float[ids.length * DIM];
+        for (int i = 0; i < grads.length; i++) {
+          grads[i] = (float) (r.nextDouble() - 0.5);
+        }
+        if (round % 2 == 0) {
+          flight.update(ids, grads, 0.1f);
+          local.update(ids, grads, 0.1f);
+        } else {
+          CompletableFuture.allOf(flight.updateAsync(ids, grads, 0.1f), local.updateAsync(ids, grads, 0.1f)).join();
+        }
+        float[] a = new float[ids.length * DIM];
+        float[] b = new float[ids.length * DIM];
+        flight.lookup(ids, a);
+        if (round % 2 == 0) {
+          local.lookup(ids, b);
+        } else {
+          local.lookupAsync(ids, b).join();
+        }
+        assertThat(b).as("round %d", round).containsExactly(a);
+      }
+      long[] all = new long[500];
+      for (int i = 0; i < all.length; i++) {
+        all[i] = i;
+      }
+      float[] a = new float[500 * DIM];
+      flight.lookup(all, a);
+      try (ArrowBuf b = allocator.buffer(500L * DIM * 4)) {
+        local.lookup(all, b, 0);
+        for (int i = 0; i < a.length; i++) {
+          assertThat(b.getFloat(4L * i)).isEqualTo(a[i]);
+        }
+      }
+    }
+    assertThat(inProcessRequests(viaFlight)).isZero();
+    // 20 updates and 20 lookups on 4 shards, then one lookup: 164 shard parts at most, each one request
+    assertThat(inProcessRequests(inProcess)).isGreaterThan(100).isLessThanOrEqualTo(164);
+    for (int i = 0; i < 2; i++) {
+      assertThat(inProcess.servers.get(i).stats().path("updateRows").asLong())
+          .isEqualTo(viaFlight.servers.get(i).stats().path("updateRows").asLong());
+    }
+  }
+
+  /** A call larger than one batch (2 MiB of rows) goes in several, like on the wire. */
+  @Test
+  void aCallOfSeveralBatchesGivesWhatItGivesThroughFlight() throws Exception {
+    int dim = 256;
+    long rows = 6000; // 6 MB
+    try (ShardFixture a = new ShardFixture(tmp.resolve("big-a"), rows, dim, 2, "range", allocator);
+        ShardFixture b = new ShardFixture(tmp.resolve("big-b"), rows, dim, 2, "range", allocator)) {
+      a.start(allocator, 0, 1);
+      b.start(allocator, 0, 1);
+      long[] ids = new long[(int) rows];
+      for (int i = 0; i < ids.length; i++) {
+        ids[i] = rows - 1 - i;
+      }
+      float[] grads = new float[ids.length * dim];
+      for (int i = 0; i < grads.length; i++) {
+        grads[i] = (i % 17) * 0.01f;
+      }
+      float[] viaFlight = new float[grads.length];
+      float[] local = new float[grads.length];
+      try (EmbeddingClient fa = client(a, false); EmbeddingClient lb = client(b, true)) {
+        assertThat(lb.inProcessShards()).containsExactly(0, 1);
+        assertThat(fa.inProcessShards()).isEmpty();
+        lb.lookup(ids, local);
+        for (int i = 0; i < ids.length; i++) {
+          assertThat(java.util.Arrays.copyOfRange(local, i * dim, (i + 1) * dim)).containsExactly(b.row(ids[i]));
+        }
+        fa.update(ids, grads, 0.5f);
+        lb.update(ids, grads, 0.5f);
+        fa.lookup(ids, viaFlight);
+        lb.lookup(ids, local);
+      }
+      for (int i = 0; i < local.length; i++) { // (AssertJ's containsExactly is quadratic on 1.5 M values)
+        if (local[i] != viaFlight[i]) {
+          throw new AssertionError("value " + i + " (id " + ids[i / dim] + ", col " + i % dim + "): in process " + local[i] + ", through Flight " + viaFlight[i]);
+        }
+      }
+      // 3 calls x 2 shards x 2 batches (3,000 rows of 1 KB per shard, 2 MiB per batch)
+      assertThat(inProcessRequests(b)).isEqualTo(3 * 2 * 2);
+    }
+  }
+
+  @Test
+  void aServerWithTokensIsCalledThroughFlight() throws Exception {
+    Path dir = tmp.resolve("c");
+    try (ShardFixture fx = new ShardFixture(dir, 100, DIM, 1, "modulo", allocator)) {
+      fx.start(ShardServer.builder().table(dir).readToken("r").writeToken("w").allocator(allocator));
+      try (EmbeddingClient c = EmbeddingClient.builder().table(dir).endpoints(fx.endpoints()).token("w")
+          .inProcessShards(true).allocator(allocator).build()) {
+        float[] out = new float[DIM];
+        c.lookup(new long[] {42}, out);
+        assertThat(out).containsExactly(fx.row(42));
+        c.update(new long[] {42}, new float[DIM], 0.1f);
+      }
+      assertThat(inProcessRequests(fx)).isZero();
+      assertThat(fx.servers.get(0).stats().path("updateRows").asLong()).isEqualTo(1);
+    }
+  }
+
+  @Test
+  void aClosedServerFailsTheCallNamingShardAndEndpoint() throws Exception {
+    try (EmbeddingClient local = client(inProcess, true)) {
+      ShardServer odd = inProcess.servers.get(1);
+      String endpoint = odd.endpoint();
+      odd.close();
+      assertThatThrownBy(() -> local.lookup(new long[] {0, 1}, new float[2 * DIM]))
+          .isInstanceOf(ShardException.class)
+          .hasMessageContaining("shard 1 at " + endpoint + ": UNAVAILABLE")
+          .satisfies(e -> assertThat(((ShardException) e).code()).isEqualTo(FlightStatusCode.UNAVAILABLE));
+      assertThatThrownBy(() -> local.update(new long[] {3}, new float[DIM], 0.1f))
+          .isInstanceOf(ShardException.class).hasMessageContaining("shard 3 at " + endpoint);
+      assertThatThrownBy(() -> local.lookupAsync(new long[] {5}, new float[DIM]).join())
+          .isInstanceOf(CompletionException.class).hasCauseInstanceOf(ShardException.class);
+      // the other server's shards still answer
+      float[] out = new float[DIM];
+      local.lookup(new long[] {2}, out);
+      assertThat(out).containsExactly(inProcess.row(2));
+    }
+  }
+
+  /** Close while other threads look up and update in process: each call succeeds or fails cleanly, and no memory is used after it is freed. */
+  @Test
+  void closingUnderInProcessCallsFailsThemCleanly() throws Exception {
+    ExecutorService pool = Executors.newFixedThreadPool(4);
+    try (EmbeddingClient local = client(inProcess, true)) {
+      List<Future<Integer>> done = new ArrayList<>();
+      for (int t = 0; t < 4; t++) {
+        int seed = t;
+        done.add(pool.submit(() -> {
+          SplittableRandom r = new SplittableRandom(seed);
+          int failures = 0;
+          for (int i = 0; i < 3000; i++) {
+            long[] ids = {r.nextLong(500), r.nextLong(500)};
+            try {
+              if (i % 2 == 0) {
+                local.lookup(ids, new float[2 * DIM]);
+              } else {
+                local.update(ids, new float[2 * DIM], 0.01f);
+              }
+            } catch (ShardException e) {
+              assertThat(e.code()).isEqualTo(FlightStatusCode.UNAVAILABLE);
+              failures++;
+            }
+          }
+          return failures;
+        }));
+      }
+      Thread.sleep(50);
+      inProcess.servers.get(0).close();
+      int failures = 0;
+      for (Future<Integer> f : done) {
+        failures += f.get(120, TimeUnit.SECONDS);
+      }
+      assertThat(failures).isPositive();
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+}
