@@ -55,14 +55,18 @@ final class ShardHosting implements Hosting {
   private final List<String> outputEndpoints;
   private final List<Placement> placements;
   private final BufferAllocator allocator;
+  /** Whether tasks reach the shards of their own executor in process ({@code --local-shards}). */
+  private final boolean localShards;
   private TableManifest inputCommitted;
   private TableManifest outputCommitted;
 
   /** Where a hosting task ran and what it serves. */
   record Placement(String executor, String host, String input, String output, int[] shards) implements java.io.Serializable {}
 
-  private ShardHosting(JavaSparkContext sc, String key, TableManifest in, TableManifest out, List<Placement> placements) {
+  private ShardHosting(JavaSparkContext sc, String key, TableManifest in, TableManifest out, List<Placement> placements,
+      boolean localShards) {
     this.sc = sc;
+    this.localShards = localShards;
     this.key = key;
     this.inputShape = in;
     this.outputShape = out;
@@ -126,7 +130,7 @@ final class ShardHosting implements Hosting {
       LOG.info("executor {} on {} hosts shards {} of both matrices: input {} context {}",
           pl.executor(), pl.host(), Arrays.toString(pl.shards()), pl.input(), pl.output());
     }
-    ShardHosting h = new ShardHosting(sc, key, in, out, placed);
+    ShardHosting h = new ShardHosting(sc, key, in, out, placed, o.localShards);
     h.inputCommitted = resumeOut == null ? null : in;
     h.outputCommitted = resumeCtx == null ? null : out;
     return h;
@@ -242,20 +246,24 @@ final class ShardHosting implements Hosting {
 
   @Override
   public Opener opener() {
-    return new RemoteOpener(key, inputShape.toJson(), outputShape.toJson(), inputEndpoints, outputEndpoints);
+    return new RemoteOpener(key, inputShape.toJson(), outputShape.toJson(), inputEndpoints, outputEndpoints, localShards);
   }
 
-  /** Opens the per-JVM routing clients of a run. */
-  record RemoteOpener(String key, byte[] in, byte[] out, List<String> inEndpoints, List<String> outEndpoints)
-      implements Opener {
+  /**
+   * Opens the per-JVM routing clients of a run; with {@code localShards} they reach the shards that
+   * this JVM's own servers host in process (EmbeddingClient.Builder#inProcessShards), the others
+   * through Flight.
+   */
+  record RemoteOpener(String key, byte[] in, byte[] out, List<String> inEndpoints, List<String> outEndpoints,
+      boolean localShards) implements Opener {
     @Override
     public RowStore input() throws IOException {
-      return new RemoteRowStore(Host.client(key + "/in", parse(in), inEndpoints));
+      return new RemoteRowStore(Host.client(key + "/in", parse(in), inEndpoints, localShards));
     }
 
     @Override
     public RowStore output() throws IOException {
-      return new RemoteRowStore(Host.client(key + "/out", parse(out), outEndpoints));
+      return new RemoteRowStore(Host.client(key + "/out", parse(out), outEndpoints, localShards));
     }
   }
 
@@ -356,12 +364,17 @@ final class ShardHosting implements Hosting {
       SERVERS.computeIfAbsent(key, k -> new ArrayList<>()).add(server);
     }
 
-    static synchronized EmbeddingClient client(String key, TableManifest m, List<String> endpoints) throws IOException {
+    static synchronized EmbeddingClient client(String key, TableManifest m, List<String> endpoints, boolean localShards)
+        throws IOException {
       EmbeddingClient c = CLIENTS.get(key);
       if (c == null) {
-        c = EmbeddingClient.builder().manifest(m).endpoints(endpoints).allocator(allocator())
+        c = EmbeddingClient.builder().manifest(m).endpoints(endpoints).inProcessShards(localShards).allocator(allocator())
             .deadline(Duration.ofMinutes(5)).build();
         CLIENTS.put(key, c);
+        int[] local = c.inProcessShards();
+        int[] remote = IntStream.range(0, m.numShards()).filter(s -> Arrays.binarySearch(local, s) < 0).toArray();
+        LOG.info("routing client {}: in process shards {}; through Arrow Flight shards {}", key, Arrays.toString(local),
+            Arrays.toString(remote));
       }
       return c;
     }

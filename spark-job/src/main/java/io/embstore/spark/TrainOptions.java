@@ -94,6 +94,10 @@ public final class TrainOptions implements Serializable {
   @Option(names = "--batch-tokens", defaultValue = "16384", description = "Corpus tokens per mini-batch (one pull and one push per matrix). Default: ${DEFAULT-VALUE}.")
   int batchTokens;
 
+  @Option(names = "--local-shards", negatable = true, defaultValue = "true", fallbackValue = "true",
+      description = "Reach the shards that the task's own executor hosts in process, without Arrow Flight (the others always go through Flight). Default: ${DEFAULT-VALUE}.")
+  boolean localShards;
+
   @Option(names = "--prefetch", negatable = true, defaultValue = "true", fallbackValue = "true",
       description = "Pull the next mini-batch's rows while this one computes (one more batch of staleness towards other tasks; pays when cores idle while waiting). Default: ${DEFAULT-VALUE}.")
   boolean prefetch;

@@ -72,12 +72,17 @@ class TrainJobTest extends SparkTestBase {
     spark.sparkContext().addSparkListener(stageNames);
     TrainJob.Result r;
     List<String> progress;
-    try (LogLines log = LogLines.of("io.embstore.spark.train")) {
+    List<String> hosting;
+    try (LogLines log = LogLines.of("io.embstore.spark.train"); LogLines hostingLog = LogLines.of(ShardHosting.class.getName())) {
       r = TrainJob.run(spark, o);
       progress = List.copyOf(log.lines);
+      hosting = List.copyOf(hostingLog.lines);
     } finally {
       spark.sparkContext().removeSparkListener(stageNames);
     }
+    // local mode: every shard is hosted by this JVM, so every pull and push is in process (--local-shards)
+    assertThat(hosting).filteredOn(l -> l.startsWith("routing client")).hasSize(2)
+        .allMatch(l -> l.endsWith("; through Arrow Flight shards []"));
     System.out.println(r.summary());
     assertProgressAndStageNames(progress, r, stages);
     Table t = Table.open(out);
@@ -138,9 +143,15 @@ class TrainJobTest extends SparkTestBase {
   void hierarchicalSoftmaxBesideNegativeSamplingTrainsRelatedWordsCloseAndResumesOnlyAsSuch() throws Exception {
     Path corpus = proseSlice(dir, 1_000_000);
     Path out = dir.resolve("hs");
-    TrainJob.Result r = TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
-        "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "50",
-        "--hs", "--checkpoint-minutes", "0", "--progress-seconds", "2"));
+    TrainJob.Result r;
+    // every pull and push through Arrow Flight, as for another executor's shards on a cluster
+    try (LogLines hostingLog = LogLines.of(ShardHosting.class.getName())) {
+      r = TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
+          "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "50",
+          "--hs", "--checkpoint-minutes", "0", "--progress-seconds", "2", "--no-local-shards"));
+      assertThat(hostingLog.lines).filteredOn(l -> l.startsWith("routing client")).hasSize(2)
+          .allMatch(l -> l.contains(": in process shards [];"));
+    }
     System.out.println(r.summary());
     Table t = Table.open(out);
     assertThat(t.verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));

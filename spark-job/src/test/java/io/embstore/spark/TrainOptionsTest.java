@@ -31,6 +31,14 @@ class TrainOptionsTest {
   }
 
   @Test
+  void localShardsAreOnByDefaultAndOffByFlagOrSparkConf() {
+    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t").localShards).isTrue();
+    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--no-local-shards").localShards).isFalse();
+    SparkConf conf = new SparkConf(false).set("spark.embstore.local-shards", "false");
+    assertThat(TrainOptions.parse(conf, "--input", "a", "--output", "t").localShards).isFalse();
+  }
+
+  @Test
   void badValuesAreRejectedNamingTheOptionAndTheLimit() {
     assertThatThrownBy(() -> TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--window", "0"))
         .isInstanceOf(IllegalArgumentException.class)
