@@ -13,7 +13,8 @@
  *       io.embstore.shard.RowInitializer}, {@code TokenAuthenticator}, {@code RecentRates}.
  *   <li>Client side: {@link io.embstore.shard.EmbeddingClient} (routing with the table's {@link
  *       io.embstore.format.Partitioner}, id deduplication, batching, async calls, deadlines,
- *       {@code nearest}, snapshots), {@code ExchangePool} (long-lived pipelined exchange streams),
+ *       {@code nearest}, snapshots; optionally the shards of servers in its own JVM in process,
+ *       without Flight: {@code Builder.inProcessShards}), {@code ExchangePool} (long-lived pipelined exchange streams),
  *       {@link io.embstore.shard.ShardHealth} (the {@code health} action alone), {@link
  *       io.embstore.shard.ShardException} (a failed call naming shard and endpoint).
  * </ul>
