@@ -181,7 +181,8 @@ class ClusterEndToEndIT {
    * logs one line per executor that hosts shards (ShardHosting), naming the executor id, its
    * shards and its two servers. Each id must be a directory of a different Worker's work dir (a
    * Worker starts one JVM per executor there) whose log names a different process id, so two
-   * threads of one JVM, or two executors of one Worker, would not pass.
+   * threads of one JVM, or two executors of one Worker, would not pass. Each executor's routing
+   * clients (its log) reach its own shards in process and the other's through Flight.
    */
   private void assertShardsHostedInBothExecutors(String driverLog) throws IOException {
     Matcher m = HOSTS.matcher(driverLog);
@@ -203,6 +204,7 @@ class ClusterEndToEndIT {
 
     Map<String, String> workerOf = new TreeMap<>();
     Set<Long> pids = new HashSet<>();
+    int routingClients = 0;
     for (String executor : shardsByExecutor.keySet()) {
       List<Path> dirs;
       try (Stream<Path> s = Files.find(clusterDir, 3, (p, a) -> a.isDirectory()
@@ -212,13 +214,23 @@ class ClusterEndToEndIT {
       assertThat(dirs).as("work dir of executor %s under %s", executor, clusterDir).hasSize(1);
       Path dir = dirs.get(0);
       workerOf.put(executor, clusterDir.relativize(dir).getName(0).toString());
-      Matcher pid = DAEMON_PID.matcher(readIfExists(dir.resolve("stderr")));
+      String log = readIfExists(dir.resolve("stderr"));
+      Matcher pid = DAEMON_PID.matcher(log);
       assertThat(pid.find()).as("the process id in the log of executor %s: %s", executor, dir.resolve("stderr")).isTrue();
       pids.add(Long.parseLong(pid.group(1)));
+      // its training tasks reach its own shards in process and the other executor's through Flight
+      List<Integer> own = shardsByExecutor.get(executor);
+      List<Integer> others = java.util.stream.IntStream.range(0, 4).boxed().filter(x -> !own.contains(x)).toList();
+      List<String> clients = log.lines().filter(l -> l.contains("routing client")).toList();
+      assertThat(clients).as("routing clients of executor %s", executor)
+          .allMatch(l -> l.endsWith(": in process shards " + own + "; through Arrow Flight shards " + others));
+      routingClients += clients.size();
     }
+    assertThat(routingClients).as("routing clients logged by the hosting executors").isPositive();
     assertThat(new HashSet<>(workerOf.values())).as("Workers of the hosting executors: %s", workerOf).hasSize(2);
     assertThat(pids).as("process ids of the hosting executors %s", shardsByExecutor.keySet()).hasSize(2);
-    System.out.printf("shards hosted by executors %s on Workers %s, processes %s%n", shardsByExecutor, workerOf, pids);
+    System.out.printf("shards hosted by executors %s on Workers %s, processes %s; %d routing clients, each with its executor's shards in process%n",
+        shardsByExecutor, workerOf, pids, routingClients);
   }
 
   private static String hostingLines(String log) {
