@@ -274,7 +274,7 @@ public final class EmbeddingClient implements AutoCloseable {
         Endpoint e = byShard[s];
         lp[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_LOOKUP, s), Protocol.lookupRequest(), streamOptions, allocator, executor, e.channel::resetConnectBackoff, STREAMS_PER_SHARD);
         up[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_UPDATE, s), Protocol.updateRequest(dim), streamOptions, allocator, executor, e.channel::resetConnectBackoff, STREAMS_PER_SHARD);
-        ip[s] = b.inProcessShards ? ShardServer.inProcess(e.uri) : null;
+        ip[s] = b.inProcessShards ? ShardServer.runningAt(e.uri) : null;
       }
     } catch (IOException | RuntimeException e) {
       this.lookupPools = lp;
@@ -779,6 +779,11 @@ public final class EmbeddingClient implements AutoCloseable {
     return new ShardRequests(pipe, requests, null);
   }
 
+  /** Rows per in-process batch of a shard part of {@code n} ids: at most {@link #MAX_BATCH_BYTES} of rows, as on the wire. */
+  private int inProcessBatch(int n) {
+    return (int) Math.max(1, Math.min(n, MAX_BATCH_BYTES / rowBytes));
+  }
+
   /** Done, or failed before anything was sent: what a shard part done in process returns. */
   private static final ShardRequests DONE = new ShardRequests(null, new ExchangePool.Request[0], null);
 
@@ -789,7 +794,7 @@ public final class EmbeddingClient implements AutoCloseable {
    */
   private ShardRequests lookupInProcess(Plan plan, int shard, Scatter scatter) {
     int[] uniques = plan.uniquesOf[shard];
-    int chunk = (int) Math.max(1, Math.min(uniques.length, MAX_BATCH_BYTES / rowBytes));
+    int chunk = inProcessBatch(uniques.length);
     try (ArrowBuf ids = allocator.buffer(8L * chunk); ArrowBuf rows = allocator.buffer(chunk * rowBytes)) {
       FloatBuffer view = floatView(rows, chunk);
       for (int from = 0; from < uniques.length; from += chunk) {
@@ -1248,9 +1253,8 @@ public final class EmbeddingClient implements AutoCloseable {
    */
   private ShardRequests updateInProcess(UpdatePlan u, int shard, float lr) {
     int[] uniques = u.plan.uniquesOf[shard];
-    int chunk = (int) Math.max(1, Math.min(uniques.length, MAX_BATCH_BYTES / rowBytes));
+    int chunk = inProcessBatch(uniques.length);
     ShardServer server = inProcess[shard];
-    float rate = Float.isNaN(lr) ? (float) server.defaultLearningRate() : lr;
     try (ArrowBuf ids = allocator.buffer(8L * chunk); ArrowBuf grads = allocator.buffer(chunk * rowBytes)) {
       FloatBuffer view = floatView(grads, chunk);
       for (int from = 0; from < uniques.length; from += chunk) {
@@ -1262,7 +1266,8 @@ public final class EmbeddingClient implements AutoCloseable {
         }
         server.inProcess(shard, h -> {
           h.checkIds(ids, n, "update");
-          h.applyUpdate(ids.memoryAddress(), grads.memoryAddress(), n, rate);
+          // without a rate the shard's optimizer's applies, as in the server's update handler
+          h.applyUpdate(ids.memoryAddress(), grads.memoryAddress(), n, Float.isNaN(lr) ? (float) h.spec.lr() : lr);
         });
       }
       return DONE;

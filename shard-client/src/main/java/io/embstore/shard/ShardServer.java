@@ -488,7 +488,7 @@ public final class ShardServer implements AutoCloseable {
   }
 
   /** The server of this JVM (open, without tokens) whose {@link #endpoint} is {@code uri}, or null. */
-  static ShardServer inProcess(String uri) {
+  static ShardServer runningAt(String uri) {
     return IN_PROCESS.get(uri);
   }
 
@@ -515,11 +515,6 @@ public final class ShardServer implements AutoCloseable {
     } finally {
       inProcessGuard.readLock().unlock();
     }
-  }
-
-  /** The learning rate an update without one gets: the optimizer's. */
-  double defaultLearningRate() {
-    return optimizer.lr();
   }
 
   ObjectNode stats() {

@@ -80,9 +80,12 @@ class InProcessTest {
         for (int i = 0; i < grads.length; i++) {
           grads[i] = (float) (r.nextDouble() - 0.5);
         }
-        if (round % 2 == 0) {
+        if (round % 4 == 0) {
           flight.update(ids, grads, 0.1f);
           local.update(ids, grads, 0.1f);
+        } else if (round % 4 == 2) { // the servers' own learning rate
+          flight.update(ids, grads);
+          local.update(ids, grads);
         } else {
           CompletableFuture.allOf(flight.updateAsync(ids, grads, 0.1f), local.updateAsync(ids, grads, 0.1f)).join();
         }
