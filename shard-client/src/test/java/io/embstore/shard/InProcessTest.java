@@ -10,10 +10,12 @@ import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
@@ -204,14 +206,24 @@ class InProcessTest {
   @Test
   void closingUnderInProcessCallsFailsThemCleanly() throws Exception {
     ExecutorService pool = Executors.newFixedThreadPool(4);
+    CountDownLatch running = new CountDownLatch(4);
+    AtomicBoolean closed = new AtomicBoolean();
     try (EmbeddingClient local = client(inProcess, true)) {
-      List<Future<Integer>> done = new ArrayList<>();
+      List<Future<int[]>> done = new ArrayList<>();
       for (int t = 0; t < 4; t++) {
         int seed = t;
         done.add(pool.submit(() -> {
           SplittableRandom r = new SplittableRandom(seed);
+          int successes = 0;
           int failures = 0;
-          for (int i = 0; i < 3000; i++) {
+          int callsAfterClose = 0;
+          // calls go on until this thread has seen the server closed for 200 calls: the close
+          // lands in the middle of the calls however fast the machine is
+          for (int i = 0; callsAfterClose < 200; i++) {
+            if (i == 100) {
+              running.countDown();
+            }
+            boolean wasClosed = closed.get();
             long[] ids = {r.nextLong(500), r.nextLong(500)};
             try {
               if (i % 2 == 0) {
@@ -219,21 +231,28 @@ class InProcessTest {
               } else {
                 local.update(ids, new float[2 * DIM], 0.01f);
               }
+              successes++;
             } catch (ShardException e) {
               assertThat(e.code()).isEqualTo(FlightStatusCode.UNAVAILABLE);
               failures++;
             }
+            if (wasClosed) {
+              callsAfterClose++;
+            }
           }
-          return failures;
+          return new int[] {successes, failures};
         }));
       }
-      Thread.sleep(50);
+      assertThat(running.await(120, TimeUnit.SECONDS)).isTrue();
       inProcess.servers.get(0).close();
-      int failures = 0;
-      for (Future<Integer> f : done) {
-        failures += f.get(120, TimeUnit.SECONDS);
+      closed.set(true);
+      for (Future<int[]> f : done) {
+        int[] counts = f.get(120, TimeUnit.SECONDS);
+        // at least the first 100 calls before the close succeed; of the 200 after it, those that
+        // touch an even id (server 0's shards 0 and 2) fail
+        assertThat(counts[0]).isGreaterThanOrEqualTo(100);
+        assertThat(counts[1]).isPositive();
       }
-      assertThat(failures).isPositive();
     } finally {
       pool.shutdownNow();
     }
