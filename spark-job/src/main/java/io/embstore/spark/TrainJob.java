@@ -53,6 +53,7 @@ public final class TrainJob {
    * that the next steps depend on.
    */
   static final String P_OPTIMIZER = "train.optimizer";
+  static final String P_SHUFFLE = "train.shuffle";
 
   private TrainJob() {}
 
@@ -350,6 +351,7 @@ public final class TrainJob {
     p.put("train.alpha", Double.toString(o.alpha));
     p.put(P_OPTIMIZER, o.optimizer);
     p.put("train.seed", Long.toString(o.seed));
+    p.put(P_SHUFFLE, Boolean.toString(o.shuffle));
     p.put("train.matrix", "input");
     p.put("train.context", CONTEXT_DIR);
     return p;
@@ -368,6 +370,7 @@ public final class TrainJob {
     private final boolean decay;
     private final int batchTokens;
     private final long seed;
+    private final boolean shuffle;
     private final long failAt;
     private final long loseShardsAt;
     /** How many times the driver has re-hosted the shards before this task (the loss hook fires in generation 0 only). */
@@ -390,6 +393,7 @@ public final class TrainJob {
       this.decay = true;
       this.batchTokens = o.batchTokens;
       this.seed = o.seed;
+      this.shuffle = o.shuffle;
       this.failAt = o.failAtTask;
       this.loseShardsAt = o.loseShardsAtTask;
       this.numPartitions = offsets.length;
@@ -420,6 +424,10 @@ public final class TrainJob {
     long train(int epoch, int partition, java.util.Iterator<int[]> it,
         org.apache.spark.util.LongAccumulator[] longs, org.apache.spark.util.DoubleAccumulator loss) throws IOException {
       Shared shared = Shared.of(this);
+      if (shuffle) {
+        it = SentenceOrder.shuffled(it, SkipGram.mix64(seed * 17 + SkipGram.mix64(epoch * 1_000_003L + partition)),
+            SentenceOrder.BLOCK_TOKENS);
+      }
       RowStore in = opener.input();
       RowStore out = opener.output();
       long taskSeed = SkipGram.mix64(seed * 31 + SkipGram.mix64(epoch * 1_000_003L + partition));

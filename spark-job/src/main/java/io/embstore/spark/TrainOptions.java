@@ -102,6 +102,10 @@ public final class TrainOptions implements Serializable {
       description = "Pull the next mini-batch's rows while this one computes (one more batch of staleness towards other tasks; pays when cores idle while waiting). Default: ${DEFAULT-VALUE}.")
   boolean prefetch;
 
+  @Option(names = "--shuffle", negatable = true, defaultValue = "true", fallbackValue = "true",
+      description = "Read each corpus partition in a random order per epoch (seeded; blocks of up to 8 M tokens); --no-shuffle keeps the corpus order, as word2vec does. Default: ${DEFAULT-VALUE}.")
+  boolean shuffle;
+
   @Option(names = "--partitions", defaultValue = "0", description = "Corpus partitions (0: 4 per task slot); checkpoints fall between rounds of partitions.")
   int partitions;
 

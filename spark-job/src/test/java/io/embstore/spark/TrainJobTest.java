@@ -88,7 +88,7 @@ class TrainJobTest extends SparkTestBase {
     Table t = Table.open(out);
     assertThat(t.verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
     assertThat(Table.open(out.resolve(TrainJob.CONTEXT_DIR)).verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
-    assertThat(t.manifest().properties()).containsEntry(TrainJob.P_COMPLETE, "true");
+    assertThat(t.manifest().properties()).containsEntry(TrainJob.P_COMPLETE, "true").containsEntry(TrainJob.P_SHUFFLE, "true");
     assertThat(t.vocabulary(allocator).token(0)).isEqualTo("the");
     assertRelatedWordsAreClose(t, "negative sampling");
   }
@@ -144,11 +144,12 @@ class TrainJobTest extends SparkTestBase {
     Path corpus = proseSlice(dir, 1_000_000);
     Path out = dir.resolve("hs");
     TrainJob.Result r;
-    // every pull and push through Arrow Flight, as for another executor's shards on a cluster
+    // every pull and push through Arrow Flight, as for another executor's shards on a cluster; the
+    // partitions read in corpus order
     try (LogLines hostingLog = LogLines.of(ShardHosting.class.getName())) {
       r = TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
           "--input", corpus.toString(), "--output", out.toString(), "--epochs", "3", "--dim", "50",
-          "--hs", "--checkpoint-minutes", "0", "--progress-seconds", "2", "--no-local-shards"));
+          "--hs", "--checkpoint-minutes", "0", "--progress-seconds", "2", "--no-local-shards", "--no-shuffle"));
       assertThat(hostingLog.lines).filteredOn(l -> l.startsWith("routing client")).hasSize(2)
           .allMatch(l -> l.contains(": in process shards [];"));
     }
@@ -156,7 +157,7 @@ class TrainJobTest extends SparkTestBase {
     Table t = Table.open(out);
     assertThat(t.verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
     assertThat(t.manifest().properties()).containsEntry(TrainJob.P_OBJECTIVE, "hierarchical-softmax+negative-sampling")
-        .containsEntry(TrainJob.P_COMPLETE, "true");
+        .containsEntry(TrainJob.P_COMPLETE, "true").containsEntry(TrainJob.P_SHUFFLE, "false");
     // Context rows: V output vectors, then the tree's V - 1 inner nodes.
     Table context = Table.open(out.resolve(TrainJob.CONTEXT_DIR));
     assertThat(context.verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));

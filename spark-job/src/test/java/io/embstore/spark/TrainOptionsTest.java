@@ -6,8 +6,13 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.embstore.format.cli.Cli;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.util.function.Predicate;
+import java.util.stream.Stream;
 import org.apache.spark.SparkConf;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 class TrainOptionsTest {
   @Test
@@ -21,21 +26,22 @@ class TrainOptionsTest {
     assertThat(o.optimizer).isEqualTo("sgd");
   }
 
-  @Test
-  void prefetchIsOnByDefaultAndSetByFlagOrSparkConf() {
-    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t").prefetch).isTrue();
-    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--no-prefetch").prefetch).isFalse();
-    SparkConf conf = new SparkConf(false).set("spark.embstore.prefetch", "false");
-    assertThat(TrainOptions.parse(conf, "--input", "a", "--output", "t").prefetch).isFalse();
-    assertThat(TrainOptions.parse(conf, "--input", "a", "--output", "t", "--prefetch").prefetch).isTrue();
+  static Stream<Arguments> switchesOnByDefault() {
+    return Stream.of(
+        Arguments.of("prefetch", (Predicate<TrainOptions>) o -> o.prefetch),
+        Arguments.of("local-shards", (Predicate<TrainOptions>) o -> o.localShards),
+        Arguments.of("shuffle", (Predicate<TrainOptions>) o -> o.shuffle));
   }
 
-  @Test
-  void localShardsAreOnByDefaultAndOffByFlagOrSparkConf() {
-    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t").localShards).isTrue();
-    assertThat(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--no-local-shards").localShards).isFalse();
-    SparkConf conf = new SparkConf(false).set("spark.embstore.local-shards", "false");
-    assertThat(TrainOptions.parse(conf, "--input", "a", "--output", "t").localShards).isFalse();
+  /** Switches that are on by default: {@code --no-NAME} or {@code spark.embstore.NAME=false} turn them off, {@code --NAME} back on. */
+  @ParameterizedTest(name = "--{0}")
+  @MethodSource("switchesOnByDefault")
+  void aSwitchIsOnByDefaultAndSetByFlagOrSparkConf(String name, Predicate<TrainOptions> value) {
+    assertThat(value.test(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t"))).isTrue();
+    assertThat(value.test(TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--no-" + name))).isFalse();
+    SparkConf conf = new SparkConf(false).set("spark.embstore." + name, "false");
+    assertThat(value.test(TrainOptions.parse(conf, "--input", "a", "--output", "t"))).isFalse();
+    assertThat(value.test(TrainOptions.parse(conf, "--input", "a", "--output", "t", "--" + name))).isTrue();
   }
 
   @Test
