@@ -9,7 +9,8 @@
  *       io.embstore.spark.TrainCommand} ({@code embstore train}, local mode), {@link
  *       io.embstore.spark.TrainOptions} (every option, one precedence order).
  *   <li>Data: {@code Corpus} (text, Parquet or ORC input; the vocabulary built with Spark; encoded,
- *       partitioned sentences), {@code HuffmanTree}, {@code AliasSampler} (negatives).
+ *       partitioned sentences), {@code SentenceOrder} (the seeded order a task reads its partition
+ *       in), {@code HuffmanTree}, {@code AliasSampler} (negatives).
  *   <li>Where the rows live: {@code Hosting} with {@code ShardHosting} (shard servers of the
  *       shard-client module inside the executors, the product path) and {@code MemoryHosting}
  *       (heap arrays, local mode only: the benchmark's baseline); tasks reach them as {@code
