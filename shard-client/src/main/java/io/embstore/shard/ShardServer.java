@@ -296,8 +296,16 @@ public final class ShardServer implements AutoCloseable {
    * machine (see {@link #listensOnEveryAddress}).
    */
   public String endpoint() {
-    String h = everyAddress ? "127.0.0.1" : host.contains(":") ? "[" + host + "]" : host;
-    return (tls ? "grpc+tls://" : "grpc+tcp://") + h + ":" + port();
+    return (tls ? "grpc+tls://" : "grpc+tcp://") + hostPort(everyAddress ? "127.0.0.1" : host);
+  }
+
+  /** {@code HOST:PORT} where the server listens, as bound ({@code [::]:PORT} for IPv6 addresses). */
+  public String listenAddress() {
+    return hostPort(host);
+  }
+
+  private String hostPort(String h) {
+    return (h.contains(":") ? "[" + h + "]" : h) + ":" + port();
   }
 
   /** Whether the server was bound to a wildcard address: clients elsewhere reach it by this machine's own. */

@@ -424,13 +424,14 @@ public final class TrainJob {
     long train(int epoch, int partition, java.util.Iterator<int[]> it,
         org.apache.spark.util.LongAccumulator[] longs, org.apache.spark.util.DoubleAccumulator loss) throws IOException {
       Shared shared = Shared.of(this);
+      // the task's seeds depend on run, epoch and partition only: a retried task or a resumed run repeats them
+      long epochPartition = SkipGram.mix64(epoch * 1_000_003L + partition);
       if (shuffle) {
-        it = SentenceOrder.shuffled(it, SkipGram.mix64(seed * 17 + SkipGram.mix64(epoch * 1_000_003L + partition)),
-            SentenceOrder.BLOCK_TOKENS);
+        it = SentenceOrder.shuffled(it, SkipGram.mix64(seed * 17 + epochPartition), SentenceOrder.BLOCK_TOKENS);
       }
       RowStore in = opener.input();
       RowStore out = opener.output();
-      long taskSeed = SkipGram.mix64(seed * 31 + SkipGram.mix64(epoch * 1_000_003L + partition));
+      long taskSeed = SkipGram.mix64(seed * 31 + epochPartition);
       SkipGram sg = new SkipGram(params, shared.keep, shared.sampler, shared.tree, in, out, taskSeed);
       long position = position(totalTokens, offsets, epoch, partition);
       double total = (double) totalTokens * epochs + 1;

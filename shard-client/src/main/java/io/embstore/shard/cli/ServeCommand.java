@@ -148,8 +148,7 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
     if (!s.listensOnEveryAddress()) {
       return s.endpoint();
     }
-    String bound = s.bindAddress().contains(":") ? "[" + s.bindAddress() + "]" : s.bindAddress();
-    return s.endpoint() + " (listening on every address, " + bound + ":" + s.port() + ")";
+    return s.endpoint() + " (listening on every address, " + s.listenAddress() + ")";
   }
 
   /** Stops serving (what SIGTERM does); for running the command in-process. */
