@@ -16,8 +16,13 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Consumer;
 import org.apache.arrow.flight.FlightServer;
 import org.apache.arrow.flight.Location;
 import org.apache.arrow.memory.BufferAllocator;
@@ -60,13 +65,13 @@ public final class ShardServer implements AutoCloseable {
    * Shard servers of this JVM by endpoint, for clients built with {@link
    * EmbeddingClient.Builder#inProcessShards}: servers without tokens only.
    */
-  private static final java.util.concurrent.ConcurrentMap<String, ShardServer> IN_PROCESS = new java.util.concurrent.ConcurrentHashMap<>();
+  private static final ConcurrentMap<String, ShardServer> IN_PROCESS = new ConcurrentHashMap<>();
   /** In-process calls hold the read lock; {@link #close} takes the write lock before freeing any shard. */
-  private final java.util.concurrent.locks.ReentrantReadWriteLock inProcessGuard = new java.util.concurrent.locks.ReentrantReadWriteLock();
+  private final ReentrantReadWriteLock inProcessGuard = new ReentrantReadWriteLock();
   private boolean inProcessClosed;
   /** {@link #endpoint} once started (it cannot be asked of a closed Flight server). */
   private String inProcessUri;
-  private final java.util.concurrent.atomic.LongAdder inProcessRequests = new java.util.concurrent.atomic.LongAdder();
+  private final LongAdder inProcessRequests = new LongAdder();
 
   public static Builder builder() {
     return new Builder();
@@ -264,7 +269,7 @@ public final class ShardServer implements AutoCloseable {
       // one thread hand-off less per request batch. Exchange handlers still run on Flight's executor
       // (Flight hands them to it itself), and the one slow action, snapshot, runs on its own thread
       // (ShardProducer.doAction).
-      fb.transportHint("grpc.builderConsumer", (java.util.function.Consumer<io.grpc.netty.NettyServerBuilder>) io.grpc.netty.NettyServerBuilder::directExecutor);
+      fb.transportHint("grpc.builderConsumer", (Consumer<io.grpc.netty.NettyServerBuilder>) io.grpc.netty.NettyServerBuilder::directExecutor);
       this.flight = fb.build();
       flight.start();
       this.inProcessUri = endpoint();
@@ -506,7 +511,7 @@ public final class ShardServer implements AutoCloseable {
    * UNAVAILABLE (as a call to a stopped server would) once {@link #close} has begun; close waits for
    * calls under way before it frees a shard.
    */
-  void inProcess(int shard, java.util.function.Consumer<HostedShard> work) {
+  void inProcess(int shard, Consumer<HostedShard> work) {
     if (!inProcessGuard.readLock().tryLock()) {
       throw ShardErrors.unavailable("Cannot use shard server " + inProcessUri + " in process: it is closing");
     }
