@@ -37,6 +37,20 @@ public interface Tokenizer {
   /** An id that {@link #encode} gives to a piece of text without one. */
   long UNKNOWN = -1;
 
+  /** {@link #encode}, refusing text that has a piece without an id or no piece at all. */
+  default long[] encodeKnown(String text) {
+    long[] ids = encode(text);
+    if (ids.length == 0) {
+      throw new IllegalArgumentException("Cannot tokenize '" + text + "': no tokens");
+    }
+    for (int i = 0; i < ids.length; i++) {
+      if (ids[i] == UNKNOWN) {
+        throw new IllegalArgumentException("Cannot tokenize '" + text + "': piece " + i + " has no id (" + name() + ")");
+      }
+    }
+    return ids;
+  }
+
   /** The text piece of id {@code id} as the table names it (its vocabulary token). */
   String token(long id);
 

@@ -35,6 +35,18 @@ final class WordTokenizer implements Tokenizer {
   }
 
   @Override
+  public long[] encodeKnown(String text) {
+    long[] ids = encode(text);
+    for (int i = 0; i < ids.length; i++) {
+      if (ids[i] == UNKNOWN) {
+        throw new IllegalArgumentException(
+            "Cannot tokenize '" + text + "': word '" + Tokenizer.splitWords(text)[i] + "' is not in the vocabulary of " + vocabulary.size() + " tokens");
+      }
+    }
+    return Tokenizer.super.encodeKnown(text);
+  }
+
+  @Override
   public String token(long id) {
     return vocabulary.token(id);
   }

@@ -78,6 +78,16 @@ class Gpt2TokenizerTest {
     assertThat(words.encode(" ")).isEmpty();
     assertThat(words.token(2)).isEqualTo("man");
     assertThat(Tokenizer.splitWords(" a  b\nc ")).containsExactly("a", "b", "c");
+    assertThat(words.encodeKnown("man king")).containsExactly(2, 0);
+    assertThatThrownBy(() -> words.encodeKnown("king prince"))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot tokenize 'king prince': word 'prince' is not in the vocabulary of 3 tokens");
+    assertThatThrownBy(() -> words.encodeKnown("  "))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot tokenize '  ': no tokens");
+    assertThatThrownBy(() -> gpt2.encodeKnown(""))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot tokenize '': no tokens");
   }
 
   private static TableManifest manifest(long rows) {
