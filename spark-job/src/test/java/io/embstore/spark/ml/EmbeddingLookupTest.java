@@ -218,6 +218,35 @@ class EmbeddingLookupTest extends SparkTestBase {
   }
 
   @Test
+  void savedStagesLoadWithTheirParamsButNotTheToken() throws Exception {
+    EmbeddingLookup lookup = new EmbeddingLookup().setTablePath(table.toString()).setInputCol("ids").setOutputCol("e")
+        .setEndpoints("grpc+tcp://127.0.0.1:1", "grpc+tcp://127.0.0.1:2").setHandleInvalid("keep").setOutputType("array")
+        .setBatchSize(99).setAuthToken("secret-token");
+    Path path = tmp.resolve("lookup-stage");
+    lookup.save(path.toString());
+    EmbeddingLookup back = EmbeddingLookup.load(path.toString());
+    assertThat(back.uid()).isEqualTo(lookup.uid());
+    assertThat(back.getEndpoints()).containsExactly("grpc+tcp://127.0.0.1:1", "grpc+tcp://127.0.0.1:2");
+    assertThat(List.of(back.getTablePath(), back.getInputCol(), back.getOutputCol(), back.getHandleInvalid(), back.getOutputType()))
+        .containsExactly(table.toString(), "ids", "e", "keep", "array");
+    assertThat(back.getBatchSize()).isEqualTo(99);
+    try (java.util.stream.Stream<Path> files = Files.walk(path)) {
+      for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile)::iterator) {
+        assertThat(Files.readString(f, java.nio.charset.StandardCharsets.ISO_8859_1)).doesNotContain("secret-token");
+      }
+    }
+
+    SkipGram sg = new SkipGram().setInputCol("words").setVectorSize(32).setNegatives(7).setOptimizer("rowwise-adagrad").setTablePath("/x/t");
+    Path sgPath = tmp.resolve("skipgram-stage");
+    sg.save(sgPath.toString());
+    SkipGram sgBack = SkipGram.load(sgPath.toString());
+    assertThat(List.of(sgBack.getVectorSize(), sgBack.getNegatives(), sgBack.getWindowSize(), sgBack.getMinCount(), sgBack.getMaxIter()))
+        .containsExactly(32, 7, 5, 5, 1);
+    assertThat(List.of(sgBack.getOptimizer(), sgBack.getTablePath(), sgBack.getInputCol())).containsExactly("rowwise-adagrad", "/x/t", "words");
+    assertThat(sgBack.getSeed()).isEqualTo(sg.getSeed());
+  }
+
+  @Test
   void millionRowDataFrame() {
     Dataset<Row> ids = spark.range(1_000_000).select(functions.col("id"), functions.pmod(functions.col("id").multiply(31), functions.lit(V)).as("key"));
     Dataset<Row> out = new EmbeddingLookup().setTablePath(table.toString()).setInputCol("key").setOutputType("array").transform(ids);
