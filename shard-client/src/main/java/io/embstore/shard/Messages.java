@@ -200,7 +200,8 @@ final class Messages {
         throw ShardErrors.invalid("Cannot snapshot: body is not JSON (expected {\"dir\": D, \"version\": N})");
       }
       if (req == null || !req.path("dir").isTextual() || !req.path("version").isIntegralNumber() || req.get("version").asLong() < 1) {
-        throw ShardErrors.invalid("Cannot snapshot: body " + (req == null ? "empty" : req.toString()) + " (expected {\"dir\": D, \"version\": N >= 1})");
+        throw ShardErrors.invalid("Cannot snapshot: body " + (req == null || req.isMissingNode() ? "empty" : req.toString())
+            + " (expected {\"dir\": D, \"version\": N >= 1})");
       }
       int[] shards = null;
       if (req.has("shards")) {

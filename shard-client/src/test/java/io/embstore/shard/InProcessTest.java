@@ -3,6 +3,7 @@ package io.embstore.shard;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.embstore.format.TableManifest;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -121,6 +122,28 @@ class InProcessTest {
     for (int i = 0; i < 2; i++) {
       assertThat(inProcess.servers.get(i).stats().updateRows())
           .isEqualTo(viaFlight.servers.get(i).stats().updateRows());
+    }
+  }
+
+  /** Searches and snapshots go the in-process way too, with the answers and files of the Flight way. */
+  @Test
+  void searchesAndSnapshotsGiveWhatTheyGiveThroughFlight() throws Exception {
+    try (EmbeddingClient flight = client(viaFlight, false); EmbeddingClient local = client(inProcess, true)) {
+      float[] query = new float[DIM];
+      flight.lookup(new long[] {7}, query);
+      assertThat(local.nearest(query, 5)).isEqualTo(flight.nearest(query, 5));
+      assertThat(local.nearest(7L, 5)).isEqualTo(flight.nearest(7L, 5));
+      long before = inProcessRequests(inProcess);
+      assertThatThrownBy(() -> local.nearest(new float[DIM], 3)) // same check as the server's handler
+          .isInstanceOf(ShardException.class).hasMessageContaining("INVALID_ARGUMENT: Cannot search: the query vector is zero");
+      TableManifest a = TableSnapshot.write(flight, tmp.resolve("snap-a"));
+      TableManifest b = TableSnapshot.write(local, tmp.resolve("snap-b"));
+      assertThat(b.shards()).hasSize(4);
+      for (int s = 0; s < 4; s++) {
+        assertThat(b.shard(s).crc32c()).as("shard %d", s).isEqualTo(a.shard(s).crc32c());
+      }
+      assertThat(local.manifest().tableVersion()).isEqualTo(b.tableVersion());
+      assertThat(inProcessRequests(inProcess)).isGreaterThan(before);
     }
   }
 
