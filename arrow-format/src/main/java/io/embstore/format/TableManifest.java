@@ -163,14 +163,7 @@ public final class TableManifest {
     root.put("numShards", shards.size());
     ArrayNode shardArray = root.putArray("shards");
     for (ShardEntry s : shards) {
-      ObjectNode n = shardArray.addObject();
-      n.put("index", s.index());
-      n.put("file", s.file());
-      n.put("rows", s.rows());
-      n.put("minId", s.minId());
-      n.put("maxId", s.maxId());
-      n.put("bytes", s.bytes());
-      n.put("crc32c", Checksums.hex(s.crc32c()));
+      s.writeTo(shardArray.addObject());
     }
     if (vocabulary == null) {
       root.putNull("vocabulary");
@@ -184,15 +177,7 @@ public final class TableManifest {
     if (optimizer == null) {
       root.putNull("optimizer");
     } else {
-      ObjectNode n = root.putObject("optimizer");
-      n.put("name", optimizer.name());
-      ObjectNode params = n.putObject("params");
-      optimizer.params().forEach(params::put);
-      ArrayNode cols = n.putArray("stateColumns");
-      for (StateColumn c : optimizer.stateColumns()) {
-        cols.addObject().put("name", c.name()).put("width", c.width());
-      }
-      n.put("step", optimizer.step());
+      optimizer.writeTo(root.putObject("optimizer"));
     }
     ObjectNode createdNode = root.putObject("created");
     created.forEach(createdNode::put);
@@ -271,15 +256,7 @@ public final class TableManifest {
           "numShards is " + numShards + " but 'shards' lists " + shardArray.size());
     }
     for (JsonNode n : shardArray) {
-      b.addShard(
-          new ShardEntry(
-              (int) number(n, "index"),
-              text(n, "file"),
-              number(n, "rows"),
-              number(n, "minId"),
-              number(n, "maxId"),
-              number(n, "bytes"),
-              Checksums.parseHex(text(n, "crc32c"))));
+      b.addShard(ShardEntry.fromJson(n));
     }
     JsonNode vocab = root.get("vocabulary");
     if (vocab != null && !vocab.isNull()) {
@@ -292,22 +269,7 @@ public final class TableManifest {
     }
     JsonNode opt = root.get("optimizer");
     if (opt != null && !opt.isNull()) {
-      Map<String, Double> params = new LinkedHashMap<>();
-      JsonNode p = opt.get("params");
-      if (p != null) {
-        for (Iterator<Map.Entry<String, JsonNode>> it = p.fields(); it.hasNext(); ) {
-          Map.Entry<String, JsonNode> e = it.next();
-          params.put(e.getKey(), e.getValue().asDouble());
-        }
-      }
-      List<StateColumn> cols = new ArrayList<>();
-      JsonNode c = opt.get("stateColumns");
-      if (c != null) {
-        for (JsonNode col : c) {
-          cols.add(new StateColumn(text(col, "name"), (int) number(col, "width")));
-        }
-      }
-      b.optimizer(new Optimizer(text(opt, "name"), params, cols, number(opt, "step")));
+      b.optimizer(Optimizer.fromJson(opt));
     }
     b.created(stringMap(root.get("created")));
     b.properties(stringMap(root.get("properties")));
@@ -440,6 +402,27 @@ public final class TableManifest {
     public ShardEntry {
       Objects.requireNonNull(file, "file");
     }
+
+    /**
+     * Writes the members {@code index}, {@code file}, {@code rows}, {@code minId}, {@code maxId},
+     * {@code bytes}, {@code crc32c} (8 hex digits) into {@code n}: the manifest's shard entry, also
+     * what a shard server's {@code snapshot} action answers.
+     */
+    public void writeTo(ObjectNode n) {
+      n.put("index", index);
+      n.put("file", file);
+      n.put("rows", rows);
+      n.put("minId", minId);
+      n.put("maxId", maxId);
+      n.put("bytes", bytes);
+      n.put("crc32c", Checksums.hex(crc32c));
+    }
+
+    /** Reads what {@link #writeTo} wrote; throws IllegalArgumentException naming a missing or bad member. */
+    public static ShardEntry fromJson(JsonNode n) {
+      return new ShardEntry((int) number(n, "index"), text(n, "file"), number(n, "rows"), number(n, "minId"),
+          number(n, "maxId"), number(n, "bytes"), Checksums.parseHex(text(n, "crc32c")));
+    }
   }
 
   /** A file with a row count and a checksum (the vocabulary). */
@@ -471,6 +454,41 @@ public final class TableManifest {
         w += c.width();
       }
       return w;
+    }
+
+    /** Writes {@code name}, {@code params}, {@code stateColumns} and {@code step} into {@code n}. */
+    public void writeTo(ObjectNode n) {
+      n.put("name", name);
+      ObjectNode p = n.putObject("params");
+      params.forEach(p::put);
+      ArrayNode cols = n.putArray("stateColumns");
+      for (StateColumn c : stateColumns) {
+        cols.addObject().put("name", c.name()).put("width", c.width());
+      }
+      n.put("step", step);
+    }
+
+    /** Reads what {@link #writeTo} wrote; throws IllegalArgumentException naming a missing or bad member. */
+    public static Optimizer fromJson(JsonNode n) {
+      Map<String, Double> params = new LinkedHashMap<>();
+      JsonNode p = n.get("params");
+      if (p != null) {
+        for (Iterator<Map.Entry<String, JsonNode>> it = p.fields(); it.hasNext(); ) {
+          Map.Entry<String, JsonNode> e = it.next();
+          if (!e.getValue().isNumber()) {
+            throw new IllegalArgumentException("optimizer parameter '" + e.getKey() + "' is not a number");
+          }
+          params.put(e.getKey(), e.getValue().asDouble());
+        }
+      }
+      List<StateColumn> cols = new ArrayList<>();
+      JsonNode c = n.get("stateColumns");
+      if (c != null) {
+        for (JsonNode col : c) {
+          cols.add(new StateColumn(text(col, "name"), (int) number(col, "width")));
+        }
+      }
+      return new Optimizer(text(n, "name"), params, cols, number(n, "step"));
     }
   }
 

@@ -60,7 +60,7 @@ public class ShardWorkBench {
   @Setup(Level.Trial)
   public void setUp() {
     allocator = new RootAllocator();
-    OptimizerSpec spec = optimizer.equals("sgd") ? OptimizerSpec.sgd(0.01) : OptimizerSpec.rowwiseAdagrad(0.01, 1e-8);
+    Optimizer spec = optimizer.equals("sgd") ? Optimizer.sgd(0.01) : Optimizer.rowwiseAdagrad(0.01, 1e-8);
     SplittableRandom init = new SplittableRandom(1);
     shard = HostedShard.initialize(Partitioner.modulo(rows, 1), dim, 0, (id, row) -> {
       for (int c = 0; c < row.length; c++) {

@@ -73,7 +73,7 @@ class HealthCommandTest {
   void aMalformedEndpointIsRejected() {
     assertThat(health("--endpoint", "localhost:8815")).isEqualTo(Cli.EXIT_FAILURE);
     assertThat(err.toString().trim()).isEqualTo(
-        "embstore health: Cannot use endpoint: localhost:8815 (expected grpc+tcp://HOST:PORT or grpc+tls://HOST:PORT)");
+        "embstore health: Cannot use endpoint 'localhost:8815': scheme 'localhost' (expected grpc+tcp://HOST:PORT or grpc+tls://HOST:PORT)");
   }
 
   @Test

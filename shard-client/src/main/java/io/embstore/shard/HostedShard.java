@@ -34,7 +34,7 @@ final class HostedShard implements AutoCloseable {
   final int dim;
   final long rows;
   final long rowBytes;
-  final OptimizerSpec spec;
+  final Optimizer optimizer;
   final List<TableManifest.StateColumn> stateColumns;
   private final BufferAllocator allocator;
   private final ArrowBuf embeddings;
@@ -52,14 +52,14 @@ final class HostedShard implements AutoCloseable {
   final LongAdder updateRows = new LongAdder();
   final LongAdder updateRequests = new LongAdder();
 
-  private HostedShard(int index, Partitioner partitioner, int dim, OptimizerSpec spec, BufferAllocator parent) {
+  private HostedShard(int index, Partitioner partitioner, int dim, Optimizer optimizer, BufferAllocator parent) {
     this.index = index;
     this.partitioner = partitioner;
     this.dim = dim;
     this.rows = partitioner.shardRows(index);
     this.rowBytes = dim * 4L;
-    this.spec = spec;
-    this.stateColumns = spec.stateColumns(dim);
+    this.optimizer = optimizer;
+    this.stateColumns = optimizer.stateColumns(dim);
     for (int i = 0; i < STRIPES; i++) {
       stripes[i] = new ReentrantLock();
     }
@@ -103,10 +103,10 @@ final class HostedShard implements AutoCloseable {
    * Loads shard {@code index} of {@code table} (checksum verified). Optimizer state is loaded when
    * the table carries state columns of the same optimizer; otherwise it starts at zero.
    */
-  static HostedShard load(Table table, int index, OptimizerSpec spec, BufferAllocator parent) throws IOException {
+  static HostedShard load(Table table, int index, Optimizer optimizer, BufferAllocator parent) throws IOException {
     TableManifest m = table.manifest();
-    HostedShard shard = new HostedShard(index, m.partitioner(), m.dim(), spec, parent);
-    boolean sameState = m.optimizer() != null && m.optimizer().name().equals(spec.name())
+    HostedShard shard = new HostedShard(index, m.partitioner(), m.dim(), optimizer, parent);
+    boolean sameState = m.optimizer() != null && m.optimizer().name().equals(optimizer.name())
         && m.stateColumns().equals(shard.stateColumns);
     try (ShardReader reader = table.openShard(index, shard.allocator, true)) {
       if (sameState) {
@@ -123,8 +123,8 @@ final class HostedShard implements AutoCloseable {
 
   /** Creates shard {@code index} in memory, row of id {@code id} filled by {@code init}. */
   static HostedShard initialize(
-      Partitioner partitioner, int dim, int index, RowInitializer init, OptimizerSpec spec, BufferAllocator parent) {
-    HostedShard shard = new HostedShard(index, partitioner, dim, spec, parent);
+      Partitioner partitioner, int dim, int index, RowInitializer init, Optimizer optimizer, BufferAllocator parent) {
+    HostedShard shard = new HostedShard(index, partitioner, dim, optimizer, parent);
     float[] row = new float[dim];
     try {
       for (long pos = 0; pos < shard.rows; pos++) {
@@ -202,13 +202,14 @@ final class HostedShard implements AutoCloseable {
    */
   void applyUpdate(long idAddress, long gradAddress, int n, float lr) {
     touch(idAddress, n);
+    long[] stateRow = new long[stateAddress.length];
     for (int i = 0; i < n; i++) {
       long pos = partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i));
       long g = gradAddress + i * rowBytes;
       ReentrantLock lock = stripes[(int) (pos & (STRIPES - 1))];
       lock.lock();
       try {
-        applyRow(pos, g, lr);
+        applyRow(pos, g, lr, stateRow);
       } finally {
         lock.unlock();
       }
@@ -241,102 +242,41 @@ final class HostedShard implements AutoCloseable {
     touched = sink;
   }
 
-  private void applyRow(long pos, long g, float lr) {
-    long w = embAddress + pos * rowBytes;
-    switch (spec.name()) {
-      case OptimizerSpec.SGD:
-        for (int c = 0; c < dim; c++) {
-          long o = 4L * c;
-          put(w + o, get(w + o) - lr * get(g + o));
-        }
-        break;
-      case OptimizerSpec.ADAGRAD: {
-        float eps = (float) spec.eps();
-        long s = stateAddress[0] + pos * rowBytes;
-        for (int c = 0; c < dim; c++) {
-          long o = 4L * c;
-          float gc = get(g + o);
-          float sum = get(s + o) + gc * gc;
-          put(s + o, sum);
-          put(w + o, get(w + o) - lr * gc / ((float) Math.sqrt(sum) + eps));
-        }
-        break;
-      }
-      case OptimizerSpec.ROWWISE_ADAGRAD: {
-        double sq = sumOfSquares(g, dim);
-        long s = stateAddress[0] + pos * 4L;
-        float sum = get(s) + (float) (sq / dim);
-        put(s, sum);
-        float scale = lr / ((float) Math.sqrt(sum) + (float) spec.eps());
-        for (int c = 0; c < dim; c++) {
-          long o = 4L * c;
-          put(w + o, get(w + o) - scale * get(g + o));
-        }
-        break;
-      }
-      case OptimizerSpec.ADAM: {
-        float b1 = (float) spec.beta1();
-        float b2 = (float) spec.beta2();
-        float eps = (float) spec.eps();
-        long m = stateAddress[0] + pos * rowBytes;
-        long v = stateAddress[1] + pos * rowBytes;
-        long stepAt = stateAddress[2] + pos * 4L;
-        float t = get(stepAt) + 1;
-        put(stepAt, t);
-        float bc1 = (float) (1 - Math.pow(spec.beta1(), t));
-        float bc2 = (float) (1 - Math.pow(spec.beta2(), t));
-        for (int c = 0; c < dim; c++) {
-          long o = 4L * c;
-          float gc = get(g + o);
-          float mc = b1 * get(m + o) + (1 - b1) * gc;
-          float vc = b2 * get(v + o) + (1 - b2) * gc * gc;
-          put(m + o, mc);
-          put(v + o, vc);
-          put(w + o, get(w + o) - lr * (mc / bc1) / ((float) Math.sqrt(vc / bc2) + eps));
-        }
-        break;
-      }
-      default:
-        throw new IllegalStateException("unknown optimizer " + spec.name());
+  private void applyRow(long pos, long g, float lr, long[] stateRow) {
+    for (int k = 0; k < stateRow.length; k++) {
+      stateRow[k] = stateAddress[k] + pos * stateColumns.get(k).width() * 4L;
     }
-  }
-
-  /**
-   * The sum of squares of {@code dim} floats at {@code g}, in doubles, with four independent
-   * partial sums (one chain of dependent adds waits out each add's latency).
-   */
-  private static double sumOfSquares(long g, int dim) {
-    double s0 = 0;
-    double s1 = 0;
-    double s2 = 0;
-    double s3 = 0;
-    int c = 0;
-    for (; c + 4 <= dim; c += 4) {
-      float a = get(g + 4L * c);
-      float b = get(g + 4L * c + 4);
-      float d = get(g + 4L * c + 8);
-      float e = get(g + 4L * c + 12);
-      s0 += a * a;
-      s1 += b * b;
-      s2 += d * d;
-      s3 += e * e;
-    }
-    for (; c < dim; c++) {
-      float a = get(g + 4L * c);
-      s0 += a * a;
-    }
-    return (s0 + s1) + (s2 + s3);
-  }
-
-  private static float get(long address) {
-    return Float.intBitsToFloat(MemoryUtil.getInt(address));
-  }
-
-  private static void put(long address, float value) {
-    MemoryUtil.putInt(address, Float.floatToRawIntBits(value));
+    optimizer.apply(embAddress + pos * rowBytes, g, stateRow, dim, lr);
   }
 
   // ------------------------------------------------------------------ nearest
+
+  /** A shard's answer to a search: {@code count} ids with their similarities, best first. */
+  record TopHits(long[] ids, float[] similarities, int count) {}
+
+  /**
+   * Validates a search (k in [1, {@code maxK}], every query value finite, the query not zero: else
+   * INVALID_ARGUMENT) and answers this shard's top-k without {@code exclude} (-1: none).
+   */
+  TopHits search(float[] query, int k, int maxK, long exclude) {
+    if (k < 1 || k > maxK) {
+      throw ShardErrors.invalid("Cannot search: k=" + k + " (must be in [1, " + maxK + "])");
+    }
+    double norm = 0;
+    for (int c = 0; c < query.length; c++) {
+      if (!Float.isFinite(query[c])) {
+        throw ShardErrors.invalid("Cannot search: query value " + c + " is " + query[c] + " (must be finite)");
+      }
+      norm += (double) query[c] * query[c];
+    }
+    if (norm == 0) {
+      throw ShardErrors.invalid("Cannot search: the query vector is zero (cosine similarity is undefined)");
+    }
+    long[] ids = new long[(int) Math.min(k, rows)];
+    float[] sims = new float[ids.length];
+    int found = nearest(query, ids.length, exclude, ids, sims);
+    return new TopHits(ids, sims, found);
+  }
 
   /**
    * Exact cosine top-k of this shard for {@code query} (norm {@code > 0}), skipping {@code exclude}
@@ -358,7 +298,7 @@ final class HostedShard implements AutoCloseable {
       double dot = 0;
       double rn = 0;
       for (int c = 0; c < dim; c++) {
-        float x = get(at + 4L * c);
+        float x = Optimizer.get(at + 4L * c);
         dot += (double) x * query[c];
         rn += (double) x * x;
       }
@@ -436,87 +376,5 @@ final class HostedShard implements AutoCloseable {
     }
     embeddings.close();
     allocator.close();
-  }
-
-  /** A bounded min-heap of (similarity, id) on primitive arrays: the k best seen so far. */
-  static final class TopK {
-    private final long[] ids;
-    private final float[] sims;
-    private int size;
-
-    TopK(int k) {
-      ids = new long[k];
-      sims = new float[k];
-    }
-
-    /** Whether (a, ida) ranks below (b, idb): lower similarity, ties broken by larger id. */
-    private static boolean worse(float a, long ida, float b, long idb) {
-      return a < b || (a == b && ida > idb);
-    }
-
-    void offer(long id, float sim) {
-      if (ids.length == 0) {
-        return;
-      }
-      if (size < ids.length) {
-        int i = size++;
-        ids[i] = id;
-        sims[i] = sim;
-        while (i > 0) {
-          int parent = (i - 1) >>> 1;
-          if (!worse(sims[i], ids[i], sims[parent], ids[parent])) {
-            break;
-          }
-          swap(i, parent);
-          i = parent;
-        }
-      } else if (worse(sims[0], ids[0], sim, id)) {
-        ids[0] = id;
-        sims[0] = sim;
-        siftDown(0, size);
-      }
-    }
-
-    private void siftDown(int i, int n) {
-      while (true) {
-        int l = 2 * i + 1;
-        int r = l + 1;
-        int m = i;
-        if (l < n && worse(sims[l], ids[l], sims[m], ids[m])) {
-          m = l;
-        }
-        if (r < n && worse(sims[r], ids[r], sims[m], ids[m])) {
-          m = r;
-        }
-        if (m == i) {
-          return;
-        }
-        swap(i, m);
-        i = m;
-      }
-    }
-
-    private void swap(int a, int b) {
-      long id = ids[a];
-      ids[a] = ids[b];
-      ids[b] = id;
-      float s = sims[a];
-      sims[a] = sims[b];
-      sims[b] = s;
-    }
-
-    /** Writes the entries best first; returns their number. */
-    int drainBestFirst(long[] outIds, float[] outSims) {
-      int n = size;
-      for (int end = n - 1; end >= 0; end--) {
-        outIds[end] = ids[0];
-        outSims[end] = sims[0];
-        ids[0] = ids[end];
-        sims[0] = sims[end];
-        siftDown(0, end);
-      }
-      size = 0;
-      return n;
-    }
   }
 }

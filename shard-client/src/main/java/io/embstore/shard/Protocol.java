@@ -1,12 +1,6 @@
 package io.embstore.shard;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
-import org.apache.arrow.flight.FlightDescriptor;
 import org.apache.arrow.vector.types.FloatingPointPrecision;
 import org.apache.arrow.vector.types.pojo.ArrowType;
 import org.apache.arrow.vector.types.pojo.Field;
@@ -20,7 +14,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * <p>Data calls are DoExchange streams whose descriptor is a command: UTF-8 JSON {@code {"op":
  * "lookup"|"update"|"nearest", "shard": S, ...}}. Every request record batch the client sends gets
  * exactly one reply batch, in order. Control calls are DoAction with a JSON body and one JSON
- * result.
+ * result. This class holds the names and the Arrow schemas; {@link Messages} every JSON message.
  */
 final class Protocol {
   static final int VERSION = 1;
@@ -40,8 +34,6 @@ final class Protocol {
   static final String QUERY = "query";
   static final String SIMILARITY = "similarity";
   static final String APPLIED = "applied";
-
-  static final ObjectMapper JSON = new ObjectMapper();
 
   private Protocol() {}
 
@@ -108,51 +100,5 @@ final class Protocol {
       }
     }
     return true;
-  }
-
-  /** A parsed exchange command. */
-  record Command(String op, int shard, double lr, int k, long exclude) {
-    static Command parse(FlightDescriptor descriptor) {
-      if (descriptor == null || !descriptor.isCommand()) {
-        throw ShardErrors.invalid(
-            "Cannot run exchange: descriptor is not a command (expected UTF-8 JSON {\"op\": ..., \"shard\": ...})");
-      }
-      String text = new String(descriptor.getCommand(), StandardCharsets.UTF_8);
-      JsonNode root;
-      try {
-        root = JSON.readTree(text);
-      } catch (IOException e) {
-        throw ShardErrors.invalid("Cannot run exchange: command is not JSON: " + abbreviate(text));
-      }
-      if (root == null || !root.isObject() || !root.path("op").isTextual() || !root.path("shard").isIntegralNumber()) {
-        throw ShardErrors.invalid(
-            "Cannot run exchange: command " + abbreviate(text) + " (expected {\"op\": \"lookup\"|\"update\"|\"nearest\", \"shard\": N})");
-      }
-      double lr = root.path("lr").isNumber() ? root.path("lr").asDouble() : Double.NaN;
-      if (root.has("lr") && !root.path("lr").isNumber()) {
-        throw ShardErrors.invalid("Cannot run exchange: lr " + root.get("lr") + " is not a number");
-      }
-      int k = root.path("k").isIntegralNumber() ? root.path("k").asInt() : 10;
-      long exclude = root.path("exclude").isIntegralNumber() ? root.path("exclude").asLong() : -1;
-      return new Command(root.get("op").asText(), root.get("shard").asInt(), lr, k, exclude);
-    }
-  }
-
-  static FlightDescriptor command(String op, int shard) {
-    return command(op, shard, null);
-  }
-
-  static FlightDescriptor command(String op, int shard, ObjectNode extra) {
-    ObjectNode n = JSON.createObjectNode();
-    n.put("op", op);
-    n.put("shard", shard);
-    if (extra != null) {
-      n.setAll(extra);
-    }
-    return FlightDescriptor.command(n.toString().getBytes(StandardCharsets.UTF_8));
-  }
-
-  static String abbreviate(String s) {
-    return s.length() <= 200 ? "'" + s + "'" : "'" + s.substring(0, 200) + "...'";
   }
 }

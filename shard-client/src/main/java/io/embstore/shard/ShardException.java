@@ -17,6 +17,20 @@ public final class ShardException extends java.io.IOException {
     this.code = code;
   }
 
+  /**
+   * The failure {@code cause} of a call that tried to {@code what} ("look up 12 ids on") shard
+   * {@code shard} at {@code endpoint}: {@code Cannot <what> shard S at E: <status>: <description>}.
+   */
+  static ShardException of(String what, int shard, String endpoint, Throwable cause) {
+    FlightStatusCode code = FlightStatusCode.INTERNAL;
+    String why = cause.toString();
+    if (cause instanceof org.apache.arrow.flight.FlightRuntimeException f) {
+      code = f.status().code();
+      why = code + ": " + f.status().description();
+    }
+    return new ShardException("Cannot " + what + " shard " + shard + " at " + endpoint + ": " + why, shard, endpoint, code, cause);
+  }
+
   public int shard() {
     return shard;
   }

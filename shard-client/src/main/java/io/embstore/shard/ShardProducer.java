@@ -1,15 +1,6 @@
 package io.embstore.shard;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.embstore.format.Partitioner;
-import io.embstore.format.TableManifest;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.List;
 import org.apache.arrow.flight.Action;
 import org.apache.arrow.flight.ActionType;
 import org.apache.arrow.flight.FlightRuntimeException;
@@ -108,7 +99,7 @@ final class ShardProducer extends NoOpFlightProducer {
   public void doExchange(CallContext context, FlightStream reader, ServerStreamListener listener) {
     handlers.incrementAndGet();
     try {
-      Protocol.Command cmd = Protocol.Command.parse(reader.getDescriptor());
+      Messages.Command cmd = Messages.Command.parse(reader.getDescriptor());
       switch (cmd.op()) {
         case Protocol.OP_LOOKUP:
           lookup(server.hosted(cmd.shard(), "look up ids on"), reader, listener);
@@ -193,7 +184,7 @@ final class ShardProducer extends NoOpFlightProducer {
           checkReplyBytes(n, shard);
           ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
           shard.checkIds(ids, n, "look up");
-          ArrowBuf data = allocate(list, n); // the vector lets go of the previous reply
+          ArrowBuf data = Vectors.allocateRows(list, n); // the vector lets go of the previous reply
           while (!sent.isEmpty() && (written(sent.peekFirst()) || sentBytes + data.capacity() > MAX_UNWRITTEN_REPLY_BYTES)) {
             ArrowBuf oldest = sent.pollFirst();
             awaitWritten(oldest, listener);
@@ -259,19 +250,7 @@ final class ShardProducer extends NoOpFlightProducer {
     }
   }
 
-  /** Allocates {@code list} for {@code n} non-null rows and returns its float data buffer. */
-  static ArrowBuf allocate(FixedSizeListVector list, int n) {
-    list.clear();
-    list.setInitialCapacity(Math.max(n, 1));
-    list.allocateNew();
-    Float4Vector data = (Float4Vector) list.getDataVector();
-    list.getValidityBuffer().setOne(0, list.getValidityBuffer().capacity());
-    data.getValidityBuffer().setOne(0, data.getValidityBuffer().capacity());
-    list.setValueCount(n);
-    return data.getDataBuffer();
-  }
-
-  private void update(HostedShard shard, Protocol.Command cmd, FlightStream reader, ServerStreamListener listener) {
+  private void update(HostedShard shard, Messages.Command cmd, FlightStream reader, ServerStreamListener listener) {
     org.apache.arrow.vector.types.pojo.Schema expected = Protocol.updateRequest(shard.dim);
     try (VectorSchemaRoot out = VectorSchemaRoot.create(Protocol.updateReply(), allocator)) {
       listener.start(out);
@@ -285,7 +264,7 @@ final class ShardProducer extends NoOpFlightProducer {
         int n = checkRows(in, "update");
         byte[] meta = bytesOf(reader.getLatestMetadata());
         // a trainer sends the same rate for many batches in a row: parse it once
-        double lr = meta != null && Arrays.equals(meta, lastMeta) ? lastLr : learningRate(cmd, meta, shard.spec);
+        double lr = meta != null && Arrays.equals(meta, lastMeta) ? lastLr : learningRate(cmd, meta, shard.optimizer);
         lastMeta = meta;
         lastLr = lr;
         ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
@@ -311,24 +290,11 @@ final class ShardProducer extends NoOpFlightProducer {
     return bytes;
   }
 
-  /** The learning rate of a batch: its app metadata's {@code lr}, else the command's, else the table's. */
-  private static double learningRate(Protocol.Command cmd, byte[] metadata, OptimizerSpec spec) {
-    double lr = cmd.lr();
-    if (metadata != null) {
-      String text = new String(metadata, StandardCharsets.UTF_8);
-      try {
-        JsonNode node = Protocol.JSON.readTree(text);
-        if (node != null && node.path("lr").isNumber()) {
-          lr = node.get("lr").asDouble();
-        } else if (node != null && node.has("lr")) {
-          throw ShardErrors.invalid("Cannot update: lr " + node.get("lr") + " in app metadata is not a number");
-        }
-      } catch (IOException e) {
-        throw ShardErrors.invalid("Cannot update: app metadata is not JSON: " + Protocol.abbreviate(text));
-      }
-    }
+  /** The learning rate of a batch: its app metadata's {@code lr}, else the command's, else the optimizer's. */
+  private static double learningRate(Messages.Command cmd, byte[] metadata, Optimizer optimizer) {
+    double lr = Messages.learningRate(metadata, cmd.lr());
     if (Double.isNaN(lr)) {
-      lr = spec.lr();
+      lr = optimizer.lr();
     }
     if (!(lr > 0) || !Double.isFinite(lr) || !Float.isFinite((float) lr)) {
       throw ShardErrors.invalid("Cannot update: learning rate " + lr + " (must be a positive finite number)");
@@ -388,16 +354,10 @@ final class ShardProducer extends NoOpFlightProducer {
     return distinct;
   }
 
-  private void nearest(HostedShard shard, Protocol.Command cmd, FlightStream reader, ServerStreamListener listener) {
-    int k = cmd.k();
-    if (k < 1 || k > server.maxIdsPerRequest()) {
-      throw ShardErrors.invalid("Cannot search: k=" + k + " (must be in [1, " + server.maxIdsPerRequest() + "])");
-    }
+  private void nearest(HostedShard shard, Messages.Command cmd, FlightStream reader, ServerStreamListener listener) {
     org.apache.arrow.vector.types.pojo.Schema expected = Protocol.nearestRequest(shard.dim);
     try (VectorSchemaRoot out = VectorSchemaRoot.create(Protocol.nearestReply(), allocator)) {
       listener.start(out);
-      long[] ids = new long[(int) Math.min(k, shard.rows)];
-      float[] sims = new float[ids.length];
       float[] query = new float[shard.dim];
       while (nextBatch(reader)) {
         VectorSchemaRoot in = reader.getRoot();
@@ -406,27 +366,19 @@ final class ShardProducer extends NoOpFlightProducer {
           throw ShardErrors.invalid("Cannot search: " + in.getRowCount() + " query rows (send exactly one per batch)");
         }
         ArrowBuf q = ((Float4Vector) ((FixedSizeListVector) in.getVector(0)).getDataVector()).getDataBuffer();
-        double norm = 0;
         for (int c = 0; c < shard.dim; c++) {
           query[c] = q.getFloat(4L * c);
-          if (!Float.isFinite(query[c])) {
-            throw ShardErrors.invalid("Cannot search: query value " + c + " is " + query[c] + " (must be finite)");
-          }
-          norm += (double) query[c] * query[c];
         }
-        if (norm == 0) {
-          throw ShardErrors.invalid("Cannot search: the query vector is zero (cosine similarity is undefined)");
-        }
-        int found = shard.nearest(query, ids.length, cmd.exclude(), ids, sims);
+        HostedShard.TopHits hits = shard.search(query, cmd.k(), server.maxIdsPerRequest(), cmd.exclude());
         BigIntVector idOut = (BigIntVector) out.getVector(0);
-        org.apache.arrow.vector.Float4Vector simOut = (org.apache.arrow.vector.Float4Vector) out.getVector(1);
-        idOut.allocateNew(Math.max(found, 1));
-        simOut.allocateNew(Math.max(found, 1));
-        for (int i = 0; i < found; i++) {
-          idOut.set(i, ids[i]);
-          simOut.set(i, sims[i]);
+        Float4Vector simOut = (Float4Vector) out.getVector(1);
+        idOut.allocateNew(Math.max(hits.count(), 1));
+        simOut.allocateNew(Math.max(hits.count(), 1));
+        for (int i = 0; i < hits.count(); i++) {
+          idOut.set(i, hits.ids()[i]);
+          simOut.set(i, hits.similarities()[i]);
         }
-        out.setRowCount(found);
+        out.setRowCount(hits.count());
         listener.putNext();
       }
     }
@@ -471,26 +423,26 @@ final class ShardProducer extends NoOpFlightProducer {
 
   private void runAction(CallContext context, Action action, StreamListener<Result> listener) {
     try {
-      ObjectNode result;
+      byte[] result;
       switch (action.getType()) {
         case Protocol.ACTION_HEALTH:
-          result = Protocol.JSON.createObjectNode().put("status", "ok");
+          result = Messages.healthOk();
           break;
         case Protocol.ACTION_DESCRIBE:
-          result = server.describe();
+          result = server.describe().toJson();
           break;
         case Protocol.ACTION_STATS:
-          result = server.stats();
+          result = server.stats().toJson();
           break;
         case Protocol.ACTION_SNAPSHOT:
           requireWrite(context, "snapshot");
-          result = snapshot(action.getBody());
+          result = server.snapshot(Messages.SnapshotRequest.parse(action.getBody())).toJson();
           break;
         default:
           throw ShardErrors.invalid(
               "Cannot run action '" + action.getType() + "': unknown (known: health, describe, stats, snapshot)");
       }
-      listener.onNext(new Result(result.toString().getBytes(StandardCharsets.UTF_8)));
+      listener.onNext(new Result(result));
       listener.onCompleted();
     } catch (FlightRuntimeException e) {
       listener.onError(e);
@@ -498,74 +450,5 @@ final class ShardProducer extends NoOpFlightProducer {
       LOG.warn("action {} failed", action.getType(), e);
       listener.onError(ShardErrors.internal("Cannot run action " + action.getType() + ": " + e, e));
     }
-  }
-
-  private ObjectNode snapshot(byte[] body) {
-    JsonNode req;
-    try {
-      req = Protocol.JSON.readTree(body == null ? new byte[0] : body);
-    } catch (IOException e) {
-      throw ShardErrors.invalid("Cannot snapshot: body is not JSON (expected {\"dir\": D, \"version\": N})");
-    }
-    if (req == null || !req.path("dir").isTextual() || !req.path("version").isIntegralNumber() || req.get("version").asLong() < 1) {
-      throw ShardErrors.invalid("Cannot snapshot: body " + (req == null ? "empty" : req.toString()) + " (expected {\"dir\": D, \"version\": N >= 1})");
-    }
-    Path dir = Path.of(req.get("dir").asText());
-    long version = req.get("version").asLong();
-    int[] which = server.shards();
-    if (req.has("shards")) {
-      if (!req.get("shards").isArray()) {
-        throw ShardErrors.invalid("Cannot snapshot: shards " + req.get("shards") + " is not a list");
-      }
-      which = new int[req.get("shards").size()];
-      for (int i = 0; i < which.length; i++) {
-        which[i] = req.get("shards").get(i).asInt(-1);
-      }
-    }
-    List<TableManifest.ShardEntry> entries;
-    try {
-      entries = server.writeShards(dir, version, which);
-    } catch (java.nio.file.FileAlreadyExistsException e) {
-      throw ShardErrors.invalid("Cannot snapshot to " + dir + ": version " + version + " already has a file " + e.getFile());
-    } catch (java.nio.file.NoSuchFileException e) {
-      throw ShardErrors.invalid("Cannot snapshot to " + dir + ": no such directory");
-    } catch (IOException e) {
-      throw ShardErrors.internal("Cannot snapshot to " + dir + ": " + e.getMessage(), e);
-    }
-    ObjectNode result = Protocol.JSON.createObjectNode();
-    result.put("version", version);
-    ArrayNode shards = result.putArray("shards");
-    for (TableManifest.ShardEntry s : entries) {
-      shards.add(shardEntryJson(s));
-    }
-    result.set("optimizer", ShardServer.optimizerJson(server.manifest().optimizer()));
-    return result;
-  }
-
-  static ObjectNode shardEntryJson(TableManifest.ShardEntry s) {
-    ObjectNode n = Protocol.JSON.createObjectNode();
-    n.put("index", s.index());
-    n.put("file", s.file());
-    n.put("rows", s.rows());
-    n.put("minId", s.minId());
-    n.put("maxId", s.maxId());
-    n.put("bytes", s.bytes());
-    n.put("crc32c", io.embstore.format.Checksums.hex(s.crc32c()));
-    return n;
-  }
-
-  static TableManifest.ShardEntry shardEntry(JsonNode n) {
-    return new TableManifest.ShardEntry(
-        n.get("index").asInt(),
-        n.get("file").asText(),
-        n.get("rows").asLong(),
-        n.get("minId").asLong(),
-        n.get("maxId").asLong(),
-        n.get("bytes").asLong(),
-        (int) Long.parseLong(n.get("crc32c").asText(), 16));
-  }
-
-  static String describeShard(Partitioner p, int shard) {
-    return p.describeShard(shard);
   }
 }

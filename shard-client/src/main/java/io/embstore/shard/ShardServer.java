@@ -1,7 +1,5 @@
 package io.embstore.shard;
 
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.embstore.format.Partitioner;
 import io.embstore.format.ShardWriter;
 import io.embstore.format.Table;
@@ -16,8 +14,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
@@ -43,7 +39,7 @@ public final class ShardServer implements AutoCloseable {
 
   private final Path tableDir;
   private final TableManifest baseManifest;
-  private final OptimizerSpec optimizer;
+  private final Optimizer optimizer;
   private final HostedShard[] byIndex;
   private final int[] shardIndexes;
   private final String host;
@@ -61,11 +57,6 @@ public final class ShardServer implements AutoCloseable {
   private FlightServer flight;
   private RecentRates rates;
   private volatile boolean closed;
-  /**
-   * Shard servers of this JVM by endpoint, for clients built with {@link
-   * EmbeddingClient.Builder#inProcessShards}: servers without tokens only.
-   */
-  private static final ConcurrentMap<String, ShardServer> IN_PROCESS = new ConcurrentHashMap<>();
   /** In-process calls hold the read lock; {@link #close} takes the write lock before freeing any shard. */
   private final ReentrantReadWriteLock inProcessGuard = new ReentrantReadWriteLock();
   private boolean inProcessClosed;
@@ -83,7 +74,7 @@ public final class ShardServer implements AutoCloseable {
     private int[] shards;
     private TableManifest shape;
     private RowInitializer init;
-    private OptimizerSpec optimizer;
+    private Optimizer optimizer;
     private String host = "127.0.0.1";
     private int port;
     private BufferAllocator parent;
@@ -121,7 +112,7 @@ public final class ShardServer implements AutoCloseable {
     }
 
     /** The optimizer for updates; default the table's, else SGD with lr 0.025. */
-    public Builder optimizer(OptimizerSpec spec) {
+    public Builder optimizer(Optimizer spec) {
       this.optimizer = spec;
       return this;
     }
@@ -210,9 +201,9 @@ public final class ShardServer implements AutoCloseable {
     Table opened = b.table == null ? null : Table.open(b.table);
     TableManifest m = opened == null ? b.shape : opened.manifest();
     this.tableDir = b.table;
-    OptimizerSpec spec = b.optimizer;
+    Optimizer spec = b.optimizer;
     if (spec == null) {
-      spec = m.optimizer() == null ? OptimizerSpec.sgd(0.025) : OptimizerSpec.fromManifest(m.optimizer());
+      spec = m.optimizer() == null ? Optimizer.sgd(Optimizer.DEFAULT_SGD_LR) : Optimizer.fromManifest(m.optimizer());
     }
     this.optimizer = spec;
     long initialStep = m.optimizer() != null && m.optimizer().name().equals(spec.name()) ? m.optimizer().step() : 0;
@@ -273,9 +264,6 @@ public final class ShardServer implements AutoCloseable {
       this.flight = fb.build();
       flight.start();
       this.inProcessUri = endpoint();
-      if (!auth) {
-        IN_PROCESS.put(inProcessUri, this);
-      }
     } catch (IOException | RuntimeException e) {
       try {
         close();
@@ -350,7 +338,7 @@ public final class ShardServer implements AutoCloseable {
   }
 
   /** The optimizer applied to updates. */
-  public OptimizerSpec optimizer() {
+  public Optimizer optimizer() {
     return optimizer;
   }
 
@@ -358,7 +346,7 @@ public final class ShardServer implements AutoCloseable {
    * Writes the hosted shards (embeddings + optimizer state) as shard files of table version {@code
    * version} in {@code dir}; returns their manifest entries. Lookups and updates continue meanwhile
    * (see {@link HostedShard#writeTo} for the consistency of each row). The files are not committed:
-   * the caller commits a manifest naming them (as {@link EmbeddingClient#snapshot} does).
+   * the caller commits a manifest naming them (as {@link TableSnapshot} does).
    */
   public List<TableManifest.ShardEntry> writeShards(Path dir, long version) throws IOException {
     return writeShards(dir, version, shardIndexes);
@@ -442,54 +430,35 @@ public final class ShardServer implements AutoCloseable {
     }
   }
 
-  ObjectNode describe() {
+  Messages.Describe describe() {
     TableManifest m = manifest();
     Partitioner p = m.partitioner();
-    ObjectNode n = Protocol.JSON.createObjectNode();
-    n.put("protocolVersion", Protocol.VERSION);
-    n.put("table", tableDir == null ? null : tableDir.toAbsolutePath().toString());
-    n.put("tableVersion", m.tableVersion());
-    n.put("rows", m.rows());
-    n.put("dim", m.dim());
-    n.put("partitioner", p.name());
-    n.put("numShards", p.numShards());
-    ArrayNode shards = n.putArray("shards");
+    List<Messages.ShardInfo> shards = new ArrayList<>();
     for (int s : shardIndexes) {
-      shards.addObject()
-          .put("index", s)
-          .put("rows", p.shardRows(s))
-          .put("minId", p.minId(s))
-          .put("maxId", p.maxId(s))
-          .put("description", p.describeShard(s));
+      shards.add(new Messages.ShardInfo(s, p.shardRows(s), p.minId(s), p.maxId(s), p.describeShard(s)));
     }
-    n.set("optimizer", optimizerJson(m.optimizer()));
-    n.put("maxIdsPerRequest", maxIds);
-    n.put("maxMessageBytes", maxMessageBytes);
-    n.put("auth", auth);
-    return n;
+    return new Messages.Describe(Protocol.VERSION, tableDir == null ? null : tableDir.toAbsolutePath().toString(),
+        m.tableVersion(), m.rows(), m.dim(), p.name(), p.numShards(), shards, m.optimizer(), maxIds, maxMessageBytes, auth);
   }
 
-  static ObjectNode optimizerJson(TableManifest.Optimizer o) {
-    ObjectNode n = Protocol.JSON.createObjectNode();
-    n.put("name", o.name());
-    ObjectNode params = n.putObject("params");
-    o.params().forEach(params::put);
-    ArrayNode cols = n.putArray("stateColumns");
-    for (TableManifest.StateColumn c : o.stateColumns()) {
-      cols.addObject().put("name", c.name()).put("width", c.width());
+  /**
+   * Runs a {@code snapshot} request: writes the shards it names (default: all hosted) and answers
+   * their manifest entries with the optimizer and its step. INVALID_ARGUMENT for a request that
+   * cannot be carried out (a version already committed, no such directory).
+   */
+  Messages.SnapshotReply snapshot(Messages.SnapshotRequest request) {
+    Path dir = Path.of(request.dir());
+    List<TableManifest.ShardEntry> entries;
+    try {
+      entries = writeShards(dir, request.version(), request.shards() == null ? shardIndexes : request.shards());
+    } catch (java.nio.file.FileAlreadyExistsException e) {
+      throw ShardErrors.invalid("Cannot snapshot to " + dir + ": version " + request.version() + " already has a file " + e.getFile());
+    } catch (java.nio.file.NoSuchFileException e) {
+      throw ShardErrors.invalid("Cannot snapshot to " + dir + ": no such directory");
+    } catch (IOException e) {
+      throw ShardErrors.internal("Cannot snapshot to " + dir + ": " + e.getMessage(), e);
     }
-    n.put("step", o.step());
-    return n;
-  }
-
-  static TableManifest.Optimizer optimizerFromJson(com.fasterxml.jackson.databind.JsonNode n) {
-    java.util.Map<String, Double> params = new java.util.LinkedHashMap<>();
-    n.path("params").fields().forEachRemaining(e -> params.put(e.getKey(), e.getValue().asDouble()));
-    List<TableManifest.StateColumn> cols = new ArrayList<>();
-    for (com.fasterxml.jackson.databind.JsonNode c : n.path("stateColumns")) {
-      cols.add(new TableManifest.StateColumn(c.path("name").asText(), c.path("width").asInt()));
-    }
-    return new TableManifest.Optimizer(n.path("name").asText(), params, cols, n.path("step").asLong());
+    return new Messages.SnapshotReply(request.version(), entries, manifest().optimizer());
   }
 
   private long total(java.util.function.ToLongFunction<HostedShard> counter) {
@@ -498,11 +467,6 @@ public final class ShardServer implements AutoCloseable {
       sum += counter.applyAsLong(byIndex[s]);
     }
     return sum;
-  }
-
-  /** The server of this JVM (open, without tokens) whose {@link #endpoint} is {@code uri}, or null. */
-  static ShardServer runningAt(String uri) {
-    return IN_PROCESS.get(uri);
   }
 
   /**
@@ -530,7 +494,7 @@ public final class ShardServer implements AutoCloseable {
     }
   }
 
-  ObjectNode stats() {
+  Messages.Stats stats() {
     long now = System.nanoTime();
     double seconds = Math.max(1e-9, (now - startNanos) / 1e9);
     long rows = 0;
@@ -539,14 +503,12 @@ public final class ShardServer implements AutoCloseable {
     long lookupRequests = 0;
     long updates = 0;
     long updateRequests = 0;
-    ObjectNode n = Protocol.JSON.createObjectNode();
-    ArrayNode shards = n.putArray("shards");
+    List<Messages.ShardStats> shards = new ArrayList<>();
     for (int s : shardIndexes) {
       HostedShard h = byIndex[s];
       long l = h.lookupRows.sum();
       long u = h.updateRows.sum();
-      shards.addObject().put("index", s).put("rows", h.rows).put("bytes", h.bytes())
-          .put("lookupRows", l).put("updateRows", u);
+      shards.add(new Messages.ShardStats(s, h.rows, h.bytes(), l, u));
       rows += h.rows;
       bytes += h.bytes();
       lookups += l;
@@ -555,23 +517,9 @@ public final class ShardServer implements AutoCloseable {
       updateRequests += h.updateRequests.sum();
     }
     double[] recent = rates.perSecond(new long[] {lookups, lookupRequests, updates, updateRequests}, now);
-    n.put("uptimeSeconds", seconds);
-    n.put("rows", rows);
-    n.put("bytes", bytes);
-    n.put("allocatedBytes", allocator.getAllocatedMemory());
-    n.put("lookupRows", lookups);
-    n.put("lookupRequests", lookupRequests);
-    n.put("updateRows", updates);
-    n.put("updateRequests", updateRequests);
-    n.put("inProcessRequests", inProcessRequests.sum());
-    n.put("rateWindowSeconds", rates.windowSeconds(now));
-    n.put("lookupRowsPerSecond", recent[0]);
-    n.put("lookupRequestsPerSecond", recent[1]);
-    n.put("updateRowsPerSecond", recent[2]);
-    n.put("updateRequestsPerSecond", recent[3]);
-    n.put("lookupRowsPerSecondSinceStart", lookups / seconds);
-    n.put("updateRowsPerSecondSinceStart", updates / seconds);
-    return n;
+    return new Messages.Stats(seconds, rows, bytes, allocator.getAllocatedMemory(), lookups, lookupRequests, updates,
+        updateRequests, inProcessRequests.sum(), rates.windowSeconds(now), recent[0], recent[1], recent[2], recent[3],
+        lookups / seconds, updates / seconds, shards);
   }
 
   /** Stops serving (in-flight calls get a grace period of 5 s), then frees every shard. */
@@ -581,9 +529,6 @@ public final class ShardServer implements AutoCloseable {
       return;
     }
     closed = true;
-    if (inProcessUri != null) {
-      IN_PROCESS.remove(inProcessUri, this);
-    }
     inProcessGuard.writeLock().lock();
     try {
       inProcessClosed = true;

@@ -1,25 +1,37 @@
 /**
  * Shard servers and the routing client: the matrix's shards in off-heap Arrow memory, served over
- * Arrow Flight, and the client that sends every lookup and sparse update to the shard owning each
- * id. The wire protocol is {@code docs/protocol.md}; its constants live in {@link
- * io.embstore.shard.Protocol}.
+ * Arrow Flight, and the client that sends every lookup, sparse update and search to the shard owning
+ * each id. The wire protocol is {@code docs/protocol.md}.
+ *
+ * <p>Where each behaviour lives:
  *
  * <ul>
- *   <li>Server side: {@link io.embstore.shard.ShardServer} (loads or initialises shards, limits,
- *       auth, TLS, {@code stats}, snapshots), {@link io.embstore.shard.HostedShard} (one shard's
- *       rows and optimizer state, gathers and in-place updates), {@code ShardProducer} (the Flight
- *       handlers: lookup, update, nearest exchanges and the actions), {@link
- *       io.embstore.shard.OptimizerSpec} (SGD, Adagrad, row-wise Adagrad, lazy Adam), {@link
- *       io.embstore.shard.RowInitializer}, {@code TokenAuthenticator}, {@code RecentRates}.
- *   <li>Client side: {@link io.embstore.shard.EmbeddingClient} (routing with the table's {@link
- *       io.embstore.format.Partitioner}, id deduplication, batching, async calls, deadlines,
- *       {@code nearest}, snapshots; optionally the shards of servers in its own JVM in process,
- *       without Flight: {@code Builder.inProcessShards}), {@code ExchangePool} (long-lived pipelined exchange streams),
- *       {@link io.embstore.shard.ShardHealth} (the {@code health} action alone), {@link
- *       io.embstore.shard.ShardException} (a failed call naming shard and endpoint).
+ *   <li>The wire: {@code Protocol} (op and action names, Arrow schemas of requests and replies),
+ *       {@code Messages} (every JSON message both ways: the exchange command, the learning rate in
+ *       an update's app metadata, the bodies and results of {@code health}, {@code describe},
+ *       {@code stats}, {@code snapshot}), {@code Vectors} (sizing request and reply vectors), {@link
+ *       io.embstore.shard.Optimizer} (the update arithmetic of SGD, Adagrad, row-wise Adagrad and
+ *       lazy Adam, one final class each, also used by the training job's in-memory store).
+ *   <li>The server: {@link io.embstore.shard.ShardServer} (builder, loading or initialising
+ *       shards, limits, auth, TLS, {@code describe}, {@code stats}, snapshots, close), {@code
+ *       ShardProducer} (the Flight handlers: decode a request, call the shard, encode the reply),
+ *       {@code HostedShard} (one shard's rows and optimizer state in memory, stripe locks,
+ *       gathers, in-place updates, the scan of a search, chunked snapshot copies), {@code TopK},
+ *       {@link io.embstore.shard.RowInitializer}, {@code TokenAuthenticator}, {@code RecentRates}.
+ *   <li>The client: {@link io.embstore.shard.EmbeddingClient} (the facade: builder, lookup,
+ *       update, nearest, tokens), {@code RequestPlan} (dedup and routing of one call), {@code
+ *       FanOut} (run the parts of a call, the one retry, error aggregation), {@code
+ *       ShardTransport} with its two implementations {@code FlightTransport} (pooled pipelined
+ *       exchanges on {@code ExchangePool}, micro-batched async lookups) and {@code
+ *       InProcessTransport} (a {@code ShardServer} of the client's JVM, handed to the builder),
+ *       {@code ShardEndpoint} (URI, channel, TLS, token), {@link io.embstore.shard.TableSnapshot}
+ *       (a new table version written by the servers), {@link io.embstore.shard.ShardHealth} (the
+ *       {@code health} action alone), {@link io.embstore.shard.ShardException} (a failed call
+ *       naming shard and endpoint), {@link io.embstore.shard.Neighbor}.
  * </ul>
  *
- * <p>Sub-package {@code cli}: the {@code serve}, {@code lookup} and {@code nearest} commands.
- * Consistency, failures and limits: {@code docs/reliability.md}; figures: {@code bench/README.md}.
+ * <p>The client reaches the server's code only through {@code InProcessTransport}. Sub-package
+ * {@code cli}: the {@code serve}, {@code lookup} and {@code nearest} commands. Consistency,
+ * failures and limits: {@code docs/reliability.md}; figures: {@code bench/README.md}.
  */
 package io.embstore.shard;

@@ -97,7 +97,7 @@ class BadInputTest {
         v.set(i, ids[i]);
       }
       v.setValueCount(ids.length);
-      ArrowBuf data = ShardProducer.allocate((FixedSizeListVector) root.getVector(1), ids.length);
+      ArrowBuf data = Vectors.allocateRows((FixedSizeListVector) root.getVector(1), ids.length);
       for (int i = 0; i < grads.length; i++) {
         data.setFloat(4L * i, grads[i]);
       }
@@ -119,7 +119,7 @@ class BadInputTest {
       long[] mine = java.util.Arrays.stream(all).filter(id -> id % 4 == shard).toArray();
       // Batches of 10 ids on one stream (the smallest maxIdsPerRequest used here): one reply each.
       try (VectorSchemaRoot req = VectorSchemaRoot.create(Protocol.lookupRequest(), allocator);
-          FlightClient.ExchangeReaderWriter rw = raw.doExchange(Protocol.command("lookup", shard), opts)) {
+          FlightClient.ExchangeReaderWriter rw = raw.doExchange(Messages.Command.lookup(shard).descriptor(), opts)) {
         rw.getWriter().start(req);
         for (int from = 0; from < mine.length; from += 10) {
           ids(java.util.Arrays.copyOfRange(mine, from, Math.min(mine.length, from + 10))).accept(req);

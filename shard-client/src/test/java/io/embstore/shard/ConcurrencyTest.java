@@ -46,7 +46,7 @@ class ConcurrencyTest {
    */
   @Test
   void concurrentLookupsUpdatesAndSnapshotsKeepUntouchedRowsAndWriteValidTables() throws Exception {
-    OptimizerSpec spec = OptimizerSpec.rowwiseAdagrad(0.01, 1e-8);
+    Optimizer spec = Optimizer.rowwiseAdagrad(0.01, 1e-8);
     fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(spec).allocator(allocator));
     fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(spec).allocator(allocator));
     try (EmbeddingClient client =
@@ -84,7 +84,7 @@ class ConcurrencyTest {
       }
       List<TableManifest> snaps = new ArrayList<>();
       for (int i = 0; i < 2; i++) {
-        snaps.add(client.snapshot(tmp.resolve("snap")));
+        snaps.add(TableSnapshot.write(client, tmp.resolve("snap")));
       }
       CompletableFuture.allOf(workers.toArray(new CompletableFuture[0])).join();
       assertThat(snaps.get(1).tableVersion()).isEqualTo(snaps.get(0).tableVersion() + 1);
@@ -100,7 +100,7 @@ class ConcurrencyTest {
         assertThat(Float.floatToRawIntBits(now[i])).isEqualTo(Float.floatToRawIntBits(fx.matrix[i]));
       }
       // A final snapshot with no writers running equals the served rows exactly.
-      TableManifest last = client.snapshot(tmp.resolve("snap"));
+      TableManifest last = TableSnapshot.write(client, tmp.resolve("snap"));
       assertThat(last.tableVersion()).isEqualTo(4); // the table is version 1; snapshots 2, 3, 4
       float[] onDisk = new float[(int) V * C];
       Table.open(tmp.resolve("snap")).forEachRowInIdOrder(allocator, true, (first, n, b, off) -> {

@@ -83,7 +83,7 @@ class ExchangePoolTest {
   /** The learning rate of each request travels with its batch, so requests on one stream can differ. */
   @Test
   void eachUpdateOnAReusedStreamUsesItsOwnLearningRate() throws Exception {
-    fx.start(ShardServer.builder().table(fx.dir).optimizer(OptimizerSpec.sgd(0.5)).allocator(allocator));
+    fx.start(ShardServer.builder().table(fx.dir).optimizer(Optimizer.sgd(0.5)).allocator(allocator));
     try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).allocator(allocator).build()) {
       float[] g = {1, 2, 3, 4};
       client.update(new long[] {6}, g, 0.25f);

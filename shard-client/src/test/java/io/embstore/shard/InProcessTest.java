@@ -3,9 +3,11 @@ package io.embstore.shard;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.embstore.format.TableManifest;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
@@ -26,7 +28,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * A client built with {@code inProcessShards(true)} reads and updates the shards of servers in its
+ * A client built with {@code inProcess(servers)} reads and updates the shards of those servers in its
  * own JVM without Flight: the same rows and the same optimizer results as through Flight, counted by
  * the server; a server with tokens, or another table's server, is always called through Flight; a
  * closing server fails the call (UNAVAILABLE, naming shard and endpoint) and frees nothing under it.
@@ -45,8 +47,8 @@ class InProcessTest {
     viaFlight = new ShardFixture(tmp.resolve("a"), 500, DIM, 4, "modulo", allocator);
     inProcess = new ShardFixture(tmp.resolve("b"), 500, DIM, 4, "modulo", allocator);
     for (ShardFixture fx : List.of(viaFlight, inProcess)) {
-      fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(OptimizerSpec.rowwiseAdagrad(0.05, 1e-8)).allocator(allocator));
-      fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(OptimizerSpec.rowwiseAdagrad(0.05, 1e-8)).allocator(allocator));
+      fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(Optimizer.rowwiseAdagrad(0.05, 1e-8)).allocator(allocator));
+      fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(Optimizer.rowwiseAdagrad(0.05, 1e-8)).allocator(allocator));
     }
   }
 
@@ -58,13 +60,13 @@ class InProcessTest {
   }
 
   private EmbeddingClient client(ShardFixture fx, boolean local) throws IOException {
-    return EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).inProcessShards(local).allocator(allocator).build();
+    return EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).inProcess(local ? fx.servers : List.of()).allocator(allocator).build();
   }
 
   private static long inProcessRequests(ShardFixture fx) {
     long n = 0;
     for (ShardServer s : fx.servers) {
-      n += s.stats().path("inProcessRequests").asLong();
+      n += s.stats().inProcessRequests();
     }
     return n;
   }
@@ -118,8 +120,30 @@ class InProcessTest {
     // 20 updates and 20 lookups on 4 shards, then one lookup: 164 shard parts at most, each one request
     assertThat(inProcessRequests(inProcess)).isGreaterThan(100).isLessThanOrEqualTo(164);
     for (int i = 0; i < 2; i++) {
-      assertThat(inProcess.servers.get(i).stats().path("updateRows").asLong())
-          .isEqualTo(viaFlight.servers.get(i).stats().path("updateRows").asLong());
+      assertThat(inProcess.servers.get(i).stats().updateRows())
+          .isEqualTo(viaFlight.servers.get(i).stats().updateRows());
+    }
+  }
+
+  /** Searches and snapshots go the in-process way too, with the answers and files of the Flight way. */
+  @Test
+  void searchesAndSnapshotsGiveWhatTheyGiveThroughFlight() throws Exception {
+    try (EmbeddingClient flight = client(viaFlight, false); EmbeddingClient local = client(inProcess, true)) {
+      float[] query = new float[DIM];
+      flight.lookup(new long[] {7}, query);
+      assertThat(local.nearest(query, 5)).isEqualTo(flight.nearest(query, 5));
+      assertThat(local.nearest(7L, 5)).isEqualTo(flight.nearest(7L, 5));
+      long before = inProcessRequests(inProcess);
+      assertThatThrownBy(() -> local.nearest(new float[DIM], 3)) // same check as the server's handler
+          .isInstanceOf(ShardException.class).hasMessageContaining("INVALID_ARGUMENT: Cannot search: the query vector is zero");
+      TableManifest a = TableSnapshot.write(flight, tmp.resolve("snap-a"));
+      TableManifest b = TableSnapshot.write(local, tmp.resolve("snap-b"));
+      assertThat(b.shards()).hasSize(4);
+      for (int s = 0; s < 4; s++) {
+        assertThat(b.shard(s).crc32c()).as("shard %d", s).isEqualTo(a.shard(s).crc32c());
+      }
+      assertThat(local.manifest().tableVersion()).isEqualTo(b.tableVersion());
+      assertThat(inProcessRequests(inProcess)).isGreaterThan(before);
     }
   }
 
@@ -165,19 +189,24 @@ class InProcessTest {
   }
 
   @Test
-  void aServerWithTokensIsCalledThroughFlight() throws Exception {
+  void onlyTheServersHandedToTheClientAreReachedInProcessTokensOrNot() throws Exception {
     Path dir = tmp.resolve("c");
-    try (ShardFixture fx = new ShardFixture(dir, 100, DIM, 1, "modulo", allocator)) {
-      fx.start(ShardServer.builder().table(dir).readToken("r").writeToken("w").allocator(allocator));
+    try (ShardFixture fx = new ShardFixture(dir, 100, DIM, 2, "modulo", allocator)) {
+      fx.start(ShardServer.builder().table(dir).shards(0).readToken("r").writeToken("w").allocator(allocator));
+      fx.start(ShardServer.builder().table(dir).shards(1).readToken("r").writeToken("w").allocator(allocator));
+      // server 0 is handed over (its holder needs no token in process); server 1, in the same JVM, is not
       try (EmbeddingClient c = EmbeddingClient.builder().table(dir).endpoints(fx.endpoints()).token("w")
-          .inProcessShards(true).allocator(allocator).build()) {
-        float[] out = new float[DIM];
-        c.lookup(new long[] {42}, out);
-        assertThat(out).containsExactly(fx.row(42));
-        c.update(new long[] {42}, new float[DIM], 0.1f);
+          .inProcess(List.of(fx.servers.get(0))).allocator(allocator).build()) {
+        assertThat(c.inProcessShards()).containsExactly(0);
+        float[] out = new float[2 * DIM];
+        c.lookup(new long[] {42, 43}, out);
+        assertThat(Arrays.copyOfRange(out, 0, DIM)).containsExactly(fx.row(42));
+        assertThat(Arrays.copyOfRange(out, DIM, 2 * DIM)).containsExactly(fx.row(43));
+        c.update(new long[] {42, 43}, new float[2 * DIM], 0.1f);
       }
-      assertThat(inProcessRequests(fx)).isZero();
-      assertThat(fx.servers.get(0).stats().path("updateRows").asLong()).isEqualTo(1);
+      assertThat(fx.servers.get(0).stats().inProcessRequests()).isEqualTo(2);
+      assertThat(fx.servers.get(1).stats().inProcessRequests()).isZero();
+      assertThat(fx.servers.get(1).stats().updateRows()).isEqualTo(1);
     }
   }
 

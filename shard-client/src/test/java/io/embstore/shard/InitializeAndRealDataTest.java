@@ -50,9 +50,9 @@ class InitializeAndRealDataTest {
     TableManifest shape = TableManifest.builder().rows(100).dim(3).partitioner("range")
         .shards(placeholders(100, 3)).build();
     try (ShardServer a = ShardServer.builder().initialize(shape, InitializeAndRealDataTest::init).shards(0, 2)
-            .optimizer(OptimizerSpec.adagrad(0.1, 1e-8)).allocator(allocator).start();
+            .optimizer(Optimizer.adagrad(0.1, 1e-8)).allocator(allocator).start();
         ShardServer b = ShardServer.builder().initialize(shape, InitializeAndRealDataTest::init).shards(1)
-            .optimizer(OptimizerSpec.adagrad(0.1, 1e-8)).allocator(allocator).start();
+            .optimizer(Optimizer.adagrad(0.1, 1e-8)).allocator(allocator).start();
         EmbeddingClient client = EmbeddingClient.builder().manifest(shape)
             .endpoints(List.of(a.endpoint(), b.endpoint())).allocator(allocator).build()) {
       long[] ids = java.util.stream.LongStream.range(0, 100).toArray();
@@ -66,7 +66,7 @@ class InitializeAndRealDataTest {
         }
       }
       assertThat(a.manifest().optimizer().name()).isEqualTo("adagrad");
-      TableManifest snap = client.snapshot(tmp.resolve("new"));
+      TableManifest snap = TableSnapshot.write(client, tmp.resolve("new"));
       assertThat(snap.tableVersion()).isEqualTo(2);
       assertThat(snap.stateColumns()).containsExactly(new TableManifest.StateColumn("adagrad_sum", 3));
       Table t = Table.open(tmp.resolve("new"));

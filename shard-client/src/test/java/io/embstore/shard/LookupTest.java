@@ -175,7 +175,7 @@ class LookupTest {
     try (BufferAllocator a = new RootAllocator();
         FlightClient raw = FlightClient.builder(a, Location.forGrpcInsecure("127.0.0.1", server.port())).build()) {
       java.util.Iterator<Result> results = raw.doAction(new Action("stats"));
-      return Protocol.JSON.readTree(results.next().getBody());
+      return Messages.JSON.readTree(results.next().getBody());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IOException(e);

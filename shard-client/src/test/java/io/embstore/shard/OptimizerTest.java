@@ -130,16 +130,16 @@ class OptimizerTest {
     }
   }
 
-  static OptimizerSpec spec(String name, double lr) {
+  static Optimizer spec(String name, double lr) {
     switch (name) {
       case "sgd":
-        return OptimizerSpec.sgd(lr);
+        return Optimizer.sgd(lr);
       case "adagrad":
-        return OptimizerSpec.adagrad(lr, 1e-8);
+        return Optimizer.adagrad(lr, 1e-8);
       case "rowwise-adagrad":
-        return OptimizerSpec.rowwiseAdagrad(lr, 1e-8);
+        return Optimizer.rowwiseAdagrad(lr, 1e-8);
       default:
-        return OptimizerSpec.adam(lr, 0.9, 0.999, 1e-8);
+        return Optimizer.adam(lr, 0.9, 0.999, 1e-8);
     }
   }
 
@@ -148,7 +148,7 @@ class OptimizerTest {
   void updatesMatchTheDenseReferenceAndStateSurvivesASnapshot(String name) throws IOException {
     double lr = 0.05;
     fx = new ShardFixture(tmp.resolve("t"), V, C, 4, "modulo", allocator);
-    OptimizerSpec spec = spec(name, lr);
+    Optimizer spec = spec(name, lr);
     fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(spec).allocator(allocator));
     fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(spec).allocator(allocator));
     Reference ref = new Reference(name, lr, fx.matrix);
@@ -160,7 +160,7 @@ class OptimizerTest {
         applyRandomUpdate(client, ref, r, step);
       }
       assertMatches(client, ref);
-      snap = client.snapshot(tmp.resolve("snap"));
+      snap = TableSnapshot.write(client, tmp.resolve("snap"));
     }
     assertThat(snap.optimizer().name()).isEqualTo(name);
     assertThat(snap.stateColumns()).isEqualTo(spec.stateColumns(C));

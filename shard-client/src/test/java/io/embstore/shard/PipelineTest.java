@@ -55,7 +55,7 @@ class PipelineTest {
 
   /**
    * Eight threads, each with blocking and async lookups of mixed sizes in flight at once: every call
-   * gets its own rows, and the client opens at most {@link EmbeddingClient#STREAMS_PER_SHARD}
+   * gets its own rows, and the client opens at most {@link FlightTransport.STREAMS_PER_SHARD}
    * streams per shard instead of one per concurrent request.
    */
   @Test
@@ -91,7 +91,7 @@ class PipelineTest {
         threads.shutdown();
       }
       for (int s = 0; s < 2; s++) {
-        assertThat(client.streamCounts(s)[0]).as("lookup streams opened for shard %d", s).isLessThanOrEqualTo(EmbeddingClient.STREAMS_PER_SHARD);
+        assertThat(client.streamCounts(s)[0]).as("lookup streams opened for shard %d", s).isLessThanOrEqualTo(FlightTransport.STREAMS_PER_SHARD);
       }
     }
   }
@@ -99,7 +99,7 @@ class PipelineTest {
   /** Hundreds of async updates of one row in flight at once, each with its own rate: each is applied exactly once. */
   @Test
   void pipelinedUpdatesAreEachAppliedExactlyOnce() throws Exception {
-    fx.start(ShardServer.builder().table(fx.dir).optimizer(OptimizerSpec.sgd(0.5)).allocator(allocator));
+    fx.start(ShardServer.builder().table(fx.dir).optimizer(Optimizer.sgd(0.5)).allocator(allocator));
     try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).allocator(allocator).build()) {
       float[] g = {1, 2, 3, 4, -1, -2, -3, -4};
       List<CompletableFuture<Void>> futures = new ArrayList<>();
@@ -118,7 +118,7 @@ class PipelineTest {
           assertThat((double) rows[k * C + c]).as("id %d col %d", 7 + k, c).isCloseTo(expected, within(1e-3));
         }
       }
-      assertThat(client.streamCounts(0)[2] + client.streamCounts(1)[2]).as("update streams opened").isLessThanOrEqualTo(2L * EmbeddingClient.STREAMS_PER_SHARD);
+      assertThat(client.streamCounts(0)[2] + client.streamCounts(1)[2]).as("update streams opened").isLessThanOrEqualTo(2L * FlightTransport.STREAMS_PER_SHARD);
     }
   }
 
@@ -180,7 +180,7 @@ class PipelineTest {
   }
 
   /**
-   * A call far larger than {@link EmbeddingClient#MAX_BATCH_BYTES} per shard goes as several
+   * A call far larger than {@link ShardTransport.MAX_BATCH_BYTES} per shard goes as several
    * pipelined request batches: every row is right, and the server's Flight buffers stay a few
    * batches per stream instead of growing with the call.
    */
@@ -195,7 +195,7 @@ class PipelineTest {
 
   private void largeCalls(ShardFixture fx, long rows, int dim) throws Exception {
     long callBytesPerShard = rows * dim * 4L / 2;
-    assertThat(callBytesPerShard).isGreaterThanOrEqualTo(8 * EmbeddingClient.MAX_BATCH_BYTES);
+    assertThat(callBytesPerShard).isGreaterThanOrEqualTo(8 * ShardTransport.MAX_BATCH_BYTES);
     try (BufferAllocator serverMemory = allocator.newChildAllocator("server", 0, Long.MAX_VALUE)) {
       ShardServer server = fx.start(ShardServer.builder().table(fx.dir).allocator(serverMemory));
       BufferAllocator flight = find(serverMemory, "flight");
@@ -228,7 +228,7 @@ class PipelineTest {
       // has not yet written (a budget) and the one being gathered, plus the small id requests read
       // ahead; an update stream the batch being applied and the five Flight reads ahead. One batch
       // per shard and call would be callBytesPerShard each.
-      long batch = EmbeddingClient.MAX_BATCH_BYTES;
+      long batch = ShardTransport.MAX_BATCH_BYTES;
       assertThat(lookupPeak).as("Flight buffers in lookups").isLessThanOrEqualTo(2 * (ShardProducer.MAX_UNWRITTEN_REPLY_BYTES + 2 * batch) + batch);
       assertThat(updatePeak).as("Flight buffers with updates").isLessThanOrEqualTo(2 * 10 * batch);
     }

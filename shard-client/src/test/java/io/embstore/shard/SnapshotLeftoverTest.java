@@ -44,7 +44,7 @@ class SnapshotLeftoverTest {
       Files.write(leftover, new byte[] {1, 2, 3});
       try (EmbeddingClient client =
           EmbeddingClient.builder().table(dir).endpoints(f.endpoints()).allocator(allocator).build()) {
-        TableManifest snap = client.snapshot(dir);
+        TableManifest snap = TableSnapshot.write(client, dir);
         assertThat(snap.tableVersion()).isEqualTo(2);
       }
       Table table = Table.open(dir);

@@ -86,20 +86,20 @@ class UpdateTest {
   void eachBatchIsAppliedWithTheLearningRateOfItsOwnMetadata() throws Exception {
     int dim = 4;
     fx = new ShardFixture(tmp.resolve("t"), 40, dim, 1, "modulo", allocator);
-    ShardServer s = fx.start(ShardServer.builder().table(fx.dir).optimizer(OptimizerSpec.sgd(0.3)).allocator(allocator));
+    ShardServer s = fx.start(ShardServer.builder().table(fx.dir).optimizer(Optimizer.sgd(0.3)).allocator(allocator));
     String[] metadata = {"{\"lr\":0.1}", "{\"lr\":0.1}", "{\"lr\":0.5}", null, "{\"lr\":0.1}", "{\"lr\":\"fast\"}"};
     double[] applied = {0.1, 0.1, 0.5, 0.3, 0.1};
     float[] g = {1, -2, 0.25f, 4};
     try (FlightClient raw = FlightClient.builder(allocator, Location.forGrpcInsecure("127.0.0.1", s.port())).build();
         VectorSchemaRoot req = VectorSchemaRoot.create(Protocol.updateRequest(dim), allocator);
-        FlightClient.ExchangeReaderWriter rw = raw.doExchange(Protocol.command("update", 0))) {
+        FlightClient.ExchangeReaderWriter rw = raw.doExchange(Messages.Command.update(0).descriptor())) {
       rw.getWriter().start(req);
       for (int b = 0; b < metadata.length; b++) {
         BigIntVector ids = (BigIntVector) req.getVector(0);
         ids.allocateNew(1);
         ids.set(0, b);
         ids.setValueCount(1);
-        ArrowBuf data = ShardProducer.allocate((FixedSizeListVector) req.getVector(1), 1);
+        ArrowBuf data = Vectors.allocateRows((FixedSizeListVector) req.getVector(1), 1);
         for (int c = 0; c < dim; c++) {
           data.setFloat(4L * c, g[c]);
         }

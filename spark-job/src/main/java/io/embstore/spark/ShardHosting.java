@@ -6,9 +6,10 @@ import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import io.embstore.format.Vocabulary;
 import io.embstore.shard.EmbeddingClient;
-import io.embstore.shard.OptimizerSpec;
+import io.embstore.shard.Optimizer;
 import io.embstore.shard.ShardHealth;
 import io.embstore.shard.ShardServer;
+import io.embstore.shard.TableSnapshot;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -76,7 +77,7 @@ final class ShardHosting implements Hosting {
     this.allocator = new RootAllocator();
   }
 
-  static TableManifest shape(long rows, int dim, int shards, OptimizerSpec spec) {
+  static TableManifest shape(long rows, int dim, int shards, Optimizer spec) {
     Partitioner p = Partitioner.modulo(rows, shards);
     TableManifest.Builder b = TableManifest.builder().rows(rows).dim(dim).partitioner(Partitioner.MODULO).tableVersion(1);
     for (int s = 0; s < shards; s++) {
@@ -98,7 +99,7 @@ final class ShardHosting implements Hosting {
   static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, Path resumeOut, Path resumeCtx,
       int minExecutors) throws IOException {
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
-    OptimizerSpec spec = o.adagrad() ? OptimizerSpec.rowwiseAdagrad(o.alpha, 1e-8) : OptimizerSpec.sgd(o.alpha);
+    Optimizer spec = o.optimizer();
     TableManifest in = resumeOut != null ? Table.open(resumeOut).manifest() : shape(rows, o.dim, shards, spec);
     long contextRows = TrainJob.contextRows(o, rows);
     TableManifest out = resumeCtx != null ? Table.open(resumeCtx).manifest() : shape(contextRows, o.dim, shards, spec);
@@ -189,8 +190,7 @@ final class ShardHosting implements Hosting {
       double alpha, String resumeOut, String resumeCtx) implements java.io.Serializable {}
 
   private static Placement host(HostRequest r) throws IOException {
-    OptimizerSpec spec = "rowwise-adagrad".equals(r.optimizer())
-        ? OptimizerSpec.rowwiseAdagrad(r.alpha(), 1e-8) : OptimizerSpec.sgd(r.alpha());
+    Optimizer spec = TrainOptions.optimizer(r.optimizer(), r.alpha());
     String host = SparkEnv.get().blockManager().blockManagerId().host();
     long seed = r.seed();
     ShardServer.Builder in = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator());
@@ -215,8 +215,8 @@ final class ShardHosting implements Hosting {
       a.close();
       throw ex;
     }
-    Host.add(r.key(), a);
-    Host.add(r.key(), b);
+    Host.add(r.key(), "in", a);
+    Host.add(r.key(), "out", b);
     return new Placement(SparkEnv.get().executorId(), host, a.endpoint(), b.endpoint(), r.shards());
   }
 
@@ -255,19 +255,19 @@ final class ShardHosting implements Hosting {
 
   /**
    * Opens the per-JVM routing clients of a run; with {@code localShards} they reach the shards that
-   * this JVM's own servers host in process (EmbeddingClient.Builder#inProcessShards), the others
+   * this JVM's own servers host in process (EmbeddingClient.Builder#inProcess), the others
    * through Flight.
    */
   record RemoteOpener(String key, byte[] in, byte[] out, List<String> inEndpoints, List<String> outEndpoints,
       boolean localShards) implements Opener {
     @Override
     public RowStore input() throws IOException {
-      return new RemoteRowStore(Host.client(key + "/in", parse(in), inEndpoints, localShards));
+      return new RemoteRowStore(Host.client(key, "in", parse(in), inEndpoints, localShards));
     }
 
     @Override
     public RowStore output() throws IOException {
-      return new RemoteRowStore(Host.client(key + "/out", parse(out), outEndpoints, localShards));
+      return new RemoteRowStore(Host.client(key, "out", parse(out), outEndpoints, localShards));
     }
   }
 
@@ -301,7 +301,7 @@ final class ShardHosting implements Hosting {
     List<String> endpoints = shape == inputShape ? inputEndpoints : outputEndpoints;
     try (EmbeddingClient c = EmbeddingClient.builder().manifest(base).endpoints(endpoints).allocator(allocator)
         .deadline(Duration.ofMinutes(30)).build()) {
-      return c.snapshot(dir);
+      return TableSnapshot.write(c, dir);
     }
   }
 
@@ -364,7 +364,7 @@ final class ShardHosting implements Hosting {
     String host = SparkEnv.get().blockManager().blockManagerId().host();
     ShardServer server = ShardServer.builder().table(Paths.get(r.table())).shards(r.shards()).host(host)
         .allocator(Host.allocator()).start();
-    Host.add(r.key(), server);
+    Host.add(r.key(), "rows", server);
     return new Placement(SparkEnv.get().executorId(), host, server.endpoint(), null, r.shards());
   }
 
@@ -375,6 +375,8 @@ final class ShardHosting implements Hosting {
    */
   static final class Host {
     private static final Map<String, List<AutoCloseable>> SERVERS = new HashMap<>();
+    /** The server of each matrix of a run ({@code key/in}, {@code key/out}) in this JVM. */
+    private static final Map<String, ShardServer> LOCAL = new HashMap<>();
     private static final Map<String, EmbeddingClient> CLIENTS = new HashMap<>();
     private static BufferAllocator root;
 
@@ -408,15 +410,19 @@ final class ShardHosting implements Hosting {
       }
     }
 
-    static synchronized void add(String key, AutoCloseable server) {
+    static synchronized void add(String key, String matrix, ShardServer server) {
       SERVERS.computeIfAbsent(key, k -> new ArrayList<>()).add(server);
+      LOCAL.put(key + "/" + matrix, server);
     }
 
-    static synchronized EmbeddingClient client(String key, TableManifest m, List<String> endpoints, boolean localShards)
-        throws IOException {
+    static synchronized EmbeddingClient client(String run, String matrix, TableManifest m, List<String> endpoints,
+        boolean localShards) throws IOException {
+      String key = run + "/" + matrix;
       EmbeddingClient c = CLIENTS.get(key);
       if (c == null) {
-        c = EmbeddingClient.builder().manifest(m).endpoints(endpoints).inProcessShards(localShards).allocator(allocator())
+        ShardServer own = LOCAL.get(key);
+        c = EmbeddingClient.builder().manifest(m).endpoints(endpoints)
+            .inProcess(localShards && own != null ? List.of(own) : List.of()).allocator(allocator())
             .deadline(Duration.ofMinutes(5)).build();
         CLIENTS.put(key, c);
         int[] local = c.inProcessShards();
@@ -436,6 +442,7 @@ final class ShardHosting implements Hosting {
         // which then saw no lost server and failed the job instead of recovering.
         close.addAll(SERVERS.getOrDefault(key, Collections.emptyList()));
         SERVERS.remove(key);
+        LOCAL.keySet().removeIf(k -> k.startsWith(key + "/"));
         for (String k : new ArrayList<>(CLIENTS.keySet())) {
           if (k.startsWith(key + "/")) {
             close.add(CLIENTS.remove(k));

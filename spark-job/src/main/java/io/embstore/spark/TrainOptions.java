@@ -1,8 +1,11 @@
 package io.embstore.spark;
 
+import io.embstore.shard.Optimizer;
+
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import org.apache.spark.SparkConf;
 import picocli.CommandLine;
@@ -163,7 +166,17 @@ public final class TrainOptions implements Serializable {
   }
 
   boolean adagrad() {
-    return "rowwise-adagrad".equals(optimizer);
+    return Optimizer.ROWWISE_ADAGRAD.equals(optimizer);
+  }
+
+  /** The optimizer of both matrices' shard servers: {@code --optimizer} at learning rate {@code --alpha}. */
+  Optimizer optimizer() {
+    return optimizer(optimizer, alpha);
+  }
+
+  /** {@code name} (sgd or rowwise-adagrad) at learning rate {@code alpha}, the other parameters at their defaults. */
+  static Optimizer optimizer(String name, double alpha) {
+    return Optimizer.parse(name, Map.of("lr", alpha));
   }
 
   void validate() {
@@ -179,7 +192,8 @@ public final class TrainOptions implements Serializable {
     check(epochs >= 1, "--epochs", epochs, "must be at least 1");
     check(alpha > 0 && alpha < 10, "--alpha", alpha, "must be in (0, 10)");
     check(shards >= 0 && shards <= 65536, "--shards", shards, "must be in 0..65536");
-    check("sgd".equals(optimizer) || "rowwise-adagrad".equals(optimizer), "--optimizer", optimizer, "known: sgd, rowwise-adagrad");
+    check(Optimizer.SGD.equals(optimizer) || Optimizer.ROWWISE_ADAGRAD.equals(optimizer), "--optimizer", optimizer,
+        "known: " + Optimizer.SGD + ", " + Optimizer.ROWWISE_ADAGRAD);
     check(batchTokens >= 1, "--batch-tokens", batchTokens, "must be at least 1");
     check(partitions >= 0, "--partitions", partitions, "must be 0 or positive");
     check(maxSentenceLength >= 2, "--max-sentence-length", maxSentenceLength, "must be at least 2");

@@ -6,7 +6,7 @@ import io.embstore.bench.common.Measure;
 import io.embstore.bench.common.Rows;
 import io.embstore.format.TableManifest;
 import io.embstore.shard.EmbeddingClient;
-import io.embstore.shard.OptimizerSpec;
+import io.embstore.shard.Optimizer;
 import io.embstore.shard.ShardServer;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -64,7 +64,7 @@ final class EmbstoreSystem implements AutoCloseable {
   }
 
   static ShardServer.Builder serverBuilder(Path table, int shard) {
-    return ShardServer.builder().table(table).shards(shard).optimizer(OptimizerSpec.rowwiseAdagrad(LR, EPS));
+    return ShardServer.builder().table(table).shards(shard).optimizer(Optimizer.rowwiseAdagrad(LR, EPS));
   }
 
   static EmbstoreSystem start(Path table, boolean separateJvms, String heap, BufferAllocator root, PrintStream out)

@@ -1,7 +1,7 @@
 package io.embstore.shard.cli;
 
 import io.embstore.format.cli.Subcommand;
-import io.embstore.shard.OptimizerSpec;
+import io.embstore.shard.Optimizer;
 import io.embstore.shard.ShardServer;
 import java.io.File;
 import java.io.PrintWriter;
@@ -100,7 +100,7 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
       if (lr != null) {
         params.put("lr", lr);
       }
-      b.optimizer(OptimizerSpec.parse(optimizer, params));
+      b.optimizer(Optimizer.parse(optimizer, params));
     } else if (lr != null) {
       throw new IllegalArgumentException("Cannot serve: --lr needs --optimizer");
     }

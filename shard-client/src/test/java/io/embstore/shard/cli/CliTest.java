@@ -9,6 +9,7 @@ import io.embstore.format.Vocabulary;
 import io.embstore.format.cli.Cli;
 import io.embstore.shard.EmbeddingClient;
 import io.embstore.shard.ShardException;
+import io.embstore.shard.TableSnapshot;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.ByteBuffer;
@@ -216,7 +217,7 @@ class CliTest {
       assertThat(update).isInstanceOf(ShardException.class)
           .hasMessageContaining("Cannot update shard ").hasMessageContaining(": the token is read-only (updates and snapshots need the write token)");
       assertThat(((ShardException) update).code()).isEqualTo(FlightStatusCode.UNAUTHORIZED);
-      Throwable snapshot = catchThrowable(() -> reader.snapshot(tmp.resolve("snap")));
+      Throwable snapshot = catchThrowable(() -> TableSnapshot.write(reader, tmp.resolve("snap")));
       assertThat(snapshot).isInstanceOf(java.io.IOException.class)
           .hasMessageContaining("Cannot snapshot: the token is read-only (updates and snapshots need the write token)");
       float[] after = new float[before.length];

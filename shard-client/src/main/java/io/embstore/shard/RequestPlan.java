@@ -1,0 +1,160 @@
+package io.embstore.shard;
+
+import io.embstore.format.Partitioner;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.util.MemoryUtil;
+
+/**
+ * The deduplicated, routed form of one call's id list: the distinct ids grouped by the shard that
+ * owns them (the table's {@link Partitioner}), and for each distinct id the chain of request
+ * positions that asked for it. Primitive arrays only; built once per call and shared by every
+ * transport that carries a part of it. An update's plan also sums the gradients of duplicate ids
+ * ({@link #sumGradients}).
+ */
+final class RequestPlan {
+  /** Request positions. */
+  final int n;
+  final int distinct;
+  /** For distinct id u: the first request position that asked for it; {@code nextReq[i]}: the next, or -1. */
+  final int[] firstReq;
+  final int[] nextReq;
+  /** For request position i: the index of its distinct id. */
+  final int[] uniqueOfReq;
+  final long[] uniqueIds;
+  /** Shards with work, ascending. */
+  final int[] shards;
+  /** For shard s: the indexes of its distinct ids in send order (null when it has none). */
+  final int[][] uniquesOf;
+
+  /**
+   * Plans {@code ids}; throws IllegalArgumentException naming the first id outside [0, V) and its
+   * request position ({@code verb} as in "look up").
+   */
+  RequestPlan(long[] ids, Partitioner partitioner, String verb) {
+    n = ids.length;
+    LongIntMap map = new LongIntMap(n);
+    firstReq = new int[n];
+    nextReq = new int[n];
+    int[] lastReq = new int[n];
+    uniqueOfReq = new int[n];
+    long[] uniq = new long[n];
+    int d = 0;
+    for (int i = 0; i < n; i++) {
+      long id = ids[i];
+      if (!partitioner.contains(id)) {
+        throw new IllegalArgumentException(
+            "Cannot " + verb + " id " + id + ": outside [0, " + partitioner.numRows() + ") (request position " + i + ")");
+      }
+      int u = map.putIfAbsent(id, d);
+      uniqueOfReq[i] = u;
+      nextReq[i] = -1;
+      if (u == d) {
+        uniq[d] = id;
+        firstReq[d] = i;
+        lastReq[d] = i;
+        d++;
+      } else {
+        nextReq[lastReq[u]] = i;
+        lastReq[u] = i;
+      }
+    }
+    distinct = d;
+    uniqueIds = uniq;
+    int p = partitioner.numShards();
+    int[] counts = new int[p];
+    int[] shardOfUnique = new int[d];
+    int busy = 0;
+    for (int u = 0; u < d; u++) {
+      int s = partitioner.shardOf(uniq[u]);
+      shardOfUnique[u] = s;
+      if (counts[s]++ == 0) {
+        busy++;
+      }
+    }
+    shards = new int[busy];
+    uniquesOf = new int[p][];
+    int k = 0;
+    for (int s = 0; s < p; s++) {
+      if (counts[s] > 0) {
+        shards[k++] = s;
+        uniquesOf[s] = new int[counts[s]];
+      }
+    }
+    int[] fill = new int[p];
+    for (int u = 0; u < d; u++) {
+      int s = shardOfUnique[u];
+      uniquesOf[s][fill[s]++] = u;
+    }
+  }
+
+  /** Distinct ids of {@code shard}'s part. */
+  int size(int shard) {
+    return uniquesOf[shard].length;
+  }
+
+  /** Writes ids {@code from .. from + count} of {@code shard}'s part as int64 at {@code address}. */
+  void writeIds(int shard, int from, int count, long address) {
+    int[] uniques = uniquesOf[shard];
+    for (int i = 0; i < count; i++) {
+      MemoryUtil.putLong(address + 8L * i, uniqueIds[uniques[from + i]]);
+    }
+  }
+
+  /**
+   * Writes the summed gradients ({@code sums}, C per distinct id) of ids {@code from .. from + count}
+   * of {@code shard}'s part, back to back, into {@code out} from byte 0.
+   */
+  void writeGradients(int shard, int from, int count, float[] sums, int dim, ArrowBuf out) {
+    int[] uniques = uniquesOf[shard];
+    FloatBuffer view = floatView(out, count, dim);
+    for (int i = 0; i < count; i++) {
+      view.put(i * dim, sums, uniques[from + i] * dim, dim);
+    }
+  }
+
+  /**
+   * Copies reply rows {@code row0 .. row0 + count} of {@code data} (rows of ids {@code from .. from
+   * + count} of {@code shard}'s part) to every request position that asked for each.
+   */
+  void scatter(int shard, int from, int count, ArrowBuf data, int row0, int dim, Scatter scatter) {
+    int[] uniques = uniquesOf[shard];
+    FloatBuffer view = floatView(data, row0 + count, dim);
+    for (int r = 0; r < count; r++) {
+      for (int i = firstReq[uniques[from + r]]; i >= 0; i = nextReq[i]) {
+        scatter.copy(data, view, row0 + r, i);
+      }
+    }
+  }
+
+  /**
+   * The gradients summed per distinct id (C per distinct id, in distinct-id order): {@code grads}
+   * itself when no id repeats. Summed in float32 in request order.
+   */
+  float[] sumGradients(float[] grads, int dim) {
+    if (distinct == n) {
+      return grads;
+    }
+    float[] sums = new float[Math.toIntExact((long) distinct * dim)];
+    for (int i = 0; i < n; i++) {
+      int base = uniqueOfReq[i] * dim;
+      int src = i * dim;
+      for (int c = 0; c < dim; c++) {
+        sums[base + c] += grads[src + c];
+      }
+    }
+    return sums;
+  }
+
+  /** A little-endian float view of the first {@code rows} rows of {@code data}. */
+  static FloatBuffer floatView(ArrowBuf data, int rows, int dim) {
+    return data.nioBuffer(0, rows * dim * 4).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+  }
+
+  /** Copies reply rows to the request positions that asked for them. */
+  interface Scatter {
+    /** Copies row {@code row} of {@code data} (also seen as {@code view}) to request position {@code request}. */
+    void copy(ArrowBuf data, FloatBuffer view, int row, int request);
+  }
+}
