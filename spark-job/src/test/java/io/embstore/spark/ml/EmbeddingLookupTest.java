@@ -322,6 +322,23 @@ class EmbeddingLookupTest extends SparkTestBase {
     assertThat(hostedShards()).isEqualTo(hosted);
   }
 
+  @Test
+  void hostingIsReleasedOnceNoDataFrameReadingItIsReachable() throws Exception {
+    EmbeddingLookup lookup = new EmbeddingLookup().setTablePath(table.toString()).setInputCol("id");
+    lookup.release();
+    Dataset<Row> out = lookup.transform(input());
+    assertThat(out.count()).isEqualTo(500);
+    assertThat(hostedShards()).isGreaterThan(0);
+    out = null;
+    // The driver's collector finds the lookup's lease unreachable; the release runs a short job.
+    long deadline = System.nanoTime() + 120_000_000_000L;
+    while (hostedShards() > 0 && System.nanoTime() < deadline) {
+      System.gc();
+      Thread.sleep(200);
+    }
+    assertThat(hostedShards()).isZero();
+  }
+
   /** Bytes held by the shard allocators of this JVM's hosting (local mode: the executor is the driver). */
   static long hostedShards() {
     return io.embstore.spark.TrainJob.hostedMemory().entrySet().stream()
