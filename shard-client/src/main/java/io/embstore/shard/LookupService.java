@@ -15,6 +15,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.FlightRuntimeException;
+import org.apache.arrow.flight.grpc.MetadataAdapter;
 import org.apache.arrow.flight.grpc.StatusUtils;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
@@ -37,8 +38,12 @@ final class LookupService {
   private final AtomicInteger busy = new AtomicInteger();
   private volatile boolean stopping;
 
-  LookupService(ShardServer server, BufferAllocator allocator) {
+  /** Checks each stream's bearer token (Flight's auth middleware covers the Flight service only); null: no auth. */
+  private final TokenAuthenticator tokens;
+
+  LookupService(ShardServer server, TokenAuthenticator tokens, BufferAllocator allocator) {
     this.server = server;
+    this.tokens = tokens;
     this.allocator = allocator;
   }
 
@@ -77,9 +82,17 @@ final class LookupService {
       streams.add(s);
       if (stopping) {
         s.close(stoppingStatus());
-      } else {
-        s.start();
+        return s;
       }
+      if (tokens != null) {
+        try {
+          tokens.authenticate(new MetadataAdapter(headers)); // any valid token may look up
+        } catch (FlightRuntimeException e) {
+          s.close(StatusUtils.toGrpcStatus(e.status()));
+          return s;
+        }
+      }
+      s.start();
       return s;
     };
     return ServerServiceDefinition.builder(LookupMethod.SERVICE)

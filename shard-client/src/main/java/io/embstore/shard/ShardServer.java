@@ -247,8 +247,9 @@ public final class ShardServer implements AutoCloseable {
       this.producer = new ShardProducer(this, flightAllocator);
       FlightServer.Builder fb = FlightServer.builder(flightAllocator, location, producer)
           .maxInboundMessageSize(maxMessageBytes);
+      TokenAuthenticator tokens = auth ? new TokenAuthenticator(b.readToken, b.writeToken) : null;
       if (auth) {
-        fb.headerAuthenticator(new TokenAuthenticator(b.readToken, b.writeToken));
+        fb.headerAuthenticator(tokens);
       }
       if (tls) {
         fb.useTls(b.tlsCert, b.tlsKey);
@@ -261,10 +262,11 @@ public final class ShardServer implements AutoCloseable {
       // executor first: one thread hand-off less per request batch. Exchange handlers still run on
       // Flight's executor (Flight hands them to it itself), and the one slow action, snapshot, runs on
       // its own thread (ShardProducer.doAction).
-      this.lookups = new LookupService(this, flightAllocator);
+      this.lookups = new LookupService(this, tokens, flightAllocator);
       fb.transportHint("grpc.builderConsumer", (Consumer<io.grpc.netty.NettyServerBuilder>) nsb -> {
         nsb.directExecutor();
-        // the fast lookup method next to the Flight service, on the same port, behind the same auth
+        // the fast lookup method next to the Flight service, on the same port and TLS; it checks
+        // the same tokens itself (Flight's auth middleware covers the Flight service only)
         nsb.addService(lookups.definition());
       });
       this.flight = fb.build();
