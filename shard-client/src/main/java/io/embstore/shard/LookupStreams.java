@@ -146,12 +146,18 @@ final class LookupStreams implements AutoCloseable {
     private final ArrayDeque<Request> pending = new ArrayDeque<>();
     /** The first failure; once set the stream takes no more requests. Guarded by this. */
     private FlightRuntimeException failure;
+    /**
+     * Guards every use of the call but {@code request} (gRPC's ClientCall is not thread-safe). Lock
+     * order: this lock, then the stream's monitor (the queue), released before the pool's monitor.
+     */
+    private final Object callLock = new Object();
     /** Scratch of the reply reader (event loop only): rows pass through it on their way to the request. */
     private byte[] chunk;
 
     private Stream() {
       MethodDescriptor<Request, Request> method = LookupMethod.descriptor(methodName, new RequestWriter(), new ReplyReader());
       this.call = channel.newCall(method, CallOptions.DEFAULT);
+      // start and the first request before anyone else can see the stream
       Metadata headers = new Metadata();
       if (bearer != null) {
         headers.put(AUTHORIZATION, "Bearer " + bearer);
@@ -180,22 +186,30 @@ final class LookupStreams implements AutoCloseable {
       return failure != null ? -1 : pending.size();
     }
 
-    /** Sends {@code r} on this stream; a stream that failed fails it instead. Never throws. */
+    /**
+     * Sends {@code r} on this stream; a stream that failed fails it instead. Never throws. The
+     * request is queued and written under one lock ({@link #callLock}), so the queue's order is the
+     * order of the requests on the wire, which is the order of the replies.
+     */
     void send(Request r) {
-      synchronized (this) {
-        if (failure != null) {
-          r.completeExceptionally(failure);
-          return;
+      FlightRuntimeException broken = null;
+      synchronized (callLock) {
+        synchronized (this) {
+          if (failure != null) {
+            r.completeExceptionally(failure);
+            return;
+          }
+          // queued before it is written: its reply may come back before sendMessage returns
+          pending.addLast(r);
         }
-        // queued before it is written: its reply may come back before sendMessage returns
-        pending.addLast(r);
         try {
           call.sendMessage(r);
         } catch (RuntimeException e) {
-          pending.remove(r);
-          r.completeExceptionally(e);
-          cancel(CallStatus.INTERNAL.withDescription("Cannot send a lookup: " + e).withCause(e).toRuntimeException());
+          broken = CallStatus.INTERNAL.withDescription("Cannot send a lookup: " + e).withCause(e).toRuntimeException();
         }
+      }
+      if (broken != null) {
+        cancel(broken);
       }
     }
 
@@ -206,10 +220,12 @@ final class LookupStreams implements AutoCloseable {
           failure = cause;
         }
       }
-      try {
-        call.cancel(cause.getMessage(), null);
-      } catch (RuntimeException ignored) {
-        // already ended
+      synchronized (callLock) { // a ClientCall is not thread-safe: cancel never overlaps a send
+        try {
+          call.cancel(cause.getMessage(), null);
+        } catch (RuntimeException ignored) {
+          // already ended
+        }
       }
       fail(cause);
     }
