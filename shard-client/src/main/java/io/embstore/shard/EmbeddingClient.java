@@ -186,7 +186,7 @@ public final class EmbeddingClient implements AutoCloseable {
       for (String uri : b.endpoints) {
         if (!local.contains(uri)) {
           ShardEndpoint e = ShardEndpoint.connect(uri, credentials, b.deadline.toMillis(), allocator);
-          route(new FlightTransport(e, m.numShards(), m.dim(), allocator, executor), m, routes);
+          route(new FlightTransport(e, b.token, m.numShards(), m.dim(), allocator, executor), m, routes);
         }
       }
       for (int s = 0; s < routes.length; s++) {
@@ -324,7 +324,8 @@ public final class EmbeddingClient implements AutoCloseable {
       throw new IllegalArgumentException(
           "Cannot look up " + ids.length + " ids: the buffer holds " + out.capacity() + " bytes, need " + need + " from offset " + offset);
     }
-    lookup(plan(ids, "look up"), (data, view, row, request) -> out.setBytes(offset + request * rowBytes, data, row * rowBytes, rowBytes));
+    int rowLength = (int) rowBytes;
+    lookup(plan(ids, "look up"), (bytes, floats, row, request) -> out.setBytes(offset + request * rowBytes, bytes, row * rowLength, rowLength));
   }
 
   /**
@@ -370,7 +371,7 @@ public final class EmbeddingClient implements AutoCloseable {
 
   private RequestPlan.Scatter arrayScatter(float[] out) {
     int c = dim;
-    return (data, view, row, request) -> view.get(row * c, out, request * c, c);
+    return (bytes, floats, row, request) -> floats.get(row * c, out, request * c, c);
   }
 
   /** A blocking lookup: this thread sends every shard's part, then waits for (and reads) the replies. */

@@ -2,6 +2,8 @@ package io.embstore.shard;
 
 import java.io.IOException;
 import java.util.ArrayList;
+import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -22,15 +24,17 @@ import org.apache.arrow.vector.complex.FixedSizeListVector;
 import org.apache.arrow.vector.types.pojo.Schema;
 
 /**
- * The shards of one server reached over Arrow Flight (the protocol of {@code docs/protocol.md}).
+ * The shards of one server reached over its gRPC port (the protocol of {@code docs/protocol.md}).
  *
- * <p>Lookups and updates go on long-lived DoExchange streams taken from a pool per (op, shard)
- * ({@link ExchangePool}: opening a stream per call cost several round trips); concurrent requests
- * share a stream without waiting for each other's replies, which come back in order. A shard's part
- * larger than the server's limits (from {@code describe}) or {@link #MAX_BATCH_BYTES} goes as several
- * even batches on one stream. A blocking caller reads its own replies; replies nobody waits for are
- * read on the client's executor. Async lookups of one shard are micro-batched ({@link Batcher}) into
- * one exchange message. Searches open an exchange per call; actions are unary calls.
+ * <p>Lookups go on the server's fast lookup method ({@link LookupMethod}, announced by {@code
+ * describe}): long-lived streams pooled per shard ({@link LookupStreams}) whose replies are copied
+ * from gRPC's buffers straight into the caller's rows on the event loop. Updates go on long-lived
+ * Flight DoExchange streams pooled per shard ({@link ExchangePool}: opening a stream per call cost
+ * several round trips). On both, concurrent requests share a stream without waiting for each other's
+ * replies, which come back in order. A shard's part larger than the server's limits (from {@code
+ * describe}) or {@link #MAX_BATCH_BYTES} goes as several even batches on one stream. Async lookups of
+ * one shard are micro-batched ({@link Batcher}) into one request. Searches open an exchange per call;
+ * actions are unary calls.
  */
 final class FlightTransport implements ShardTransport {
   /** Streams per (op, shard) opened before concurrent requests share (pipeline on) one. */
@@ -45,27 +49,31 @@ final class FlightTransport implements ShardTransport {
   private final long rowBytes;
   private final BufferAllocator allocator;
   private final ExecutorService executor;
-  private final Schema lookupReply;
   private final Schema updateReply = Protocol.updateReply();
   /** Most ids of one micro-batch: {@link #BATCH_IDS}, fewer for rows so wide that {@link #MAX_BATCH_BYTES} binds. */
   private final int batchIds;
-  private final ExchangePool[] lookupPools;
+  /** Fast lookup streams per shard, created on first use once {@link #describe} named the method. */
+  private final LookupStreams[] lookupStreams;
   private final ExchangePool[] updatePools;
   private final Batcher[] batchers;
   private volatile int maxIds = ShardServer.DEFAULT_MAX_IDS;
   private volatile int maxMessageBytes = ShardServer.DEFAULT_MAX_MESSAGE_BYTES;
+  /** The server's fast lookup method ({@link LookupMethod}), from {@code describe}. */
+  private volatile String lookupMethod;
+  private final String bearer;
   /** The last learning rate's app metadata: a trainer sends one rate for many calls in a row. */
   private volatile LearningRate lastLr = new LearningRate(Float.NaN, null);
 
-  FlightTransport(ShardEndpoint endpoint, int numShards, int dim, BufferAllocator allocator, ExecutorService executor) {
+  FlightTransport(ShardEndpoint endpoint, String bearer, int numShards, int dim, BufferAllocator allocator,
+      ExecutorService executor) {
     this.endpoint = endpoint;
+    this.bearer = bearer;
     this.dim = dim;
     this.rowBytes = dim * 4L;
     this.allocator = allocator;
     this.executor = executor;
-    this.lookupReply = Protocol.lookupReply(dim);
     this.batchIds = (int) Math.max(1, Math.min(BATCH_IDS, MAX_BATCH_BYTES / rowBytes));
-    this.lookupPools = new ExchangePool[numShards];
+    this.lookupStreams = new LookupStreams[numShards];
     this.updatePools = new ExchangePool[numShards];
     this.batchers = new Batcher[numShards];
   }
@@ -83,8 +91,13 @@ final class FlightTransport implements ShardTransport {
     } catch (FlightRuntimeException e) {
       throw new IOException("Cannot describe endpoint " + endpoint.uri + ": " + e.status().code() + ": " + e.status().description(), e);
     }
+    if (d.lookupMethod() == null) {
+      throw new IOException("Cannot use endpoint " + endpoint.uri + ": it offers no fast lookup method (describe names no"
+          + " lookupMethod: a server older than this client; upgrade it)");
+    }
     maxIds = d.maxIdsPerRequest();
     maxMessageBytes = d.maxMessageBytes();
+    lookupMethod = d.lookupMethod();
     return d;
   }
 
@@ -115,11 +128,11 @@ final class FlightTransport implements ShardTransport {
     }
   }
 
-  private synchronized ExchangePool lookupPool(int shard) {
-    if (lookupPools[shard] == null) {
-      lookupPools[shard] = pool(Messages.Command.lookup(shard), Protocol.lookupRequest());
+  private synchronized LookupStreams lookupStreams(int shard) {
+    if (lookupStreams[shard] == null) {
+      lookupStreams[shard] = new LookupStreams(endpoint.uri, endpoint.channel, lookupMethod, bearer, shard, dim, STREAMS_PER_SHARD);
     }
-    return lookupPools[shard];
+    return lookupStreams[shard];
   }
 
   private synchronized ExchangePool updatePool(int shard) {
@@ -143,21 +156,25 @@ final class FlightTransport implements ShardTransport {
 
   /** Streams opened and dead idle streams skipped so far by the lookup and update pools of {@code shard} (tests). */
   synchronized long[] streamCounts(int shard) {
-    ExchangePool l = lookupPools[shard];
+    LookupStreams l = lookupStreams[shard];
     ExchangePool u = updatePools[shard];
-    return new long[] {l == null ? 0 : l.opened.get(), l == null ? 0 : l.skipped.get(), u == null ? 0 : u.opened.get(),
-        u == null ? 0 : u.skipped.get()};
+    return new long[] {l == null ? 0 : l.opened.get(), 0, u == null ? 0 : u.opened.get(), u == null ? 0 : u.skipped.get()};
   }
 
   @Override
   public void expire(long now) {
-    ExchangePool[] all;
+    LookupStreams[] lookups;
+    ExchangePool[] updates;
     synchronized (this) {
-      all = new ExchangePool[lookupPools.length * 2];
-      System.arraycopy(lookupPools, 0, all, 0, lookupPools.length);
-      System.arraycopy(updatePools, 0, all, lookupPools.length, updatePools.length);
+      lookups = lookupStreams.clone();
+      updates = updatePools.clone();
     }
-    for (ExchangePool p : all) {
+    for (LookupStreams l : lookups) {
+      if (l != null) {
+        l.expire(now);
+      }
+    }
+    for (ExchangePool p : updates) {
       if (p != null) {
         p.expire(now);
       }
@@ -193,49 +210,41 @@ final class FlightTransport implements ShardTransport {
     return sendLookup(plan, shard, scatter, deadline, attempt);
   }
 
-  /** Sends one shard's part of {@code plan} (one batch per chunk) on a pooled stream (a new one when {@code attempt > 0}). */
-  private Requests sendLookup(RequestPlan plan, int shard, RequestPlan.Scatter scatter, long deadline, int attempt) {
-    ExchangePool pool = lookupPool(shard);
+  /**
+   * Sends one shard's part of {@code plan} (one request per chunk) on a pooled fast lookup stream
+   * (a new one when {@code attempt > 0}); the rows are scattered on the event loop as they arrive.
+   */
+  private Pending sendLookup(RequestPlan plan, int shard, RequestPlan.Scatter scatter, long deadline, int attempt) {
+    LookupStreams.Stream stream;
+    try {
+      stream = attempt == 0 ? lookupStreams(shard).take() : lookupStreams(shard).fresh();
+    } catch (RuntimeException e) {
+      return Pending.of(e);
+    }
     int total = plan.size(shard);
     int chunk = idsPerBatch(8, rowBytes);
-    ExchangePool.Pipe pipe;
-    try {
-      pipe = attempt == 0 ? pool.take() : pool.fresh();
-    } catch (RuntimeException e) {
-      return new Requests(null, null, e);
-    }
     int count = (total + chunk - 1) / chunk;
-    ExchangePool.Request[] requests = new ExchangePool.Request[count];
+    LookupStreams.Request[] requests = new LookupStreams.Request[count];
     for (int k = 0; k < count; k++) {
       int from = batchStart(total, count, k);
       int n = batchStart(total, count, k + 1) - from;
-      ExchangePool.Request r = new ExchangePool.Request(deadline) {
+      requests[k] = new LookupStreams.Request(deadline, n) {
         @Override
-        void onReply(VectorSchemaRoot reply) {
-          plan.scatter(shard, from, n, lookupRows(reply, n), 0, dim, scatter);
+        void ids(ByteBuffer out) {
+          plan.writeIds(shard, from, n, out);
+        }
+
+        @Override
+        void rows(ByteBuffer bytes, FloatBuffer floats, int first, int rows) {
+          plan.scatter(shard, from + first, rows, bytes, floats, 0, scatter);
         }
       };
-      requests[k] = r;
-      pipe.send(r, root -> {
-        BigIntVector ids = (BigIntVector) root.getVector(0);
-        plan.writeIds(shard, from, n, Vectors.reserve(ids, n).memoryAddress());
-        ids.setValueCount(n);
-        root.setRowCount(n);
-      }, null);
+      stream.send(requests[k]);
     }
-    return new Requests(pipe, requests, null);
+    return Pending.of(count == 1 ? requests[0] : CompletableFuture.allOf(requests));
   }
 
-  /** The row data of a lookup reply of {@code n} rows; throws when the reply is not that. */
-  private ArrowBuf lookupRows(VectorSchemaRoot reply, int n) {
-    if (reply.getRowCount() != n || !Protocol.sameShape(reply.getSchema(), lookupReply)) {
-      throw ShardErrors.internal("Cannot look up: reply of " + reply.getRowCount() + " rows with schema " + reply.getSchema()
-          + ", expected " + n + " rows of " + lookupReply, null);
-    }
-    return ((Float4Vector) ((FixedSizeListVector) reply.getVector(0)).getDataVector()).getDataBuffer();
-  }
-
-  /** The request batches of one shard's part of one call, all on one stream. */
+  /** The request batches of one shard's part of one update, all on one exchange. */
   private static final class Requests implements Pending {
     final ExchangePool.Pipe pipe;
     final ExchangePool.Request[] requests;
@@ -336,43 +345,42 @@ final class FlightTransport implements ShardTransport {
       }
     }
 
-    /** Sends the parts' ids back to back as one batch; each part gets its rows from the reply. */
+    /** Sends the parts' ids back to back as one request; each part gets its rows from the reply. */
     private void send(List<Part> parts, int total) {
       long deadline = Long.MAX_VALUE;
       for (Part p : parts) {
         deadline = Math.min(deadline, p.deadline);
       }
-      ExchangePool.Pipe pipe;
+      LookupStreams.Stream stream;
       try {
-        pipe = lookupPool(shard).take();
+        stream = lookupStreams(shard).take();
       } catch (RuntimeException e) {
         finish(parts, e);
         return;
       }
-      ExchangePool.Request r = new ExchangePool.Request(deadline) {
+      LookupStreams.Request r = new LookupStreams.Request(deadline, total) {
         @Override
-        void onReply(VectorSchemaRoot reply) {
-          ArrowBuf data = lookupRows(reply, total);
-          int row = 0;
+        void ids(ByteBuffer out) {
           for (Part p : parts) {
-            p.plan.scatter(shard, 0, p.size(), data, row, dim, p.scatter);
-            row += p.size();
+            p.plan.writeIds(shard, 0, p.size(), out);
+          }
+        }
+
+        @Override
+        void rows(ByteBuffer bytes, FloatBuffer floats, int first, int count) {
+          int start = 0; // the part's first row in the reply
+          for (Part p : parts) {
+            int lo = Math.max(first, start);
+            int hi = Math.min(first + count, start + p.size());
+            if (lo < hi) {
+              p.plan.scatter(shard, lo - start, hi - lo, bytes, floats, lo - first, p.scatter);
+            }
+            start += p.size();
           }
         }
       };
       r.whenComplete((v, err) -> finish(parts, ShardTransport.unwrap(err)));
-      pipe.send(r, root -> {
-        BigIntVector ids = (BigIntVector) root.getVector(0);
-        long address = Vectors.reserve(ids, total).memoryAddress();
-        int k = 0;
-        for (Part p : parts) {
-          p.plan.writeIds(shard, 0, p.size(), address + 8L * k);
-          k += p.size();
-        }
-        ids.setValueCount(total);
-        root.setRowCount(total);
-      }, null);
-      pipe.readInBackground();
+      stream.send(r);
     }
 
     /** Completes a batch's parts, then sends what queued meanwhile. */
@@ -502,11 +510,14 @@ final class FlightTransport implements ShardTransport {
   public void close() {
     List<AutoCloseable> parts = new ArrayList<>();
     synchronized (this) {
-      for (ExchangePool[] pools : new ExchangePool[][] {lookupPools, updatePools}) {
-        for (ExchangePool p : pools) {
-          if (p != null) {
-            parts.add(p);
-          }
+      for (LookupStreams l : lookupStreams) {
+        if (l != null) {
+          parts.add(l);
+        }
+      }
+      for (ExchangePool p : updatePools) {
+        if (p != null) {
+          parts.add(p);
         }
       }
     }

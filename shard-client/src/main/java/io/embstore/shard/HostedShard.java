@@ -186,6 +186,36 @@ final class HostedShard implements AutoCloseable {
     lookupRequests.increment();
   }
 
+  /**
+   * Writes the rows of {@code ids[0..n)} (validated) to {@code out}, back to back, gathered through
+   * {@code chunk}: the rows go from the shard into the caller's buffer (gRPC's, for a fast lookup)
+   * with one copy through a small buffer that stays in the cache.
+   */
+  void writeRows(ArrowBuf ids, int n, java.io.OutputStream out, byte[] chunk) throws IOException {
+    long idAddress = ids.memoryAddress();
+    int fill = 0;
+    for (int i = 0; i < n; i++) {
+      long src = partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i)) * rowBytes;
+      long left = rowBytes;
+      while (left > 0) {
+        int take = (int) Math.min(left, chunk.length - fill);
+        embeddings.getBytes(src, chunk, fill, take);
+        fill += take;
+        src += take;
+        left -= take;
+        if (fill == chunk.length) {
+          out.write(chunk, 0, fill);
+          fill = 0;
+        }
+      }
+    }
+    if (fill > 0) {
+      out.write(chunk, 0, fill);
+    }
+    lookupRows.add(n);
+    lookupRequests.increment();
+  }
+
   /** Reads the row at {@code pos} (for tests and nearest-by-id). */
   void readRow(long pos, float[] out) {
     long at = embAddress + pos * rowBytes;

@@ -72,7 +72,7 @@ final class InProcessTransport implements ShardTransport {
         });
         plan.scatter(shard, from, n, rows, 0, dim, scatter);
       }
-      return Pending.of((Throwable) null);
+      return Pending.DONE;
     } catch (RuntimeException | OutOfMemoryError e) {
       return Pending.of(e);
     }
@@ -93,7 +93,7 @@ final class InProcessTransport implements ShardTransport {
           h.applyUpdate(ids.memoryAddress(), grads.memoryAddress(), n, Float.isNaN(lr) ? (float) h.optimizer.lr() : lr);
         });
       }
-      return Pending.of((Throwable) null);
+      return Pending.DONE;
     } catch (RuntimeException | OutOfMemoryError e) {
       return Pending.of(e);
     }
@@ -110,7 +110,7 @@ final class InProcessTransport implements ShardTransport {
           }
         }
       });
-      return Pending.of((Throwable) null);
+      return Pending.DONE;
     } catch (RuntimeException | OutOfMemoryError e) {
       return Pending.of(e);
     }

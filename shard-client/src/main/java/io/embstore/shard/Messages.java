@@ -134,10 +134,13 @@ final class Messages {
   /** A hosted shard as {@code describe} lists it. */
   record ShardInfo(int index, long rows, long minId, long maxId, String description) {}
 
-  /** The result of {@code describe}: what a server hosts and the limits it enforces. */
+  /**
+   * The result of {@code describe}: what a server hosts, the limits it enforces, and the gRPC method
+   * of its fast lookups ({@link LookupMethod}; null when it has none).
+   */
   record Describe(int protocolVersion, String table, long tableVersion, long rows, int dim, String partitioner,
       int numShards, List<ShardInfo> shards, TableManifest.Optimizer optimizer, int maxIdsPerRequest,
-      int maxMessageBytes, boolean auth) {
+      int maxMessageBytes, boolean auth, String lookupMethod) {
     byte[] toJson() {
       ObjectNode n = JSON.createObjectNode();
       n.put("protocolVersion", protocolVersion);
@@ -156,6 +159,9 @@ final class Messages {
       n.put("maxIdsPerRequest", maxIdsPerRequest);
       n.put("maxMessageBytes", maxMessageBytes);
       n.put("auth", auth);
+      if (lookupMethod != null) {
+        n.put("lookupMethod", lookupMethod);
+      }
       return encode(n);
     }
 
@@ -171,7 +177,8 @@ final class Messages {
         return new Describe(integer(n, "protocolVersion"), table == null || table.isNull() ? null : table.asText(),
             number(n, "tableVersion"), number(n, "rows"), integer(n, "dim"), text(n, "partitioner"),
             integer(n, "numShards"), shards, TableManifest.Optimizer.fromJson(object(n, "optimizer")),
-            integer(n, "maxIdsPerRequest"), integer(n, "maxMessageBytes"), n.path("auth").asBoolean(false));
+            integer(n, "maxIdsPerRequest"), integer(n, "maxMessageBytes"), n.path("auth").asBoolean(false),
+            n.path("lookupMethod").isTextual() ? n.get("lookupMethod").asText() : null);
       } catch (IllegalArgumentException e) {
         throw bad("describe", endpoint, e);
       }

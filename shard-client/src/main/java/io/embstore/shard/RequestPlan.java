@@ -102,6 +102,14 @@ final class RequestPlan {
     }
   }
 
+  /** Puts ids {@code from .. from + count} of {@code shard}'s part into {@code out} (little-endian int64). */
+  void writeIds(int shard, int from, int count, java.nio.ByteBuffer out) {
+    int[] uniques = uniquesOf[shard];
+    for (int i = 0; i < count; i++) {
+      out.putLong(uniqueIds[uniques[from + i]]);
+    }
+  }
+
   /**
    * Writes the summed gradients ({@code sums}, C per distinct id) of ids {@code from .. from + count}
    * of {@code shard}'s part, back to back, into {@code out} from byte 0.
@@ -115,17 +123,23 @@ final class RequestPlan {
   }
 
   /**
-   * Copies reply rows {@code row0 .. row0 + count} of {@code data} (rows of ids {@code from .. from
-   * + count} of {@code shard}'s part) to every request position that asked for each.
+   * Copies reply rows {@code row0 .. row0 + count} of {@code floats} (rows of ids {@code from ..
+   * from + count} of {@code shard}'s part; {@code bytes} is the same memory) to every request
+   * position that asked for each.
    */
-  void scatter(int shard, int from, int count, ArrowBuf data, int row0, int dim, Scatter scatter) {
+  void scatter(int shard, int from, int count, java.nio.ByteBuffer bytes, FloatBuffer floats, int row0, Scatter scatter) {
     int[] uniques = uniquesOf[shard];
-    FloatBuffer view = floatView(data, row0 + count, dim);
     for (int r = 0; r < count; r++) {
       for (int i = firstReq[uniques[from + r]]; i >= 0; i = nextReq[i]) {
-        scatter.copy(data, view, row0 + r, i);
+        scatter.copy(bytes, floats, row0 + r, i);
       }
     }
+  }
+
+  /** {@link #scatter} from the first rows of an Arrow buffer. */
+  void scatter(int shard, int from, int count, ArrowBuf data, int row0, int dim, Scatter scatter) {
+    java.nio.ByteBuffer bytes = data.nioBuffer(0, (row0 + count) * dim * 4).order(ByteOrder.LITTLE_ENDIAN);
+    scatter(shard, from, count, bytes, bytes.asFloatBuffer(), row0, scatter);
   }
 
   /**
@@ -154,7 +168,10 @@ final class RequestPlan {
 
   /** Copies reply rows to the request positions that asked for them. */
   interface Scatter {
-    /** Copies row {@code row} of {@code data} (also seen as {@code view}) to request position {@code request}. */
-    void copy(ArrowBuf data, FloatBuffer view, int row, int request);
+    /**
+     * Copies row {@code row} of the reply rows in {@code floats} (little-endian float32, C per row;
+     * {@code bytes} is the same memory) to request position {@code request}.
+     */
+    void copy(java.nio.ByteBuffer bytes, FloatBuffer floats, int row, int request);
   }
 }

@@ -141,20 +141,8 @@ final class ShardProducer extends NoOpFlightProducer {
 
   private int checkRows(VectorSchemaRoot in, String verb) {
     int n = in.getRowCount();
-    if (n > server.maxIdsPerRequest()) {
-      throw ShardErrors.exhausted(
-          "Cannot " + verb + " " + n + " ids: more than " + server.maxIdsPerRequest() + " per request (maxIdsPerRequest; split the request)");
-    }
+    server.checkIdCount(n, verb);
     return n;
-  }
-
-  /** A reply is held to the same message limit as a request, checked before it is allocated. */
-  private void checkReplyBytes(int n, HostedShard shard) {
-    long bytes = n * shard.rowBytes;
-    if (bytes > server.maxMessageBytes()) {
-      throw ShardErrors.exhausted("Cannot look up " + n + " ids: the reply would be " + bytes
-          + " bytes, more than " + server.maxMessageBytes() + " (maxMessageBytes; split the request)");
-    }
   }
 
   private static void checkSchema(VectorSchemaRoot in, org.apache.arrow.vector.types.pojo.Schema expected, String verb) {
@@ -180,8 +168,8 @@ final class ShardProducer extends NoOpFlightProducer {
         while (nextBatch(reader)) {
           VectorSchemaRoot in = reader.getRoot();
           checkSchema(in, expected, "look up ids");
-          int n = checkRows(in, "look up");
-          checkReplyBytes(n, shard);
+          int n = in.getRowCount();
+          server.checkLookup(shard, n);
           ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
           shard.checkIds(ids, n, "look up");
           ArrowBuf data = Vectors.allocateRows(list, n); // the vector lets go of the previous reply

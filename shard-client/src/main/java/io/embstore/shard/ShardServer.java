@@ -52,6 +52,7 @@ public final class ShardServer implements AutoCloseable {
   private final BufferAllocator allocator;
   private final BufferAllocator flightAllocator;
   private ShardProducer producer;
+  private LookupService lookups;
   private final AtomicLong step;
   private final long startNanos = System.nanoTime();
   private FlightServer flight;
@@ -246,8 +247,9 @@ public final class ShardServer implements AutoCloseable {
       this.producer = new ShardProducer(this, flightAllocator);
       FlightServer.Builder fb = FlightServer.builder(flightAllocator, location, producer)
           .maxInboundMessageSize(maxMessageBytes);
+      TokenAuthenticator tokens = auth ? new TokenAuthenticator(b.readToken, b.writeToken) : null;
       if (auth) {
-        fb.headerAuthenticator(new TokenAuthenticator(b.readToken, b.writeToken));
+        fb.headerAuthenticator(tokens);
       }
       if (tls) {
         fb.useTls(b.tlsCert, b.tlsKey);
@@ -256,11 +258,17 @@ public final class ShardServer implements AutoCloseable {
         }
       }
       // gRPC callbacks (deframing a request batch into the exchange's queue, the auth check, the
-      // cheap actions) run on the Netty event loop instead of hopping to Flight's executor first:
-      // one thread hand-off less per request batch. Exchange handlers still run on Flight's executor
-      // (Flight hands them to it itself), and the one slow action, snapshot, runs on its own thread
-      // (ShardProducer.doAction).
-      fb.transportHint("grpc.builderConsumer", (Consumer<io.grpc.netty.NettyServerBuilder>) io.grpc.netty.NettyServerBuilder::directExecutor);
+      // cheap actions, the fast lookups) run on the Netty event loop instead of hopping to Flight's
+      // executor first: one thread hand-off less per request batch. Exchange handlers still run on
+      // Flight's executor (Flight hands them to it itself), and the one slow action, snapshot, runs on
+      // its own thread (ShardProducer.doAction).
+      this.lookups = new LookupService(this, tokens, flightAllocator);
+      fb.transportHint("grpc.builderConsumer", (Consumer<io.grpc.netty.NettyServerBuilder>) nsb -> {
+        nsb.directExecutor();
+        // the fast lookup method next to the Flight service, on the same port and TLS; it checks
+        // the same tokens itself (Flight's auth middleware covers the Flight service only)
+        nsb.addService(lookups.definition());
+      });
       this.flight = fb.build();
       flight.start();
       this.inProcessUri = endpoint();
@@ -400,6 +408,27 @@ public final class ShardServer implements AutoCloseable {
     return byIndex[shard];
   }
 
+  /** RESOURCE_EXHAUSTED when a request carries more than {@code maxIdsPerRequest} ids. */
+  void checkIdCount(int n, String verb) {
+    if (n > maxIds) {
+      throw ShardErrors.exhausted(
+          "Cannot " + verb + " " + n + " ids: more than " + maxIds + " per request (maxIdsPerRequest; split the request)");
+    }
+  }
+
+  /**
+   * The limits of a lookup of {@code n} ids on {@code shard}, checked before its reply is allocated:
+   * the id count, and the reply, held to the same message limit as a request.
+   */
+  void checkLookup(HostedShard shard, int n) {
+    checkIdCount(n, "look up");
+    long bytes = n * shard.rowBytes;
+    if (bytes > maxMessageBytes) {
+      throw ShardErrors.exhausted("Cannot look up " + n + " ids: the reply would be " + bytes
+          + " bytes, more than " + maxMessageBytes + " (maxMessageBytes; split the request)");
+    }
+  }
+
   int maxIdsPerRequest() {
     return maxIds;
   }
@@ -438,7 +467,8 @@ public final class ShardServer implements AutoCloseable {
       shards.add(new Messages.ShardInfo(s, p.shardRows(s), p.minId(s), p.maxId(s), p.describeShard(s)));
     }
     return new Messages.Describe(Protocol.VERSION, tableDir == null ? null : tableDir.toAbsolutePath().toString(),
-        m.tableVersion(), m.rows(), m.dim(), p.name(), p.numShards(), shards, m.optimizer(), maxIds, maxMessageBytes, auth);
+        m.tableVersion(), m.rows(), m.dim(), p.name(), p.numShards(), shards, m.optimizer(), maxIds, maxMessageBytes, auth,
+        LookupMethod.NAME);
   }
 
   /**
@@ -542,6 +572,7 @@ public final class ShardServer implements AutoCloseable {
     if (flight != null) {
       parts.add(() -> {
         producer.stopExchanges();
+        lookups.stop();
         flight.shutdown();
         if (!flight.awaitTermination(5, TimeUnit.SECONDS)) {
           flight.close();
@@ -550,6 +581,7 @@ public final class ShardServer implements AutoCloseable {
       parts.add(flight);
       // cancelled long-lived exchanges end their handlers just after the call is done
       parts.add(() -> producer.awaitHandlers(5000));
+      parts.add(() -> lookups.awaitIdle(5000));
     }
     for (HostedShard s : byIndex) {
       if (s != null) {

@@ -74,7 +74,10 @@ interface ShardTransport extends AutoCloseable {
     /** A future done when it is (its replies are read in the background), failed with its failure. */
     CompletableFuture<Void> future();
 
-    /** Done, or failed before anything was sent. */
+    /** Done. */
+    Pending DONE = of((Throwable) null);
+
+    /** Failed before anything was sent (or done, when {@code failure} is null). */
     static Pending of(Throwable failure) {
       return new Pending() {
         @Override

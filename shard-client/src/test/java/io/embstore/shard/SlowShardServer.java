@@ -15,8 +15,8 @@ import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 
 /**
- * A Flight server that describes itself like {@code real} but never answers an exchange until
- * closed: a slow shard. It has its own allocator because Flight frees a request batch it never
+ * A Flight server that describes itself like {@code real} but never answers an exchange or a fast
+ * lookup until closed: a slow shard. It has its own allocator because Flight frees a request batch it never
  * read on a handler thread after the call has completed; {@link #close} releases the exchanges,
  * stops the server and closes that allocator once it has drained (throwing on a real leak).
  */
@@ -47,7 +47,31 @@ final class SlowShardServer implements AutoCloseable {
         writer.completed();
       }
     };
-    server = FlightServer.builder(allocator, Location.forGrpcInsecure("127.0.0.1", 0), slow).build().start();
+    // its fast lookup method reads requests and never answers either
+    io.grpc.MethodDescriptor.Marshaller<byte[]> bytes = new io.grpc.MethodDescriptor.Marshaller<>() {
+      @Override
+      public java.io.InputStream stream(byte[] value) {
+        return new java.io.ByteArrayInputStream(value);
+      }
+
+      @Override
+      public byte[] parse(java.io.InputStream stream) {
+        try {
+          return stream.readAllBytes();
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      }
+    };
+    io.grpc.ServerServiceDefinition lookups = io.grpc.ServerServiceDefinition.builder(LookupMethod.SERVICE)
+        .addMethod(LookupMethod.descriptor(LookupMethod.NAME, bytes, bytes), (call, headers) -> {
+          call.request(Integer.MAX_VALUE);
+          return new io.grpc.ServerCall.Listener<>() {};
+        })
+        .build();
+    server = FlightServer.builder(allocator, Location.forGrpcInsecure("127.0.0.1", 0), slow)
+        .transportHint("grpc.builderConsumer", (java.util.function.Consumer<io.grpc.netty.NettyServerBuilder>) nsb -> nsb.addService(lookups))
+        .build().start();
   }
 
   String endpoint() {

@@ -26,10 +26,14 @@ import org.openjdk.jmh.annotations.Warmup;
  * A shard server's own work on one batch after Flight has read it, without the transport, on
  * {@value #N} distinct random rows of one shard of {@code rows} x C (what each server does per
  * request in LookupBench's B=512 runs with 2 servers): {@code apply} = the finite check, then the
- * optimizer (an update); {@code gather} = a lookup's copy of the rows; {@code check} = the finite
- * check alone. Figures are nanoseconds per row.
+ * optimizer (an update); {@code gather} = a lookup's copy of the rows; {@code write} = the same rows
+ * gathered into a stream, as the fast lookup method does; {@code check} = the finite check alone.
+ * Figures are nanoseconds per row.
  *
- * <pre>bench/run org.openjdk.jmh.Main ShardWorkBench</pre>
+ * <p>It lives in shard-client's test sources, beside the package-private shard it measures (never run
+ * by the tests: its name is not a test's). Run it with
+ *
+ * <pre>bench/run jmh shard-client ShardWorkBench</pre>
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -56,6 +60,21 @@ public class ShardWorkBench {
   private ArrowBuf grads;
   private ArrowBuf out;
   private int batch;
+  private final byte[] chunk = new byte[64 * 1024];
+  /** Takes the bytes and keeps the last one, so the copies cannot be optimised away. */
+  private final java.io.OutputStream sink = new java.io.OutputStream() {
+    private int last;
+
+    @Override
+    public void write(int b) {
+      last = b;
+    }
+
+    @Override
+    public void write(byte[] b, int off, int len) {
+      last = b[off + len - 1];
+    }
+  };
 
   @Setup(Level.Trial)
   public void setUp() {
@@ -112,6 +131,14 @@ public class ShardWorkBench {
   public void gather() {
     int b = batch++ & (BATCHES - 1);
     shard.copyRows(ids.slice(8L * N * b, 8L * N), N, out);
+  }
+
+  /** A fast lookup's gather of the same rows, through the 64 KiB buffer, into a stream (gRPC's in the server). */
+  @Benchmark
+  @OperationsPerInvocation(N)
+  public void write() throws java.io.IOException {
+    int b = batch++ & (BATCHES - 1);
+    shard.writeRows(ids.slice(8L * N * b, 8L * N), N, sink, chunk);
   }
 
   /** The finite check alone. */
