@@ -54,6 +54,23 @@ class SafetensorsRoundTripTest {
   }
 
   @Test
+  void exportRefusesATensorNameItCannotWrite() throws IOException {
+    Path table = tmp.resolve("t");
+    try (BufferAllocator allocator = new RootAllocator()) {
+      TestMatrices.write(table, TestMatrices.random(4, 3, 1), 4, 3, 1, "modulo", allocator);
+    }
+    Path out = tmp.resolve("out");
+    CliRun npy = CliRun.exporting("--to", "npy", "--table", table.toString(), "--output", out.toString(), "--tensor", "w");
+    assertThat(npy.exit()).isEqualTo(Cli.EXIT_FAILURE);
+    assertThat(npy.err().strip()).isEqualTo("embstore export: Cannot export to npy: --tensor applies to safetensors only");
+    CliRun metadata = CliRun.exporting("--to", "safetensors", "--table", table.toString(), "--output", out.toString(), "--tensor", "__metadata__");
+    assertThat(metadata.exit()).isEqualTo(Cli.EXIT_FAILURE);
+    assertThat(metadata.err().strip())
+        .isEqualTo("embstore export: Cannot export to safetensors: tensor name '__metadata__' (must be non-empty and not __metadata__)");
+    assertThat(out).doesNotExist();
+  }
+
+  @Test
   void gpt2ShapedMatrixGetsGpt2TokensAndRecordsTheTokenizer() throws IOException {
     int rows = 50_257;
     int dim = 4;
