@@ -49,7 +49,8 @@ import org.apache.arrow.vector.types.pojo.Schema;
  *       stateColumns} (a list of {@code name} and {@code width}: extra shard columns) and {@code
  *       step} (updates applied so far).
  *   <li>{@code created}: {@code by} (the command or job), {@code at} (ISO-8601 UTC), {@code
- *       embstoreVersion}; {@code properties}: free-form string map (e.g. training progress).
+ *       embstoreVersion}; {@code properties}: free-form string map (e.g. training progress; {@code
+ *       tokenizer}: the {@link Tokenizer} whose ids the rows are).
  *   <li>{@code checksum}: always the last member: {@code "crc32c:XXXXXXXX"}, the CRC-32C of every
  *       byte of the file before the line that holds it (the two characters {@code ",\n"} that end the
  *       previous member included).

@@ -11,9 +11,11 @@
  *   <li>{@link io.embstore.format.Table} / {@link io.embstore.format.ShardReader}: opening,
  *       streaming reads, verification.
  *   <li>{@link io.embstore.format.Vocabulary}: the optional token list.
+ *   <li>{@link io.embstore.format.Tokenizer}: text to ids ({@code gpt2}: GPT-2's byte-pair
+ *       encoding), recorded by a table so that lookups by text need no flag.
  * </ul>
  *
- * <p>Sub-packages: {@code convert} (NumPy, word2vec and GloVe import/export) and {@code cli} (the
+ * <p>Sub-packages: {@code convert} (NumPy, word2vec, GloVe and safetensors import/export) and {@code cli} (the
  * {@code import}, {@code export}, {@code inspect} and {@code verify} commands, and the command-line
  * conventions every module's commands follow).
  */

@@ -33,4 +33,26 @@ public final class TestMatrices {
       return w.commit();
     }
   }
+
+  /** Every row of the table in {@code dir}, in id order, as the raw bits of its float32 values (checksums verified). */
+  public static int[] readBits(Path dir, BufferAllocator allocator) throws IOException {
+    Table t = Table.open(dir);
+    int dim = t.manifest().dim();
+    int[] bits = new int[Math.toIntExact(t.manifest().rows() * dim)];
+    t.forEachRowInIdOrder(allocator, true, (firstId, n, buf, offset) -> {
+      for (int i = 0; i < n * dim; i++) {
+        bits[Math.toIntExact(firstId * dim) + i] = buf.getInt(offset + 4L * i);
+      }
+    });
+    return bits;
+  }
+
+  /** The raw bits of {@code values}. */
+  public static int[] bits(float[] values) {
+    int[] out = new int[values.length];
+    for (int i = 0; i < values.length; i++) {
+      out[i] = Float.floatToRawIntBits(values[i]);
+    }
+    return out;
+  }
 }

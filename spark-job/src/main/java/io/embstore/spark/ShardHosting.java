@@ -119,8 +119,7 @@ final class ShardHosting implements Hosting {
       String[] ex = executors.get(i);
       HostRequest r = new HostRequest(key, in.toJson(), out.toJson(), mine, o.seed, spec.name(), o.alpha,
           resumeOut == null ? null : resumeOut.toString(), resumeCtx == null ? null : resumeCtx.toString());
-      String loc = ex[0].equals("driver") ? ex[1] : "executor_" + ex[1] + "_" + ex[0];
-      tasks.add(new Tuple2<>(r, CollectionConverters.asScala(List.of(loc)).toList()));
+      tasks.add(new Tuple2<>(r, CollectionConverters.asScala(List.of(location(ex[0], ex[1]))).toList()));
     }
     List<Placement> placed = sc.sc()
         .makeRDD(CollectionConverters.asScala(tasks).toSeq(), ClassTag$.MODULE$.apply(HostRequest.class))
@@ -135,6 +134,11 @@ final class ShardHosting implements Hosting {
     h.inputCommitted = resumeOut == null ? null : in;
     h.outputCommitted = resumeCtx == null ? null : out;
     return h;
+  }
+
+  /** The preferred location of a task on executor {@code executor} of {@code host} (the driver in local mode). */
+  static String location(String executor, String host) {
+    return executor.equals("driver") ? host : "executor_" + host + "_" + executor;
   }
 
   /** {executorId, host} of the executors (the driver in local mode), waiting briefly for late ones. */
@@ -304,20 +308,64 @@ final class ShardHosting implements Hosting {
   @Override
   public void close() throws IOException {
     try {
+      release(sc, key, placements, "embstore train: stop the shard servers");
+    } finally {
+      allocator.close();
+    }
+  }
+
+  /**
+   * Stops the servers and routing clients of {@code key} on the executors of {@code placements}
+   * (one task on each) and in this JVM; a failure is logged: the servers end with their executors.
+   */
+  static void release(JavaSparkContext sc, String key, List<Placement> placements, String description) {
+    try {
       List<Tuple2<String, scala.collection.immutable.Seq<String>>> tasks = new ArrayList<>();
       for (Placement p : placements) {
-        String loc = p.executor().equals("driver") ? p.host() : "executor_" + p.host() + "_" + p.executor();
-        tasks.add(new Tuple2<>(key, CollectionConverters.asScala(List.of(loc)).toList()));
+        tasks.add(new Tuple2<>(key, CollectionConverters.asScala(List.of(location(p.executor(), p.host()))).toList()));
       }
-      TrainJob.describe(sc, "embstore train: stop the shard servers");
+      TrainJob.describe(sc, description);
       sc.sc().makeRDD(CollectionConverters.asScala(tasks).toSeq(), ClassTag$.MODULE$.apply(String.class))
           .toJavaRDD().foreach(Host::release);
     } catch (RuntimeException e) {
       LOG.warn("Cannot stop every shard server of run {}: {} (they end with their executors)", key, e.toString());
     } finally {
       Host.release(key);
-      allocator.close();
     }
+  }
+
+  /** What one hosting task of a single table starts: the shards {@code shards} of the table at {@code table}. */
+  record TableRequest(String key, String table, int[] shards) implements java.io.Serializable {}
+
+  /**
+   * Hosts the shards of the committed table at {@code table} (P shards) inside the executors under
+   * {@code key}, as the training job hosts its matrices: one short job places one task on each
+   * executor, which starts a {@link ShardServer} for shards s with s mod E = its index, loaded
+   * from the table's files (which every executor must reach). Released with {@link #release}.
+   */
+  static List<Placement> hostTable(JavaSparkContext sc, String key, String table, int numShards) {
+    List<String[]> executors = executors(sc, 1);
+    int hosts = Math.min(executors.size(), numShards);
+    List<Tuple2<TableRequest, scala.collection.immutable.Seq<String>>> tasks = new ArrayList<>();
+    for (int i = 0; i < hosts; i++) {
+      int k = i;
+      int[] mine = IntStream.range(0, numShards).filter(s -> s % hosts == k).toArray();
+      String[] ex = executors.get(i);
+      tasks.add(new Tuple2<>(new TableRequest(key, table, mine), CollectionConverters.asScala(List.of(location(ex[0], ex[1]))).toList()));
+    }
+    return sc.sc()
+        .makeRDD(CollectionConverters.asScala(tasks).toSeq(), ClassTag$.MODULE$.apply(TableRequest.class))
+        .toJavaRDD()
+        .map(ShardHosting::hostTableShards)
+        .collect();
+  }
+
+  private static Placement hostTableShards(TableRequest r) throws IOException {
+    String host = SparkEnv.get().blockManager().blockManagerId().host();
+    ShardServer server = ShardServer.builder().table(Paths.get(r.table())).shards(r.shards()).host(host)
+        .allocator(Host.allocator()).start();
+    Host.add(r.key(), "rows", server);
+    return new Placement(SparkEnv.get().executorId(), host, server.endpoint(), null, r.shards());
   }
 
   /**

@@ -19,6 +19,8 @@
  *   <li>The math: {@code SkipGram} (one task's mini-batches: plan, pull, train, push), {@code
  *       VectorKernels} (its SIMD inner loops), {@code LongIntMap} (a batch's id to slot map).
  *   <li>{@code Progress}: the progress lines and the final summary from Spark accumulators.
+ *   <li>{@link io.embstore.spark.TableHosting}: one committed table's shards hosted in the
+ *       executors the same way, for the Spark ML stages of {@code io.embstore.spark.ml}.
  * </ul>
  */
 package io.embstore.spark;

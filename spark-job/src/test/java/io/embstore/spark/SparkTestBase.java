@@ -14,7 +14,7 @@ import org.junit.jupiter.api.BeforeAll;
 
 /** One local[2] SparkSession per test class: UI off, driver on 127.0.0.1. */
 public abstract class SparkTestBase {
-  static SparkSession spark;
+  protected static SparkSession spark;
 
   @BeforeAll
   static void startSpark() {

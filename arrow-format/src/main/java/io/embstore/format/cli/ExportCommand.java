@@ -27,8 +27,12 @@ public final class ExportCommand implements Callable<Integer>, Subcommand {
       names = "--to",
       required = true,
       paramLabel = "FORMAT",
-      description = "Output format: npy (version 1.0, '<f4', C order), word2vec (text, values that parse back exactly), word2vec-bin.")
+      description = "Output format: npy (version 1.0, '<f4', C order), word2vec (text, values that parse back exactly), word2vec-bin,"
+          + " safetensors (one F32 tensor [V, C]).")
   String to;
+
+  @Option(names = "--tensor", paramLabel = "NAME", description = "safetensors: the tensor's name (default: embedding), e.g. wte.weight.")
+  String tensor;
 
   @Option(names = "--table", required = true, paramLabel = "TABLE_DIR", description = "The table directory.")
   Path table;
@@ -46,7 +50,7 @@ public final class ExportCommand implements Callable<Integer>, Subcommand {
     long start = System.nanoTime();
     long bytes;
     try (BufferAllocator allocator = new RootAllocator()) {
-      bytes = Exporter.run(ExportFormat.of(to), table, output, allocator);
+      bytes = Exporter.run(ExportFormat.of(to), table, output, tensor, allocator);
     }
     double secs = (System.nanoTime() - start) / 1e9;
     spec.commandLine().getOut().printf(Locale.ROOT, "exported %s to %s: %d bytes in %.1f s%n", table, output, bytes, secs);

@@ -3,11 +3,13 @@ package io.embstore.format.cli;
 import io.embstore.format.TableManifest;
 import io.embstore.format.convert.ImportFormat;
 import io.embstore.format.convert.Importer;
+import io.embstore.format.convert.SafetensorsImport;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -29,7 +31,8 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
       names = "--from",
       required = true,
       paramLabel = "FORMAT",
-      description = "Input format: npy (2-D little-endian float32, C order), word2vec (text), word2vec-bin, glove (text without header).")
+      description = "Input format: npy (2-D little-endian float32, C order), word2vec (text), word2vec-bin, glove (text without header),"
+          + " safetensors (one 2-D F32, F16 or BF16 tensor; 16-bit values widened exactly to float32).")
   String from;
 
   @Option(names = "--input", required = true, paramLabel = "FILE", description = "The matrix file (may be .gz).")
@@ -38,11 +41,24 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
   @Option(
       names = "--vocab",
       paramLabel = "TOKENS.txt",
-      description = "npy only: token file, UTF-8, one token per line, line i = id i; must have one line per row.")
+      description = "npy and safetensors: token file, UTF-8, one token per line, line i = id i; must have one line per row.")
   Path vocab;
 
-  @Option(names = "--shards", required = true, paramLabel = "P", description = "Number of shards, 1..V.")
-  int shards;
+  @Option(
+      names = "--tokenizer",
+      paramLabel = "NAME",
+      description = "npy and safetensors: the ids are this tokenizer's (gpt2: GPT-2's 50,257 byte-pair tokens; V must match);"
+          + " the table gets its token strings as vocabulary and records it, so lookups by text need no flag.")
+  String tokenizer;
+
+  @Option(names = "--tensor", paramLabel = "NAME", description = "safetensors: the 2-D tensor to import, e.g. wte.weight (default: the file's only tensor).")
+  String tensor;
+
+  @Option(names = "--list", description = "safetensors: print the file's tensors (name, dtype, shape, bytes) and import nothing.")
+  boolean list;
+
+  @Option(names = "--shards", paramLabel = "P", description = "Number of shards, 1..V (required unless --list).")
+  Integer shards;
 
   @Option(
       names = "--partitioner",
@@ -51,7 +67,7 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
       description = "modulo (id mod P; default: spreads the hot low ids of frequency-sorted vocabularies) or range (contiguous blocks).")
   String partitioner;
 
-  @Option(names = "--output", required = true, paramLabel = "TABLE_DIR", description = "The table directory to create; must not exist.")
+  @Option(names = "--output", paramLabel = "TABLE_DIR", description = "The table directory to create; must not exist (required unless --list).")
   Path output;
 
   @Option(names = "--allow-non-finite", description = "Keep NaN and infinite values instead of rejecting the file.")
@@ -64,14 +80,35 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
 
   @Override
   public Integer call() throws Exception {
+    ImportFormat format = ImportFormat.of(from);
+    if (list) {
+      if (format != ImportFormat.SAFETENSORS) {
+        throw new IllegalArgumentException("Cannot list " + input + ": --list applies to safetensors only");
+      }
+      SafetensorsImport.list(input).forEach(spec.commandLine().getOut()::println);
+      spec.commandLine().getOut().flush();
+      return Cli.EXIT_OK;
+    }
+    if (shards == null || output == null) {
+      // Required unless --list, so picocli cannot check them.
+      java.util.List<String> missing = new java.util.ArrayList<>();
+      if (shards == null) {
+        missing.add("'--shards=P'");
+      }
+      if (output == null) {
+        missing.add("'--output=TABLE_DIR'");
+      }
+      throw new CommandLine.ParameterException(
+          spec.commandLine(), "Missing required option" + (missing.size() > 1 ? "s: " : ": ") + String.join(", ", missing));
+    }
     long start = System.nanoTime();
     TableManifest m;
     try (BufferAllocator allocator = new RootAllocator()) {
       m =
           Importer.run(
               new Importer.Options(
-                  ImportFormat.of(from), input, vocab, shards, partitioner, output, allowNonFinite,
-                  spec.commandLine().getErr()),
+                  format, input, vocab, shards, partitioner, output, allowNonFinite,
+                  spec.commandLine().getErr(), tensor, tokenizer),
               allocator);
     }
     double secs = (System.nanoTime() - start) / 1e9;

@@ -193,6 +193,30 @@ final class ByteInput implements AutoCloseable {
     return done;
   }
 
+  /**
+   * Skips {@code n} bytes (the data before a tensor of a safetensors file); returns how many were
+   * skipped, fewer only at the end of the input. A plain file moves its channel's position; a
+   * compressed stream is read and dropped.
+   */
+  long skip(long n) throws IOException {
+    long done = Math.min(n, buf.remaining());
+    buf.position(buf.position() + (int) done);
+    if (done < n && !compressed) {
+      FileChannel file = (FileChannel) channel;
+      long from = file.position();
+      long to = Math.min(file.size(), from + (n - done));
+      file.position(to);
+      done += to - from;
+    }
+    while (done < n && fill()) {
+      int m = (int) Math.min(n - done, buf.remaining());
+      buf.position(buf.position() + m);
+      done += m;
+    }
+    consumed += done;
+    return done;
+  }
+
   @Override
   public void close() throws IOException {
     channel.close();

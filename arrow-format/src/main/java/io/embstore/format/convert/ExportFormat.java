@@ -7,7 +7,9 @@ public enum ExportFormat {
   /** word2vec text; values printed with {@link Float#toString(float)} so they parse back exactly. */
   WORD2VEC("word2vec"),
   /** word2vec binary: little-endian float32, a newline after each row (as the original tool). */
-  WORD2VEC_BIN("word2vec-bin");
+  WORD2VEC_BIN("word2vec-bin"),
+  /** safetensors: one F32 tensor [V, C] (default name {@value Exporter#DEFAULT_TENSOR}), {@code __metadata__} {"format": "pt"}. */
+  SAFETENSORS("safetensors");
 
   private final String cliName;
 
@@ -26,7 +28,7 @@ public enum ExportFormat {
       }
     }
     throw new IllegalArgumentException(
-        "Cannot export to '" + name + "' (known formats: npy, word2vec, word2vec-bin)");
+        "Cannot export to '" + name + "' (known formats: npy, word2vec, word2vec-bin, safetensors)");
   }
 
   @Override

@@ -21,7 +21,7 @@ import org.apache.arrow.memory.BufferAllocator;
 /**
  * Exports a table to a matrix file, streaming rows in id order ({@link Table#forEachRowInIdOrder}).
  * The file is written under a temporary name next to the output and renamed when complete, so a
- * failed export leaves no file behind. npy export copies rows with bulk memory copies into one
+ * failed export leaves no file behind. npy and safetensors export copy rows with bulk memory copies into one
  * off-heap staging buffer that is written with {@link FileChannel#write}; no value is boxed.
  *
  * <p>word2vec files need a token per row: the table's vocabulary, or the decimal id when the table
@@ -29,12 +29,30 @@ import org.apache.arrow.memory.BufferAllocator;
  */
 public final class Exporter {
   private static final int STAGING_BYTES = 8 << 20;
+  /** The tensor name of a safetensors export when none is given. */
+  public static final String DEFAULT_TENSOR = "embedding";
 
   private Exporter() {}
 
   /** Exports the table in {@code tableDir} to {@code output} (which must not exist); returns its size. */
   public static long run(ExportFormat format, Path tableDir, Path output, BufferAllocator parent)
       throws IOException {
+    return run(format, tableDir, output, null, parent);
+  }
+
+  /**
+   * {@link #run(ExportFormat, Path, Path, BufferAllocator)} with the name of the safetensors tensor
+   * ({@code tensor}; null: {@value #DEFAULT_TENSOR}; other formats take none).
+   */
+  public static long run(ExportFormat format, Path tableDir, Path output, String tensor, BufferAllocator parent)
+      throws IOException {
+    if (tensor != null && format != ExportFormat.SAFETENSORS) {
+      throw new IllegalArgumentException("Cannot export to " + format + ": --tensor applies to safetensors only");
+    }
+    String tensorName = tensor == null ? DEFAULT_TENSOR : tensor;
+    if (format == ExportFormat.SAFETENSORS) {
+      Safetensors.checkName(tensorName);
+    }
     if (Files.exists(output)) {
       throw new IllegalArgumentException(
           "Cannot export to " + output + ": it already exists (choose a new file or remove it)");
@@ -46,7 +64,10 @@ public final class Exporter {
       try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
         switch (format) {
           case NPY:
-            writeNpy(table, ch, allocator);
+            writeMatrix(table, ch, Npy.write(table.manifest().rows(), table.manifest().dim()), allocator);
+            break;
+          case SAFETENSORS:
+            writeMatrix(table, ch, Safetensors.header(tensorName, table.manifest().rows(), table.manifest().dim()), allocator);
             break;
           case WORD2VEC:
           case WORD2VEC_BIN:
@@ -64,9 +85,10 @@ public final class Exporter {
     }
   }
 
-  private static void writeNpy(Table table, FileChannel ch, BufferAllocator allocator) throws IOException {
+  /** Writes {@code header}, then every row in id order as little-endian float32 (npy and safetensors). */
+  private static void writeMatrix(Table table, FileChannel ch, byte[] header, BufferAllocator allocator) throws IOException {
     TableManifest m = table.manifest();
-    writeFully(ch, ByteBuffer.wrap(Npy.write(m.rows(), m.dim())));
+    writeFully(ch, ByteBuffer.wrap(header));
     long rowBytes = m.dim() * 4L;
     long capacity = Math.max(rowBytes, STAGING_BYTES / rowBytes * rowBytes);
     try (ArrowBuf staging = allocator.buffer(capacity)) {

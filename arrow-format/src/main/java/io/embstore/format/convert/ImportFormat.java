@@ -9,7 +9,12 @@ public enum ImportFormat {
   /** word2vec binary: a header line {@code V C}, then {@code token<space>} and C float32 per row. */
   WORD2VEC_BIN("word2vec-bin"),
   /** GloVe text: word2vec text without the header line. */
-  GLOVE("glove");
+  GLOVE("glove"),
+  /**
+   * safetensors: one 2-D tensor (chosen by name) of F32, or F16 / BF16 widened exactly to float32;
+   * tokens from a separate file or a tokenizer.
+   */
+  SAFETENSORS("safetensors");
 
   private final String cliName;
 
@@ -29,7 +34,7 @@ public enum ImportFormat {
       }
     }
     throw new IllegalArgumentException(
-        "Cannot import from '" + name + "' (known formats: npy, word2vec, word2vec-bin, glove)");
+        "Cannot import from '" + name + "' (known formats: npy, word2vec, word2vec-bin, glove, safetensors)");
   }
 
   @Override

@@ -3,6 +3,7 @@ package io.embstore.format.convert;
 import io.embstore.format.Partitioner;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
+import io.embstore.format.Tokenizer;
 import io.embstore.format.Vocabulary;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -34,9 +35,13 @@ public final class Importer {
   /**
    * What to import and where.
    *
-   * @param vocab a token file (one per line, line i = id i) for {@code npy}; null otherwise
+   * @param vocab a token file (one per line, line i = id i) for {@code npy} and {@code
+   *     safetensors}; null otherwise
    * @param partitioner {@code modulo} or {@code range}
    * @param progress receives a line every few seconds, or null
+   * @param tensor the tensor of a {@code safetensors} file (null: its only tensor)
+   * @param tokenizer a {@link Tokenizer} name whose vocabulary the table gets and records ({@code
+   *     npy}, {@code safetensors}; V must be its size), or null
    */
   public record Options(
       ImportFormat format,
@@ -46,7 +51,15 @@ public final class Importer {
       String partitioner,
       Path output,
       boolean allowNonFinite,
-      PrintWriter progress) {}
+      PrintWriter progress,
+      String tensor,
+      String tokenizer) {
+    /** Options without a tensor name or a tokenizer. */
+    public Options(
+        ImportFormat format, Path input, Path vocab, int shards, String partitioner, Path output, boolean allowNonFinite, PrintWriter progress) {
+      this(format, input, vocab, shards, partitioner, output, allowNonFinite, progress, null, null);
+    }
+  }
 
   /** Runs the import; returns the committed manifest. */
   public static TableManifest run(Options o, BufferAllocator allocator) throws IOException {
@@ -59,9 +72,23 @@ public final class Importer {
       throw new IllegalArgumentException(
           "Cannot import into " + o.output() + ": it already exists (choose a new directory or remove it)");
     }
-    if (o.vocab() != null && o.format() != ImportFormat.NPY) {
+    boolean matrixOnly = o.format() == ImportFormat.NPY || o.format() == ImportFormat.SAFETENSORS;
+    if (o.vocab() != null && !matrixOnly) {
       throw new IllegalArgumentException(
-          "Cannot import " + o.input() + ": --vocab applies to npy only (" + o.format() + " files carry their tokens)");
+          "Cannot import " + o.input() + ": --vocab applies to npy and safetensors only (" + o.format() + " files carry their tokens)");
+    }
+    if (o.tokenizer() != null) {
+      if (!matrixOnly) {
+        throw new IllegalArgumentException(
+            "Cannot import " + o.input() + ": --tokenizer applies to npy and safetensors only (" + o.format() + " files carry their tokens)");
+      }
+      if (o.vocab() != null) {
+        throw new IllegalArgumentException("Cannot import " + o.input() + ": --vocab and --tokenizer " + o.tokenizer() + " both name the tokens (give one)");
+      }
+      Tokenizer.of(o.tokenizer()); // validates the name early
+    }
+    if (o.tensor() != null && o.format() != ImportFormat.SAFETENSORS) {
+      throw new IllegalArgumentException("Cannot import " + o.input() + ": --tensor applies to safetensors only");
     }
     ByteInput.isGzip(o.input()); // fails with a clear message when the input is missing
     switch (o.format()) {
@@ -73,12 +100,14 @@ public final class Importer {
         return importText(o, false, allocator);
       case WORD2VEC_BIN:
         return importBinary(o, allocator);
+      case SAFETENSORS:
+        return SafetensorsImport.run(o, allocator);
       default:
         throw new IllegalArgumentException("Cannot import from " + o.format());
     }
   }
 
-  private static TableWriter create(Options o, long rows, int dim, BufferAllocator allocator)
+  static TableWriter create(Options o, long rows, int dim, BufferAllocator allocator)
       throws IOException {
     TableWriter w =
         TableWriter.create(
@@ -88,6 +117,9 @@ public final class Importer {
             allocator);
     w.createdBy("embstore import --from " + o.format().cliName());
     w.property("import.source", o.input().getFileName().toString());
+    if (o.tokenizer() != null) {
+      w.property(Tokenizer.PROPERTY, o.tokenizer());
+    }
     return w;
   }
 
@@ -108,7 +140,7 @@ public final class Importer {
               "Cannot import " + file + ": " + (size - expected) + " bytes after the data of shape " + shape(h) + " (expected a file of " + expected + " bytes)");
         }
       }
-      Vocabulary vocab = o.vocab() == null ? null : readVocab(o.vocab(), h.rows);
+      Vocabulary vocab = tokens(o, h.rows);
       try (TableWriter w = create(o, h.rows, h.cols, allocator)) {
         w.vocabulary(vocab);
         RowSink sink = new RowSink(w, file, o.allowNonFinite(), vocab == null ? null : vocab::token, o.progress());
@@ -151,6 +183,22 @@ public final class Importer {
 
   private static String shape(Npy h) {
     return "(" + h.rows + ", " + h.cols + ")";
+  }
+
+  /**
+   * The vocabulary of a matrix file without tokens: from {@code --vocab}, from {@code --tokenizer}
+   * (whose size must be {@code rows}), or null.
+   */
+  static Vocabulary tokens(Options o, long rows) throws IOException {
+    if (o.tokenizer() != null) {
+      Tokenizer t = Tokenizer.of(o.tokenizer());
+      if (t.vocabularySize() != rows) {
+        throw new InputFormatException(
+            "Cannot import " + o.input() + ": the matrix has " + rows + " rows, --tokenizer " + t.name() + " has " + t.vocabularySize() + " token ids (V must be " + t.vocabularySize() + ")");
+      }
+      return t.vocabulary();
+    }
+    return o.vocab() == null ? null : readVocab(o.vocab(), rows);
   }
 
   private static Vocabulary readVocab(Path file, long rows) throws IOException {

@@ -230,7 +230,7 @@ class ImportRejectsBadInputTest {
 
   @Test
   void unknownFormatIsRejected() throws IOException {
-    assertThat(importAs("csv", goodNpy(4, 3))).contains("Cannot import from 'csv' (known formats: npy, word2vec, word2vec-bin, glove)");
+    assertThat(importAs("csv", goodNpy(4, 3))).contains("Cannot import from 'csv' (known formats: npy, word2vec, word2vec-bin, glove, safetensors)");
   }
 
   // ---------------------------------------------------------------- text formats
@@ -314,7 +314,7 @@ class ImportRejectsBadInputTest {
     Path vocab = Files.writeString(tmp.resolve("v.txt"), "a\n");
     CliRun r = CliRun.importing("--from", "word2vec", "--input", f.toString(), "--vocab", vocab.toString(), "--shards", "1", "--output", out().toString());
     assertThat(r.exit()).isEqualTo(Cli.EXIT_FAILURE);
-    assertThat(r.err()).contains("--vocab applies to npy only (word2vec files carry their tokens)");
+    assertThat(r.err()).contains("--vocab applies to npy and safetensors only (word2vec files carry their tokens)");
     assertThat(out()).doesNotExist();
   }
 
@@ -322,6 +322,9 @@ class ImportRejectsBadInputTest {
   void missingRequiredOptionIsAUsageError() {
     CliRun r = CliRun.importing("--from", "npy");
     assertThat(r.exit()).isEqualTo(Cli.EXIT_USAGE);
-    assertThat(r.err()).contains("Missing required options").contains("Usage: import");
+    assertThat(r.err()).contains("Missing required option: '--input=FILE'").contains("Usage: import");
+    CliRun noShardsNoOutput = CliRun.importing("--from", "npy", "--input", "m.npy");
+    assertThat(noShardsNoOutput.exit()).isEqualTo(Cli.EXIT_USAGE);
+    assertThat(noShardsNoOutput.err()).contains("Missing required options: '--shards=P', '--output=TABLE_DIR'").contains("Usage: import");
   }
 }

@@ -69,4 +69,20 @@ final class Matrices {
     }
     return t;
   }
+
+  /** A safetensors file: the length of {@code json} padded with spaces to a multiple of 8, the JSON, then {@code data}. */
+  static Path safetensors(Path file, String json, byte[] data) throws IOException {
+    byte[] h = json.getBytes(StandardCharsets.UTF_8);
+    byte[] padded = java.util.Arrays.copyOf(h, (h.length + 7) / 8 * 8);
+    java.util.Arrays.fill(padded, h.length, padded.length, (byte) ' ');
+    return safetensors(file, padded.length, padded, data);
+  }
+
+  /** A safetensors file with any length field: {@code declared}, then {@code header} and {@code data} as they are. */
+  static Path safetensors(Path file, long declared, byte[] header, byte[] data) throws IOException {
+    ByteBuffer b = ByteBuffer.allocate(8 + header.length + data.length).order(ByteOrder.LITTLE_ENDIAN);
+    b.putLong(declared).put(header).put(data);
+    Files.write(file, b.array());
+    return file;
+  }
 }

@@ -1,5 +1,6 @@
 package io.embstore.shard.cli;
 
+import io.embstore.format.Tokenizer;
 import io.embstore.format.cli.Subcommand;
 import io.embstore.shard.EmbeddingClient;
 import java.io.PrintWriter;
@@ -14,7 +15,8 @@ import picocli.CommandLine.Spec;
 /**
  * {@code embstore lookup}: prints one line per requested id or token, in request order: the id or
  * token, a tab, then the C values separated by single spaces ({@link Float#toString}, which parses
- * back to the same float32).
+ * back to the same float32). With {@code --text}, one line per token of the text: its id, a tab,
+ * its vocabulary token, a tab, the values.
  */
 @Command(name = "lookup", mixinStandardHelpOptions = true, description = "Look up rows by id or token from shard servers.")
 public final class LookupCommand implements Callable<Integer>, Subcommand {
@@ -29,6 +31,12 @@ public final class LookupCommand implements Callable<Integer>, Subcommand {
 
     @Option(names = "--tokens", split = ",", description = "Tokens of the table's vocabulary, e.g. king,queen.")
     String[] tokens;
+
+    @Option(
+        names = "--text",
+        description = "Text, tokenized as the table records (gpt2: GPT-2's byte-pair encoding; a table without a tokenizer:"
+            + " whitespace-separated vocabulary tokens); one line per token: id, token, row.")
+    String text;
   }
 
   @Option(names = "--token", description = "Bearer token (same as --auth-token).")
@@ -44,7 +52,8 @@ public final class LookupCommand implements Callable<Integer>, Subcommand {
   @Override
   public Integer call() throws Exception {
     try (EmbeddingClient c = client.connect(token)) {
-      long[] ids = query.ids != null ? query.ids : c.tokenIds(query.tokens);
+      Tokenizer tokenizer = query.text == null ? null : Tokenizer.forTable(c.manifest(), c.vocabulary());
+      long[] ids = query.ids != null ? query.ids : tokenizer != null ? tokenizer.encodeKnown(query.text) : c.tokenIds(query.tokens);
       int dim = c.dim();
       float[] rows = new float[ids.length * dim];
       c.lookup(ids, rows);
@@ -52,7 +61,11 @@ public final class LookupCommand implements Callable<Integer>, Subcommand {
       StringBuilder line = new StringBuilder();
       for (int i = 0; i < ids.length; i++) {
         line.setLength(0);
-        line.append(query.ids != null ? Long.toString(ids[i]) : query.tokens[i]).append('\t');
+        if (tokenizer != null) {
+          line.append(ids[i]).append('\t').append(tokenizer.token(ids[i])).append('\t');
+        } else {
+          line.append(query.ids != null ? Long.toString(ids[i]) : query.tokens[i]).append('\t');
+        }
         for (int k = 0; k < dim; k++) {
           if (k > 0) {
             line.append(' ');
