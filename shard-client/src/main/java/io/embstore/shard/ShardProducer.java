@@ -330,7 +330,7 @@ final class ShardProducer extends NoOpFlightProducer {
       }
     }
     if (distinct == n) {
-      shard.applyUpdate(idAddress, grads.memoryAddress(), n, lr);
+      shard.update(idAddress, grads.memoryAddress(), n, lr);
       return n;
     }
     long rowBytes = shard.rowBytes;
@@ -349,7 +349,7 @@ final class ShardProducer extends NoOpFlightProducer {
           MemoryUtil.putInt(dst + 4L * c, Float.floatToRawIntBits(sum));
         }
       }
-      shard.applyUpdate(uniqueIds.memoryAddress(), sAddress, distinct, lr);
+      shard.update(uniqueIds.memoryAddress(), sAddress, distinct, lr);
     }
     return distinct;
   }
