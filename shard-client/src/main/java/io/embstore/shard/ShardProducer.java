@@ -182,6 +182,7 @@ final class ShardProducer extends NoOpFlightProducer {
           checkSchema(in, expected, "look up ids");
           int n = checkRows(in, "look up");
           checkReplyBytes(n, shard);
+          checkNoNull(in.getVector(0), n, "look up ids", "id", "ids must not be null");
           ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
           shard.checkIds(ids, n, "look up");
           ArrowBuf data = Vectors.allocateRows(list, n); // the vector lets go of the previous reply
@@ -267,9 +268,12 @@ final class ShardProducer extends NoOpFlightProducer {
         double lr = meta != null && Arrays.equals(meta, lastMeta) ? lastLr : learningRate(cmd, meta, shard.optimizer);
         lastMeta = meta;
         lastLr = lr;
+        checkNoNull(in.getVector(0), n, "update", "id", "ids must not be null; nothing was applied");
         ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
-        ArrowBuf grads = ((Float4Vector) ((FixedSizeListVector) in.getVector(1)).getDataVector()).getDataBuffer();
+        FixedSizeListVector gradList = (FixedSizeListVector) in.getVector(1);
+        ArrowBuf grads = ((Float4Vector) gradList.getDataVector()).getDataBuffer();
         shard.checkIds(ids, n, "update");
+        checkNoNullValues(gradList, n, shard.dim, ids, "update id", "gradient", "gradients must not be null; nothing was applied");
         checkFinite(ids.memoryAddress(), grads.memoryAddress(), n, shard.dim);
         int rows = applyDeduplicated(shard, ids, grads, n, (float) lr);
         applied.set(0, rows);
@@ -300,6 +304,46 @@ final class ShardProducer extends NoOpFlightProducer {
       throw ShardErrors.invalid("Cannot update: learning rate " + lr + " (must be a positive finite number)");
     }
     return lr;
+  }
+
+  /**
+   * Throws INVALID_ARGUMENT at the first null among the first {@code n} slots of {@code v}: the
+   * bytes under a null slot are not a value (a client may leave another id there), so a request
+   * with one is refused whole. Null counts come from the validity buffers; a batch without nulls
+   * costs one count per column.
+   */
+  static void checkNoNull(org.apache.arrow.vector.ValueVector v, int n, String verb, String what, String rule) {
+    if (v.getNullCount() == 0) {
+      return;
+    }
+    for (int i = 0; i < n; i++) {
+      if (v.isNull(i)) {
+        throw ShardErrors.invalid("Cannot " + verb + ": the " + what + " of request row " + i + " is null (" + rule + ")");
+      }
+    }
+  }
+
+  /**
+   * Throws INVALID_ARGUMENT at the first null row or null value of the first {@code n} rows of a
+   * list column of {@code dim} float32 (a gradient or a query), naming the row's id when {@code ids}
+   * is given.
+   */
+  static void checkNoNullValues(FixedSizeListVector list, int n, int dim, ArrowBuf ids, String verb, String what, String rule) {
+    org.apache.arrow.vector.ValueVector values = list.getDataVector();
+    if (list.getNullCount() == 0 && values.getNullCount() == 0) {
+      return;
+    }
+    for (int i = 0; i < n; i++) {
+      String subject = ids == null ? verb : verb + " " + ids.getLong(8L * i);
+      if (list.isNull(i)) {
+        throw ShardErrors.invalid("Cannot " + subject + ": the " + what + " of request row " + i + " is null (" + rule + ")");
+      }
+      for (int c = 0; c < dim; c++) {
+        if (values.isNull(i * dim + c)) {
+          throw ShardErrors.invalid("Cannot " + subject + ": " + what + " value " + c + " of request row " + i + " is null (" + rule + ")");
+        }
+      }
+    }
   }
 
   /** Throws INVALID_ARGUMENT at the first of {@code n} rows of {@code dim} float32 that is not finite. */
@@ -365,7 +409,9 @@ final class ShardProducer extends NoOpFlightProducer {
         if (in.getRowCount() != 1) {
           throw ShardErrors.invalid("Cannot search: " + in.getRowCount() + " query rows (send exactly one per batch)");
         }
-        ArrowBuf q = ((Float4Vector) ((FixedSizeListVector) in.getVector(0)).getDataVector()).getDataBuffer();
+        FixedSizeListVector queryList = (FixedSizeListVector) in.getVector(0);
+        checkNoNullValues(queryList, 1, shard.dim, null, "search", "query", "queries must not be null");
+        ArrowBuf q = ((Float4Vector) queryList.getDataVector()).getDataBuffer();
         for (int c = 0; c < shard.dim; c++) {
           query[c] = q.getFloat(4L * c);
         }
