@@ -292,7 +292,11 @@ final class ShardLog implements AutoCloseable {
       dropSegmentsBefore(match);
       bases.addAll(found.subList(found.indexOf(match), found.size()));
     }
-    startSegment(nextSeq);
+    if (segments.lastKey() == nextSeq) {
+      continueSegment(segments.lastEntry().getValue()); // no update since it started (it may hold a base)
+    } else {
+      startSegment(nextSeq);
+    }
     LOG.info("Replayed write-ahead log {} on {}: {} update records (numbers {} to {})", dir, loaded, replayed,
         nextSeq - replayed, nextSeq - 1);
   }
@@ -460,6 +464,25 @@ final class ShardLog implements AutoCloseable {
     segmentBytes = ch.position();
     segments.put(first, file);
     forceDirectory();
+    synchronized (monitor) {
+      written += segmentBytes;
+      durable = written;
+    }
+  }
+
+  /** Appends to {@code file}, the last segment, whole (its torn tail already cut). */
+  private void continueSegment(Path file) throws IOException {
+    FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE);
+    try {
+      ch.force(false);
+      ch.position(ch.size());
+    } catch (IOException | RuntimeException e) {
+      ch.close();
+      throw e;
+    }
+    channel = ch;
+    current = file;
+    segmentBytes = ch.position();
     synchronized (monitor) {
       written += segmentBytes;
       durable = written;

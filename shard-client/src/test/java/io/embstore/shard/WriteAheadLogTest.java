@@ -363,6 +363,13 @@ class WriteAheadLogTest {
         assertThat(files.filter(p -> p.toString().endsWith(".log")).count()).isEqualTo(2);
       }
       assertHolds(again, ref);
+      // restarted again with no update since (the last segment holds only the snapshot's base): continued, not replaced
+      stop(again);
+      ShardServer third = start(sgd, "10ms");
+      assertThat(third.hosted(0, "test").log().segmentFiles()).extracting(p -> p.getFileName().toString())
+          .containsExactly("wal-00000000000000000016.log");
+      assertThat(third.manifest().tableVersion()).isEqualTo(5);
+      assertHolds(third, ref);
     }
   }
 
