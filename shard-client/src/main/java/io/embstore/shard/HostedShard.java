@@ -240,9 +240,35 @@ final class HostedShard implements AutoCloseable {
    * is applied: RESOURCE_EXHAUSTED when the disk is full, else UNAVAILABLE.
    */
   void update(long idAddress, long gradAddress, int n, float lr) {
+    awaitDurable(updateUnsynced(idAddress, gradAddress, n, lr));
+  }
+
+  /** Returns once the update of {@code ticket} is as durable as the log's sync mode promises (at once without a log). */
+  void awaitDurable(long ticket) {
+    if (log == null) {
+      return;
+    }
+    try {
+      log.awaitDurable(ticket);
+    } catch (IOException e) {
+      throw syncFailure(e);
+    }
+  }
+
+  /** The failure of an update whose record could not be forced. */
+  org.apache.arrow.flight.FlightRuntimeException syncFailure(IOException e) {
+    return logFailure("write-ahead log " + log.dir() + " failed to sync (" + e.getMessage()
+        + "); the update was applied in memory but may not survive a crash", e);
+  }
+
+  /**
+   * {@link #update} without waiting for the log: logs (when the shard has a log) and applies, and
+   * returns the record's ticket for {@link ShardLog#whenDurable} (0 without a log).
+   */
+  long updateUnsynced(long idAddress, long gradAddress, int n, float lr) {
     if (log == null) {
       applyUpdate(idAddress, gradAddress, n, lr);
-      return;
+      return 0;
     }
     long ticket;
     sequencer.lock();
@@ -256,12 +282,7 @@ final class HostedShard implements AutoCloseable {
     } finally {
       sequencer.unlock();
     }
-    try {
-      log.awaitDurable(ticket);
-    } catch (IOException e) {
-      throw logFailure("write-ahead log " + log.dir() + " failed to sync (" + e.getMessage()
-          + "); the update was applied in memory but may not survive a crash", e);
-    }
+    return ticket;
   }
 
   private org.apache.arrow.flight.FlightRuntimeException logFailure(String what, IOException e) {

@@ -183,6 +183,9 @@ final class ShardLog implements AutoCloseable {
   private long segmentBytes;
   private long nextSeq;
   private long replayed;
+  /** Update records appended and fsyncs made since open (for {@code stats}). */
+  private final java.util.concurrent.atomic.LongAdder records = new java.util.concurrent.atomic.LongAdder();
+  private final java.util.concurrent.atomic.LongAdder syncs = new java.util.concurrent.atomic.LongAdder();
 
   private final Object monitor = new Object();
   /** Bytes appended since open, over all segments; what a ticket counts. */
@@ -192,6 +195,18 @@ final class ShardLog implements AutoCloseable {
   private boolean syncing;
   /** Set when an fsync or a repair failed: the log takes no more records. */
   private IOException broken;
+  /** Callbacks of {@link #whenDurable}, by ticket. */
+  private final java.util.PriorityQueue<Waiter> waiters = new java.util.PriorityQueue<>();
+  /** With {@code always}: forces the file whenever a {@link #whenDurable} callback waits. */
+  private Thread syncer;
+  private boolean closing;
+
+  private record Waiter(long ticket, Runnable done) implements Comparable<Waiter> {
+    @Override
+    public int compareTo(Waiter o) {
+      return Long.compare(ticket, o.ticket);
+    }
+  }
 
   private ShardLog(Path dir, int shard, long rows, int dim, Optimizer optimizer, Sync sync, FileChannel lockChannel, FileLock lock) {
     this.dir = dir;
@@ -246,6 +261,11 @@ final class ShardLog implements AutoCloseable {
     } catch (IOException | RuntimeException e) {
       log.closeQuietly(e);
       throw e;
+    }
+    if (sync == Sync.ALWAYS) {
+      log.syncer = new Thread(log::syncWhileWaited, "embstore-wal-sync-" + shard);
+      log.syncer.setDaemon(true);
+      log.syncer.start();
     }
     return log;
   }
@@ -342,6 +362,16 @@ final class ShardLog implements AutoCloseable {
     return nextSeq;
   }
 
+  /** Update records appended since open. */
+  long records() {
+    return records.sum();
+  }
+
+  /** fsyncs of appended records since open (one may cover many records: group commit). */
+  long syncs() {
+    return syncs.sum();
+  }
+
   /** Update records replayed at open. */
   long replayed() {
     return replayed;
@@ -384,6 +414,7 @@ final class ShardLog implements AutoCloseable {
     gather[2] = grads;
     write(gather, HEADER + body);
     nextSeq++;
+    records.increment();
     return written;
   }
 
@@ -587,6 +618,7 @@ final class ShardLog implements AutoCloseable {
     long covered = written;
     try {
       channel.force(false);
+      syncs.increment();
     } catch (IOException e) {
       failure = new IOException("fsync of " + current + " failed: " + e.getMessage(), e);
     }
@@ -612,12 +644,87 @@ final class ShardLog implements AutoCloseable {
   }
 
   private void unlead(IOException failure) {
+    List<Runnable> ready = new ArrayList<>();
     synchronized (monitor) {
       syncing = false;
       if (failure != null && broken == null) {
         broken = failure;
       }
+      while (!waiters.isEmpty() && (broken != null || closing || waiters.peek().ticket() <= durable)) {
+        ready.add(waiters.poll().done());
+      }
       monitor.notifyAll();
+    }
+    for (Runnable r : ready) {
+      r.run();
+    }
+  }
+
+  /** Whether the record ending at {@code ticket} is on disk. */
+  boolean isDurable(long ticket) {
+    synchronized (monitor) {
+      return durable >= ticket;
+    }
+  }
+
+  /** The failure that made the log unusable, or null. */
+  IOException failure() {
+    synchronized (monitor) {
+      return broken;
+    }
+  }
+
+  /**
+   * Runs {@code done} once the record ending at {@code ticket} is on disk, or the log failed or is
+   * closing (the callback tells them apart with {@link #isDurable} and {@link #failure}): at once
+   * when that is already so, else on the thread that completes the fsync, which must not block in
+   * it. For {@code always} logs: their syncer thread forces the file while callbacks wait, so
+   * batches that arrive during one fsync share the next (group commit without a waiting caller).
+   */
+  void whenDurable(long ticket, Runnable done) {
+    boolean now;
+    synchronized (monitor) {
+      now = durable >= ticket || broken != null || closing;
+      if (!now) {
+        waiters.add(new Waiter(ticket, done));
+        monitor.notifyAll();
+      }
+    }
+    if (now) {
+      done.run();
+    }
+  }
+
+  /** The {@code always} syncer: forces the file whenever a callback waits for a record not yet on disk. */
+  private void syncWhileWaited() {
+    while (true) {
+      synchronized (monitor) {
+        while (!closing && broken == null && (syncing || waiters.isEmpty())) {
+          try {
+            monitor.wait();
+          } catch (InterruptedException e) {
+            return;
+          }
+        }
+        if (closing || broken != null) {
+          return;
+        }
+        syncing = true;
+      }
+      IOException failure = null;
+      long covered = written;
+      try {
+        channel.force(false);
+        syncs.increment();
+      } catch (IOException e) {
+        failure = new IOException("fsync of " + current + " failed: " + e.getMessage(), e);
+      }
+      synchronized (monitor) {
+        if (failure == null) {
+          durable = Math.max(durable, covered);
+        }
+      }
+      unlead(failure);
     }
   }
 
@@ -676,6 +783,7 @@ final class ShardLog implements AutoCloseable {
   /** Forces what was appended (unless the log is broken), closes the segment and releases the lock. */
   @Override
   public void close() throws IOException {
+    stopSyncer();
     IOException failure = null;
     try {
       if (channel != null && channel.isOpen() && broken == null) {
@@ -699,6 +807,30 @@ final class ShardLog implements AutoCloseable {
     lockChannel.close();
     if (failure != null) {
       throw failure;
+    }
+  }
+
+  /** Stops the syncer thread; callbacks still waiting run (they see the log closing). */
+  private void stopSyncer() {
+    List<Runnable> left = new ArrayList<>();
+    synchronized (monitor) {
+      closing = true;
+      monitor.notifyAll();
+    }
+    if (syncer != null) {
+      try {
+        syncer.join(10_000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    synchronized (monitor) {
+      while (!waiters.isEmpty()) {
+        left.add(waiters.poll().done());
+      }
+    }
+    for (Runnable r : left) {
+      r.run();
     }
   }
 

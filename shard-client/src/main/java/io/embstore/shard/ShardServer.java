@@ -634,7 +634,8 @@ public final class ShardServer implements AutoCloseable {
       HostedShard h = byIndex[s];
       long l = h.lookupRows.sum();
       long u = h.updateRows.sum();
-      shards.add(new Messages.ShardStats(s, h.rows, h.bytes(), l, u));
+      ShardLog log = h.log();
+      shards.add(new Messages.ShardStats(s, h.rows, h.bytes(), l, u, log == null ? 0 : log.records(), log == null ? 0 : log.syncs()));
       rows += h.rows;
       bytes += h.bytes();
       lookups += l;
@@ -679,6 +680,7 @@ public final class ShardServer implements AutoCloseable {
       parts.add(flight);
       // cancelled long-lived exchanges end their handlers just after the call is done
       parts.add(() -> producer.awaitHandlers(5000));
+      parts.add(producer::shutdownAcks);
     }
     for (HostedShard s : byIndex) {
       if (s != null) {
