@@ -48,14 +48,6 @@ public final class WalBench {
 
   static final List<String> MODES = List.of("no log", "always", "10ms", "none");
 
-  /** {@code embstore serve} with the arguments given, in a JVM of its own. */
-  public static final class Serve {
-    public static void main(String[] args) {
-      System.exit(io.embstore.format.cli.Cli.run(new io.embstore.shard.cli.ServeCommand(),
-          new java.io.PrintWriter(System.out, true), new java.io.PrintWriter(System.err, true), args));
-    }
-  }
-
   public static void main(String[] args) throws Exception {
     Map<String, String> opt = new LinkedHashMap<>();
     for (int i = 0; i + 1 < args.length; i += 2) {
@@ -124,7 +116,7 @@ public final class WalBench {
     if (!mode.equals("no log")) {
       args.addAll(List.of("--wal", wal.toString(), "--wal-sync", mode));
     }
-    try (ChildProcess server = ChildProcess.java("serve-" + mode.replace(' ', '-'), List.of("-Xmx1g"), Serve.class.getName(), args);
+    try (ChildProcess server = ChildProcess.java("serve-" + mode.replace(' ', '-'), List.of("-Xmx1g"), io.embstore.bench.common.ServeMain.class.getName(), args);
         BufferAllocator a = root.newChildAllocator("walbench-client", 0, Long.MAX_VALUE)) {
       String ready = server.await("embstore serve: serving");
       String endpoint = ready.substring(ready.lastIndexOf(" at ") + 4).trim();
