@@ -614,6 +614,17 @@ final class ShardLog implements AutoCloseable {
         waitOnMonitor();
       }
     }
+    IOException failure = forceAndUnlead();
+    if (failure != null) {
+      throw failure;
+    }
+  }
+
+  /**
+   * As the one leading: forces the file for every record appended so far, records them durable,
+   * gives up the lead (running the callbacks this completes); returns the failure, or null.
+   */
+  private IOException forceAndUnlead() {
     IOException failure = null;
     long covered = written;
     try {
@@ -628,9 +639,7 @@ final class ShardLog implements AutoCloseable {
       }
     }
     unlead(failure);
-    if (failure != null) {
-      throw failure;
-    }
+    return failure;
   }
 
   /** Waits until no fsync runs and makes the caller the one that runs the next. */
@@ -711,20 +720,7 @@ final class ShardLog implements AutoCloseable {
         }
         syncing = true;
       }
-      IOException failure = null;
-      long covered = written;
-      try {
-        channel.force(false);
-        syncs.increment();
-      } catch (IOException e) {
-        failure = new IOException("fsync of " + current + " failed: " + e.getMessage(), e);
-      }
-      synchronized (monitor) {
-        if (failure == null) {
-          durable = Math.max(durable, covered);
-        }
-      }
-      unlead(failure);
+      forceAndUnlead();
     }
   }
 

@@ -2,6 +2,7 @@ package io.embstore.bench.soak;
 
 import io.embstore.bench.common.ChildProcess;
 import io.embstore.bench.common.IdStream;
+import io.embstore.bench.common.Measure;
 import io.embstore.bench.common.ServeMain;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
@@ -458,7 +459,7 @@ public final class SoakBench {
       boolean throughputOk = !windows.isEmpty() && worstDrop >= 0.5;
       double total = lookups + updates + searches;
       System.out.printf(Locale.ROOT, "soak summary (%d s, %d intervals of %d s, first %d excluded as warm-up; load at the end %s):%n", seconds,
-          intervals.size(), intervalSeconds, warm, load());
+          intervals.size(), intervalSeconds, warm, Measure.loadAverage());
       System.out.printf(Locale.ROOT, "  requests: %d lookups (256 ids), %d updates (64 ids), %d nearest (k 10); %.1f requests/s with %d clients;"
           + " baseline 1 client %.1f requests/s (ratio %.2f)%n", lookups, updates, searches, total / seconds, threads, baseline,
           baseline == 0 ? 0 : total / seconds / baseline);
@@ -529,13 +530,7 @@ public final class SoakBench {
     }
   }
 
-  private static String load() {
-    try {
-      return Files.readString(Path.of("/proc/loadavg")).trim();
-    } catch (IOException e) {
-      return "unknown";
-    }
-  }
+
 
   /** The table: column 0 of every row 0 (it counts the updates), the other columns random. */
   private static void writeTable(Path dir, long rows, int dim, BufferAllocator allocator) throws IOException {

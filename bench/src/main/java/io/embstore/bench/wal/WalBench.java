@@ -63,7 +63,7 @@ public final class WalBench {
     Path work = Files.createTempDirectory("embstore-walbench");
     Path table = work.resolve("t");
     System.out.printf(Locale.ROOT, "WalBench: table %d x %d (2 shards), batches %s, writers %s, %d rounds, load %s%n", rows, dim,
-        Arrays.toString(batches), Arrays.toString(writers), rounds, load());
+        Arrays.toString(batches), Arrays.toString(writers), rounds, Measure.loadAverage());
     try (BufferAllocator root = new RootAllocator()) {
       writeTable(table, rows, dim, root);
       Measure m = new Measure(warmupMs, ms, 1);
@@ -82,7 +82,7 @@ public final class WalBench {
           }
         }
       }
-      System.out.printf(Locale.ROOT, "%nMedians over %d rounds (load at the end %s):%n", rounds, load());
+      System.out.printf(Locale.ROOT, "%nMedians over %d rounds (load at the end %s):%n", rounds, Measure.loadAverage());
       System.out.println("  B     writers  mode      rows/s        x no log   p50 us    p99 us   records/fsync");
       for (int b : batches) {
         for (int w : writers) {
@@ -179,11 +179,5 @@ public final class WalBench {
     }
   }
 
-  private static String load() {
-    try {
-      return Files.readString(Path.of("/proc/loadavg")).trim();
-    } catch (IOException e) {
-      return "unknown";
-    }
-  }
+
 }
