@@ -269,8 +269,9 @@ final class ShardProducer extends NoOpFlightProducer {
           checkSchema(in, expected, "update");
           int n = checkRows(in, "update");
           byte[] meta = bytesOf(reader.getLatestMetadata());
-          // a trainer sends the same rate for many batches in a row: parse it once
-          double lr = meta != null && Arrays.equals(meta, lastMeta) ? lastLr : learningRate(cmd, meta, shard.optimizer);
+          // a trainer sends the same rate for many batches in a row: parse it once. (Both arrays
+          // non-null before Arrays.equals: Jazzer 0.24's hook on it crashes the JVM on a null one.)
+          double lr = meta != null && lastMeta != null && Arrays.equals(meta, lastMeta) ? lastLr : learningRate(cmd, meta, shard.optimizer);
           lastMeta = meta;
           lastLr = lr;
           checkNoNull(in.getVector(0), n, "update", "id", "ids must not be null; nothing was applied");

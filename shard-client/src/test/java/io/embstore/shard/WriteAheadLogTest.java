@@ -315,11 +315,7 @@ class WriteAheadLogTest {
 
     // the table replaced by another one (an import over it): the log does not follow it
     io.embstore.format.TableManifest v1 = io.embstore.format.TableManifest.read(table);
-    try (var files = Files.walk(table)) {
-      for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
-        Files.delete(p);
-      }
-    }
+    io.embstore.format.fault.TableFiles.deleteTree(table);
     TestMatrices.write(table, TestMatrices.random(500, DIM, 99), 500, DIM, 1, "modulo", allocator);
     io.embstore.format.TableManifest other = io.embstore.format.TableManifest.read(table);
     assertThatThrownBy(() -> start(sgd, "always"))
