@@ -24,7 +24,11 @@ import org.apache.arrow.util.AutoCloseables;
  * <p>Concurrency: lookups copy rows without locking (a reader may see a row half-way through an
  * update: Hogwild). Updates lock the row's stripe (one of {@value #STRIPES} locks, by position), so
  * two updates of one row, or an update and a snapshot copy of it, never interleave: the embedding
- * and its optimizer state move together.
+ * and its optimizer state move together. With a write-ahead log ({@link #openLog}) an update also
+ * holds the shard's sequencer lock while it is logged and applied, so that the log's order is the
+ * order of application (the order a replay must follow to give the same rows bit for bit), and a
+ * snapshot holds it while it copies a chunk, so that each chunk is a cut of the log at a known
+ * update number (see {@link ShardLog}). Lock order: sequencer, then stripes.
  */
 final class HostedShard implements AutoCloseable {
   static final int STRIPES = 1024;
@@ -42,6 +46,12 @@ final class HostedShard implements AutoCloseable {
   private final long embAddress;
   private final long[] stateAddress;
   private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
+  /** Orders logging and applying of updates, and snapshot chunk copies, when the shard has a log. */
+  private final ReentrantLock sequencer = new ReentrantLock();
+  /** One snapshot of this shard at a time: a snapshot's log cut spans its whole copy. */
+  private final Object snapshotLock = new Object();
+  /** The write-ahead log, or null. */
+  private ShardLog log;
 
   /** Sink of {@link #touch}'s loads, so that the JIT keeps them. */
   @SuppressWarnings("unused")
@@ -142,6 +152,33 @@ final class HostedShard implements AutoCloseable {
     return shard;
   }
 
+  /**
+   * Opens this shard's write-ahead log in {@code walDir} and replays it on top of the rows loaded
+   * from {@code origin} (see {@link ShardLog#open}); returns the number of update records replayed.
+   * Called once, before the shard serves.
+   */
+  long openLog(java.nio.file.Path walDir, ShardLog.Sync sync, ShardLog.Origin origin) throws IOException {
+    long[] stateRow = new long[stateAddress.length];
+    log = ShardLog.open(walDir, index, rows, dim, optimizer, origin, sync, allocator, (seq, ids, grads, n, lr, base) -> {
+      for (int i = 0; i < n; i++) {
+        long id = MemoryUtil.getLong(ids + 8L * i);
+        if (!partitioner.contains(id) || partitioner.shardOf(id) != index) {
+          throw new IOException("update " + seq + " names id " + id + ", not one of " + partitioner.describeShard(index));
+        }
+        long pos = partitioner.positionOf(id);
+        if (!base.reflects(pos, seq)) {
+          applyRow(pos, grads + i * rowBytes, lr, stateRow);
+        }
+      }
+    });
+    return log.replayed();
+  }
+
+  /** The write-ahead log, or null. */
+  ShardLog log() {
+    return log;
+  }
+
   /** Bytes held: embeddings plus optimizer state. */
   long bytes() {
     long b = embeddings.capacity();
@@ -227,10 +264,70 @@ final class HostedShard implements AutoCloseable {
   // ------------------------------------------------------------------ update
 
   /**
-   * Applies one update: row {@code i} of {@code n} gets the gradient at {@code gradAddress + i * C *
-   * 4}. Ids must be validated and distinct, gradients finite.
+   * Applies one update (as {@link #applyUpdate}); with a write-ahead log, logs it first (ids,
+   * summed gradients and rate, in the order of application) and returns once it is as durable as
+   * the log's sync mode promises. A log that cannot be written refuses the update before anything
+   * is applied: RESOURCE_EXHAUSTED when the disk is full, else UNAVAILABLE.
    */
-  void applyUpdate(long idAddress, long gradAddress, int n, float lr) {
+  void update(long idAddress, long gradAddress, int n, float lr) {
+    awaitDurable(updateUnsynced(idAddress, gradAddress, n, lr));
+  }
+
+  /** Returns once the update of {@code ticket} is as durable as the log's sync mode promises (at once without a log). */
+  void awaitDurable(long ticket) {
+    if (log == null) {
+      return;
+    }
+    try {
+      log.awaitDurable(ticket);
+    } catch (IOException e) {
+      throw syncFailure(e);
+    }
+  }
+
+  /** The failure of an update whose record could not be forced. */
+  org.apache.arrow.flight.FlightRuntimeException syncFailure(IOException e) {
+    return logFailure("write-ahead log " + log.dir() + " failed to sync (" + e.getMessage()
+        + "); the update was applied in memory but may not survive a crash", e);
+  }
+
+  /**
+   * {@link #update} without waiting for the log: logs (when the shard has a log) and applies, and
+   * returns the record's ticket for {@link ShardLog#whenDurable} (0 without a log).
+   */
+  long updateUnsynced(long idAddress, long gradAddress, int n, float lr) {
+    if (log == null) {
+      applyUpdate(idAddress, gradAddress, n, lr);
+      return 0;
+    }
+    long ticket;
+    sequencer.lock();
+    try {
+      try {
+        ticket = log.append(idAddress, gradAddress, n, lr);
+      } catch (IOException e) {
+        throw logFailure("cannot append to write-ahead log " + log.dir() + " (" + e.getMessage() + "); nothing was applied", e);
+      }
+      applyUpdate(idAddress, gradAddress, n, lr);
+    } finally {
+      sequencer.unlock();
+    }
+    return ticket;
+  }
+
+  private org.apache.arrow.flight.FlightRuntimeException logFailure(String what, IOException e) {
+    String message = "Cannot update shard " + index + ": " + what;
+    if (String.valueOf(e.getMessage()).contains("No space left on device")) {
+      return org.apache.arrow.flight.CallStatus.RESOURCE_EXHAUSTED.withDescription(message + " (updates are refused until the log's disk has room; lookups go on)").withCause(e).toRuntimeException();
+    }
+    return org.apache.arrow.flight.CallStatus.UNAVAILABLE.withDescription(message + " (updates are refused; lookups go on)").withCause(e).toRuntimeException();
+  }
+
+  /**
+   * Applies one update: row {@code i} of {@code n} gets the gradient at {@code gradAddress + i * C *
+   * 4}. Ids must be validated and distinct, gradients finite. Not logged: callers use {@link #update}.
+   */
+  private void applyUpdate(long idAddress, long gradAddress, int n, float lr) {
     touch(idAddress, n);
     long[] stateRow = new long[stateAddress.length];
     for (int i = 0; i < n; i++) {
@@ -341,14 +438,54 @@ final class HostedShard implements AutoCloseable {
   // ------------------------------------------------------------------ snapshot
 
   /**
+   * Writes every row and its optimizer state to {@code writer} (see {@link #writeTo}), finishes the
+   * file and returns its manifest entry. With a write-ahead log: first deletes the log segments
+   * that an earlier snapshot, now seen committed, makes unnecessary; starts a new segment at the
+   * first chunk; and once the file is written appends and forces its BASE record ({@code dir} and
+   * {@code version} name the table it belongs to), so that the log can be replayed on top of it.
+   */
+  TableManifest.ShardEntry snapshotTo(ShardWriter writer, BufferAllocator scratch, String dir, long version) throws IOException {
+    synchronized (snapshotLock) {
+      if (log != null) {
+        log.confirmCommitted();
+      }
+      long[] seqs = writeTo(writer, scratch);
+      TableManifest.ShardEntry entry = writer.finish();
+      if (log != null) {
+        ShardLog.Base base = new ShardLog.Base(ShardLog.Origin.of(version, entry), dir, TableFormat.batchRows(dim, stateWidth()), seqs);
+        sequencer.lock();
+        try {
+          log.appendBase(base);
+        } finally {
+          sequencer.unlock();
+        }
+        log.sync(true);
+        log.baseWritten(base);
+      }
+      return entry;
+    }
+  }
+
+  /**
    * Writes every row and its optimizer state to {@code writer}, chunk by chunk. Each chunk is copied
    * into a staging buffer while holding every stripe lock, so each row of the file is the state
    * after a whole number of updates (with matching optimizer state); lookups never wait, and
    * updates wait at most for one chunk copy. Rows of different chunks may come from different
-   * moments.
+   * moments. With a write-ahead log the copy also holds the sequencer, and the update number at each
+   * chunk copy is returned (chunk i reflects exactly the updates numbered below it); else null.
    */
-  void writeTo(ShardWriter writer, BufferAllocator scratch) throws IOException {
+  private long[] writeTo(ShardWriter writer, BufferAllocator scratch) throws IOException {
     int chunk = TableFormat.batchRows(dim, stateWidth());
+    long[] seqs = log == null ? null : new long[(int) Math.max(1, (rows + chunk - 1) / chunk)];
+    if (seqs != null && rows == 0) {
+      sequencer.lock();
+      try {
+        log.rotate();
+        seqs[0] = log.nextSeq();
+      } finally {
+        sequencer.unlock();
+      }
+    }
     try (ArrowBuf embStage = scratch.buffer(chunk * rowBytes)) {
       ArrowBuf[] stateStage = new ArrowBuf[state.length];
       try {
@@ -357,15 +494,30 @@ final class HostedShard implements AutoCloseable {
         }
         for (long from = 0; from < rows; from += chunk) {
           int n = (int) Math.min(chunk, rows - from);
-          lockAll();
+          if (seqs != null) {
+            sequencer.lock();
+          }
           try {
-            embStage.setBytes(0, embeddings, from * rowBytes, n * rowBytes);
-            for (int i = 0; i < state.length; i++) {
-              long w = stateColumns.get(i).width() * 4L;
-              stateStage[i].setBytes(0, state[i], from * w, n * w);
+            if (seqs != null) {
+              if (from == 0) {
+                log.rotate();
+              }
+              seqs[(int) (from / chunk)] = log.nextSeq();
+            }
+            lockAll();
+            try {
+              embStage.setBytes(0, embeddings, from * rowBytes, n * rowBytes);
+              for (int i = 0; i < state.length; i++) {
+                long w = stateColumns.get(i).width() * 4L;
+                stateStage[i].setBytes(0, state[i], from * w, n * w);
+              }
+            } finally {
+              unlockAll();
             }
           } finally {
-            unlockAll();
+            if (seqs != null) {
+              sequencer.unlock();
+            }
           }
           writer.append(embStage, 0, n, stateStage);
         }
@@ -377,6 +529,7 @@ final class HostedShard implements AutoCloseable {
         }
       }
     }
+    return seqs;
   }
 
   private int stateWidth() {
@@ -399,8 +552,16 @@ final class HostedShard implements AutoCloseable {
     }
   }
 
+  /** Closes the log (forcing what it holds), then frees the rows. */
   @Override
   public void close() {
+    if (log != null) {
+      try {
+        log.close();
+      } catch (IOException e) {
+        org.slf4j.LoggerFactory.getLogger(HostedShard.class).warn("Cannot close {} cleanly: {}", log, e.toString());
+      }
+    }
     for (ArrowBuf s : state) {
       s.close();
     }

@@ -90,7 +90,7 @@ final class InProcessTransport implements ShardTransport {
         server.inProcess(shard, h -> {
           h.checkIds(ids, n, "update");
           // without a rate the shard's optimizer's applies, as in the server's update handler
-          h.applyUpdate(ids.memoryAddress(), grads.memoryAddress(), n, Float.isNaN(lr) ? (float) h.optimizer.lr() : lr);
+          h.update(ids.memoryAddress(), grads.memoryAddress(), n, Float.isNaN(lr) ? (float) h.optimizer.lr() : lr);
         });
       }
       return Pending.DONE;

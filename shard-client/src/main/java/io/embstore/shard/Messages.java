@@ -250,8 +250,11 @@ final class Messages {
     }
   }
 
-  /** One hosted shard's part of {@code stats}. */
-  record ShardStats(int index, long rows, long bytes, long lookupRows, long updateRows) {}
+  /**
+   * One hosted shard's part of {@code stats}; {@code walRecords} and {@code walSyncs}: update records
+   * its write-ahead log appended and fsyncs it made since start (0 without a log).
+   */
+  record ShardStats(int index, long rows, long bytes, long lookupRows, long updateRows, long walRecords, long walSyncs) {}
 
   /**
    * The result of {@code stats}: sizes, counters since start, and rates over the last {@code
@@ -267,7 +270,8 @@ final class Messages {
       ArrayNode list = n.putArray("shards");
       for (ShardStats s : shards) {
         list.addObject().put("index", s.index()).put("rows", s.rows()).put("bytes", s.bytes())
-            .put("lookupRows", s.lookupRows()).put("updateRows", s.updateRows());
+            .put("lookupRows", s.lookupRows()).put("updateRows", s.updateRows())
+            .put("walRecords", s.walRecords()).put("walSyncs", s.walSyncs());
       }
       n.put("uptimeSeconds", uptimeSeconds);
       n.put("rows", rows);
@@ -294,7 +298,7 @@ final class Messages {
         List<ShardStats> shards = new ArrayList<>();
         for (JsonNode s : array(n, "shards")) {
           shards.add(new ShardStats(integer(s, "index"), number(s, "rows"), number(s, "bytes"), number(s, "lookupRows"),
-              number(s, "updateRows")));
+              number(s, "updateRows"), s.path("walRecords").asLong(0), s.path("walSyncs").asLong(0)));
         }
         return new Stats(real(n, "uptimeSeconds"), number(n, "rows"), number(n, "bytes"), number(n, "allocatedBytes"),
             number(n, "lookupRows"), number(n, "lookupRequests"), number(n, "updateRows"), number(n, "updateRequests"),

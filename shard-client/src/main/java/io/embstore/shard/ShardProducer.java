@@ -1,6 +1,8 @@
 package io.embstore.shard;
 
+import java.io.IOException;
 import java.util.Arrays;
+import java.util.concurrent.ExecutorService;
 import org.apache.arrow.flight.Action;
 import org.apache.arrow.flight.ActionType;
 import org.apache.arrow.flight.FlightRuntimeException;
@@ -170,6 +172,7 @@ final class ShardProducer extends NoOpFlightProducer {
           checkSchema(in, expected, "look up ids");
           int n = in.getRowCount();
           server.checkLookup(shard, n);
+          checkNoNull(in.getVector(0), n, "look up ids", "id", "ids must not be null");
           ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
           shard.checkIds(ids, n, "look up");
           ArrowBuf data = Vectors.allocateRows(list, n); // the vector lets go of the previous reply
@@ -244,26 +247,203 @@ final class ShardProducer extends NoOpFlightProducer {
       listener.start(out);
       BigIntVector applied = (BigIntVector) out.getVector(0);
       applied.allocateNew(1); // reused by every batch: without zero copy putNext copies it out
-      byte[] lastMeta = null;
-      double lastLr = Double.NaN;
-      while (nextBatch(reader)) {
-        VectorSchemaRoot in = reader.getRoot();
-        checkSchema(in, expected, "update");
-        int n = checkRows(in, "update");
-        byte[] meta = bytesOf(reader.getLatestMetadata());
-        // a trainer sends the same rate for many batches in a row: parse it once
-        double lr = meta != null && Arrays.equals(meta, lastMeta) ? lastLr : learningRate(cmd, meta, shard.optimizer);
-        lastMeta = meta;
-        lastLr = lr;
-        ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
-        ArrowBuf grads = ((Float4Vector) ((FixedSizeListVector) in.getVector(1)).getDataVector()).getDataBuffer();
-        shard.checkIds(ids, n, "update");
-        checkFinite(ids.memoryAddress(), grads.memoryAddress(), n, shard.dim);
-        int rows = applyDeduplicated(shard, ids, grads, n, (float) lr);
-        applied.set(0, rows);
+      ShardLog log = shard.log();
+      DeferredReplies deferred = log != null && log.sync == ShardLog.Sync.ALWAYS ? new DeferredReplies(shard, listener, out, applied) : null;
+      try {
+        byte[] lastMeta = null;
+        double lastLr = Double.NaN;
+        while (nextBatch(reader)) {
+          VectorSchemaRoot in = reader.getRoot();
+          checkSchema(in, expected, "update");
+          int n = checkRows(in, "update");
+          byte[] meta = bytesOf(reader.getLatestMetadata());
+          // a trainer sends the same rate for many batches in a row: parse it once. (Both arrays
+          // non-null before Arrays.equals: Jazzer 0.24's hook on it crashes the JVM on a null one.)
+          double lr = meta != null && lastMeta != null && Arrays.equals(meta, lastMeta) ? lastLr : learningRate(cmd, meta, shard.optimizer);
+          lastMeta = meta;
+          lastLr = lr;
+          checkNoNull(in.getVector(0), n, "update", "id", "ids must not be null; nothing was applied");
+          ArrowBuf ids = ((BigIntVector) in.getVector(0)).getDataBuffer();
+          FixedSizeListVector gradList = (FixedSizeListVector) in.getVector(1);
+          ArrowBuf grads = ((Float4Vector) gradList.getDataVector()).getDataBuffer();
+          shard.checkIds(ids, n, "update");
+          checkNoNullValues(gradList, n, shard.dim, ids, "update id", "gradient", "gradients must not be null; nothing was applied");
+          checkFinite(ids.memoryAddress(), grads.memoryAddress(), n, shard.dim);
+          long[] ticket = new long[1];
+          int rows = applyDeduplicated(shard, ids, grads, n, (float) lr, ticket);
+          if (deferred != null) {
+            deferred.add(ticket[0], rows);
+            continue;
+          }
+          shard.awaitDurable(ticket[0]);
+          applied.set(0, rows);
+          out.setRowCount(1);
+          awaitReady(listener);
+          listener.putNext();
+        }
+        if (deferred != null) {
+          deferred.finish();
+        }
+      } catch (RuntimeException e) {
+        if (deferred != null) {
+          deferred.finishQuietly(); // the batches before the failing one are answered first
+        }
+        throw e;
+      } finally {
+        if (deferred != null) {
+          deferred.close();
+        }
+      }
+    }
+  }
+
+  /** Sends the replies of an update exchange's batches as their log records reach the disk; see {@link #update}. */
+  private ExecutorService ackExecutor() {
+    synchronized (this) {
+      if (ackExecutor == null) {
+        ackExecutor = java.util.concurrent.Executors.newCachedThreadPool(r -> {
+          Thread t = new Thread(r, "embstore-wal-ack");
+          t.setDaemon(true);
+          return t;
+        });
+      }
+      return ackExecutor;
+    }
+  }
+
+  private ExecutorService ackExecutor;
+
+  /** Stops the threads that send deferred update replies (after every exchange handler ended). */
+  void shutdownAcks() {
+    synchronized (this) {
+      if (ackExecutor != null) {
+        ackExecutor.shutdownNow();
+      }
+    }
+  }
+
+  /**
+   * The replies of one update exchange on a shard whose log syncs {@code always}: each batch is
+   * answered, in order, once its record is on disk, by a thread of {@link #ackExecutor} woken by the
+   * log's syncer, while the handler goes on reading, logging and applying the batches a client
+   * pipelines on the stream. So the batches of one stream share an fsync as those of different
+   * streams do (waiting for each before reading the next would allow one fsync per batch and stream).
+   * Only one thread sends at a time (a work-in-progress counter), and the handler never sends.
+   */
+  private final class DeferredReplies {
+    private final HostedShard shard;
+    private final ShardLog log;
+    private final ServerStreamListener listener;
+    private final VectorSchemaRoot out;
+    private final BigIntVector applied;
+    /** {ticket, rows} of batches applied and not yet answered, oldest first; also the monitor of {@link #finish}. */
+    private final java.util.ArrayDeque<long[]> queue = new java.util.ArrayDeque<>();
+    private final java.util.concurrent.atomic.AtomicInteger wip = new java.util.concurrent.atomic.AtomicInteger();
+    private volatile RuntimeException failure;
+    private volatile boolean closed;
+
+    DeferredReplies(HostedShard shard, ServerStreamListener listener, VectorSchemaRoot out, BigIntVector applied) {
+      this.shard = shard;
+      this.log = shard.log();
+      this.listener = listener;
+      this.out = out;
+      this.applied = applied;
+    }
+
+    void add(long ticket, int rows) {
+      if (failure != null) {
+        throw failure;
+      }
+      synchronized (queue) {
+        queue.add(new long[] {ticket, rows});
+      }
+      log.whenDurable(ticket, () -> {
+        try {
+          ackExecutor().execute(this::drain);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+          drain(); // the server is stopping: the sender sees it and ends
+        }
+      });
+    }
+
+    private void drain() {
+      if (wip.getAndIncrement() != 0) {
+        return;
+      }
+      do {
+        try {
+          sendDurable();
+        } catch (RuntimeException e) {
+          if (failure == null) {
+            failure = e;
+          }
+        }
+      } while (wip.decrementAndGet() != 0);
+      synchronized (queue) {
+        queue.notifyAll();
+      }
+    }
+
+    private void sendDurable() {
+      while (!closed && failure == null) {
+        long[] head;
+        synchronized (queue) {
+          head = queue.peek();
+        }
+        if (head == null) {
+          return;
+        }
+        if (!log.isDurable(head[0])) {
+          IOException f = log.failure();
+          if (f != null) {
+            throw shard.syncFailure(f);
+          }
+          return;
+        }
+        applied.set(0, (int) head[1]);
         out.setRowCount(1);
         awaitReady(listener);
         listener.putNext();
+        synchronized (queue) {
+          queue.poll();
+        }
+      }
+    }
+
+    /** Waits until every batch is answered; throws the failure that stopped the replies. */
+    void finish() {
+      synchronized (queue) {
+        while (failure == null && !(queue.isEmpty() && wip.get() == 0)) {
+          if (stopping) {
+            throw CallStatusUnavailable.stopping();
+          }
+          try {
+            queue.wait(50);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw CallStatusUnavailable.stopping();
+          }
+        }
+      }
+      if (failure != null) {
+        throw failure;
+      }
+    }
+
+    void finishQuietly() {
+      try {
+        finish();
+      } catch (RuntimeException ignored) {
+        // the handler's own failure is the one the client gets
+      }
+    }
+
+    /** No more replies after this; waits for a sender under way. */
+    void close() {
+      closed = true;
+      long end = System.nanoTime() + 5_000_000_000L;
+      while (wip.get() != 0 && System.nanoTime() < end) {
+        java.util.concurrent.locks.LockSupport.parkNanos(100_000);
       }
     }
   }
@@ -290,6 +470,46 @@ final class ShardProducer extends NoOpFlightProducer {
     return lr;
   }
 
+  /**
+   * Throws INVALID_ARGUMENT at the first null among the first {@code n} slots of {@code v}: the
+   * bytes under a null slot are not a value (a client may leave another id there), so a request
+   * with one is refused whole. Null counts come from the validity buffers; a batch without nulls
+   * costs one count per column.
+   */
+  static void checkNoNull(org.apache.arrow.vector.ValueVector v, int n, String verb, String what, String rule) {
+    if (v.getNullCount() == 0) {
+      return;
+    }
+    for (int i = 0; i < n; i++) {
+      if (v.isNull(i)) {
+        throw ShardErrors.invalid("Cannot " + verb + ": the " + what + " of request row " + i + " is null (" + rule + ")");
+      }
+    }
+  }
+
+  /**
+   * Throws INVALID_ARGUMENT at the first null row or null value of the first {@code n} rows of a
+   * list column of {@code dim} float32 (a gradient or a query), naming the row's id when {@code ids}
+   * is given.
+   */
+  static void checkNoNullValues(FixedSizeListVector list, int n, int dim, ArrowBuf ids, String verb, String what, String rule) {
+    org.apache.arrow.vector.ValueVector values = list.getDataVector();
+    if (list.getNullCount() == 0 && values.getNullCount() == 0) {
+      return;
+    }
+    for (int i = 0; i < n; i++) {
+      String subject = ids == null ? verb : verb + " " + ids.getLong(8L * i);
+      if (list.isNull(i)) {
+        throw ShardErrors.invalid("Cannot " + subject + ": the " + what + " of request row " + i + " is null (" + rule + ")");
+      }
+      for (int c = 0; c < dim; c++) {
+        if (values.isNull(i * dim + c)) {
+          throw ShardErrors.invalid("Cannot " + subject + ": " + what + " value " + c + " of request row " + i + " is null (" + rule + ")");
+        }
+      }
+    }
+  }
+
   /** Throws INVALID_ARGUMENT at the first of {@code n} rows of {@code dim} float32 that is not finite. */
   static void checkFinite(long idAddress, long gradAddress, int n, int dim) {
     long count = (long) n * dim;
@@ -304,8 +524,8 @@ final class ShardProducer extends NoOpFlightProducer {
     }
   }
 
-  /** Sums duplicate ids (in a scratch buffer) and applies; returns the number of distinct rows. */
-  private int applyDeduplicated(HostedShard shard, ArrowBuf ids, ArrowBuf grads, int n, float lr) {
+  /** Sums duplicate ids (in a scratch buffer), logs and applies; returns the number of distinct rows, the log ticket in {@code ticket[0]}. */
+  private int applyDeduplicated(HostedShard shard, ArrowBuf ids, ArrowBuf grads, int n, float lr, long[] ticket) {
     long idAddress = ids.memoryAddress();
     LongIntMap slots = new LongIntMap(n);
     int[] slotOf = new int[n];
@@ -318,7 +538,7 @@ final class ShardProducer extends NoOpFlightProducer {
       }
     }
     if (distinct == n) {
-      shard.applyUpdate(idAddress, grads.memoryAddress(), n, lr);
+      ticket[0] = shard.updateUnsynced(idAddress, grads.memoryAddress(), n, lr);
       return n;
     }
     long rowBytes = shard.rowBytes;
@@ -337,7 +557,7 @@ final class ShardProducer extends NoOpFlightProducer {
           MemoryUtil.putInt(dst + 4L * c, Float.floatToRawIntBits(sum));
         }
       }
-      shard.applyUpdate(uniqueIds.memoryAddress(), sAddress, distinct, lr);
+      ticket[0] = shard.updateUnsynced(uniqueIds.memoryAddress(), sAddress, distinct, lr);
     }
     return distinct;
   }
@@ -353,7 +573,9 @@ final class ShardProducer extends NoOpFlightProducer {
         if (in.getRowCount() != 1) {
           throw ShardErrors.invalid("Cannot search: " + in.getRowCount() + " query rows (send exactly one per batch)");
         }
-        ArrowBuf q = ((Float4Vector) ((FixedSizeListVector) in.getVector(0)).getDataVector()).getDataBuffer();
+        FixedSizeListVector queryList = (FixedSizeListVector) in.getVector(0);
+        checkNoNullValues(queryList, 1, shard.dim, null, "search", "query", "queries must not be null");
+        ArrowBuf q = ((Float4Vector) queryList.getDataVector()).getDataBuffer();
         for (int c = 0; c < shard.dim; c++) {
           query[c] = q.getFloat(4L * c);
         }

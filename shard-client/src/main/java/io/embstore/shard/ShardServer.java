@@ -48,6 +48,14 @@ public final class ShardServer implements AutoCloseable {
   private final int maxMessageBytes;
   private final boolean auth;
   private final boolean tls;
+  /** Snapshots write only below this directory (real path), or anywhere when null. */
+  private final Path snapshotRoot;
+  /** The same directory as given (absolute, normalised), which a request may name through a link. */
+  private final Path snapshotRootGiven;
+  /** How the write-ahead log syncs, or null without a log. */
+  private final ShardLog.Sync walSync;
+  /** Forces the logs every N ms with {@code --wal-sync <N>ms}; null otherwise. */
+  private java.util.concurrent.ScheduledExecutorService walSyncer;
   private final BufferAllocator ownedRoot;
   private final BufferAllocator allocator;
   private final BufferAllocator flightAllocator;
@@ -86,6 +94,9 @@ public final class ShardServer implements AutoCloseable {
     private File tlsCert;
     private File tlsKey;
     private File clientCa;
+    private Path snapshotDir;
+    private Path wal;
+    private String walSync;
 
     private Builder() {}
 
@@ -175,6 +186,38 @@ public final class ShardServer implements AutoCloseable {
       return this;
     }
 
+    /**
+     * The directory the {@code snapshot} action may write into (it or any directory below it,
+     * symbolic links resolved); any other directory is refused with UNAUTHORIZED (gRPC
+     * PERMISSION_DENIED) and nothing is written. Created if missing. Default: the served table's own
+     * directory; a server started with {@link #initialize} and no snapshot directory writes
+     * snapshots wherever it is asked.
+     */
+    public Builder snapshotDir(Path dir) {
+      this.snapshotDir = dir;
+      return this;
+    }
+
+    /**
+     * Logs every update batch before acknowledging it, one write-ahead log per hosted shard in
+     * {@code dir/shard-NNNNN/}, and replays the logs on top of the loaded table at start (a
+     * restarted server is given the same directory). See {@code docs/reliability.md}.
+     */
+    public Builder wal(Path dir) {
+      this.wal = dir;
+      return this;
+    }
+
+    /**
+     * When a logged update is acknowledged: {@code always} (default: after an fsync covering it,
+     * shared by the batches that arrive together), {@code <N>ms} (after the write; the log is forced
+     * every N ms) or {@code none} (after the write; the operating system writes it back).
+     */
+    public Builder walSync(String mode) {
+      this.walSync = mode;
+      return this;
+    }
+
     public ShardServer start() throws IOException {
       if ((table == null) == (shape == null)) {
         throw new IllegalArgumentException("Cannot start shard server: give exactly one of table(dir) or initialize(shape, init)");
@@ -193,6 +236,12 @@ public final class ShardServer implements AutoCloseable {
       }
       if (clientCa != null && tlsCert == null) {
         throw new IllegalArgumentException("Cannot start shard server: client certificates (" + clientCa + ") need TLS (a certificate chain and a key)");
+      }
+      if (walSync != null && wal == null) {
+        throw new IllegalArgumentException("Cannot start shard server: walSync " + walSync + " needs a write-ahead log directory (wal)");
+      }
+      if (walSync != null) {
+        ShardLog.Sync.parse(walSync);
       }
       return new ShardServer(this);
     }
@@ -216,6 +265,10 @@ public final class ShardServer implements AutoCloseable {
     this.maxMessageBytes = b.maxMessageBytes;
     this.auth = b.readToken != null || b.writeToken != null;
     this.tls = b.tlsCert != null;
+    this.walSync = b.wal == null ? null : b.walSync == null ? ShardLog.Sync.ALWAYS : ShardLog.Sync.parse(b.walSync);
+    Path root = b.snapshotDir != null ? b.snapshotDir : b.table;
+    this.snapshotRoot = snapshotRoot(root);
+    this.snapshotRootGiven = root == null ? null : root.toAbsolutePath().normalize();
     int p = m.numShards();
     int[] wanted = b.shards == null ? range(p) : b.shards;
     boolean[] seen = new boolean[p];
@@ -240,6 +293,22 @@ public final class ShardServer implements AutoCloseable {
         byIndex[s] = opened != null
             ? HostedShard.load(opened, s, spec, allocator)
             : HostedShard.initialize(m.partitioner(), m.dim(), s, b.init, spec, allocator);
+      }
+      if (b.wal != null) {
+        long replayed = 0;
+        for (int s : shardIndexes) {
+          ShardLog.Origin origin = opened == null ? ShardLog.Origin.INITIALIZED : ShardLog.Origin.of(m.tableVersion(), m.shard(s));
+          replayed = Math.max(replayed, byIndex[s].openLog(b.wal, walSync, origin));
+        }
+        step.addAndGet(replayed);
+        if (walSync.periodic()) {
+          walSyncer = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "embstore-wal-sync");
+            t.setDaemon(true);
+            return t;
+          });
+          walSyncer.scheduleWithFixedDelay(this::syncLogs, walSync.intervalMillis(), walSync.intervalMillis(), TimeUnit.MILLISECONDS);
+        }
       }
       this.rates = RecentRates.start(() -> total(h -> h.lookupRows.sum()), () -> total(h -> h.lookupRequests.sum()),
           () -> total(h -> h.updateRows.sum()), () -> total(h -> h.updateRequests.sum()));
@@ -279,6 +348,27 @@ public final class ShardServer implements AutoCloseable {
         e.addSuppressed(suppressed);
       }
       throw e;
+    }
+  }
+
+  /** The real path of {@code dir} (created if missing), or null. */
+  private static Path snapshotRoot(Path dir) throws IOException {
+    if (dir == null) {
+      return null;
+    }
+    java.nio.file.Files.createDirectories(dir);
+    return dir.toRealPath();
+  }
+
+  /** Forces every shard's write-ahead log ({@code --wal-sync <N>ms}); a failure leaves that log refusing updates. */
+  private void syncLogs() {
+    for (int s : shardIndexes) {
+      ShardLog log = byIndex[s].log();
+      try {
+        log.sync(false);
+      } catch (IOException | RuntimeException e) {
+        org.slf4j.LoggerFactory.getLogger(ShardServer.class).warn("Cannot sync {}: {}", log, e.toString());
+      }
     }
   }
 
@@ -378,8 +468,7 @@ public final class ShardServer implements AutoCloseable {
           TableWriter.removeUncommitted(dir, file, version);
           ShardWriter w = ShardWriter.create(file, s, m.partitioner(), m.dim(), shard.stateColumns, scratch);
           writers.add(w);
-          shard.writeTo(w, scratch);
-          entries.add(w.finish());
+          entries.add(shard.snapshotTo(w, scratch, dir.toAbsolutePath().toString(), version));
         }
       } finally {
         IOException failure = null;
@@ -477,7 +566,7 @@ public final class ShardServer implements AutoCloseable {
    * cannot be carried out (a version already committed, no such directory).
    */
   Messages.SnapshotReply snapshot(Messages.SnapshotRequest request) {
-    Path dir = Path.of(request.dir());
+    Path dir = confine(request.dir());
     List<TableManifest.ShardEntry> entries;
     try {
       entries = writeShards(dir, request.version(), request.shards() == null ? shardIndexes : request.shards());
@@ -489,6 +578,43 @@ public final class ShardServer implements AutoCloseable {
       throw ShardErrors.internal("Cannot snapshot to " + dir + ": " + e.getMessage(), e);
     }
     return new Messages.SnapshotReply(request.version(), entries, manifest().optimizer());
+  }
+
+  /**
+   * The directory a snapshot request names, checked against the snapshot root: lexically (absolute,
+   * normalised) and then with symbolic links resolved, it must be the root or below it, else
+   * UNAUTHORIZED; a directory that does not exist is INVALID_ARGUMENT. Returns the real path, the
+   * one written into.
+   */
+  Path confine(String requested) {
+    Path dir;
+    try {
+      dir = Path.of(requested).toAbsolutePath().normalize();
+    } catch (java.nio.file.InvalidPathException e) {
+      throw ShardErrors.invalid("Cannot snapshot to " + requested + ": not a path (" + e.getMessage() + ")");
+    }
+    if (snapshotRoot == null) {
+      return dir;
+    }
+    if (!dir.startsWith(snapshotRoot) && !dir.startsWith(snapshotRootGiven)) {
+      throw outsideRoot(requested);
+    }
+    Path real;
+    try {
+      real = dir.toRealPath();
+    } catch (java.nio.file.NoSuchFileException e) {
+      throw ShardErrors.invalid("Cannot snapshot to " + requested + ": no such directory");
+    } catch (IOException e) {
+      throw ShardErrors.invalid("Cannot snapshot to " + requested + ": " + e.getMessage());
+    }
+    if (!real.startsWith(snapshotRoot)) {
+      throw outsideRoot(requested + " (" + real + ")");
+    }
+    return real;
+  }
+
+  private RuntimeException outsideRoot(String requested) {
+    return ShardErrors.unauthorized("Cannot snapshot to " + requested + ": outside " + snapshotRoot + " (this server writes snapshots only below it)");
   }
 
   private long total(java.util.function.ToLongFunction<HostedShard> counter) {
@@ -538,7 +664,8 @@ public final class ShardServer implements AutoCloseable {
       HostedShard h = byIndex[s];
       long l = h.lookupRows.sum();
       long u = h.updateRows.sum();
-      shards.add(new Messages.ShardStats(s, h.rows, h.bytes(), l, u));
+      ShardLog log = h.log();
+      shards.add(new Messages.ShardStats(s, h.rows, h.bytes(), l, u, log == null ? 0 : log.records(), log == null ? 0 : log.syncs()));
       rows += h.rows;
       bytes += h.bytes();
       lookups += l;
@@ -569,6 +696,9 @@ public final class ShardServer implements AutoCloseable {
     if (rates != null) {
       parts.add(rates);
     }
+    if (walSyncer != null) {
+      parts.add(walSyncer::shutdownNow);
+    }
     if (flight != null) {
       parts.add(() -> {
         producer.stopExchanges();
@@ -582,6 +712,7 @@ public final class ShardServer implements AutoCloseable {
       // cancelled long-lived exchanges end their handlers just after the call is done
       parts.add(() -> producer.awaitHandlers(5000));
       parts.add(() -> lookups.awaitIdle(5000));
+      parts.add(producer::shutdownAcks);
     }
     for (HostedShard s : byIndex) {
       if (s != null) {

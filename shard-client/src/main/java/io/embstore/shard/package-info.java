@@ -16,7 +16,8 @@
  *       shards, limits, auth, TLS, {@code describe}, {@code stats}, snapshots, close), {@code
  *       ShardProducer} (the Flight handlers: decode a request, call the shard, encode the reply),
  *       {@code HostedShard} (one shard's rows and optimizer state in memory, stripe locks,
- *       gathers, in-place updates, the scan of a search, chunked snapshot copies), {@code TopK},
+ *       gathers, in-place updates, the scan of a search, chunked snapshot copies), {@code ShardLog}
+ *       (a shard's write-ahead log: group commit, replay, snapshot cuts, truncation), {@code TopK},
  *       {@link io.embstore.shard.RowInitializer}, {@code TokenAuthenticator}, {@code RecentRates}.
  *   <li>The client: {@link io.embstore.shard.EmbeddingClient} (the facade: builder, lookup,
  *       update, nearest, tokens), {@code RequestPlan} (dedup and routing of one call), {@code

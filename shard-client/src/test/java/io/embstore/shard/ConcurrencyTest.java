@@ -47,8 +47,8 @@ class ConcurrencyTest {
   @Test
   void concurrentLookupsUpdatesAndSnapshotsKeepUntouchedRowsAndWriteValidTables() throws Exception {
     Optimizer spec = Optimizer.rowwiseAdagrad(0.01, 1e-8);
-    fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(spec).allocator(allocator));
-    fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(spec).allocator(allocator));
+    fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(spec).snapshotDir(tmp).allocator(allocator));
+    fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(spec).snapshotDir(tmp).allocator(allocator));
     try (EmbeddingClient client =
         EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).allocator(allocator).build()) {
       AtomicBoolean stop = new AtomicBoolean();

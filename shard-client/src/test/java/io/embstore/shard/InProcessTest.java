@@ -47,8 +47,8 @@ class InProcessTest {
     viaFlight = new ShardFixture(tmp.resolve("a"), 500, DIM, 4, "modulo", allocator);
     inProcess = new ShardFixture(tmp.resolve("b"), 500, DIM, 4, "modulo", allocator);
     for (ShardFixture fx : List.of(viaFlight, inProcess)) {
-      fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(Optimizer.rowwiseAdagrad(0.05, 1e-8)).allocator(allocator));
-      fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(Optimizer.rowwiseAdagrad(0.05, 1e-8)).allocator(allocator));
+      fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(Optimizer.rowwiseAdagrad(0.05, 1e-8)).snapshotDir(tmp).allocator(allocator));
+      fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(Optimizer.rowwiseAdagrad(0.05, 1e-8)).snapshotDir(tmp).allocator(allocator));
     }
   }
 

@@ -115,7 +115,7 @@ class MessagesTest {
   @Test
   void statsRoundTrip() throws IOException {
     Messages.Stats s = new Messages.Stats(12.5, 1000, 64000, 70000, 500, 20, 300, 10, 4, 10.0, 50.5, 2.0, 30.0, 1.0, 40.0,
-        24.0, List.of(new Messages.ShardStats(1, 500, 32000, 250, 150)));
+        24.0, List.of(new Messages.ShardStats(1, 500, 32000, 250, 150, 120, 40)));
     assertThat(Messages.Stats.parse(s.toJson(), E)).isEqualTo(s);
     assertThatThrownBy(() -> Messages.Stats.parse(utf8("{\"shards\":[],\"uptimeSeconds\":\"x\"}"), E))
         .isInstanceOf(IOException.class)

@@ -149,8 +149,8 @@ class OptimizerTest {
     double lr = 0.05;
     fx = new ShardFixture(tmp.resolve("t"), V, C, 4, "modulo", allocator);
     Optimizer spec = spec(name, lr);
-    fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(spec).allocator(allocator));
-    fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(spec).allocator(allocator));
+    fx.start(ShardServer.builder().table(fx.dir).shards(0, 2).optimizer(spec).snapshotDir(tmp).allocator(allocator));
+    fx.start(ShardServer.builder().table(fx.dir).shards(1, 3).optimizer(spec).snapshotDir(tmp).allocator(allocator));
     Reference ref = new Reference(name, lr, fx.matrix);
     SplittableRandom r = new SplittableRandom(11);
     TableManifest snap;

@@ -122,7 +122,7 @@ public class ShardWorkBench {
     long idAddress = ids.memoryAddress() + 8L * N * b;
     long gradAddress = grads.memoryAddress() + 4L * dim * N * b;
     ShardProducer.checkFinite(idAddress, gradAddress, N, dim);
-    shard.applyUpdate(idAddress, gradAddress, N, 1e-3f);
+    shard.update(idAddress, gradAddress, N, 1e-3f);
   }
 
   /** A lookup's gather of the same rows (the server's work on a lookup batch). */

@@ -11,7 +11,7 @@ import java.util.TreeSet;
 import java.util.stream.Stream;
 import org.apache.arrow.memory.BufferAllocator;
 
-/** Helpers shared by the fault tests: read a whole table, list a directory. */
+/** Helpers shared by the fault and fuzz tests: read a whole table, list a directory, delete a tree. */
 public final class TableFiles {
   private TableFiles() {}
 
@@ -55,5 +55,17 @@ public final class TableFiles {
     }
     names.addAll(files);
     return names;
+  }
+
+  /** Deletes {@code dir} and everything below it; nothing when it does not exist. */
+  public static void deleteTree(Path dir) throws IOException {
+    if (!java.nio.file.Files.exists(dir)) {
+      return;
+    }
+    try (java.util.stream.Stream<Path> s = java.nio.file.Files.walk(dir)) {
+      for (Path f : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        java.nio.file.Files.delete(f);
+      }
+    }
   }
 }

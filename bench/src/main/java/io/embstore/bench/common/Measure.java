@@ -207,4 +207,13 @@ public final class Measure {
       return new Result(calls * (double) rowsPerCall / seconds, p50, p99, calls);
     }
   }
+
+  /** The load average (/proc/loadavg), so a reader can tell a quiet run from a shared one. */
+  public static String loadAverage() {
+    try {
+      return java.nio.file.Files.readString(java.nio.file.Path.of("/proc/loadavg")).trim();
+    } catch (java.io.IOException e) {
+      return "unknown";
+    }
+  }
 }

@@ -121,7 +121,7 @@ public final class LookupBench implements Callable<Integer> {
         runSize(root, m, Long.parseLong(vc[0]), Integer.parseInt(vc[1]));
       }
     }
-    out.printf("%n# load average at the end: %s%n", load());
+    out.printf("%n# load average at the end: %s%n", Measure.loadAverage());
     printAll();
     return 0;
   }
@@ -131,7 +131,7 @@ public final class LookupBench implements Callable<Integer> {
     int rowBytes = dim * 4;
     int maxBatch = batches.stream().max(Comparator.naturalOrder()).orElse(1);
     out.printf(Locale.ROOT, "%n## V=%,d x C=%d: %d-byte rows, %.1f MB matrix; load average %s%n", rows, dim, rowBytes,
-        rows * rowBytes / 1e6, load());
+        rows * rowBytes / 1e6, Measure.loadAverage());
     Map<String, IdStream> ids = new LinkedHashMap<>();
     for (String d : dists) {
       IdStream s = IdStream.of(d, rows, Math.max(1 << 21, 64 * maxBatch), SEED);
@@ -362,14 +362,7 @@ public final class LookupBench implements Callable<Integer> {
     return Integer.parseInt(endpoint.substring(endpoint.lastIndexOf(':') + 1));
   }
 
-  /** The load average, so a reader can tell a quiet run from a shared one. */
-  static String load() {
-    try {
-      return Files.readString(Path.of("/proc/loadavg")).trim();
-    } catch (IOException e) {
-      return "unknown";
-    }
-  }
+
 
   void cpu(EmbstoreSystem es, String size, String system, String dist, int batch) {
     cpu.add(String.format(Locale.ROOT, "%-11s %-26s %-8s %5d %10.1f us/call", size, system, dist, batch, es.cpuPerCallUs()));

@@ -71,6 +71,18 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
   @Option(names = "--tls-client-ca", description = "PEM CA certificates: require clients to present a certificate signed by one (mutual TLS; needs --tls-cert).")
   File tlsClientCa;
 
+  @Option(names = "--wal", description = "Write-ahead log directory: every update batch is logged before it is acknowledged and replayed"
+      + " at start on top of the table (give a restarted server the same directory); one log per hosted shard.")
+  Path wal;
+
+  @Option(names = "--wal-sync", description = "When a logged update is acknowledged: always (default with --wal: after an fsync covering it,"
+      + " shared by batches arriving together), <N>ms (after the write; forced every N ms) or none (after the write).")
+  String walSync;
+
+  @Option(names = "--snapshot-dir", description = "The directory the snapshot action may write into (it or below it; default: the table's"
+      + " directory). Any other directory is refused.")
+  Path snapshotDir;
+
   @Spec CommandSpec spec;
 
   private final CountDownLatch stop = new CountDownLatch(1);
@@ -112,6 +124,15 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
     }
     if (tlsCert != null) {
       b.tls(tlsCert, tlsKey);
+    }
+    if (walSync != null && wal == null) {
+      throw new IllegalArgumentException("Cannot serve: --wal-sync " + walSync + " needs --wal");
+    }
+    if (wal != null) {
+      b.wal(wal).walSync(walSync);
+    }
+    if (snapshotDir != null) {
+      b.snapshotDir(snapshotDir);
     }
     if (tlsClientCa != null) {
       b.clientCa(tlsClientCa);
