@@ -1,11 +1,9 @@
 package io.embstore.format;
 
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.List;
 import java.util.Map;
 import org.apache.arrow.memory.ArrowBuf;
@@ -31,11 +29,11 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * batch, valid until the next {@link #loadNextBatch()}.
  */
 public final class ShardReader implements AutoCloseable {
-  private final Path file;
+  private final String file;
   private final TableManifest manifest;
   private final int shard;
   private final BufferAllocator allocator;
-  private final FileChannel channel;
+  private final SeekableByteChannel channel;
   private final ArrowFileReader reader;
   private final VectorSchemaRoot root;
   private final Partitioner partitioner;
@@ -52,21 +50,95 @@ public final class ShardReader implements AutoCloseable {
   public static ShardReader open(
       Path dir, TableManifest manifest, int shard, BufferAllocator parent, boolean verifyChecksum)
       throws IOException {
+    return open(TableLocation.of(dir), manifest, shard, parent, verifyChecksum);
+  }
+
+  /**
+   * Opens shard {@code shard} of the table in {@code dir} described by {@code manifest}.
+   *
+   * @param verifyChecksum read the whole file once first and compare its CRC-32C with the manifest
+   */
+  public static ShardReader open(
+      TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent, boolean verifyChecksum)
+      throws IOException {
+    TableManifest.ShardEntry entry = entry(manifest, shard);
+    checkFile(dir, entry.file(), entry.bytes(), entry.crc32c(), verifyChecksum);
+    return new ShardReader(dir, entry.file(), manifest, shard, parent, null);
+  }
+
+  private static TableManifest.ShardEntry entry(TableManifest manifest, int shard) {
     if (shard < 0 || shard >= manifest.numShards()) {
       throw new IllegalArgumentException(
           "Cannot open shard " + shard + ": the table has shards 0.." + (manifest.numShards() - 1));
     }
-    TableManifest.ShardEntry entry = manifest.shard(shard);
-    Path file = dir.resolve(entry.file());
-    checkFile(file, entry.bytes(), entry.crc32c(), verifyChecksum);
-    return new ShardReader(file, manifest, shard, parent);
+    return manifest.shard(shard);
+  }
+
+  /**
+   * {@link #readFully} of a whole shard in one pass, its CRC-32C computed from the bytes as Arrow
+   * reads them ({@link Checksums.TrackingChannel}) and compared at the end. When the file is
+   * corrupt, the checksum mismatch is what is reported, even if Arrow or the id check failed first.
+   */
+  static void readFullyChecked(
+      TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent, ArrowBuf embeddings, ArrowBuf... state)
+      throws IOException {
+    TableManifest.ShardEntry entry = entry(manifest, shard);
+    checkFile(dir, entry.file(), entry.bytes(), entry.crc32c(), false);
+    Checksums.TrackingChannel[] tracking = new Checksums.TrackingChannel[1];
+    ShardReader reader;
+    try {
+      reader = new ShardReader(dir, entry.file(), manifest, shard, parent, tracking);
+    } catch (IOException | RuntimeException e) {
+      // A damaged schema or footer: report the checksum when it is the cause.
+      try {
+        checkFile(dir, entry.file(), entry.bytes(), entry.crc32c(), true);
+      } catch (TableFormatException corrupt) {
+        corrupt.addSuppressed(e);
+        throw corrupt;
+      }
+      throw e;
+    }
+    try (ShardReader r = reader) {
+      try {
+        r.readFully(embeddings, state);
+      } catch (IOException | RuntimeException e) {
+        TableFormatException corrupt = r.checksumMismatch(tracking[0], entry.crc32c());
+        if (corrupt != null) {
+          corrupt.addSuppressed(e);
+          throw corrupt;
+        }
+        throw e;
+      }
+      TableFormatException corrupt = r.checksumMismatch(tracking[0], entry.crc32c());
+      if (corrupt != null) {
+        throw corrupt;
+      }
+    }
+  }
+
+  /** The mismatch of the tracked CRC-32C (finished over the bytes Arrow skipped), or null. */
+  private TableFormatException checksumMismatch(Checksums.TrackingChannel ch, int expected) throws IOException {
+    int actual = ch.finish();
+    return actual == expected ? null : mismatch(file, expected, actual);
+  }
+
+  private static TableFormatException mismatch(String file, int expected, int actual) {
+    return new TableFormatException(
+        "Cannot open "
+            + file
+            + ": checksum mismatch (manifest crc32c:"
+            + Checksums.hex(expected)
+            + ", file crc32c:"
+            + Checksums.hex(actual)
+            + "): the file is corrupt");
   }
 
   /** Checks a file's existence, length and (optionally) CRC-32C against the manifest. */
-  static void checkFile(Path file, long bytes, int crc32c, boolean verifyChecksum) throws IOException {
+  static void checkFile(TableLocation dir, String name, long bytes, int crc32c, boolean verifyChecksum) throws IOException {
+    String file = dir.describe(name);
     long size;
     try {
-      size = Files.size(file);
+      size = dir.size(name);
     } catch (NoSuchFileException e) {
       throw new TableFormatException("Cannot open " + file + ": file is missing", e);
     }
@@ -75,33 +147,35 @@ public final class ShardReader implements AutoCloseable {
           "Cannot open " + file + ": length is " + size + " bytes, the manifest says " + bytes + " (truncated or replaced)");
     }
     if (verifyChecksum) {
-      int actual = (int) Checksums.crc32cOfFile(file)[0];
+      int actual;
+      try (SeekableByteChannel ch = dir.openSequential(name)) {
+        actual = (int) Checksums.crc32c(ch)[0];
+      }
       if (actual != crc32c) {
-        throw new TableFormatException(
-            "Cannot open "
-                + file
-                + ": checksum mismatch (manifest crc32c:"
-                + Checksums.hex(crc32c)
-                + ", file crc32c:"
-                + Checksums.hex(actual)
-                + "): the file is corrupt");
+        throw mismatch(file, crc32c, actual);
       }
     }
   }
 
-  private ShardReader(Path file, TableManifest manifest, int shard, BufferAllocator parent)
+  private ShardReader(
+      TableLocation dir, String name, TableManifest manifest, int shard, BufferAllocator parent,
+      Checksums.TrackingChannel[] tracking)
       throws IOException {
-    this.file = file;
+    this.file = dir.describe(name);
     this.manifest = manifest;
     this.shard = shard;
     this.partitioner = manifest.partitioner();
     this.expectedRows = partitioner.shardRows(shard);
     BufferAllocator child = null;
-    FileChannel ch = null;
+    SeekableByteChannel ch = null;
     ArrowFileReader r = null;
     try {
-      child = parent.newChildAllocator("shard-reader-" + shard + "-" + file.getFileName(), 0, Long.MAX_VALUE);
-      ch = FileChannel.open(file, StandardOpenOption.READ);
+      child = parent.newChildAllocator("shard-reader-" + shard + "-" + name, 0, Long.MAX_VALUE);
+      ch = dir.openRead(name);
+      if (tracking != null) {
+        tracking[0] = new Checksums.TrackingChannel(ch);
+        ch = tracking[0];
+      }
       r = new ArrowFileReader(ch, child);
       VectorSchemaRoot vsr;
       try {
@@ -155,7 +229,7 @@ public final class ShardReader implements AutoCloseable {
       throw new TableFormatException(
           "Cannot open " + file + ": format is '" + format + "', expected '" + TableFormat.SHARD_FORMAT_NAME + "'");
     }
-    TableFormat.checkVersion(file.toString(), intMeta(meta, TableFormat.META_VERSION));
+    TableFormat.checkVersion(file, intMeta(meta, TableFormat.META_VERSION));
     expectMeta(meta, TableFormat.META_DIM, manifest.dim());
     expectMeta(meta, TableFormat.META_SHARD, shard);
     expectMeta(meta, TableFormat.META_NUM_SHARDS, manifest.numShards());
@@ -212,7 +286,8 @@ public final class ShardReader implements AutoCloseable {
     }
   }
 
-  public Path file() {
+  /** The file, as named in messages. */
+  public String file() {
     return file;
   }
 

@@ -344,15 +344,19 @@ public final class TableManifest {
    * @throws TableFormatException when the directory holds no committed table or the manifest is bad
    */
   public static TableManifest read(Path dir) throws IOException {
-    Path file = dir.resolve(TableFormat.MANIFEST_FILE);
+    return read(TableLocation.of(dir));
+  }
+
+  /** Reads and validates the manifest of the table in {@code dir}, on any storage. */
+  public static TableManifest read(TableLocation dir) throws IOException {
     byte[] bytes;
     try {
-      bytes = java.nio.file.Files.readAllBytes(file);
+      bytes = dir.readAllBytes(TableFormat.MANIFEST_FILE);
     } catch (NoSuchFileException e) {
       throw new TableFormatException(
           "Cannot open table " + dir + ": no " + TableFormat.MANIFEST_FILE + " (not a table, or a write that never committed)", e);
     }
-    return parse(bytes, file.toString());
+    return parse(bytes, dir.describe(TableFormat.MANIFEST_FILE));
   }
 
   @Override

@@ -17,6 +17,9 @@ public final class Cli {
   public static final int EXIT_OK = 0;
   public static final int EXIT_FAILURE = 1;
   public static final int EXIT_USAGE = 2;
+  /** Help of every {@code --table} option: where a table may live. */
+  public static final String TABLE_HELP =
+      "The table: a directory, or a URI (file:, hdfs://NAMENODE/DIR, s3a://BUCKET/DIR; Hadoop configuration from HADOOP_CONF_DIR).";
 
   private Cli() {}
 

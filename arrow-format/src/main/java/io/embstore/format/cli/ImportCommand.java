@@ -1,5 +1,6 @@
 package io.embstore.format.cli;
 
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.convert.ImportFormat;
 import io.embstore.format.convert.Importer;
@@ -51,8 +52,9 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
       description = "modulo (id mod P; default: spreads the hot low ids of frequency-sorted vocabularies) or range (contiguous blocks).")
   String partitioner;
 
-  @Option(names = "--output", required = true, paramLabel = "TABLE_DIR", description = "The table directory to create; must not exist.")
-  Path output;
+  @Option(names = "--output", required = true, paramLabel = "TABLE",
+      description = "The table to create: a directory, or a URI (file:, hdfs://NAMENODE/DIR, s3a://BUCKET/DIR); must not exist.")
+  String output;
 
   @Option(names = "--allow-non-finite", description = "Keep NaN and infinite values instead of rejecting the file.")
   boolean allowNonFinite;
@@ -70,7 +72,7 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
       m =
           Importer.run(
               new Importer.Options(
-                  ImportFormat.of(from), input, vocab, shards, partitioner, output, allowNonFinite,
+                  ImportFormat.of(from), input, vocab, shards, partitioner, TableLocation.of(output), allowNonFinite,
                   spec.commandLine().getErr()),
               allocator);
     }

@@ -1,6 +1,7 @@
 package io.embstore.format.convert;
 
 import io.embstore.format.Table;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.Vocabulary;
 import java.io.BufferedOutputStream;
@@ -32,8 +33,17 @@ public final class Exporter {
 
   private Exporter() {}
 
-  /** Exports the table in {@code tableDir} to {@code output} (which must not exist); returns its size. */
+  /** Exports the table in the local directory {@code tableDir} to {@code output}; returns its size. */
   public static long run(ExportFormat format, Path tableDir, Path output, BufferAllocator parent)
+      throws IOException {
+    return run(format, TableLocation.of(tableDir), output, parent);
+  }
+
+  /**
+   * Exports the table at {@code table} (any storage) to the local file {@code output} (which must not
+   * exist); returns its size.
+   */
+  public static long run(ExportFormat format, TableLocation tableDir, Path output, BufferAllocator parent)
       throws IOException {
     if (Files.exists(output)) {
       throw new IllegalArgumentException(

@@ -1,6 +1,7 @@
 package io.embstore.format.convert;
 
 import io.embstore.format.Partitioner;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import io.embstore.format.Vocabulary;
@@ -36,6 +37,7 @@ public final class Importer {
    *
    * @param vocab a token file (one per line, line i = id i) for {@code npy}; null otherwise
    * @param partitioner {@code modulo} or {@code range}
+   * @param output the new table: a local directory, or any storage ({@link TableLocation})
    * @param progress receives a line every few seconds, or null
    */
   public record Options(
@@ -44,7 +46,7 @@ public final class Importer {
       Path vocab,
       int shards,
       String partitioner,
-      Path output,
+      TableLocation output,
       boolean allowNonFinite,
       PrintWriter progress) {}
 
@@ -55,7 +57,7 @@ public final class Importer {
           "Cannot import " + o.input() + ": shards=" + o.shards() + " (must be at least 1)");
     }
     Partitioner.of(o.partitioner(), o.shards(), o.shards()); // validates the name early
-    if (Files.exists(o.output())) {
+    if (o.output().exists()) {
       throw new IllegalArgumentException(
           "Cannot import into " + o.output() + ": it already exists (choose a new directory or remove it)");
     }

@@ -153,7 +153,7 @@ public final class ImportExportBench {
       throws IOException {
     TableManifest m =
         Importer.run(
-            new Importer.Options(ImportFormat.NPY, npy, null, shards, partitioner, table, false, null),
+            new Importer.Options(ImportFormat.NPY, npy, null, shards, partitioner, io.embstore.format.TableLocation.of(table), false, null),
             allocator);
     if (m.numShards() != shards) {
       throw new IllegalStateException("unexpected manifest " + m);
