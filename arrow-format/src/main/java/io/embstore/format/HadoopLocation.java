@@ -62,7 +62,12 @@ final class HadoopLocation extends TableLocation {
     this.conf = conf;
   }
 
-  static HadoopLocation of(String uri, Object conf) {
+  /**
+   * The location of {@code uri} with Hadoop configuration {@code conf} (null: {@link
+   * #defaultConfiguration()}). Declared to return the base type, so that calling it from {@link
+   * TableStorage} does not make the JVM load this class (and Hadoop's) for a local table.
+   */
+  static TableLocation of(String uri, Object conf) {
     String trimmed = uri.length() > 1 && uri.endsWith("/") ? uri.substring(0, uri.length() - 1) : uri;
     org.apache.hadoop.fs.Path p;
     try {
@@ -612,7 +617,7 @@ final class HadoopLocation extends TableLocation {
     public void sync() throws IOException {
       if (out.hasCapability(StreamCapabilities.HSYNC)) {
         out.hsync();
-      } else if (out.hasCapability(StreamCapabilities.HFLUSH)) {
+      } else if (out.hasCapability("hflush")) {
         out.hflush();
       }
     }

@@ -34,6 +34,8 @@ public final class ShardReader implements AutoCloseable {
   private final int shard;
   private final BufferAllocator allocator;
   private final SeekableByteChannel channel;
+  /** The channel when the CRC-32C is computed from the reads ({@link #openTracked}), else null. */
+  private final Checksums.TrackingChannel tracking;
   private final ArrowFileReader reader;
   private final VectorSchemaRoot root;
   private final Partitioner partitioner;
@@ -63,7 +65,7 @@ public final class ShardReader implements AutoCloseable {
       throws IOException {
     TableManifest.ShardEntry entry = entry(manifest, shard);
     checkFile(dir, entry.file(), entry.bytes(), entry.crc32c(), verifyChecksum);
-    return new ShardReader(dir, entry.file(), manifest, shard, parent, null);
+    return new ShardReader(dir, entry.file(), manifest, shard, parent, false);
   }
 
   private static TableManifest.ShardEntry entry(TableManifest manifest, int shard) {
@@ -82,12 +84,27 @@ public final class ShardReader implements AutoCloseable {
   static void readFullyChecked(
       TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent, ArrowBuf embeddings, ArrowBuf... state)
       throws IOException {
+    try (ShardReader r = openTracked(dir, manifest, shard, parent)) {
+      try {
+        r.readFully(embeddings, state);
+      } catch (IOException | RuntimeException e) {
+        throw r.corruptOr(e);
+      }
+      r.checkTrackedChecksum();
+    }
+  }
+
+  /**
+   * Opens shard {@code shard} with its CRC-32C computed from the reads of the batches: read every
+   * batch, then {@link #checkTrackedChecksum()}; a failure while reading goes through {@link
+   * #corruptOr}, which reports the checksum mismatch when there is one.
+   */
+  static ShardReader openTracked(TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent)
+      throws IOException {
     TableManifest.ShardEntry entry = entry(manifest, shard);
     checkFile(dir, entry.file(), entry.bytes(), entry.crc32c(), false);
-    Checksums.TrackingChannel[] tracking = new Checksums.TrackingChannel[1];
-    ShardReader reader;
     try {
-      reader = new ShardReader(dir, entry.file(), manifest, shard, parent, tracking);
+      return new ShardReader(dir, entry.file(), manifest, shard, parent, true);
     } catch (IOException | RuntimeException e) {
       // A damaged schema or footer: report the checksum when it is the cause.
       try {
@@ -98,28 +115,29 @@ public final class ShardReader implements AutoCloseable {
       }
       throw e;
     }
-    try (ShardReader r = reader) {
-      try {
-        r.readFully(embeddings, state);
-      } catch (IOException | RuntimeException e) {
-        TableFormatException corrupt = r.checksumMismatch(tracking[0], entry.crc32c());
-        if (corrupt != null) {
-          corrupt.addSuppressed(e);
-          throw corrupt;
-        }
-        throw e;
-      }
-      TableFormatException corrupt = r.checksumMismatch(tracking[0], entry.crc32c());
-      if (corrupt != null) {
-        throw corrupt;
-      }
+  }
+
+  /** After the last batch of a tracked reader: the file's CRC-32C must be the manifest's. */
+  void checkTrackedChecksum() throws IOException {
+    int expected = manifest.shard(shard).crc32c();
+    int actual = tracking.finish();
+    if (actual != expected) {
+      throw mismatch(file, expected, actual);
     }
   }
 
-  /** The mismatch of the tracked CRC-32C (finished over the bytes Arrow skipped), or null. */
-  private TableFormatException checksumMismatch(Checksums.TrackingChannel ch, int expected) throws IOException {
-    int actual = ch.finish();
-    return actual == expected ? null : mismatch(file, expected, actual);
+  /** The checksum mismatch of a tracked reader's file if it has one, else {@code e} itself. */
+  IOException corruptOr(Exception e) throws IOException {
+    try {
+      checkTrackedChecksum();
+    } catch (TableFormatException corrupt) {
+      corrupt.addSuppressed(e);
+      return corrupt;
+    }
+    if (e instanceof RuntimeException r) {
+      throw r;
+    }
+    return (IOException) e;
   }
 
   private static TableFormatException mismatch(String file, int expected, int actual) {
@@ -158,8 +176,7 @@ public final class ShardReader implements AutoCloseable {
   }
 
   private ShardReader(
-      TableLocation dir, String name, TableManifest manifest, int shard, BufferAllocator parent,
-      Checksums.TrackingChannel[] tracking)
+      TableLocation dir, String name, TableManifest manifest, int shard, BufferAllocator parent, boolean track)
       throws IOException {
     this.file = dir.describe(name);
     this.manifest = manifest;
@@ -172,9 +189,8 @@ public final class ShardReader implements AutoCloseable {
     try {
       child = parent.newChildAllocator("shard-reader-" + shard + "-" + name, 0, Long.MAX_VALUE);
       ch = dir.openRead(name);
-      if (tracking != null) {
-        tracking[0] = new Checksums.TrackingChannel(ch);
-        ch = tracking[0];
+      if (track) {
+        ch = new Checksums.TrackingChannel(ch);
       }
       r = new ArrowFileReader(ch, child);
       VectorSchemaRoot vsr;
@@ -196,6 +212,7 @@ public final class ShardReader implements AutoCloseable {
     }
     this.allocator = child;
     this.channel = ch;
+    this.tracking = track ? (Checksums.TrackingChannel) ch : null;
     this.reader = r;
   }
 

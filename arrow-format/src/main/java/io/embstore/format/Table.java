@@ -79,6 +79,48 @@ public final class Table {
     ShardReader.readFullyChecked(dir, manifest, index, allocator, embeddings, state);
   }
 
+  /**
+   * Reads the rows that partitioning {@code target} (same V, any number of shards or partitioner)
+   * puts in the shards {@code into} has buffers for, scanning each shard file of the table once,
+   * batch by batch, checksums checked as they are read. The rows of target shard t go to {@code
+   * into[t][0]} (embeddings, row-major, at the target position) and its state columns to {@code
+   * into[t][1..]} (in manifest order, as many as given); {@code into[t] == null} skips shard t.
+   * This is how a shard server hosts a table with another shard count than it was written with.
+   */
+  public void readRepartitioned(Partitioner target, ArrowBuf[][] into, BufferAllocator allocator) throws IOException {
+    Partitioner p = manifest.partitioner();
+    if (target.numRows() != p.numRows() || into.length != target.numShards()) {
+      throw new IllegalArgumentException("Cannot read " + dir + " (" + p.numRows() + " rows) into " + into.length
+          + " buffers of " + target.numShards() + " shards of " + target.numRows() + " rows");
+    }
+    long rowBytes = manifest.dim() * 4L;
+    for (int s = 0; s < p.numShards(); s++) {
+      try (ShardReader r = ShardReader.openTracked(dir, manifest, s, allocator)) {
+        try {
+          while (r.loadNextBatch()) {
+            ArrowBuf emb = r.embeddings();
+            for (int i = 0; i < r.batchRows(); i++) {
+              long id = p.idAt(s, r.batchStart() + i);
+              ArrowBuf[] dst = into[target.shardOf(id)];
+              if (dst == null) {
+                continue;
+              }
+              long at = target.positionOf(id);
+              dst[0].setBytes(at * rowBytes, emb, i * rowBytes, rowBytes);
+              for (int c = 1; c < dst.length; c++) {
+                long w = manifest.stateColumns().get(c - 1).width() * 4L;
+                dst[c].setBytes(at * w, r.state(c - 1), i * w, w);
+              }
+            }
+          }
+        } catch (IOException | RuntimeException e) {
+          throw r.corruptOr(e);
+        }
+        r.checkTrackedChecksum();
+      }
+    }
+  }
+
   /** Reads the row of {@code id} into {@code out} (C floats) by scanning its shard. */
   public void readRow(long id, float[] out, BufferAllocator allocator) throws IOException {
     Partitioner p = manifest.partitioner();

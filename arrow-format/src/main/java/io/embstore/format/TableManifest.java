@@ -478,6 +478,23 @@ public final class TableManifest {
     }
   }
 
+  /**
+   * This manifest with partitioning {@code p} (same V): its shard entries are placeholders that
+   * name no file, to be set by the writer of a version in that partitioning. The shape in which
+   * shard servers host a table re-partitioned as they load it.
+   */
+  public TableManifest withPartitioning(Partitioner p) {
+    if (p.numRows() != rows()) {
+      throw new IllegalArgumentException(
+          "Cannot re-partition a table of " + rows() + " rows as " + p.describeShard(0) + " of " + p.numRows() + " rows");
+    }
+    List<ShardEntry> entries = new ArrayList<>();
+    for (int s = 0; s < p.numShards(); s++) {
+      entries.add(new ShardEntry(s, "placeholder", p.shardRows(s), p.minId(s), p.maxId(s), 0, 0));
+    }
+    return toBuilder().partitioner(p.name()).shards(entries).build();
+  }
+
   /** Builds a manifest; {@link #build()} validates. */
   public static final class Builder {
     private int formatVersion = TableFormat.VERSION_CURRENT;

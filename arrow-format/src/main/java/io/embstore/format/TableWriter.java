@@ -38,6 +38,8 @@ public final class TableWriter implements AutoCloseable {
   private final boolean[] written;
   private final List<String> files = new ArrayList<>();
   private Vocabulary vocabulary;
+  /** A table whose vocabulary file is copied into this version (instead of {@link #vocabulary}). */
+  private Table vocabularySource;
   private long nextId;
   private boolean committed;
 
@@ -143,6 +145,21 @@ public final class TableWriter implements AutoCloseable {
     return this;
   }
 
+  /**
+   * Copies the vocabulary file of {@code source} (same V) into this version at commit, byte for
+   * byte with its checksum checked: no token is loaded on the heap.
+   */
+  public TableWriter copyVocabulary(Table source) {
+    TableManifest.FileEntry v = source.manifest().vocabulary();
+    if (v == null || v.rows() != partitioner.numRows()) {
+      throw new IllegalArgumentException(
+          "Cannot copy the vocabulary of " + source.location() + ": " + (v == null ? "it has none" : v.rows() + " tokens for a table of " + partitioner.numRows() + " rows"));
+    }
+    this.vocabularySource = source;
+    this.vocabulary = null;
+    return this;
+  }
+
   /** Sets a free-form property of the manifest. */
   public TableWriter property(String key, String value) {
     manifest.property(key, value);
@@ -237,6 +254,11 @@ public final class TableWriter implements AutoCloseable {
       removeLeftover(file);
       files.add(file);
       manifest.vocabulary(vocabulary.write(dir, file, allocator));
+    } else if (vocabularySource != null) {
+      String file = TableFormat.vocabFileName(version);
+      removeLeftover(file);
+      files.add(file);
+      manifest.vocabulary(Resharder.copyChecked(vocabularySource.location(), vocabularySource.manifest().vocabulary(), dir, file));
     }
     TableManifest m = manifest.build();
     commit(dir, m);
