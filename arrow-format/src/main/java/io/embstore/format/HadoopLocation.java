@@ -155,7 +155,6 @@ final class HadoopLocation extends TableLocation {
     quick.setInt("fs.s3a.retry.limit", 1);
     quick.set("fs.s3a.retry.interval", "100ms");
     quick.set("fs.s3a.connection.establish.timeout", "5s");
-    quick.set("fs.s3a.connection.acquisition.timeout", "5s");
     try (FileSystem probe = FileSystem.newInstance(fsUri, quick)) {
       probe.exists(dir);
     } catch (UnsupportedFileSystemException e) {
@@ -454,7 +453,8 @@ final class HadoopLocation extends TableLocation {
     writeInPlace(bytes, st);
   }
 
-  private void writeInPlace(byte[] bytes, FileStatus replacing) throws IOException {
+  /** One PUT of the manifest, conditional on {@code replacing}'s etag, or on absence when null. */
+  void writeInPlace(byte[] bytes, FileStatus replacing) throws IOException {
     org.apache.hadoop.fs.Path manifest = path(TableFormat.MANIFEST_FILE);
     boolean conditional = conf.getBoolean("fs.s3a.create.conditional.enabled", true)
         && OBJECT_STORES.contains(String.valueOf(fs().getScheme()).toLowerCase(Locale.ROOT));

@@ -10,10 +10,8 @@ import java.security.PrivilegedExceptionAction;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.permission.FsPermission;
 import org.apache.hadoop.security.UserGroupInformation;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The storage contract on a real HDFS (MiniDFSCluster: NameNode and DataNode in this JVM, on
@@ -21,20 +19,12 @@ import org.junit.jupiter.api.io.TempDir;
  * the user may not write, each one line naming the URI, exit 1, nothing left behind.
  */
 class HdfsStorageTest extends TableStorageContract {
-  @TempDir static Path hdfsDir;
   static MiniHdfs hdfs;
   private static int n;
 
   @BeforeAll
   static void startHdfs() throws Exception {
-    hdfs = MiniHdfs.start(hdfsDir);
-  }
-
-  @AfterAll
-  static void stopHdfs() {
-    if (hdfs != null) {
-      hdfs.close();
-    }
+    hdfs = MiniHdfs.shared();
   }
 
   @Override

@@ -1,10 +1,7 @@
 package io.embstore.format.fault;
 
 import io.embstore.format.storage.MiniHdfs;
-import java.nio.file.Path;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The write crash test on a real HDFS (MiniDFSCluster in this JVM; the killed writer is a child
@@ -14,19 +11,11 @@ import org.junit.jupiter.api.io.TempDir;
  * a file another client is writing) and the commit's listing removes the rest.
  */
 class HdfsWriteCrashTest extends WriteCrashContract {
-  @TempDir static Path hdfsDir;
   static MiniHdfs hdfs;
 
   @BeforeAll
   static void startHdfs() throws Exception {
-    hdfs = MiniHdfs.start(hdfsDir);
-  }
-
-  @AfterAll
-  static void stopHdfs() {
-    if (hdfs != null) {
-      hdfs.close();
-    }
+    hdfs = MiniHdfs.shared();
   }
 
   @Override
@@ -36,6 +25,6 @@ class HdfsWriteCrashTest extends WriteCrashContract {
 
   @Override
   int kills() {
-    return 12;
+    return 8;
   }
 }

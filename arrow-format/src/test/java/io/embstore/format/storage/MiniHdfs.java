@@ -15,6 +15,7 @@ import org.apache.hadoop.hdfs.MiniDFSCluster;
 public final class MiniHdfs implements AutoCloseable {
   private final MiniDFSCluster cluster;
   private final String uri;
+  private static MiniHdfs shared;
 
   private MiniHdfs(MiniDFSCluster cluster) throws IOException {
     this.cluster = cluster;
@@ -41,6 +42,20 @@ public final class MiniHdfs implements AutoCloseable {
         .build();
     c.waitActive();
     return new MiniHdfs(c);
+  }
+
+  /**
+   * One HDFS for every test class of this JVM that asks (starting one takes seconds), under a
+   * temporary directory; shut down and deleted when the JVM exits.
+   */
+  public static synchronized MiniHdfs shared() throws IOException {
+    if (shared == null) {
+      Path base = java.nio.file.Files.createTempDirectory("embstore-minihdfs");
+      MiniHdfs h = start(base);
+      Runtime.getRuntime().addShutdownHook(new Thread(h::close, "minihdfs-shutdown"));
+      shared = h;
+    }
+    return shared;
   }
 
   /** {@code hdfs://127.0.0.1:PORT}. */
