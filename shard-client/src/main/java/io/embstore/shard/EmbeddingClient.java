@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.embstore.format.Partitioner;
 import io.embstore.format.Table;
 import io.embstore.format.TableFormat;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import io.embstore.format.Vocabulary;
@@ -17,9 +18,7 @@ import java.net.URISyntaxException;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -83,7 +82,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
 public final class EmbeddingClient implements AutoCloseable {
   private final TableManifest initialManifest;
   private volatile TableManifest manifest;
-  private final Path tableDir;
+  private final TableLocation tableDir;
   private final Vocabulary vocabulary;
   private final Partitioner partitioner;
   private final int dim;
@@ -134,7 +133,7 @@ public final class EmbeddingClient implements AutoCloseable {
 
   /** Configures a client; {@link #build()} connects and asks every endpoint what it hosts. */
   public static final class Builder {
-    private Path table;
+    private TableLocation table;
     private TableManifest manifest;
     private List<String> endpoints = List.of();
     private BufferAllocator parent;
@@ -147,8 +146,13 @@ public final class EmbeddingClient implements AutoCloseable {
 
     private Builder() {}
 
-    /** The table's manifest (and vocabulary, if it has one) from its directory. */
+    /** The table's manifest (and vocabulary, if it has one) from its local directory. */
     public Builder table(Path dir) {
+      return table(TableLocation.of(dir));
+    }
+
+    /** The table's manifest (and vocabulary, if it has one) from its directory on any storage. */
+    public Builder table(TableLocation dir) {
       this.table = dir;
       return this;
     }
@@ -1365,12 +1369,20 @@ public final class EmbeddingClient implements AutoCloseable {
    * the committed manifest, which this client then routes by.
    */
   public synchronized TableManifest snapshot(Path dir) throws IOException {
-    ensureOpen("snapshot to " + dir);
-    Path target = dir.toAbsolutePath();
-    Files.createDirectories(target);
+    return snapshot(TableLocation.of(dir.toAbsolutePath()));
+  }
+
+  /**
+   * {@link #snapshot(Path)} into a table directory on any storage: every server writes its shard
+   * files there itself (reaching {@code hdfs:} or {@code s3a:} with its own Hadoop configuration),
+   * the client writes only the manifest.
+   */
+  public synchronized TableManifest snapshot(TableLocation target) throws IOException {
+    ensureOpen("snapshot to " + target);
+    target.createDirectories();
     TableManifest base = manifest;
     long version = base.tableVersion() + 1;
-    if (Files.exists(target.resolve(TableFormat.MANIFEST_FILE))) {
+    if (target.hasManifest()) {
       version = Math.max(version, TableManifest.read(target).tableVersion() + 1);
     }
     long v = version;
@@ -1393,7 +1405,7 @@ public final class EmbeddingClient implements AutoCloseable {
     try {
       run(which, i -> {
         Endpoint e = writers.get(i);
-        ObjectNode body = Protocol.JSON.createObjectNode().put("dir", target.toString()).put("version", v);
+        ObjectNode body = Protocol.JSON.createObjectNode().put("dir", target.uri()).put("version", v);
         ArrayNode shards = body.putArray("shards");
         for (int s : assigned.get(i)) {
           shards.add(s);
@@ -1427,25 +1439,24 @@ public final class EmbeddingClient implements AutoCloseable {
       return committed;
     } catch (IOException | RuntimeException ex) {
       for (int s = 0; s < entries.length; s++) {
-        Files.deleteIfExists(target.resolve(TableFormat.shardFileName(s, v)));
+        target.deleteIfExists(TableFormat.shardFileName(s, v));
       }
       throw ex;
     }
   }
 
-  private TableManifest.FileEntry copyVocabulary(TableManifest base, Path target) throws IOException {
+  private TableManifest.FileEntry copyVocabulary(TableManifest base, TableLocation target) throws IOException {
     TableManifest.FileEntry vocab = base.vocabulary();
     if (vocab == null) {
       return null;
     }
-    Path dest = target.resolve(vocab.file());
-    if (Files.exists(dest)) {
+    if (target.exists(vocab.file())) {
       return vocab;
     }
     if (tableDir == null) {
       return null; // the client knows no file to copy: the snapshot has no vocabulary
     }
-    Files.copy(tableDir.resolve(vocab.file()), dest, StandardCopyOption.COPY_ATTRIBUTES);
+    target.copyFrom(tableDir, vocab.file(), vocab.file());
     return vocab;
   }
 

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.embstore.format.Partitioner;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -510,7 +511,12 @@ final class ShardProducer extends NoOpFlightProducer {
     if (req == null || !req.path("dir").isTextual() || !req.path("version").isIntegralNumber() || req.get("version").asLong() < 1) {
       throw ShardErrors.invalid("Cannot snapshot: body " + (req == null ? "empty" : req.toString()) + " (expected {\"dir\": D, \"version\": N >= 1})");
     }
-    Path dir = Path.of(req.get("dir").asText());
+    TableLocation dir;
+    try {
+      dir = server.storage().location(req.get("dir").asText());
+    } catch (IllegalArgumentException e) {
+      throw ShardErrors.invalid("Cannot snapshot to " + req.get("dir").asText() + ": " + e.getMessage());
+    }
     long version = req.get("version").asLong();
     int[] which = server.shards();
     if (req.has("shards")) {

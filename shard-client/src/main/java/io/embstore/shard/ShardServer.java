@@ -6,6 +6,8 @@ import io.embstore.format.Partitioner;
 import io.embstore.format.ShardWriter;
 import io.embstore.format.Table;
 import io.embstore.format.TableFormat;
+import io.embstore.format.TableLocation;
+import io.embstore.format.TableStorage;
 import io.embstore.format.TableWriter;
 import io.embstore.format.TableManifest;
 import java.io.File;
@@ -41,7 +43,8 @@ public final class ShardServer implements AutoCloseable {
   /** Default largest gRPC message a server accepts: 256 MiB. */
   public static final int DEFAULT_MAX_MESSAGE_BYTES = 256 << 20;
 
-  private final Path tableDir;
+  private final TableLocation tableDir;
+  private final TableStorage storage;
   private final TableManifest baseManifest;
   private final OptimizerSpec optimizer;
   private final HostedShard[] byIndex;
@@ -79,7 +82,9 @@ public final class ShardServer implements AutoCloseable {
 
   /** Configures and starts a server; see the setters. */
   public static final class Builder {
-    private Path table;
+    private TableLocation table;
+    private Partitioner repartition;
+    private TableStorage storage = TableStorage.defaults();
     private int[] shards;
     private TableManifest shape;
     private RowInitializer init;
@@ -97,9 +102,40 @@ public final class ShardServer implements AutoCloseable {
 
     private Builder() {}
 
-    /** Loads shards from the committed table in {@code dir} (checksums verified). */
+    /** Loads shards from the committed table in the local directory {@code dir} (checksums verified). */
     public Builder table(Path dir) {
+      return table(TableLocation.of(dir));
+    }
+
+    /**
+     * Loads shards from the committed table at {@code dir}, on any storage, streaming each shard
+     * file into memory once (its checksum computed as it is read).
+     */
+    public Builder table(TableLocation dir) {
       this.table = dir;
+      this.repartition = null;
+      return this;
+    }
+
+    /**
+     * Loads the table at {@code dir} re-partitioned as {@code as} (same rows, any number of shards
+     * or partitioner): each hosted shard gets its rows (and optimizer state) by one scan of every
+     * shard file of the table, so a checkpoint resumes onto another shard count. The server then
+     * reports and snapshots the table in the new partitioning. Without a change of partitioning
+     * this is {@link #table(TableLocation)}.
+     */
+    public Builder table(TableLocation dir, Partitioner as) {
+      this.table = dir;
+      this.repartition = as;
+      return this;
+    }
+
+    /**
+     * How snapshot directories named by clients are reached (their Hadoop configuration for
+     * {@code hdfs:}, {@code s3a:}); default {@link TableStorage#defaults()}.
+     */
+    public Builder storage(TableStorage s) {
+      this.storage = s;
       return this;
     }
 
@@ -208,8 +244,11 @@ public final class ShardServer implements AutoCloseable {
 
   private ShardServer(Builder b) throws IOException {
     Table opened = b.table == null ? null : Table.open(b.table);
-    TableManifest m = opened == null ? b.shape : opened.manifest();
+    boolean repartitioned = opened != null && b.repartition != null && !b.repartition.equals(opened.manifest().partitioner());
+    TableManifest m = opened == null ? b.shape
+        : repartitioned ? opened.manifest().withPartitioning(b.repartition) : opened.manifest();
     this.tableDir = b.table;
+    this.storage = b.storage;
     OptimizerSpec spec = b.optimizer;
     if (spec == null) {
       spec = m.optimizer() == null ? OptimizerSpec.sgd(0.025) : OptimizerSpec.fromManifest(m.optimizer());
@@ -244,10 +283,15 @@ public final class ShardServer implements AutoCloseable {
     this.allocator = parent.newChildAllocator("shard-server", 0, Long.MAX_VALUE);
     this.flightAllocator = allocator.newChildAllocator("flight", 0, Long.MAX_VALUE);
     try {
+      if (repartitioned) {
+        HostedShard.loadRepartitioned(opened, m.partitioner(), shardIndexes, spec, allocator, byIndex);
+      }
       for (int s : shardIndexes) {
-        byIndex[s] = opened != null
-            ? HostedShard.load(opened, s, spec, allocator)
-            : HostedShard.initialize(m.partitioner(), m.dim(), s, b.init, spec, allocator);
+        if (byIndex[s] == null) {
+          byIndex[s] = opened != null
+              ? HostedShard.load(opened, s, spec, allocator)
+              : HostedShard.initialize(m.partitioner(), m.dim(), s, b.init, spec, allocator);
+        }
       }
       this.rates = RecentRates.start(() -> total(h -> h.lookupRows.sum()), () -> total(h -> h.lookupRequests.sum()),
           () -> total(h -> h.updateRows.sum()), () -> total(h -> h.updateRequests.sum()));
@@ -361,11 +405,21 @@ public final class ShardServer implements AutoCloseable {
    * the caller commits a manifest naming them (as {@link EmbeddingClient#snapshot} does).
    */
   public List<TableManifest.ShardEntry> writeShards(Path dir, long version) throws IOException {
+    return writeShards(TableLocation.of(dir), version, shardIndexes);
+  }
+
+  /** {@link #writeShards(Path, long)} into a table directory on any storage. */
+  public List<TableManifest.ShardEntry> writeShards(TableLocation dir, long version) throws IOException {
     return writeShards(dir, version, shardIndexes);
   }
 
-  /** {@link #writeShards(Path, long)} for some of the hosted shards. */
-  List<TableManifest.ShardEntry> writeShards(Path dir, long version, int[] which) throws IOException {
+  /** How this server reaches the directories that snapshots name. */
+  TableStorage storage() {
+    return storage;
+  }
+
+  /** {@link #writeShards(TableLocation, long)} for some of the hosted shards. */
+  List<TableManifest.ShardEntry> writeShards(TableLocation dir, long version, int[] which) throws IOException {
     checkOpen();
     for (int s : which) {
       hosted(s, "snapshot");
@@ -377,10 +431,10 @@ public final class ShardServer implements AutoCloseable {
       try {
         for (int s : which) {
           HostedShard shard = byIndex[s];
-          Path file = dir.resolve(TableFormat.shardFileName(s, version));
+          String file = TableFormat.shardFileName(s, version);
           // A snapshot of this version killed before its commit may have left the file behind.
           TableWriter.removeUncommitted(dir, file, version);
-          ShardWriter w = ShardWriter.create(file, s, m.partitioner(), m.dim(), shard.stateColumns, scratch);
+          ShardWriter w = ShardWriter.create(dir, file, s, m.partitioner(), m.dim(), shard.stateColumns, scratch);
           writers.add(w);
           shard.writeTo(w, scratch);
           entries.add(w.finish());
@@ -447,7 +501,7 @@ public final class ShardServer implements AutoCloseable {
     Partitioner p = m.partitioner();
     ObjectNode n = Protocol.JSON.createObjectNode();
     n.put("protocolVersion", Protocol.VERSION);
-    n.put("table", tableDir == null ? null : tableDir.toAbsolutePath().toString());
+    n.put("table", tableDir == null ? null : tableDir.isLocal() ? tableDir.localPath().toAbsolutePath().toString() : tableDir.uri());
     n.put("tableVersion", m.tableVersion());
     n.put("rows", m.rows());
     n.put("dim", m.dim());

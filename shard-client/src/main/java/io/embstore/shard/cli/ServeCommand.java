@@ -5,7 +5,7 @@ import io.embstore.shard.OptimizerSpec;
 import io.embstore.shard.ShardServer;
 import java.io.File;
 import java.io.PrintWriter;
-import java.nio.file.Path;
+import io.embstore.format.TableLocation;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -31,8 +31,8 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     description = "Host shards of a table in memory and serve them over Arrow Flight until SIGTERM/SIGINT.")
 public final class ServeCommand implements Callable<Integer>, Subcommand {
-  @Option(names = "--table", required = true, description = "Table directory.")
-  Path table;
+  @Option(names = "--table", required = true, paramLabel = "TABLE", description = io.embstore.format.cli.Cli.TABLE_HELP)
+  String table;
 
   @Option(names = "--shards", split = ",", description = "Shards to host (default: all), e.g. 0,2.")
   int[] shards;
@@ -83,7 +83,7 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
 
   @Override
   public Integer call() throws Exception {
-    ShardServer.Builder b = ShardServer.builder().table(table).host(host).port(port).maxIdsPerRequest(maxIds);
+    ShardServer.Builder b = ShardServer.builder().table(TableLocation.of(table)).host(host).port(port).maxIdsPerRequest(maxIds);
     if (shards != null) {
       b.shards(shards);
     }
