@@ -24,6 +24,15 @@ public final class MiniHdfs implements AutoCloseable {
 
   /** Starts NameNode + DataNode with their data under {@code baseDir}; returns once HDFS takes writes. */
   public static MiniHdfs start(Path baseDir) throws IOException {
+    return start(baseDir, true);
+  }
+
+  /**
+   * Starts NameNode + DataNode with their data under {@code baseDir}, formatting it first or, with
+   * {@code format} false, keeping what a previous start left there; returns once a file can be
+   * written and read back.
+   */
+  public static MiniHdfs start(Path baseDir, boolean format) throws IOException {
     Configuration conf = new Configuration();
     conf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, baseDir.toAbsolutePath().toString());
     conf.set("dfs.namenode.rpc-address", "127.0.0.1:0");
@@ -38,9 +47,27 @@ public final class MiniHdfs implements AutoCloseable {
     MiniDFSCluster c = new MiniDFSCluster.Builder(conf, baseDir.toFile())
         .numDataNodes(1)
         .nameNodePort(0)
+        .format(format)
         .checkDataNodeHostConfig(true)
         .build();
-    c.waitActive();
+    try {
+      c.waitActive();
+      // Ready means writable: a file written, closed and read back.
+      FileSystem fs = c.getFileSystem();
+      org.apache.hadoop.fs.Path probe = new org.apache.hadoop.fs.Path("/.minihdfs-probe");
+      try (var out = fs.create(probe, true)) {
+        out.write(42);
+      }
+      try (var in = fs.open(probe)) {
+        if (in.read() != 42) {
+          throw new IOException("Cannot start HDFS under " + baseDir + ": a probe file did not read back");
+        }
+      }
+      fs.delete(probe, false);
+    } catch (IOException | RuntimeException e) {
+      c.shutdown();
+      throw e;
+    }
     return new MiniHdfs(c);
   }
 
@@ -88,5 +115,10 @@ public final class MiniHdfs implements AutoCloseable {
   @Override
   public void close() {
     cluster.shutdown(true);
+  }
+
+  /** Stops NameNode and DataNode, keeping their data (a later start without format finds it). */
+  public void stopKeepingData() {
+    cluster.shutdown(false);
   }
 }
