@@ -255,7 +255,7 @@ public final class ImportExportBench {
   }
 
   /** Writes a rows x dim npy of seeded values in [-1, 1), 8 MiB at a time. */
-  private static void generate(Path npy, long rows, int dim) throws IOException {
+  static void generate(Path npy, long rows, int dim) throws IOException {
     String dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + rows + ", " + dim + "), }";
     dict += " ".repeat(Math.max(0, 21 - Long.toString(rows).length()));
     int hlen = dict.length() + 1;
@@ -289,7 +289,7 @@ public final class ImportExportBench {
     }
   }
 
-  private static void deleteTree(Path dir) throws IOException {
+  static void deleteTree(Path dir) throws IOException {
     if (!Files.exists(dir)) {
       return;
     }
