@@ -10,7 +10,6 @@ import java.util.Locale;
 import java.util.zip.CRC32C;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.util.AutoCloseables;
 
 /**
  * Writes a table's rows into a new table with another number of shards or another partitioner,
@@ -131,13 +130,7 @@ public final class Resharder {
         throw readers.get(current).corruptOr(e);
       }
     } finally {
-      try {
-        AutoCloseables.close(readers);
-      } catch (IOException | RuntimeException e) {
-        throw e;
-      } catch (Exception e) {
-        throw new IOException(e);
-      }
+      ShardReader.closeAll(readers);
     }
   }
 

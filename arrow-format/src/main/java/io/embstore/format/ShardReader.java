@@ -406,6 +406,17 @@ public final class ShardReader implements AutoCloseable {
     }
   }
 
+  /** Closes every reader of {@code readers}, all of them even when one fails. */
+  static void closeAll(java.util.List<ShardReader> readers) throws IOException {
+    try {
+      AutoCloseables.close(readers);
+    } catch (IOException | RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IOException(e);
+    }
+  }
+
   @Override
   public void close() throws IOException {
     try {

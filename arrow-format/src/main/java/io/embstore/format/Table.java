@@ -6,7 +6,6 @@ import java.util.ArrayList;
 import java.util.List;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.util.AutoCloseables;
 
 /**
  * A committed table version: its manifest and the directory holding its files, on any storage
@@ -193,13 +192,7 @@ public final class Table {
         }
       }
     } finally {
-      try {
-        AutoCloseables.close(readers);
-      } catch (IOException | RuntimeException e) {
-        throw e;
-      } catch (Exception e) {
-        throw new IOException(e);
-      }
+      ShardReader.closeAll(readers);
     }
   }
 

@@ -65,18 +65,24 @@ class ClusterEndToEndIT {
 
   @AfterEach
   void stopAll() throws Exception {
-    for (Process p : servers) {
-      p.destroy();
-    }
-    for (Process p : servers) {
-      if (!p.waitFor(15, TimeUnit.SECONDS)) {
-        p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-      }
-    }
+    stop(servers);
     if (clusterDir != null) {
       stopCluster(tmp, clusterDir);
     }
     allocator.close();
+  }
+
+  /** TERM to each process (and KILL to what they started), KILL after 15 s. */
+  static void stop(List<Process> processes) throws InterruptedException {
+    for (Process p : processes) {
+      p.descendants().forEach(ProcessHandle::destroyForcibly);
+      p.destroy();
+    }
+    for (Process p : processes) {
+      if (!p.waitFor(15, TimeUnit.SECONDS)) {
+        p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+      }
+    }
   }
 
   @Test

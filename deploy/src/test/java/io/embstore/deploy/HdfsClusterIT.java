@@ -53,15 +53,7 @@ class HdfsClusterIT {
 
   @AfterEach
   void stopAll() throws Exception {
-    for (Process p : processes) {
-      p.descendants().forEach(ProcessHandle::destroyForcibly);
-      p.destroy();
-    }
-    for (Process p : processes) {
-      if (!p.waitFor(15, TimeUnit.SECONDS)) {
-        p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-      }
-    }
+    ClusterEndToEndIT.stop(processes);
     if (clusterDir != null) {
       stopCluster(tmp, clusterDir);
     }

@@ -51,7 +51,7 @@ import org.apache.hadoop.fs.FileSystem;
  *       show it does not grow with V.
  * </ul>
  *
- * <p>Run: {@code BENCH_JAVA_OPTS=-Xmx512m bench/run io.embstore.bench.format.StorageBench [--rows
+ * <p>Run: {@code BENCH_JAVA_OPTS="-Xmx512m -XX:MaxDirectMemorySize=8g" bench/run io.embstore.bench.format.StorageBench [--rows
  * 10000000] [--hdfs-rows 4000000] [--dim 64] [--shards 4] [--reshard-to 7] [--reps 3] [--dir
  * /tmp/embstore-storage-bench] [--skip-hdfs] [--skip-reshard]}. Needs about 5 x the generated
  * matrix of free disk.
