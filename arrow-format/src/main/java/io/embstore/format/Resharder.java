@@ -78,42 +78,66 @@ public final class Resharder {
       for (int s = 0; s < writers.length; s++) {
         writers[s] = w.shard(s);
       }
+      // The current batch of each input shard: its positions [start, end), raw addresses of its
+      // embeddings and state columns (rows of interleaved shards are copied one at a time from there).
       ArrowBuf[][] state = new ArrowBuf[readers.size()][states];
+      long[] start = new long[readers.size()];
+      long[] end = new long[readers.size()];
+      long[] embAddress = new long[readers.size()];
+      long[][] stateAddress = new long[readers.size()][states];
+      long[] rowState = new long[states];
+      long[] stateBytes = new long[states];
+      for (int c = 0; c < states; c++) {
+        stateBytes[c] = m.stateColumns().get(c).width() * 4L;
+      }
+      long rowBytes = m.dim() * 4L;
       boolean inRuns = from.numShards() == 1 || Partitioner.RANGE.equals(from.name());
       boolean outRuns = to.numShards() == 1 || Partitioner.RANGE.equals(to.name());
       long rows = m.rows();
       long nextReport = System.nanoTime() + 5_000_000_000L;
+      long nextCheck = 1 << 16;
       long id = 0;
       int current = -1;
       try {
         while (id < rows) {
           int s = from.shardOf(id);
           current = s;
-          ShardReader r = readers.get(s);
           long pos = from.positionOf(id);
-          if (pos >= r.batchStart() + r.batchRows()) {
+          if (pos >= end[s]) {
+            ShardReader r = readers.get(s);
             while (pos >= r.batchStart() + r.batchRows()) {
               if (!r.loadNextBatch()) {
                 throw new TableFormatException("Cannot read id " + id + ": shard " + s + " of " + in.location() + " ended early");
               }
             }
+            start[s] = r.batchStart();
+            end[s] = r.batchStart() + r.batchRows();
+            embAddress[s] = r.embeddings().memoryAddress();
             for (int c = 0; c < states; c++) {
               state[s][c] = r.state(c);
+              stateAddress[s][c] = state[s][c].memoryAddress();
             }
           }
-          int inBatch = (int) (pos - r.batchStart());
+          long inBatch = pos - start[s];
           int t = to.shardOf(id);
-          int run = 1;
           if (inRuns && outRuns) {
-            long left = Math.min(r.batchRows() - inBatch, to.shardRows(t) - to.positionOf(id));
-            run = (int) Math.min(left, rows - id);
+            int run = (int) Math.min(Math.min(end[s] - pos, to.shardRows(t) - to.positionOf(id)), rows - id);
+            writers[t].append(readers.get(s).embeddings(), inBatch, run, state[s]);
+            id += run;
+          } else {
+            for (int c = 0; c < states; c++) {
+              rowState[c] = stateAddress[s][c] + inBatch * stateBytes[c];
+            }
+            writers[t].appendRow(embAddress[s] + inBatch * rowBytes, rowState);
+            id++;
           }
-          writers[t].append(r.embeddings(), inBatch, run, state[s]);
-          id += run;
-          if (progress != null && System.nanoTime() > nextReport) {
-            progress.printf(Locale.ROOT, "resharded %d of %d rows (%.0f%%)%n", id, rows, 100.0 * id / rows);
-            progress.flush();
-            nextReport = System.nanoTime() + 5_000_000_000L;
+          if (id >= nextCheck) {
+            nextCheck = id + (1 << 16);
+            if (progress != null && System.nanoTime() > nextReport) {
+              progress.printf(Locale.ROOT, "resharded %d of %d rows (%.0f%%)%n", id, rows, 100.0 * id / rows);
+              progress.flush();
+              nextReport = System.nanoTime() + 5_000_000_000L;
+            }
           }
         }
         for (ShardReader r : readers) {

@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.util.List;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.util.MemoryUtil;
 import org.apache.arrow.util.AutoCloseables;
 import org.apache.arrow.vector.BigIntVector;
 import org.apache.arrow.vector.Float4Vector;
@@ -30,6 +31,7 @@ public final class ShardWriter implements AutoCloseable {
   private final int dim;
   private final int[] stateWidths;
   private final int batchRows;
+  private final long rowBytes;
   private final BufferAllocator allocator;
   private final VectorSchemaRoot root;
   private final BigIntVector ids;
@@ -99,6 +101,7 @@ public final class ShardWriter implements AutoCloseable {
       stateWidth += w;
     }
     this.batchRows = TableFormat.batchRows(dim, stateWidth);
+    this.rowBytes = dim * 4L;
     BufferAllocator child = null;
     VectorSchemaRoot r = null;
     TableLocation.Output ch = null;
@@ -197,6 +200,30 @@ public final class ShardWriter implements AutoCloseable {
       advance(n);
       fromRow += n;
       count -= n;
+    }
+  }
+
+  /**
+   * Appends one row from raw memory: C float32 at {@code embAddress}, and state column i's width
+   * at {@code stateAddress[i]} ({@code stateAddress} null: zeros). The per-row path of writers that
+   * interleave shards (modulo) in id order: one bounds check, no per-call allocation.
+   */
+  void appendRow(long embAddress, long[] stateAddress) throws IOException {
+    if (finished || closed || written + pending >= expectedRows) {
+      checkRoom(1);
+    }
+    MemoryUtil.copyMemory(embAddress, embData.memoryAddress() + (long) pending * rowBytes, rowBytes);
+    for (int i = 0; i < stateData.length; i++) {
+      long w = stateWidths[i] * 4L;
+      if (stateAddress == null) {
+        stateData[i].setZero(pending * w, w);
+      } else {
+        MemoryUtil.copyMemory(stateAddress[i], stateData[i].memoryAddress() + pending * w, w);
+      }
+    }
+    ids.set(pending, partitioner.idAt(shard, written + pending));
+    if (++pending == batchRows) {
+      flush();
     }
   }
 

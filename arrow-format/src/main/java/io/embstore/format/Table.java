@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.util.MemoryUtil;
 
 /**
  * A committed table version: its manifest and the directory holding its files, on any storage
@@ -156,7 +157,9 @@ public final class Table {
 
   /**
    * Streams every row in id order, 0 to V-1, holding one record batch per shard in memory. With the
-   * range partitioner (or one shard) runs are whole batches; with modulo they are single rows.
+   * range partitioner (or one shard) runs are whole batches; with modulo, whose consecutive ids lie
+   * in different shards, the rows are gathered (one memory copy each, from raw addresses) into a
+   * staging buffer of about {@value TableFormat#TARGET_BATCH_BYTES} bytes, handed over as one run.
    */
   public void forEachRowInIdOrder(BufferAllocator allocator, boolean verifyChecksums, RowRunConsumer consumer)
       throws IOException {
@@ -169,6 +172,10 @@ public final class Table {
       }
       long rowBytes = manifest.dim() * 4L;
       long id = 0;
+      if (numShards > 1 && !Partitioner.RANGE.equals(p.name())) {
+        gatherInIdOrder(readers, rowBytes, allocator, consumer);
+        id = p.numRows();
+      }
       while (id < p.numRows()) {
         int s = p.shardOf(id);
         long pos = p.positionOf(id);
@@ -193,6 +200,44 @@ public final class Table {
       }
     } finally {
       ShardReader.closeAll(readers);
+    }
+  }
+
+  /** {@link #forEachRowInIdOrder} for interleaved shards: rows gathered into staged runs. */
+  private void gatherInIdOrder(List<ShardReader> readers, long rowBytes, BufferAllocator allocator, RowRunConsumer consumer)
+      throws IOException {
+    Partitioner p = manifest.partitioner();
+    int numShards = p.numShards();
+    long[] address = new long[numShards];
+    long[] start = new long[numShards];
+    long[] end = new long[numShards];
+    long stagingRows = Math.max(1, TableFormat.TARGET_BATCH_BYTES / rowBytes);
+    try (ArrowBuf staging = allocator.buffer(stagingRows * rowBytes)) {
+      long id = 0;
+      while (id < p.numRows()) {
+        int n = (int) Math.min(stagingRows, p.numRows() - id);
+        long out = staging.memoryAddress();
+        for (int k = 0; k < n; k++) {
+          long row = id + k;
+          int s = p.shardOf(row);
+          long pos = p.positionOf(row);
+          if (pos >= end[s]) {
+            ShardReader r = readers.get(s);
+            while (pos >= r.batchStart() + r.batchRows()) {
+              if (!r.loadNextBatch()) {
+                throw new TableFormatException("Cannot read id " + row + ": shard " + s + " ended early");
+              }
+            }
+            address[s] = r.embeddings().memoryAddress();
+            start[s] = r.batchStart();
+            end[s] = r.batchStart() + r.batchRows();
+          }
+          MemoryUtil.copyMemory(address[s] + (pos - start[s]) * rowBytes, out, rowBytes);
+          out += rowBytes;
+        }
+        consumer.accept(id, n, staging, 0);
+        id += n;
+      }
     }
   }
 

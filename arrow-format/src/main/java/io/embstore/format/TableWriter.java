@@ -9,6 +9,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.util.MemoryUtil;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -208,6 +209,19 @@ public final class TableWriter implements AutoCloseable {
     }
     int rowBytes = dim * 4;
     boolean contiguous = partitioner.numShards() == 1 || Partitioner.RANGE.equals(partitioner.name());
+    if (!contiguous && src.isDirect()) {
+      // Interleaved shards (modulo): one row to each in turn, straight from the buffer's memory.
+      if (src.remaining() < count * (long) rowBytes) {
+        throw new IllegalArgumentException("Cannot append: buffer holds " + src.remaining() + " bytes, need " + count * (long) rowBytes);
+      }
+      long address = MemoryUtil.getByteBufferAddress(src) + src.position();
+      for (int i = 0; i < count; i++) {
+        shard(partitioner.shardOf(nextId)).appendRow(address + (long) i * rowBytes, null);
+        nextId++;
+      }
+      src.position(src.position() + count * rowBytes);
+      return;
+    }
     while (count > 0) {
       int s = partitioner.shardOf(nextId);
       int n = 1;

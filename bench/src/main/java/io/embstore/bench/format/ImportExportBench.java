@@ -240,7 +240,7 @@ public final class ImportExportBench {
   }
 
   /** A copy through user space: 8 MiB reads into a direct buffer, written out, then fsync. */
-  private static void readWriteCopy(Path from, Path to) throws IOException {
+  static void readWriteCopy(Path from, Path to) throws IOException {
     ByteBuffer buf = ByteBuffer.allocateDirect(8 << 20);
     try (FileChannel in = FileChannel.open(from, StandardOpenOption.READ);
         FileChannel out = FileChannel.open(to, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {

@@ -47,7 +47,8 @@ import org.apache.hadoop.fs.FileSystem;
  *       file read into memory and dropped).
  *   <li><b>reshard</b> on the local disk: a table of P shards into P2 ({@code Resharder}) against
  *       {@code copy-table} ({@code transferTo} + fsync of every file of the input table, as reshard
- *       forces its files); with the peak heap (MemoryPoolMXBean, after a GC) at two sizes of V to
+ *       forces its files: an in-kernel copy) and {@code rw-copy+fs} (the same bytes through user
+ *       space: 8 MiB reads and writes, fsync, as any program that transforms them must); with the peak heap (MemoryPoolMXBean, after a GC) at two sizes of V to
  *       show it does not grow with V.
  * </ul>
  *
@@ -119,6 +120,7 @@ public final class StorageBench {
       long tableBytes = 0;
       for (int r = 0; r < reps; r++) {
         sample(samples, "put", allocator, a -> fs.copyFromLocalFile(false, true, new org.apache.hadoop.fs.Path(npy.toUri()), remoteNpy));
+        sample(samples, "put+hsync", allocator, a -> putSynced(fs, npy, remoteNpy));
         sample(samples, "import", allocator, a -> Importer.run(new Importer.Options(ImportFormat.NPY, npy, null, shards, "modulo",
             storage.location(table), false, null), a));
         Path got = local.resolve("got.npy");
@@ -166,7 +168,10 @@ public final class StorageBench {
       Result getTable = median(samples.get("get-table"));
       Result cat = median(samples.get("cat-table"));
       print(name, "put", npyBytes, put, null);
+      Result putSynced = median(samples.get("put+hsync"));
+      print(name, "put+hsync", npyBytes, putSynced, null);
       print(name, "import", npyBytes, median(samples.get("import")), put);
+      System.out.printf(Locale.ROOT, "%-28s %-12s %38.2f  (import vs put+hsync)%n", name, "", putSynced.seconds() / median(samples.get("import")).seconds());
       print(name, "get", npyBytes, get, null);
       print(name, "export", npyBytes, median(samples.get("export")), get);
       print(name, "get-table", tableBytes, getTable, null);
@@ -200,6 +205,13 @@ public final class StorageBench {
         }
       });
       ImportExportBench.deleteTree(copy);
+      sample(samples, "rw-copy+fs", allocator, a -> {
+        Files.createDirectories(copy);
+        for (Path p : listFiles(in)) {
+          ImportExportBench.readWriteCopy(p, copy.resolve(p.getFileName()));
+        }
+      });
+      ImportExportBench.deleteTree(copy);
       sample(samples, "reshard", allocator, a -> {
         TableManifest m = Resharder.run(new Resharder.Options(TableLocation.of(in), TableLocation.of(out), to, null, null), a);
         if (m.numShards() != to) {
@@ -213,8 +225,12 @@ public final class StorageBench {
     }
     String name = "reshard " + rows + "x" + dim + " " + shards + "->" + to;
     Result base = median(samples.get("copy-table"));
+    Result userSpace = median(samples.get("rw-copy+fs"));
+    Result resharded = median(samples.get("reshard"));
     print(name, "copy-table", tableBytes, base, null);
-    print(name, "reshard", tableBytes, median(samples.get("reshard")), base);
+    print(name, "rw-copy+fs", tableBytes, userSpace, base);
+    print(name, "reshard", tableBytes, resharded, base);
+    System.out.printf(Locale.ROOT, "%-28s %-12s %38.2f  (reshard vs rw-copy+fs)%n", name, "", userSpace.seconds() / resharded.seconds());
     ImportExportBench.deleteTree(in);
   }
 
@@ -264,6 +280,18 @@ public final class StorageBench {
 
   private static String loadAverage() {
     return String.format(Locale.ROOT, "%.1f", ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
+  }
+
+  /** {@code put} as import writes: the same bytes streamed to HDFS, {@code hsync}ed before close. */
+  private static void putSynced(FileSystem fs, Path from, org.apache.hadoop.fs.Path to) throws IOException {
+    byte[] buf = new byte[1 << 20];
+    try (var in = Files.newInputStream(from);
+        var out = fs.create(to, true)) {
+      for (int n; (n = in.read(buf)) > 0; ) {
+        out.write(buf, 0, n);
+      }
+      out.hsync();
+    }
   }
 
   private static void copyFile(Path from, Path to) throws IOException {
