@@ -48,7 +48,7 @@ public final class ServeLoadBench {
       }
     }
     Path table = dir.resolve("table");
-    ImportExportBench.deleteTree(dir);
+    delete(dir);
     Files.createDirectories(dir);
     try (BufferAllocator allocator = new RootAllocator()) {
       write(table, rows, dim, shards, allocator);
@@ -89,7 +89,18 @@ public final class ServeLoadBench {
               + " ratio %.2f; load average %.1f%n", rows, dim, shards, bytes, readS, bytes / 1e6 / readS, loadS, bytes / 1e6 / loadS,
           readS / loadS, ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
     } finally {
-      ImportExportBench.deleteTree(dir);
+      delete(dir);
+    }
+  }
+
+  /** Deletes {@code dir} and what is in it (self-contained: the A side of ab-main.sh builds this file alone). */
+  private static void delete(Path dir) throws IOException {
+    if (Files.exists(dir)) {
+      try (var s = Files.walk(dir)) {
+        for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          Files.delete(p);
+        }
+      }
     }
   }
 
