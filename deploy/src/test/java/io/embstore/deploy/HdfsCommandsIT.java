@@ -145,6 +145,6 @@ class HdfsCommandsIT {
     assertThat(train.exit()).isEqualTo(1);
     assertThat(errorLines(train)).containsExactly("embstore train: Cannot read --input " + missing + ": no such file or directory");
     assertThat(tmp.resolve("never")).doesNotExist();
-    System.out.printf("train --input of a missing file: one line, exit 1 after %d ms (JVM and Spark start included)%n", millis);
+    System.out.printf("train --input of a missing file: one line, exit 1 after %d ms (JVM start included; Spark never starts)%n", millis);
   }
 }
