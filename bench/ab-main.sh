@@ -11,7 +11,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ref="${1:-main}"
 work="${AB_DIR:-/tmp/embstore-ab}"
 repo=(${MAVEN_REPO:+-Dmaven.repo.local=$MAVEN_REPO})
-rm -rf "$work/a"
+rm -rf "$work"
 mkdir -p "$work/a"
 git -C "$root" archive "$ref" | tar -x -C "$work/a"
 cp "$root/bench/src/main/java/io/embstore/bench/format/ServeLoadBench.java" "$work/a/bench/src/main/java/io/embstore/bench/format/"
@@ -36,4 +36,4 @@ for round in 1 2; do
     echo "# round $round side $side done, load: $(cut -d' ' -f1-3 /proc/loadavg)"
   done
 done
-rm -rf "$work/a"
+rm -rf "$work"
