@@ -1,11 +1,9 @@
 package io.embstore.format;
 
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.List;
 import java.util.Map;
 import org.apache.arrow.memory.ArrowBuf;
@@ -31,11 +29,13 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * batch, valid until the next {@link #loadNextBatch()}.
  */
 public final class ShardReader implements AutoCloseable {
-  private final Path file;
+  private final String file;
   private final TableManifest manifest;
   private final int shard;
   private final BufferAllocator allocator;
-  private final FileChannel channel;
+  private final SeekableByteChannel channel;
+  /** The channel when the CRC-32C is computed from the reads ({@link #openTracked}), else null. */
+  private final Checksums.TrackingChannel tracking;
   private final ArrowFileReader reader;
   private final VectorSchemaRoot root;
   private final Partitioner partitioner;
@@ -52,21 +52,111 @@ public final class ShardReader implements AutoCloseable {
   public static ShardReader open(
       Path dir, TableManifest manifest, int shard, BufferAllocator parent, boolean verifyChecksum)
       throws IOException {
+    return open(TableLocation.of(dir), manifest, shard, parent, verifyChecksum);
+  }
+
+  /**
+   * Opens shard {@code shard} of the table in {@code dir} described by {@code manifest}.
+   *
+   * @param verifyChecksum read the whole file once first and compare its CRC-32C with the manifest
+   */
+  public static ShardReader open(
+      TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent, boolean verifyChecksum)
+      throws IOException {
+    TableManifest.ShardEntry entry = entry(manifest, shard);
+    checkFile(dir, entry.file(), entry.bytes(), entry.crc32c(), verifyChecksum);
+    return new ShardReader(dir, entry.file(), manifest, shard, parent, false);
+  }
+
+  private static TableManifest.ShardEntry entry(TableManifest manifest, int shard) {
     if (shard < 0 || shard >= manifest.numShards()) {
       throw new IllegalArgumentException(
           "Cannot open shard " + shard + ": the table has shards 0.." + (manifest.numShards() - 1));
     }
-    TableManifest.ShardEntry entry = manifest.shard(shard);
-    Path file = dir.resolve(entry.file());
-    checkFile(file, entry.bytes(), entry.crc32c(), verifyChecksum);
-    return new ShardReader(file, manifest, shard, parent);
+    return manifest.shard(shard);
+  }
+
+  /**
+   * {@link #readFully} of a whole shard in one pass, its CRC-32C computed from the bytes as Arrow
+   * reads them ({@link Checksums.TrackingChannel}) and compared at the end. When the file is
+   * corrupt, the checksum mismatch is what is reported, even if Arrow or the id check failed first.
+   */
+  static void readFullyChecked(
+      TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent, ArrowBuf embeddings, ArrowBuf... state)
+      throws IOException {
+    try (ShardReader r = openTracked(dir, manifest, shard, parent)) {
+      try {
+        r.readFully(embeddings, state);
+      } catch (IOException | RuntimeException e) {
+        throw r.corruptOr(e);
+      }
+      r.checkTrackedChecksum();
+    }
+  }
+
+  /**
+   * Opens shard {@code shard} with its CRC-32C computed from the reads of the batches: read every
+   * batch, then {@link #checkTrackedChecksum()}; a failure while reading goes through {@link
+   * #corruptOr}, which reports the checksum mismatch when there is one.
+   */
+  static ShardReader openTracked(TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent)
+      throws IOException {
+    TableManifest.ShardEntry entry = entry(manifest, shard);
+    checkFile(dir, entry.file(), entry.bytes(), entry.crc32c(), false);
+    try {
+      return new ShardReader(dir, entry.file(), manifest, shard, parent, true);
+    } catch (IOException | RuntimeException e) {
+      // A damaged schema or footer: report the checksum when it is the cause.
+      try {
+        checkFile(dir, entry.file(), entry.bytes(), entry.crc32c(), true);
+      } catch (TableFormatException corrupt) {
+        corrupt.addSuppressed(e);
+        throw corrupt;
+      }
+      throw e;
+    }
+  }
+
+  /** After the last batch of a tracked reader: the file's CRC-32C must be the manifest's. */
+  void checkTrackedChecksum() throws IOException {
+    int expected = manifest.shard(shard).crc32c();
+    int actual = tracking.finish();
+    if (actual != expected) {
+      throw mismatch(file, expected, actual);
+    }
+  }
+
+  /** The checksum mismatch of a tracked reader's file if it has one, else {@code e} itself. */
+  IOException corruptOr(Exception e) throws IOException {
+    try {
+      checkTrackedChecksum();
+    } catch (TableFormatException corrupt) {
+      corrupt.addSuppressed(e);
+      return corrupt;
+    }
+    if (e instanceof RuntimeException r) {
+      throw r;
+    }
+    return (IOException) e;
+  }
+
+  private static TableFormatException mismatch(String file, int expected, int actual) {
+    return new TableFormatException(
+        "Cannot open "
+            + file
+            + ": checksum mismatch (manifest crc32c:"
+            + Checksums.hex(expected)
+            + ", file crc32c:"
+            + Checksums.hex(actual)
+            + "): the file is corrupt");
   }
 
   /** Checks a file's existence, length and (optionally) CRC-32C against the manifest. */
-  static void checkFile(Path file, long bytes, int crc32c, boolean verifyChecksum) throws IOException {
+  static void checkFile(TableLocation dir, String name, long bytes, int crc32c, boolean verifyChecksum) throws IOException {
+    String file = dir.describe(name);
     long size;
     try {
-      size = Files.size(file);
+      size = dir.size(name);
     } catch (NoSuchFileException e) {
       throw new TableFormatException("Cannot open " + file + ": file is missing", e);
     }
@@ -75,33 +165,33 @@ public final class ShardReader implements AutoCloseable {
           "Cannot open " + file + ": length is " + size + " bytes, the manifest says " + bytes + " (truncated or replaced)");
     }
     if (verifyChecksum) {
-      int actual = (int) Checksums.crc32cOfFile(file)[0];
+      int actual;
+      try (SeekableByteChannel ch = dir.openSequential(name)) {
+        actual = (int) Checksums.crc32c(ch)[0];
+      }
       if (actual != crc32c) {
-        throw new TableFormatException(
-            "Cannot open "
-                + file
-                + ": checksum mismatch (manifest crc32c:"
-                + Checksums.hex(crc32c)
-                + ", file crc32c:"
-                + Checksums.hex(actual)
-                + "): the file is corrupt");
+        throw mismatch(file, crc32c, actual);
       }
     }
   }
 
-  private ShardReader(Path file, TableManifest manifest, int shard, BufferAllocator parent)
+  private ShardReader(
+      TableLocation dir, String name, TableManifest manifest, int shard, BufferAllocator parent, boolean track)
       throws IOException {
-    this.file = file;
+    this.file = dir.describe(name);
     this.manifest = manifest;
     this.shard = shard;
     this.partitioner = manifest.partitioner();
     this.expectedRows = partitioner.shardRows(shard);
     BufferAllocator child = null;
-    FileChannel ch = null;
+    SeekableByteChannel ch = null;
     ArrowFileReader r = null;
     try {
-      child = parent.newChildAllocator("shard-reader-" + shard + "-" + file.getFileName(), 0, Long.MAX_VALUE);
-      ch = FileChannel.open(file, StandardOpenOption.READ);
+      child = parent.newChildAllocator("shard-reader-" + shard + "-" + name, 0, Long.MAX_VALUE);
+      ch = dir.openRead(name);
+      if (track) {
+        ch = new Checksums.TrackingChannel(ch);
+      }
       r = new ArrowFileReader(ch, child);
       VectorSchemaRoot vsr;
       try {
@@ -122,6 +212,7 @@ public final class ShardReader implements AutoCloseable {
     }
     this.allocator = child;
     this.channel = ch;
+    this.tracking = track ? (Checksums.TrackingChannel) ch : null;
     this.reader = r;
   }
 
@@ -155,7 +246,7 @@ public final class ShardReader implements AutoCloseable {
       throw new TableFormatException(
           "Cannot open " + file + ": format is '" + format + "', expected '" + TableFormat.SHARD_FORMAT_NAME + "'");
     }
-    TableFormat.checkVersion(file.toString(), intMeta(meta, TableFormat.META_VERSION));
+    TableFormat.checkVersion(file, intMeta(meta, TableFormat.META_VERSION));
     expectMeta(meta, TableFormat.META_DIM, manifest.dim());
     expectMeta(meta, TableFormat.META_SHARD, shard);
     expectMeta(meta, TableFormat.META_NUM_SHARDS, manifest.numShards());
@@ -212,7 +303,8 @@ public final class ShardReader implements AutoCloseable {
     }
   }
 
-  public Path file() {
+  /** The file, as named in messages. */
+  public String file() {
     return file;
   }
 
@@ -311,6 +403,17 @@ public final class ShardReader implements AutoCloseable {
         long w = manifest.stateColumns().get(i).width() * 4L;
         state[i].setBytes(batchStart * w, state(i), 0, batchRows * w);
       }
+    }
+  }
+
+  /** Closes every reader of {@code readers}, all of them even when one fails. */
+  static void closeAll(java.util.List<ShardReader> readers) throws IOException {
+    try {
+      AutoCloseables.close(readers);
+    } catch (IOException | RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IOException(e);
     }
   }
 

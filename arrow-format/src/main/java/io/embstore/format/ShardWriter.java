@@ -2,13 +2,11 @@ package io.embstore.format;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.List;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.util.MemoryUtil;
 import org.apache.arrow.util.AutoCloseables;
 import org.apache.arrow.vector.BigIntVector;
 import org.apache.arrow.vector.Float4Vector;
@@ -25,18 +23,21 @@ import org.apache.arrow.vector.ipc.ArrowFileWriter;
  * child of the given allocator; heap use does not depend on the number of rows.
  */
 public final class ShardWriter implements AutoCloseable {
-  private final Path file;
+  private final TableLocation dir;
+  private final String name;
+  private final String file;
   private final int shard;
   private final Partitioner partitioner;
   private final int dim;
   private final int[] stateWidths;
   private final int batchRows;
+  private final long rowBytes;
   private final BufferAllocator allocator;
   private final VectorSchemaRoot root;
   private final BigIntVector ids;
   private final ArrowBuf embData;
   private final ArrowBuf[] stateData;
-  private final FileChannel channel;
+  private final TableLocation.Output channel;
   private final Checksums.ChecksumChannel checksummed;
   private final ArrowFileWriter writer;
   private final long expectedRows;
@@ -57,11 +58,26 @@ public final class ShardWriter implements AutoCloseable {
       List<TableManifest.StateColumn> stateColumns,
       BufferAllocator parent)
       throws IOException {
-    return new ShardWriter(file, shard, partitioner, dim, stateColumns, parent);
+    Path dir = file.toAbsolutePath().getParent();
+    return create(TableLocation.of(dir), file.getFileName().toString(), shard, partitioner, dim, stateColumns, parent);
+  }
+
+  /** Creates file {@code name} in {@code dir} (which must not exist there); see {@link #create(Path, int, Partitioner, int, List, BufferAllocator)}. */
+  public static ShardWriter create(
+      TableLocation dir,
+      String name,
+      int shard,
+      Partitioner partitioner,
+      int dim,
+      List<TableManifest.StateColumn> stateColumns,
+      BufferAllocator parent)
+      throws IOException {
+    return new ShardWriter(dir, name, shard, partitioner, dim, stateColumns, parent);
   }
 
   private ShardWriter(
-      Path file,
+      TableLocation dir,
+      String name,
       int shard,
       Partitioner partitioner,
       int dim,
@@ -72,7 +88,9 @@ public final class ShardWriter implements AutoCloseable {
       throw new IllegalArgumentException(
           "Cannot write shard " + shard + ": outside [0, " + partitioner.numShards() + ")");
     }
-    this.file = file;
+    this.dir = dir;
+    this.name = name;
+    this.file = dir.describe(name);
     this.shard = shard;
     this.partitioner = partitioner;
     this.dim = dim;
@@ -83,13 +101,14 @@ public final class ShardWriter implements AutoCloseable {
       stateWidth += w;
     }
     this.batchRows = TableFormat.batchRows(dim, stateWidth);
+    this.rowBytes = dim * 4L;
     BufferAllocator child = null;
     VectorSchemaRoot r = null;
-    FileChannel ch = null;
+    TableLocation.Output ch = null;
     try {
-      child = parent.newChildAllocator("shard-writer-" + shard + "-" + file.getFileName(), 0, Long.MAX_VALUE);
+      child = parent.newChildAllocator("shard-writer-" + shard + "-" + name, 0, Long.MAX_VALUE);
       r = VectorSchemaRoot.create(TableFormat.shardSchema(dim, shard, partitioner, stateColumns), child);
-      ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+      ch = dir.create(name);
     } catch (IOException | RuntimeException e) {
       closeQuietly(e, r, child, ch);
       throw e;
@@ -184,6 +203,30 @@ public final class ShardWriter implements AutoCloseable {
     }
   }
 
+  /**
+   * Appends one row from raw memory: C float32 at {@code embAddress}, and state column i's width
+   * at {@code stateAddress[i]} ({@code stateAddress} null: zeros). The per-row path of writers that
+   * interleave shards (modulo) in id order: one bounds check, no per-call allocation.
+   */
+  void appendRow(long embAddress, long[] stateAddress) throws IOException {
+    if (finished || closed || written + pending >= expectedRows) {
+      checkRoom(1);
+    }
+    MemoryUtil.copyMemory(embAddress, embData.memoryAddress() + (long) pending * rowBytes, rowBytes);
+    for (int i = 0; i < stateData.length; i++) {
+      long w = stateWidths[i] * 4L;
+      if (stateAddress == null) {
+        stateData[i].setZero(pending * w, w);
+      } else {
+        MemoryUtil.copyMemory(stateAddress[i], stateData[i].memoryAddress() + pending * w, w);
+      }
+    }
+    ids.set(pending, partitioner.idAt(shard, written + pending));
+    if (++pending == batchRows) {
+      flush();
+    }
+  }
+
   private void checkRoom(int count) {
     if (finished || closed) {
       throw new IllegalStateException("Cannot append to " + file + ": writer is finished");
@@ -228,7 +271,8 @@ public final class ShardWriter implements AutoCloseable {
   }
 
   /**
-   * Writes the last batch and the footer, forces the file to disk and closes it.
+   * Writes the last batch and the footer, forces the file to disk ({@code hsync} on HDFS) and closes
+   * it (on an object store the upload completes there).
    *
    * @return the manifest entry of this shard
    * @throws IllegalStateException when fewer rows than the shard holds were appended
@@ -241,7 +285,8 @@ public final class ShardWriter implements AutoCloseable {
     flush();
     try {
       writer.end();
-      channel.force(true);
+      channel.sync();
+      channel.close();
     } catch (IOException e) {
       throw writeFailed(e);
     }
@@ -249,7 +294,7 @@ public final class ShardWriter implements AutoCloseable {
     TableManifest.ShardEntry entry =
         new TableManifest.ShardEntry(
             shard,
-            file.getFileName().toString(),
+            name,
             expectedRows,
             partitioner.minId(shard),
             partitioner.maxId(shard),
@@ -274,7 +319,7 @@ public final class ShardWriter implements AutoCloseable {
       throw new IOException("Cannot close shard writer for " + file, e);
     } finally {
       if (!finished) {
-        Files.deleteIfExists(file);
+        dir.deleteIfExists(name);
       }
     }
   }

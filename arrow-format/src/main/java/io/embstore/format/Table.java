@@ -6,35 +6,46 @@ import java.util.ArrayList;
 import java.util.List;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.util.AutoCloseables;
+import org.apache.arrow.memory.util.MemoryUtil;
 
 /**
- * A committed table version on disk: its manifest and the directory holding its files. Opening
- * reads and validates the manifest and checks that every file it names exists with the recorded
- * length; {@link #verify} reads every byte.
+ * A committed table version: its manifest and the directory holding its files, on any storage
+ * ({@link TableLocation}). Opening reads and validates the manifest and checks that every file it
+ * names exists with the recorded length; {@link #verify} reads every byte.
  */
 public final class Table {
-  private final Path dir;
+  private final TableLocation dir;
   private final TableManifest manifest;
 
-  private Table(Path dir, TableManifest manifest) {
+  private Table(TableLocation dir, TableManifest manifest) {
     this.dir = dir;
     this.manifest = manifest;
   }
 
-  /** Opens the table in {@code dir}: manifest checksum and structure, file presence and lengths. */
+  /** Opens the table in the local directory {@code dir}. */
   public static Table open(Path dir) throws IOException {
+    return open(TableLocation.of(dir));
+  }
+
+  /** Opens the table at {@code uri}: a plain path, {@code file:}, {@code hdfs:}, {@code s3a:}... */
+  public static Table open(String uri) throws IOException {
+    return open(TableLocation.of(uri));
+  }
+
+  /** Opens the table in {@code dir}: manifest checksum and structure, file presence and lengths. */
+  public static Table open(TableLocation dir) throws IOException {
     TableManifest m = TableManifest.read(dir);
     for (TableManifest.ShardEntry s : m.shards()) {
-      ShardReader.checkFile(dir.resolve(s.file()), s.bytes(), s.crc32c(), false);
+      ShardReader.checkFile(dir, s.file(), s.bytes(), s.crc32c(), false);
     }
     if (m.vocabulary() != null) {
-      ShardReader.checkFile(dir.resolve(m.vocabulary().file()), m.vocabulary().bytes(), m.vocabulary().crc32c(), false);
+      ShardReader.checkFile(dir, m.vocabulary().file(), m.vocabulary().bytes(), m.vocabulary().crc32c(), false);
     }
     return new Table(dir, m);
   }
 
-  public Path dir() {
+  /** Where the table lives. */
+  public TableLocation location() {
     return dir;
   }
 
@@ -53,7 +64,61 @@ public final class Table {
     if (manifest.vocabulary() == null) {
       return null;
     }
-    return Vocabulary.read(dir.resolve(manifest.vocabulary().file()), manifest.vocabulary(), allocator);
+    return Vocabulary.read(dir, manifest.vocabulary(), allocator);
+  }
+
+  /**
+   * Reads the whole of shard {@code index} into row-major buffers (see {@link
+   * ShardReader#readFully}) in one pass over the file: its CRC-32C is computed from the bytes as
+   * they are read and checked at the end, so the file is read once instead of twice (a checksum
+   * pass, then the data), which halves the reads of a shard server loading from HDFS or S3. On a
+   * mismatch nothing read may be used: the call throws.
+   */
+  public void readShardFully(int index, BufferAllocator allocator, ArrowBuf embeddings, ArrowBuf... state)
+      throws IOException {
+    ShardReader.readFullyChecked(dir, manifest, index, allocator, embeddings, state);
+  }
+
+  /**
+   * Reads the rows that partitioning {@code target} (same V, any number of shards or partitioner)
+   * puts in the shards {@code into} has buffers for, scanning each shard file of the table once,
+   * batch by batch, checksums checked as they are read. The rows of target shard t go to {@code
+   * into[t][0]} (embeddings, row-major, at the target position) and its state columns to {@code
+   * into[t][1..]} (in manifest order, as many as given); {@code into[t] == null} skips shard t.
+   * This is how a shard server hosts a table with another shard count than it was written with.
+   */
+  public void readRepartitioned(Partitioner target, ArrowBuf[][] into, BufferAllocator allocator) throws IOException {
+    Partitioner p = manifest.partitioner();
+    if (target.numRows() != p.numRows() || into.length != target.numShards()) {
+      throw new IllegalArgumentException("Cannot read " + dir + " (" + p.numRows() + " rows) into " + into.length
+          + " buffers of " + target.numShards() + " shards of " + target.numRows() + " rows");
+    }
+    long rowBytes = manifest.dim() * 4L;
+    for (int s = 0; s < p.numShards(); s++) {
+      try (ShardReader r = ShardReader.openTracked(dir, manifest, s, allocator)) {
+        try {
+          while (r.loadNextBatch()) {
+            ArrowBuf emb = r.embeddings();
+            for (int i = 0; i < r.batchRows(); i++) {
+              long id = p.idAt(s, r.batchStart() + i);
+              ArrowBuf[] dst = into[target.shardOf(id)];
+              if (dst == null) {
+                continue;
+              }
+              long at = target.positionOf(id);
+              dst[0].setBytes(at * rowBytes, emb, i * rowBytes, rowBytes);
+              for (int c = 1; c < dst.length; c++) {
+                long w = manifest.stateColumns().get(c - 1).width() * 4L;
+                dst[c].setBytes(at * w, r.state(c - 1), i * w, w);
+              }
+            }
+          }
+        } catch (IOException | RuntimeException e) {
+          throw r.corruptOr(e);
+        }
+        r.checkTrackedChecksum();
+      }
+    }
   }
 
   /** Reads the row of {@code id} into {@code out} (C floats) by scanning its shard. */
@@ -92,7 +157,9 @@ public final class Table {
 
   /**
    * Streams every row in id order, 0 to V-1, holding one record batch per shard in memory. With the
-   * range partitioner (or one shard) runs are whole batches; with modulo they are single rows.
+   * range partitioner (or one shard) runs are whole batches; with modulo, whose consecutive ids lie
+   * in different shards, the rows are gathered (one memory copy each, from raw addresses) into a
+   * staging buffer of about {@value TableFormat#TARGET_BATCH_BYTES} bytes, handed over as one run.
    */
   public void forEachRowInIdOrder(BufferAllocator allocator, boolean verifyChecksums, RowRunConsumer consumer)
       throws IOException {
@@ -105,6 +172,10 @@ public final class Table {
       }
       long rowBytes = manifest.dim() * 4L;
       long id = 0;
+      if (numShards > 1 && !Partitioner.RANGE.equals(p.name())) {
+        gatherInIdOrder(readers, rowBytes, allocator, consumer);
+        id = p.numRows();
+      }
       while (id < p.numRows()) {
         int s = p.shardOf(id);
         long pos = p.positionOf(id);
@@ -128,12 +199,44 @@ public final class Table {
         }
       }
     } finally {
-      try {
-        AutoCloseables.close(readers);
-      } catch (IOException | RuntimeException e) {
-        throw e;
-      } catch (Exception e) {
-        throw new IOException(e);
+      ShardReader.closeAll(readers);
+    }
+  }
+
+  /** {@link #forEachRowInIdOrder} for interleaved shards: rows gathered into staged runs. */
+  private void gatherInIdOrder(List<ShardReader> readers, long rowBytes, BufferAllocator allocator, RowRunConsumer consumer)
+      throws IOException {
+    Partitioner p = manifest.partitioner();
+    int numShards = p.numShards();
+    long[] address = new long[numShards];
+    long[] start = new long[numShards];
+    long[] end = new long[numShards];
+    long stagingRows = Math.max(1, TableFormat.TARGET_BATCH_BYTES / rowBytes);
+    try (ArrowBuf staging = allocator.buffer(stagingRows * rowBytes)) {
+      long id = 0;
+      while (id < p.numRows()) {
+        int n = (int) Math.min(stagingRows, p.numRows() - id);
+        long out = staging.memoryAddress();
+        for (int k = 0; k < n; k++) {
+          long row = id + k;
+          int s = p.shardOf(row);
+          long pos = p.positionOf(row);
+          if (pos >= end[s]) {
+            ShardReader r = readers.get(s);
+            while (pos >= r.batchStart() + r.batchRows()) {
+              if (!r.loadNextBatch()) {
+                throw new TableFormatException("Cannot read id " + row + ": shard " + s + " ended early");
+              }
+            }
+            address[s] = r.embeddings().memoryAddress();
+            start[s] = r.batchStart();
+            end[s] = r.batchStart() + r.batchRows();
+          }
+          MemoryUtil.copyMemory(address[s] + (pos - start[s]) * rowBytes, out, rowBytes);
+          out += rowBytes;
+        }
+        consumer.accept(id, n, staging, 0);
+        id += n;
       }
     }
   }

@@ -82,12 +82,15 @@ import org.apache.arrow.vector.types.pojo.Schema;
  *
  * <h2>Commit protocol</h2>
  *
- * Writers write every shard and vocabulary file first (under new names), force them to disk, then
- * write {@code manifest.json.tmp-*}, force it and rename it over {@code manifest.json} (an atomic
- * replace), then force the directory. Files no longer referenced are deleted after the commit. A
- * crash at any point leaves the previous manifest (and every file it names) or, for a new table,
- * no manifest at all: a directory without {@code manifest.json} is not a table. One writer per
- * table at a time.
+ * Writers write every shard and vocabulary file first (under new names) and make them durable,
+ * then commit the manifest atomically, then delete files no longer referenced. How the manifest is
+ * committed depends on the storage ({@link TableLocation#commitManifest}): on a local disk {@code
+ * manifest.json.tmp-*} is forced and renamed over {@code manifest.json} and the directory forced;
+ * on HDFS the temporary manifest is {@code hsync}ed and renamed with overwrite; on object stores
+ * (S3) {@code manifest.json} is one conditional PUT. A crash at any point leaves the previous
+ * manifest (and every file it names) or, for a new table, no manifest at all: a directory without
+ * {@code manifest.json} is not a table. A commit never replaces a manifest of the same or a newer
+ * table version. One writer per table at a time.
  */
 public final class TableFormat {
   public static final String TABLE_FORMAT_NAME = "embstore-table";

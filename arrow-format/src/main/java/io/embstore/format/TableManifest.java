@@ -306,15 +306,19 @@ public final class TableManifest {
    * @throws TableFormatException when the directory holds no committed table or the manifest is bad
    */
   public static TableManifest read(Path dir) throws IOException {
-    Path file = dir.resolve(TableFormat.MANIFEST_FILE);
+    return read(TableLocation.of(dir));
+  }
+
+  /** Reads and validates the manifest of the table in {@code dir}, on any storage. */
+  public static TableManifest read(TableLocation dir) throws IOException {
     byte[] bytes;
     try {
-      bytes = java.nio.file.Files.readAllBytes(file);
+      bytes = dir.readAllBytes(TableFormat.MANIFEST_FILE);
     } catch (NoSuchFileException e) {
       throw new TableFormatException(
           "Cannot open table " + dir + ": no " + TableFormat.MANIFEST_FILE + " (not a table, or a write that never committed)", e);
     }
-    return parse(bytes, file.toString());
+    return parse(bytes, dir.describe(TableFormat.MANIFEST_FILE));
   }
 
   @Override
@@ -490,6 +494,23 @@ public final class TableManifest {
       }
       return new Optimizer(text(n, "name"), params, cols, number(n, "step"));
     }
+  }
+
+  /**
+   * This manifest with partitioning {@code p} (same V): its shard entries are placeholders that
+   * name no file, to be set by the writer of a version in that partitioning. The shape in which
+   * shard servers host a table re-partitioned as they load it.
+   */
+  public TableManifest withPartitioning(Partitioner p) {
+    if (p.numRows() != rows()) {
+      throw new IllegalArgumentException(
+          "Cannot re-partition a table of " + rows() + " rows as " + p.describeShard(0) + " of " + p.numRows() + " rows");
+    }
+    List<ShardEntry> entries = new ArrayList<>();
+    for (int s = 0; s < p.numShards(); s++) {
+      entries.add(new ShardEntry(s, "placeholder", p.shardRows(s), p.minId(s), p.maxId(s), 0, 0));
+    }
+    return toBuilder().partitioner(p.name()).shards(entries).build();
   }
 
   /** Builds a manifest; {@link #build()} validates. */

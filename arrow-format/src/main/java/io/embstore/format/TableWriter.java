@@ -2,27 +2,23 @@ package io.embstore.format;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.UUID;
 import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.util.MemoryUtil;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Writes a table version: a new table ({@link #create}) or the next version of an existing one
- * ({@link #nextVersion}). Shard files are written first, the manifest last with an atomic rename
- * ({@link #commit(Path, TableManifest)}); closing a writer that did not commit deletes every file it
- * wrote (and the directory, if it created it), so a failed write leaves nothing behind.
+ * ({@link #nextVersion}), on any storage ({@link TableLocation}). Shard files are written first, the
+ * manifest last and atomically ({@link #commit(TableLocation, TableManifest)}); closing a writer
+ * that did not commit deletes every file it wrote (and the directory, if it created it), so a failed
+ * write leaves nothing behind.
  *
  * <p>Rows arrive either in id order for the whole table ({@link #appendInIdOrder}, used by import)
  * or shard by shard ({@link #shard(int)}, used by snapshots and checkpoints). Shards of a new version
@@ -31,7 +27,7 @@ import org.slf4j.LoggerFactory;
 public final class TableWriter implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(TableWriter.class);
 
-  private final Path dir;
+  private final TableLocation dir;
   private final boolean createdDir;
   private final TableManifest.Builder manifest;
   private final Partitioner partitioner;
@@ -41,13 +37,15 @@ public final class TableWriter implements AutoCloseable {
   private final BufferAllocator allocator;
   private final ShardWriter[] writers;
   private final boolean[] written;
-  private final List<Path> files = new ArrayList<>();
+  private final List<String> files = new ArrayList<>();
   private Vocabulary vocabulary;
+  /** A table whose vocabulary file is copied into this version (instead of {@link #vocabulary}). */
+  private Table vocabularySource;
   private long nextId;
   private boolean committed;
 
   private TableWriter(
-      Path dir, boolean createdDir, TableManifest.Builder manifest, TableManifest shape, BufferAllocator allocator) {
+      TableLocation dir, boolean createdDir, TableManifest.Builder manifest, TableManifest shape, BufferAllocator allocator) {
     this.dir = dir;
     this.createdDir = createdDir;
     this.manifest = manifest;
@@ -69,32 +67,43 @@ public final class TableWriter implements AutoCloseable {
   public static TableWriter create(
       Path dir, long rows, int dim, int numShards, String partitioner, BufferAllocator allocator)
       throws IOException {
-    return create(dir, TableManifest.builder().rows(rows).dim(dim).partitioner(partitioner), numShards, allocator);
+    return create(TableLocation.of(dir), TableManifest.builder().rows(rows).dim(dim).partitioner(partitioner), numShards, allocator);
   }
 
-  /** Starts a new table in {@code dir} from a builder that has rows, dim and partitioner set. */
+  /** Starts a new table in the local directory {@code dir} from a builder that has rows, dim and partitioner set. */
   public static TableWriter create(
       Path dir, TableManifest.Builder spec, int numShards, BufferAllocator allocator) throws IOException {
+    return create(TableLocation.of(dir), spec, numShards, allocator);
+  }
+
+  /** Starts a new table in {@code dir} (any storage) from a builder that has rows, dim and partitioner set. */
+  public static TableWriter create(
+      TableLocation dir, TableManifest.Builder spec, int numShards, BufferAllocator allocator) throws IOException {
     if (numShards < 1) {
       throw new IllegalArgumentException("Cannot create table " + dir + ": shards=" + numShards + " (must be at least 1)");
     }
     TableManifest.Builder b = spec.tableVersion(1);
     TableManifest shape = withPlaceholderShards(b, numShards);
     boolean created = false;
-    if (Files.exists(dir)) {
-      if (!Files.isDirectory(dir) || !isEmpty(dir)) {
+    if (dir.exists()) {
+      if (!dir.isEmptyDirectory()) {
         throw new FileAlreadyExistsException(
             dir.toString(), null, "Cannot create table: output " + dir + " already exists (choose a new directory or remove it)");
       }
     } else {
-      Files.createDirectories(dir);
+      dir.createDirectories();
       created = true;
     }
     return new TableWriter(dir, created, b, shape, allocator);
   }
 
-  /** Starts version {@code base.tableVersion() + 1} of the table in {@code dir}. */
+  /** Starts version {@code base.tableVersion() + 1} of the table in the local directory {@code dir}. */
   public static TableWriter nextVersion(Path dir, TableManifest base, BufferAllocator allocator) {
+    return nextVersion(TableLocation.of(dir), base, allocator);
+  }
+
+  /** Starts version {@code base.tableVersion() + 1} of the table in {@code dir}. */
+  public static TableWriter nextVersion(TableLocation dir, TableManifest base, BufferAllocator allocator) {
     TableManifest.Builder b = base.toBuilder().tableVersion(base.tableVersion() + 1);
     TableManifest shape = b.build();
     return new TableWriter(dir, false, b, shape, allocator);
@@ -110,13 +119,8 @@ public final class TableWriter implements AutoCloseable {
     return b.shards(shards).build();
   }
 
-  private static boolean isEmpty(Path dir) throws IOException {
-    try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
-      return !s.iterator().hasNext();
-    }
-  }
-
-  public Path dir() {
+  /** Where the table is written. */
+  public TableLocation location() {
     return dir;
   }
 
@@ -139,6 +143,21 @@ public final class TableWriter implements AutoCloseable {
           "Cannot attach vocabulary: " + v.size() + " tokens for a table of " + partitioner.numRows() + " rows");
     }
     this.vocabulary = v;
+    return this;
+  }
+
+  /**
+   * Copies the vocabulary file of {@code source} (same V) into this version at commit, byte for
+   * byte with its checksum checked: no token is loaded on the heap.
+   */
+  public TableWriter copyVocabulary(Table source) {
+    TableManifest.FileEntry v = source.manifest().vocabulary();
+    if (v == null || v.rows() != partitioner.numRows()) {
+      throw new IllegalArgumentException(
+          "Cannot copy the vocabulary of " + source.location() + ": " + (v == null ? "it has none" : v.rows() + " tokens for a table of " + partitioner.numRows() + " rows"));
+    }
+    this.vocabularySource = source;
+    this.vocabulary = null;
     return this;
   }
 
@@ -170,10 +189,10 @@ public final class TableWriter implements AutoCloseable {
       throw new IllegalArgumentException("Cannot write shard " + index + ": the table has shards 0.." + (writers.length - 1));
     }
     if (writers[index] == null) {
-      Path file = dir.resolve(TableFormat.shardFileName(index, version));
+      String file = TableFormat.shardFileName(index, version);
       removeLeftover(file);
       files.add(file);
-      writers[index] = ShardWriter.create(file, index, partitioner, dim, stateColumns, allocator);
+      writers[index] = ShardWriter.create(dir, file, index, partitioner, dim, stateColumns, allocator);
       written[index] = true;
     }
     return writers[index];
@@ -190,6 +209,19 @@ public final class TableWriter implements AutoCloseable {
     }
     int rowBytes = dim * 4;
     boolean contiguous = partitioner.numShards() == 1 || Partitioner.RANGE.equals(partitioner.name());
+    if (!contiguous && src.isDirect()) {
+      // Interleaved shards (modulo): one row to each in turn, straight from the buffer's memory.
+      if (src.remaining() < count * (long) rowBytes) {
+        throw new IllegalArgumentException("Cannot append: buffer holds " + src.remaining() + " bytes, need " + count * (long) rowBytes);
+      }
+      long address = MemoryUtil.getByteBufferAddress(src) + src.position();
+      for (int i = 0; i < count; i++) {
+        shard(partitioner.shardOf(nextId)).appendRow(address + (long) i * rowBytes, null);
+        nextId++;
+      }
+      src.position(src.position() + count * rowBytes);
+      return;
+    }
     while (count > 0) {
       int s = partitioner.shardOf(nextId);
       int n = 1;
@@ -232,10 +264,15 @@ public final class TableWriter implements AutoCloseable {
       manifest.setShard(writers[i].finish());
     }
     if (vocabulary != null) {
-      Path file = dir.resolve(TableFormat.vocabFileName(version));
+      String file = TableFormat.vocabFileName(version);
       removeLeftover(file);
       files.add(file);
-      manifest.vocabulary(vocabulary.write(file, allocator));
+      manifest.vocabulary(vocabulary.write(dir, file, allocator));
+    } else if (vocabularySource != null) {
+      String file = TableFormat.vocabFileName(version);
+      removeLeftover(file);
+      files.add(file);
+      manifest.vocabulary(Resharder.copyChecked(vocabularySource.location(), vocabularySource.manifest().vocabulary(), dir, file));
     }
     TableManifest m = manifest.build();
     commit(dir, m);
@@ -243,12 +280,17 @@ public final class TableWriter implements AutoCloseable {
     return m;
   }
 
-  private void removeLeftover(Path file) throws IOException {
+  private void removeLeftover(String file) throws IOException {
     removeUncommitted(dir, file, version);
   }
 
+  /** {@link #removeUncommitted(TableLocation, String, long)} in a local directory. */
+  public static void removeUncommitted(Path dir, Path file, long version) throws IOException {
+    removeUncommitted(TableLocation.of(dir), file.getFileName().toString(), version);
+  }
+
   /**
-   * Deletes {@code file}, a data file of table version {@code version} about to be written in
+   * Deletes file {@code name}, a data file of table version {@code version} about to be written in
    * {@code dir}, if a writer of that same version was killed before its commit and left it behind:
    * no committed manifest can name a file of a version newer than the committed one, so it is
    * garbage. Every writer of version-named files (table writers, shard-server snapshots) calls this
@@ -257,75 +299,51 @@ public final class TableWriter implements AutoCloseable {
    * @throws FileAlreadyExistsException when the committed manifest already is at {@code version} or
    *     later (another writer got there first, or the caller's base version was stale)
    */
-  public static void removeUncommitted(Path dir, Path file, long version) throws IOException {
-    if (!Files.exists(file)) {
+  public static void removeUncommitted(TableLocation dir, String name, long version) throws IOException {
+    if (!dir.exists(name)) {
       return;
     }
-    if (Files.exists(dir.resolve(TableFormat.MANIFEST_FILE))) {
-      long committed = TableManifest.read(dir).tableVersion();
-      if (committed >= version) {
-        throw new FileAlreadyExistsException(
-            file.toString(), null, "Cannot write table version " + version + " of " + dir + ": version " + committed + " is already committed");
-      }
+    long committed = dir.committedVersion();
+    if (committed >= version) {
+      throw new FileAlreadyExistsException(
+          dir.describe(name), null, "Cannot write table version " + version + " of " + dir + ": version " + committed + " is already committed");
     }
-    LOG.info("Deleting {}: left by a writer of version {} that never committed", file, version);
-    Files.delete(file);
+    LOG.info("Deleting {}: left by a writer of version {} that never committed", dir.describe(name), version);
+    dir.deleteIfExists(name);
   }
 
   private boolean createdDirOrNew() {
     return version == 1;
   }
 
-  /**
-   * Atomically makes {@code m} the manifest of the table in {@code dir}: writes a temporary file,
-   * forces it, renames it over {@code manifest.json}, forces the directory, then deletes data files
-   * of older versions that {@code m} no longer references.
-   */
+  /** {@link #commit(TableLocation, TableManifest)} in a local directory. */
   public static void commit(Path dir, TableManifest m) throws IOException {
-    Path tmp = dir.resolve(TableFormat.MANIFEST_FILE + ".tmp-" + UUID.randomUUID());
-    try {
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ByteBuffer bytes = ByteBuffer.wrap(m.toJson());
-        while (bytes.hasRemaining()) {
-          ch.write(bytes);
-        }
-        ch.force(true);
-      } catch (IOException e) {
-        if (e instanceof java.nio.file.FileSystemException) {
-          throw e; // already names the file
-        }
-        throw new IOException("Cannot write " + tmp + ": " + e.getMessage(), e);
-      }
-      Files.move(tmp, dir.resolve(TableFormat.MANIFEST_FILE), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
-    forceDirectory(dir);
+    commit(TableLocation.of(dir), m);
+  }
+
+  /**
+   * Atomically makes {@code m} the manifest of the table in {@code dir} ({@link
+   * TableLocation#commitManifest}: a rename on local disks and HDFS, a conditional PUT on object
+   * stores), then deletes data files of older versions that {@code m} no longer references, and
+   * temporary manifests left by killed writers, found by listing the directory.
+   */
+  public static void commit(TableLocation dir, TableManifest m) throws IOException {
+    dir.commitManifest(m.toJson(), m.tableVersion());
     deleteUnreferenced(dir, m);
   }
 
-  private static void forceDirectory(Path dir) {
-    try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-      ch.force(true);
-    } catch (IOException e) {
-      // Some file systems cannot open a directory for reading; the rename is still atomic there.
-      LOG.debug("Cannot force directory {}: {}", dir, e.toString());
-    }
-  }
-
-  private static void deleteUnreferenced(Path dir, TableManifest m) {
+  private static void deleteUnreferenced(TableLocation dir, TableManifest m) {
     Set<String> keep = new HashSet<>();
     m.shards().forEach(s -> keep.add(s.file()));
     if (m.vocabulary() != null) {
       keep.add(m.vocabulary().file());
     }
-    try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
-      for (Path p : s) {
-        String name = p.getFileName().toString();
+    try {
+      for (String name : dir.list()) {
         boolean stale = TableFormat.isDataFileName(name) && !keep.contains(name) && versionOf(name) < m.tableVersion();
         boolean staleTmp = name.startsWith(TableFormat.MANIFEST_FILE + ".tmp-");
         if (stale || staleTmp) {
-          Files.deleteIfExists(p);
+          dir.deleteIfExists(name);
         }
       }
     } catch (IOException e) {
@@ -354,11 +372,11 @@ public final class TableWriter implements AutoCloseable {
       }
     }
     if (!committed) {
-      for (Path f : files) {
-        Files.deleteIfExists(f);
+      for (String f : files) {
+        dir.deleteIfExists(f);
       }
-      if (createdDir && isEmpty(dir)) {
-        Files.deleteIfExists(dir);
+      if (createdDir) {
+        dir.deleteDirectoryIfEmpty();
       }
     }
     if (failure != null && committed) {

@@ -2,11 +2,10 @@ package io.embstore.format;
 
 import java.io.BufferedReader;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -110,13 +109,13 @@ public final class Vocabulary {
     return counts.clone();
   }
 
-  /** Writes the vocabulary file (Arrow IPC file format); returns its manifest entry. */
-  TableManifest.FileEntry write(Path file, BufferAllocator parent) throws IOException {
+  /** Writes the vocabulary file {@code name} in {@code dir} (Arrow IPC file format); returns its manifest entry. */
+  TableManifest.FileEntry write(TableLocation dir, String name, BufferAllocator parent) throws IOException {
     int batch = 64 * 1024;
     boolean done = false;
     try (BufferAllocator allocator = parent.newChildAllocator("vocab-writer", 0, Long.MAX_VALUE);
         VectorSchemaRoot root = VectorSchemaRoot.create(TableFormat.vocabSchema(), allocator);
-        FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        TableLocation.Output ch = dir.create(name)) {
       Checksums.ChecksumChannel out = new Checksums.ChecksumChannel(ch);
       try (ArrowFileWriter writer = new ArrowFileWriter(root, null, out)) {
         writer.start();
@@ -135,34 +134,37 @@ public final class Vocabulary {
           writer.writeBatch();
         }
         writer.end();
-        // Before the writer's close, which closes the channel.
-        ch.force(true);
+        // Before the writer's close, which closes the channel (and would turn an upload's failure
+        // on an object store into a RuntimeException).
+        ch.sync();
+        ch.close();
       }
       done = true;
-      return new TableManifest.FileEntry(file.getFileName().toString(), tokens.length, out.bytes(), out.crc());
+      return new TableManifest.FileEntry(name, tokens.length, out.bytes(), out.crc());
     } finally {
       if (!done) {
-        Files.deleteIfExists(file);
+        dir.deleteIfExists(name);
       }
     }
   }
 
   /** Reads a vocabulary file, checking its length, checksum, format and ids. */
-  static Vocabulary read(Path file, TableManifest.FileEntry entry, BufferAllocator parent)
+  static Vocabulary read(TableLocation dir, TableManifest.FileEntry entry, BufferAllocator parent)
       throws IOException {
-    ShardReader.checkFile(file, entry.bytes(), entry.crc32c(), true);
+    ShardReader.checkFile(dir, entry.file(), entry.bytes(), entry.crc32c(), true);
+    String file = dir.describe(entry.file());
     String[] tokens = new String[Math.toIntExact(entry.rows())];
     long[] counts = new long[tokens.length];
     int next = 0;
     try (BufferAllocator allocator = parent.newChildAllocator("vocab-reader", 0, Long.MAX_VALUE);
-        FileChannel ch = FileChannel.open(file, StandardOpenOption.READ);
+        SeekableByteChannel ch = dir.openSequential(entry.file());
         ArrowFileReader reader = new ArrowFileReader(ch, allocator)) {
       VectorSchemaRoot root = reader.getVectorSchemaRoot();
       Map<String, String> meta = root.getSchema().getCustomMetadata();
       if (meta == null || !TableFormat.VOCAB_FORMAT_NAME.equals(meta.get(TableFormat.META_FORMAT))) {
         throw new TableFormatException("Cannot read " + file + ": not an embstore vocabulary file");
       }
-      TableFormat.checkVersion(file.toString(), Integer.parseInt(meta.get(TableFormat.META_VERSION)));
+      TableFormat.checkVersion(file, Integer.parseInt(meta.get(TableFormat.META_VERSION)));
       if (!root.getSchema().getFields().equals(TableFormat.vocabSchema().getFields())) {
         throw new TableFormatException("Cannot read " + file + ": schema " + root.getSchema() + ", expected " + TableFormat.vocabSchema());
       }

@@ -25,7 +25,14 @@ public final class TestMatrices {
   public static TableManifest write(
       Path dir, float[] matrix, long rows, int dim, int shards, String partitioner, BufferAllocator allocator)
       throws IOException {
-    try (TableWriter w = TableWriter.create(dir, rows, dim, shards, partitioner, allocator)) {
+    return write(TableLocation.of(dir), matrix, rows, dim, shards, partitioner, allocator);
+  }
+
+  /** Writes {@code matrix} as a new table at {@code dir} (any storage) and returns its manifest. */
+  public static TableManifest write(
+      TableLocation dir, float[] matrix, long rows, int dim, int shards, String partitioner, BufferAllocator allocator)
+      throws IOException {
+    try (TableWriter w = TableWriter.create(dir, TableManifest.builder().rows(rows).dim(dim).partitioner(partitioner), shards, allocator)) {
       w.createdBy("test");
       ByteBuffer buf = ByteBuffer.allocateDirect(matrix.length * 4).order(ByteOrder.LITTLE_ENDIAN);
       buf.asFloatBuffer().put(matrix);

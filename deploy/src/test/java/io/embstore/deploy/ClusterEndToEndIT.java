@@ -65,18 +65,24 @@ class ClusterEndToEndIT {
 
   @AfterEach
   void stopAll() throws Exception {
-    for (Process p : servers) {
-      p.destroy();
-    }
-    for (Process p : servers) {
-      if (!p.waitFor(15, TimeUnit.SECONDS)) {
-        p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-      }
-    }
+    stop(servers);
     if (clusterDir != null) {
       stopCluster(tmp, clusterDir);
     }
     allocator.close();
+  }
+
+  /** TERM to each process (and KILL to what they started), KILL after 15 s. */
+  static void stop(List<Process> processes) throws InterruptedException {
+    for (Process p : processes) {
+      p.descendants().forEach(ProcessHandle::destroyForcibly);
+      p.destroy();
+    }
+    for (Process p : processes) {
+      if (!p.waitFor(15, TimeUnit.SECONDS)) {
+        p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+      }
+    }
   }
 
   @Test
@@ -237,11 +243,20 @@ class ClusterEndToEndIT {
     return log.lines().filter(l -> l.contains("hosts shards")).reduce("", (a, b) -> a + b + "\n");
   }
 
-  /** Starts {@code bin/embstore serve}; returns the endpoint from its ready line (60 s at most). */
+  /** Starts {@code bin/embstore serve}; returns the endpoint from its ready line (90 s at most). */
   private String serve(Path table, String shards, Path log) throws Exception {
-    List<String> cmd = List.of(script("bin/embstore").toString(), "serve", "--table", table.toString(),
+    return serve(tmp, servers, table.toString(), shards, log);
+  }
+
+  /**
+   * Starts {@code bin/embstore serve --table TABLE --shards SHARDS} in {@code dir}, adds the process
+   * to {@code servers} (the caller stops them) and returns the endpoint from its ready line (90 s at
+   * most); the output goes to {@code log}.
+   */
+  static String serve(Path dir, List<Process> servers, String table, String shards, Path log) throws Exception {
+    List<String> cmd = List.of(script("bin/embstore").toString(), "serve", "--table", table,
         "--shards", shards, "--host", "127.0.0.1", "--port", "0");
-    ProcessBuilder pb = new ProcessBuilder(cmd).directory(tmp.toFile()).redirectErrorStream(true);
+    ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true);
     pb.environment().put("EMBSTORE_JAVA_OPTS", "-Xmx256m");
     Process p = pb.start();
     servers.add(p);

@@ -2,6 +2,7 @@ package io.embstore.shard;
 
 import io.embstore.format.Partitioner;
 import io.embstore.format.Table;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.Vocabulary;
 import java.io.IOException;
@@ -48,7 +49,7 @@ public final class EmbeddingClient implements AutoCloseable {
   static final long SWEEP_MILLIS = 5;
 
   private volatile TableManifest manifest;
-  private final Path tableDir;
+  private final TableLocation tableDir;
   private final Vocabulary vocabulary;
   private final Partitioner partitioner;
   private final int dim;
@@ -70,7 +71,7 @@ public final class EmbeddingClient implements AutoCloseable {
 
   /** Configures a client; {@link #build()} connects and asks every endpoint what it hosts. */
   public static final class Builder {
-    private Path table;
+    private TableLocation table;
     private TableManifest manifest;
     private List<String> endpoints = List.of();
     private List<ShardServer> inProcess = List.of();
@@ -83,8 +84,13 @@ public final class EmbeddingClient implements AutoCloseable {
 
     private Builder() {}
 
-    /** The table's manifest (and vocabulary, if it has one) from its directory. */
+    /** The table's manifest (and vocabulary, if it has one) from its local directory. */
     public Builder table(Path dir) {
+      return table(TableLocation.of(dir));
+    }
+
+    /** The table's manifest (and vocabulary, if it has one) from its directory on any storage. */
+    public Builder table(TableLocation dir) {
       this.table = dir;
       return this;
     }
@@ -494,7 +500,7 @@ public final class EmbeddingClient implements AutoCloseable {
   record Routed(ShardTransport transport, int[] shards) {}
 
   /** The table directory the client was built from, or null. */
-  Path tableDir() {
+  TableLocation tableDir() {
     return tableDir;
   }
 

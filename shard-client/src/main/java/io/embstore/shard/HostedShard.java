@@ -1,7 +1,6 @@
 package io.embstore.shard;
 
 import io.embstore.format.Partitioner;
-import io.embstore.format.ShardReader;
 import io.embstore.format.ShardWriter;
 import io.embstore.format.Table;
 import io.embstore.format.TableFormat;
@@ -118,17 +117,52 @@ final class HostedShard implements AutoCloseable {
     HostedShard shard = new HostedShard(index, m.partitioner(), m.dim(), optimizer, parent);
     boolean sameState = m.optimizer() != null && m.optimizer().name().equals(optimizer.name())
         && m.stateColumns().equals(shard.stateColumns);
-    try (ShardReader reader = table.openShard(index, shard.allocator, true)) {
+    try {
+      // One pass over the file: from HDFS or S3 a shard is streamed once, its checksum on the way.
       if (sameState) {
-        reader.readFully(shard.embeddings, shard.state);
+        table.readShardFully(index, shard.allocator, shard.embeddings, shard.state);
       } else {
-        reader.readFully(shard.embeddings);
+        table.readShardFully(index, shard.allocator, shard.embeddings);
       }
     } catch (IOException | RuntimeException e) {
       shard.close();
       throw e;
     }
     return shard;
+  }
+
+  /**
+   * Loads shards {@code indexes} of partitioning {@code target} from {@code table}, which is
+   * partitioned otherwise ({@link Table#readRepartitioned}: one scan of the table for all of them),
+   * into {@code out[index]}. Optimizer state is loaded as {@link #load} does.
+   */
+  static void loadRepartitioned(Table table, Partitioner target, int[] indexes, Optimizer spec, BufferAllocator parent,
+      HostedShard[] out) throws IOException {
+    TableManifest m = table.manifest();
+    ArrowBuf[][] into = new ArrowBuf[target.numShards()][];
+    try {
+      for (int s : indexes) {
+        HostedShard shard = new HostedShard(s, target, m.dim(), spec, parent);
+        out[s] = shard;
+        boolean sameState = m.optimizer() != null && m.optimizer().name().equals(spec.name())
+            && m.stateColumns().equals(shard.stateColumns);
+        ArrowBuf[] bufs = new ArrowBuf[1 + (sameState ? shard.state.length : 0)];
+        bufs[0] = shard.embeddings;
+        for (int i = 1; i < bufs.length; i++) {
+          bufs[i] = shard.state[i - 1];
+        }
+        into[s] = bufs;
+      }
+      table.readRepartitioned(target, into, parent);
+    } catch (IOException | RuntimeException e) {
+      for (int s : indexes) {
+        if (out[s] != null) {
+          out[s].close();
+          out[s] = null;
+        }
+      }
+      throw e;
+    }
   }
 
   /** Creates shard {@code index} in memory, row of id {@code id} filled by {@code init}. */
@@ -157,9 +191,10 @@ final class HostedShard implements AutoCloseable {
    * from {@code origin} (see {@link ShardLog#open}); returns the number of update records replayed.
    * Called once, before the shard serves.
    */
-  long openLog(java.nio.file.Path walDir, ShardLog.Sync sync, ShardLog.Origin origin) throws IOException {
+  long openLog(java.nio.file.Path walDir, ShardLog.Sync sync, ShardLog.Origin origin, io.embstore.format.TableStorage storage)
+      throws IOException {
     long[] stateRow = new long[stateAddress.length];
-    log = ShardLog.open(walDir, index, rows, dim, optimizer, origin, sync, allocator, (seq, ids, grads, n, lr, base) -> {
+    log = ShardLog.open(walDir, index, rows, dim, optimizer, origin, sync, storage, allocator, (seq, ids, grads, n, lr, base) -> {
       for (int i = 0; i < n; i++) {
         long id = MemoryUtil.getLong(ids + 8L * i);
         if (!partitioner.contains(id) || partitioner.shardOf(id) != index) {

@@ -208,6 +208,9 @@ final class ShardLog implements AutoCloseable {
     }
   }
 
+  /** Reads the manifests that tell whether a snapshot a base record names was committed (any storage). */
+  private io.embstore.format.TableStorage storage = io.embstore.format.TableStorage.defaults();
+
   private ShardLog(Path dir, int shard, long rows, int dim, Optimizer optimizer, Sync sync, FileChannel lockChannel, FileLock lock) {
     this.dir = dir;
     this.shard = shard;
@@ -238,7 +241,7 @@ final class ShardLog implements AutoCloseable {
    * damaged, in use, or follows another table.
    */
   static ShardLog open(Path walDir, int shard, long rows, int dim, Optimizer optimizer, Origin loaded, Sync sync,
-      BufferAllocator allocator, Replayer replayer) throws IOException {
+      io.embstore.format.TableStorage storage, BufferAllocator allocator, Replayer replayer) throws IOException {
     Path dir = shardDir(walDir, shard);
     Files.createDirectories(dir);
     FileChannel lockChannel = FileChannel.open(dir.resolve("lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
@@ -256,6 +259,7 @@ final class ShardLog implements AutoCloseable {
       throw new IOException("Cannot open write-ahead log " + dir + ": in use by another server (one log directory per hosted shard)");
     }
     ShardLog log = new ShardLog(dir, shard, rows, dim, optimizer, sync, lockChannel, lock);
+    log.storage = storage;
     try (BufferAllocator scratch = allocator.newChildAllocator("wal-replay-" + shard, 0, Long.MAX_VALUE)) {
       log.recover(loaded, scratch, replayer);
     } catch (IOException | RuntimeException e) {
@@ -757,7 +761,7 @@ final class ShardLog implements AutoCloseable {
       return false;
     }
     try {
-      TableManifest m = TableManifest.read(Path.of(b.dir()));
+      TableManifest m = TableManifest.read(storage.location(b.dir()));
       return shard < m.numShards() && Origin.of(m.tableVersion(), m.shard(shard)).sameFile(b.origin());
     } catch (IOException | RuntimeException e) {
       return false; // no manifest there (yet), or not readable: not known to be committed

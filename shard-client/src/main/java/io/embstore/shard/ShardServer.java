@@ -4,6 +4,8 @@ import io.embstore.format.Partitioner;
 import io.embstore.format.ShardWriter;
 import io.embstore.format.Table;
 import io.embstore.format.TableFormat;
+import io.embstore.format.TableLocation;
+import io.embstore.format.TableStorage;
 import io.embstore.format.TableWriter;
 import io.embstore.format.TableManifest;
 import java.io.File;
@@ -37,7 +39,8 @@ public final class ShardServer implements AutoCloseable {
   /** Default largest gRPC message a server accepts: 256 MiB. */
   public static final int DEFAULT_MAX_MESSAGE_BYTES = 256 << 20;
 
-  private final Path tableDir;
+  private final TableLocation tableDir;
+  private final TableStorage storage;
   private final TableManifest baseManifest;
   private final Optimizer optimizer;
   private final HostedShard[] byIndex;
@@ -48,10 +51,8 @@ public final class ShardServer implements AutoCloseable {
   private final int maxMessageBytes;
   private final boolean auth;
   private final boolean tls;
-  /** Snapshots write only below this directory (real path), or anywhere when null. */
-  private final Path snapshotRoot;
-  /** The same directory as given (absolute, normalised), which a request may name through a link. */
-  private final Path snapshotRootGiven;
+  /** Snapshots write only below this directory, or anywhere when null. */
+  private final SnapshotRoot snapshotRoot;
   /** How the write-ahead log syncs, or null without a log. */
   private final ShardLog.Sync walSync;
   /** Forces the logs every N ms with {@code --wal-sync <N>ms}; null otherwise. */
@@ -79,7 +80,9 @@ public final class ShardServer implements AutoCloseable {
 
   /** Configures and starts a server; see the setters. */
   public static final class Builder {
-    private Path table;
+    private TableLocation table;
+    private Partitioner repartition;
+    private TableStorage storage = TableStorage.defaults();
     private int[] shards;
     private TableManifest shape;
     private RowInitializer init;
@@ -94,15 +97,46 @@ public final class ShardServer implements AutoCloseable {
     private File tlsCert;
     private File tlsKey;
     private File clientCa;
-    private Path snapshotDir;
+    private String snapshotDir;
     private Path wal;
     private String walSync;
 
     private Builder() {}
 
-    /** Loads shards from the committed table in {@code dir} (checksums verified). */
+    /** Loads shards from the committed table in the local directory {@code dir} (checksums verified). */
     public Builder table(Path dir) {
+      return table(TableLocation.of(dir));
+    }
+
+    /**
+     * Loads shards from the committed table at {@code dir}, on any storage, streaming each shard
+     * file into memory once (its checksum computed as it is read).
+     */
+    public Builder table(TableLocation dir) {
       this.table = dir;
+      this.repartition = null;
+      return this;
+    }
+
+    /**
+     * Loads the table at {@code dir} re-partitioned as {@code as} (same rows, any number of shards
+     * or partitioner): each hosted shard gets its rows (and optimizer state) by one scan of every
+     * shard file of the table, so a checkpoint resumes onto another shard count. The server then
+     * reports and snapshots the table in the new partitioning. Without a change of partitioning
+     * this is {@link #table(TableLocation)}.
+     */
+    public Builder table(TableLocation dir, Partitioner as) {
+      this.table = dir;
+      this.repartition = as;
+      return this;
+    }
+
+    /**
+     * How snapshot directories named by clients are reached (their Hadoop configuration for
+     * {@code hdfs:}, {@code s3a:}); default {@link TableStorage#defaults()}.
+     */
+    public Builder storage(TableStorage s) {
+      this.storage = s;
       return this;
     }
 
@@ -194,7 +228,12 @@ public final class ShardServer implements AutoCloseable {
      * snapshots wherever it is asked.
      */
     public Builder snapshotDir(Path dir) {
-      this.snapshotDir = dir;
+      return snapshotDir(dir.toAbsolutePath().toString());
+    }
+
+    /** {@link #snapshotDir(Path)} as a table URI on any storage ({@code hdfs:}, {@code s3a:}: compared by path, no links). */
+    public Builder snapshotDir(String uri) {
+      this.snapshotDir = uri;
       return this;
     }
 
@@ -249,8 +288,11 @@ public final class ShardServer implements AutoCloseable {
 
   private ShardServer(Builder b) throws IOException {
     Table opened = b.table == null ? null : Table.open(b.table);
-    TableManifest m = opened == null ? b.shape : opened.manifest();
+    boolean repartitioned = opened != null && b.repartition != null && !b.repartition.equals(opened.manifest().partitioner());
+    TableManifest m = opened == null ? b.shape
+        : repartitioned ? opened.manifest().withPartitioning(b.repartition) : opened.manifest();
     this.tableDir = b.table;
+    this.storage = b.storage;
     Optimizer spec = b.optimizer;
     if (spec == null) {
       spec = m.optimizer() == null ? Optimizer.sgd(Optimizer.DEFAULT_SGD_LR) : Optimizer.fromManifest(m.optimizer());
@@ -266,9 +308,12 @@ public final class ShardServer implements AutoCloseable {
     this.auth = b.readToken != null || b.writeToken != null;
     this.tls = b.tlsCert != null;
     this.walSync = b.wal == null ? null : b.walSync == null ? ShardLog.Sync.ALWAYS : ShardLog.Sync.parse(b.walSync);
-    Path root = b.snapshotDir != null ? b.snapshotDir : b.table;
-    this.snapshotRoot = snapshotRoot(root);
-    this.snapshotRootGiven = root == null ? null : root.toAbsolutePath().normalize();
+    if (b.wal != null && repartitioned) {
+      throw new IllegalArgumentException("Cannot start shard server: a write-ahead log (" + b.wal + ") follows the table as it is"
+          + " partitioned, not re-partitioned to " + b.repartition.numShards() + " shards as it loads (reshard it first: embstore reshard)");
+    }
+    TableLocation root = b.snapshotDir != null ? storage.location(b.snapshotDir) : b.table;
+    this.snapshotRoot = root == null ? null : SnapshotRoot.of(root);
     int p = m.numShards();
     int[] wanted = b.shards == null ? range(p) : b.shards;
     boolean[] seen = new boolean[p];
@@ -289,16 +334,21 @@ public final class ShardServer implements AutoCloseable {
     this.allocator = parent.newChildAllocator("shard-server", 0, Long.MAX_VALUE);
     this.flightAllocator = allocator.newChildAllocator("flight", 0, Long.MAX_VALUE);
     try {
+      if (repartitioned) {
+        HostedShard.loadRepartitioned(opened, m.partitioner(), shardIndexes, spec, allocator, byIndex);
+      }
       for (int s : shardIndexes) {
-        byIndex[s] = opened != null
-            ? HostedShard.load(opened, s, spec, allocator)
-            : HostedShard.initialize(m.partitioner(), m.dim(), s, b.init, spec, allocator);
+        if (byIndex[s] == null) {
+          byIndex[s] = opened != null
+              ? HostedShard.load(opened, s, spec, allocator)
+              : HostedShard.initialize(m.partitioner(), m.dim(), s, b.init, spec, allocator);
+        }
       }
       if (b.wal != null) {
         long replayed = 0;
         for (int s : shardIndexes) {
           ShardLog.Origin origin = opened == null ? ShardLog.Origin.INITIALIZED : ShardLog.Origin.of(m.tableVersion(), m.shard(s));
-          replayed = Math.max(replayed, byIndex[s].openLog(b.wal, walSync, origin));
+          replayed = Math.max(replayed, byIndex[s].openLog(b.wal, walSync, origin, storage));
         }
         step.addAndGet(replayed);
         if (walSync.periodic()) {
@@ -349,15 +399,6 @@ public final class ShardServer implements AutoCloseable {
       }
       throw e;
     }
-  }
-
-  /** The real path of {@code dir} (created if missing), or null. */
-  private static Path snapshotRoot(Path dir) throws IOException {
-    if (dir == null) {
-      return null;
-    }
-    java.nio.file.Files.createDirectories(dir);
-    return dir.toRealPath();
   }
 
   /** Forces every shard's write-ahead log ({@code --wal-sync <N>ms}); a failure leaves that log refusing updates. */
@@ -447,11 +488,21 @@ public final class ShardServer implements AutoCloseable {
    * the caller commits a manifest naming them (as {@link TableSnapshot} does).
    */
   public List<TableManifest.ShardEntry> writeShards(Path dir, long version) throws IOException {
+    return writeShards(TableLocation.of(dir), version, shardIndexes);
+  }
+
+  /** {@link #writeShards(Path, long)} into a table directory on any storage. */
+  public List<TableManifest.ShardEntry> writeShards(TableLocation dir, long version) throws IOException {
     return writeShards(dir, version, shardIndexes);
   }
 
-  /** {@link #writeShards(Path, long)} for some of the hosted shards. */
-  List<TableManifest.ShardEntry> writeShards(Path dir, long version, int[] which) throws IOException {
+  /** How this server reaches the directories that snapshots name. */
+  TableStorage storage() {
+    return storage;
+  }
+
+  /** {@link #writeShards(TableLocation, long)} for some of the hosted shards. */
+  List<TableManifest.ShardEntry> writeShards(TableLocation dir, long version, int[] which) throws IOException {
     checkOpen();
     for (int s : which) {
       hosted(s, "snapshot");
@@ -463,12 +514,12 @@ public final class ShardServer implements AutoCloseable {
       try {
         for (int s : which) {
           HostedShard shard = byIndex[s];
-          Path file = dir.resolve(TableFormat.shardFileName(s, version));
+          String file = TableFormat.shardFileName(s, version);
           // A snapshot of this version killed before its commit may have left the file behind.
           TableWriter.removeUncommitted(dir, file, version);
-          ShardWriter w = ShardWriter.create(file, s, m.partitioner(), m.dim(), shard.stateColumns, scratch);
+          ShardWriter w = ShardWriter.create(dir, file, s, m.partitioner(), m.dim(), shard.stateColumns, scratch);
           writers.add(w);
-          entries.add(shard.snapshotTo(w, scratch, dir.toAbsolutePath().toString(), version));
+          entries.add(shard.snapshotTo(w, scratch, dir.isLocal() ? dir.localPath().toAbsolutePath().toString() : dir.uri(), version));
         }
       } finally {
         IOException failure = null;
@@ -555,7 +606,8 @@ public final class ShardServer implements AutoCloseable {
     for (int s : shardIndexes) {
       shards.add(new Messages.ShardInfo(s, p.shardRows(s), p.minId(s), p.maxId(s), p.describeShard(s)));
     }
-    return new Messages.Describe(Protocol.VERSION, tableDir == null ? null : tableDir.toAbsolutePath().toString(),
+    return new Messages.Describe(Protocol.VERSION,
+        tableDir == null ? null : tableDir.isLocal() ? tableDir.localPath().toAbsolutePath().toString() : tableDir.uri(),
         m.tableVersion(), m.rows(), m.dim(), p.name(), p.numShards(), shards, m.optimizer(), maxIds, maxMessageBytes, auth,
         LookupMethod.NAME);
   }
@@ -566,7 +618,7 @@ public final class ShardServer implements AutoCloseable {
    * cannot be carried out (a version already committed, no such directory).
    */
   Messages.SnapshotReply snapshot(Messages.SnapshotRequest request) {
-    Path dir = confine(request.dir());
+    TableLocation dir = confine(request.dir());
     List<TableManifest.ShardEntry> entries;
     try {
       entries = writeShards(dir, request.version(), request.shards() == null ? shardIndexes : request.shards());
@@ -581,40 +633,18 @@ public final class ShardServer implements AutoCloseable {
   }
 
   /**
-   * The directory a snapshot request names, checked against the snapshot root: lexically (absolute,
-   * normalised) and then with symbolic links resolved, it must be the root or below it, else
-   * UNAUTHORIZED; a directory that does not exist is INVALID_ARGUMENT. Returns the real path, the
-   * one written into.
+   * The table location a snapshot request names, checked against the snapshot root ({@link
+   * SnapshotRoot#confine}): UNAUTHORIZED outside it, INVALID_ARGUMENT when it is not a location or
+   * does not exist.
    */
-  Path confine(String requested) {
-    Path dir;
+  TableLocation confine(String requested) {
+    TableLocation dir;
     try {
-      dir = Path.of(requested).toAbsolutePath().normalize();
-    } catch (java.nio.file.InvalidPathException e) {
-      throw ShardErrors.invalid("Cannot snapshot to " + requested + ": not a path (" + e.getMessage() + ")");
-    }
-    if (snapshotRoot == null) {
-      return dir;
-    }
-    if (!dir.startsWith(snapshotRoot) && !dir.startsWith(snapshotRootGiven)) {
-      throw outsideRoot(requested);
-    }
-    Path real;
-    try {
-      real = dir.toRealPath();
-    } catch (java.nio.file.NoSuchFileException e) {
-      throw ShardErrors.invalid("Cannot snapshot to " + requested + ": no such directory");
-    } catch (IOException e) {
+      dir = storage.location(requested);
+    } catch (IllegalArgumentException e) {
       throw ShardErrors.invalid("Cannot snapshot to " + requested + ": " + e.getMessage());
     }
-    if (!real.startsWith(snapshotRoot)) {
-      throw outsideRoot(requested + " (" + real + ")");
-    }
-    return real;
-  }
-
-  private RuntimeException outsideRoot(String requested) {
-    return ShardErrors.unauthorized("Cannot snapshot to " + requested + ": outside " + snapshotRoot + " (this server writes snapshots only below it)");
+    return snapshotRoot == null ? dir : snapshotRoot.confine(requested, dir, storage);
   }
 
   private long total(java.util.function.ToLongFunction<HostedShard> counter) {

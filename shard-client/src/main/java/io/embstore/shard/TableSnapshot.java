@@ -1,6 +1,7 @@
 package io.embstore.shard;
 
 import io.embstore.format.TableFormat;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import java.io.IOException;
@@ -20,7 +21,7 @@ import java.util.concurrent.RejectedExecutionException;
  * committed atomically ({@link TableWriter#commit}), and the client routes by it from then on.
  * Lookups and updates go on meanwhile (each row of a file is the state after a whole number of
  * updates; see {@code docs/protocol.md}). The directory must be reachable by every server under the
- * same path (one machine, or a shared file system).
+ * same path or URI (one machine, a shared file system, or cluster storage: HDFS, S3).
  */
 public final class TableSnapshot {
   private TableSnapshot() {}
@@ -31,13 +32,21 @@ public final class TableSnapshot {
    * Returns the committed manifest. On failure the files written for {@code v} are deleted.
    */
   public static TableManifest write(EmbeddingClient client, Path dir) throws IOException {
+    return write(client, TableLocation.of(dir.toAbsolutePath()));
+  }
+
+  /**
+   * {@link #write(EmbeddingClient, Path)} into a table directory on any storage: every server writes
+   * its shard files there itself (reaching {@code hdfs:} or {@code s3a:} with its own Hadoop
+   * configuration), the client writes only the manifest.
+   */
+  public static TableManifest write(EmbeddingClient client, TableLocation target) throws IOException {
     synchronized (client) {
-      client.ensureOpen("snapshot to " + dir);
-      Path target = dir.toAbsolutePath();
-      Files.createDirectories(target);
+      client.ensureOpen("snapshot to " + target);
+      target.createDirectories();
       TableManifest base = client.manifest();
       long version = base.tableVersion() + 1;
-      if (Files.exists(target.resolve(TableFormat.MANIFEST_FILE))) {
+      if (target.hasManifest()) {
         version = Math.max(version, TableManifest.read(target).tableVersion() + 1);
       }
       long v = version;
@@ -62,7 +71,7 @@ public final class TableSnapshot {
             return ShardTransport.Pending.of(CompletableFuture.runAsync(() -> {
               Messages.SnapshotReply reply;
               try {
-                reply = r.transport().snapshot(new Messages.SnapshotRequest(target.toString(), v, r.shards()));
+                reply = r.transport().snapshot(new Messages.SnapshotRequest(target.uri(), v, r.shards()));
               } catch (IOException e) {
                 throw new UncheckedIOException(e);
               }
@@ -86,7 +95,7 @@ public final class TableSnapshot {
         return committed;
       } catch (IOException | RuntimeException ex) {
         for (int s = 0; s < entries.length; s++) {
-          Files.deleteIfExists(target.resolve(TableFormat.shardFileName(s, v)));
+          target.deleteIfExists(TableFormat.shardFileName(s, v));
         }
         throw ex;
       }
@@ -94,19 +103,19 @@ public final class TableSnapshot {
   }
 
   /** The vocabulary entry of the snapshot: the base's file, copied from {@code tableDir} unless already in {@code target}. */
-  private static TableManifest.FileEntry copyVocabulary(TableManifest base, Path tableDir, Path target) throws IOException {
+  private static TableManifest.FileEntry copyVocabulary(TableManifest base, TableLocation tableDir, TableLocation target)
+      throws IOException {
     TableManifest.FileEntry vocab = base.vocabulary();
     if (vocab == null) {
       return null;
     }
-    Path dest = target.resolve(vocab.file());
-    if (Files.exists(dest)) {
+    if (target.exists(vocab.file())) {
       return vocab;
     }
     if (tableDir == null) {
       return null; // the client knows no file to copy: the snapshot has no vocabulary
     }
-    Files.copy(tableDir.resolve(vocab.file()), dest, StandardCopyOption.COPY_ATTRIBUTES);
+    target.copyFrom(tableDir, vocab.file(), vocab.file());
     return vocab;
   }
 }

@@ -278,7 +278,7 @@ class ShardFuzzTest {
     Path shardDir = Files.createDirectories(ShardLog.shardDir(dir, 0));
     Files.write(shardDir.resolve("wal-00000000000000000000.log"), data);
     try (BufferAllocator a = new RootAllocator()) {
-      try (ShardLog log = ShardLog.open(dir, 0, 100, DIM, Optimizer.sgd(0.1), SEED_ORIGIN, ShardLog.Sync.NONE, a,
+      try (ShardLog log = ShardLog.open(dir, 0, 100, DIM, Optimizer.sgd(0.1), SEED_ORIGIN, ShardLog.Sync.NONE, io.embstore.format.TableStorage.defaults(), a,
           (seq, ids, grads, n, lr, base) -> {
             for (int i = 0; i < n; i++) {
               long id = MemoryUtil.getLong(ids + 8L * i);

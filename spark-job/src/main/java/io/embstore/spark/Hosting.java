@@ -4,7 +4,7 @@ import io.embstore.format.TableManifest;
 import io.embstore.format.Vocabulary;
 import java.io.IOException;
 import java.io.Serializable;
-import java.nio.file.Path;
+import io.embstore.format.TableLocation;
 import java.util.List;
 import java.util.Map;
 
@@ -41,7 +41,7 @@ interface Hosting extends AutoCloseable {
    * then the input embeddings with {@code vocabulary} (may be null) and {@code properties} to
    * {@code output}, whose manifest is the commit point of the checkpoint.
    */
-  TableManifest checkpoint(Path output, Path context, Vocabulary vocabulary, Map<String, String> properties)
+  TableManifest checkpoint(TableLocation output, TableLocation context, Vocabulary vocabulary, Map<String, String> properties)
       throws IOException;
 
   @Override

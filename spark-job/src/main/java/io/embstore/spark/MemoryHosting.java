@@ -1,14 +1,14 @@
 package io.embstore.spark;
 
+import io.embstore.format.Partitioner;
 import io.embstore.format.Table;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import io.embstore.format.Vocabulary;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
@@ -29,8 +29,8 @@ final class MemoryHosting implements Hosting {
   private final String partitioner;
   private final int shards;
 
-  MemoryHosting(long rows, long contextRows, int dim, int shards, boolean adagrad, long seed, Path resumeOutput,
-      Path resumeContext) throws IOException {
+  MemoryHosting(long rows, long contextRows, int dim, int shards, boolean adagrad, long seed, TableLocation resumeOutput,
+      TableLocation resumeContext) throws IOException {
     this.input = adagrad ? InMemoryRowStore.rowwiseAdagrad(rows, dim, 1e-8f) : InMemoryRowStore.sgd(rows, dim);
     this.output = adagrad
         ? InMemoryRowStore.rowwiseAdagrad(contextRows, dim, 1e-8f) : InMemoryRowStore.sgd(contextRows, dim);
@@ -50,7 +50,7 @@ final class MemoryHosting implements Hosting {
     STORES.put(key, new InMemoryRowStore[] {input, output});
   }
 
-  private static void load(Path dir, InMemoryRowStore store) throws IOException {
+  private static void load(TableLocation dir, InMemoryRowStore store) throws IOException {
     try (BufferAllocator a = new RootAllocator()) {
       Table t = Table.open(dir);
       float[] v = store.values();
@@ -107,9 +107,9 @@ final class MemoryHosting implements Hosting {
   }
 
   @Override
-  public TableManifest checkpoint(Path out, Path context, Vocabulary vocabulary, Map<String, String> properties)
+  public TableManifest checkpoint(TableLocation out, TableLocation context, Vocabulary vocabulary, Map<String, String> properties)
       throws IOException {
-    if (!Files.exists(out.resolve("manifest.json"))) {
+    if (!out.hasManifest()) {
       // First checkpoint: the table directory must be created empty, before _context goes in it.
       TableManifest m = write(out, input, vocabulary, properties);
       write(context, output, null, properties);
@@ -119,14 +119,15 @@ final class MemoryHosting implements Hosting {
     return write(out, input, vocabulary, properties);
   }
 
-  private TableManifest write(Path dir, InMemoryRowStore store, Vocabulary vocabulary, Map<String, String> properties)
+  private TableManifest write(TableLocation dir, InMemoryRowStore store, Vocabulary vocabulary, Map<String, String> properties)
       throws IOException {
     int dim = store.dim();
     long rows = store.values().length / dim;
     try (BufferAllocator a = new RootAllocator()) {
-      boolean exists = Files.exists(dir.resolve("manifest.json"));
+      boolean exists = dir.hasManifest();
+      // A checkpoint resumed onto another shard count writes every shard in the new partitioning.
       TableWriter w = exists
-          ? TableWriter.nextVersion(dir, Table.open(dir).manifest(), a)
+          ? TableWriter.nextVersion(dir, Table.open(dir).manifest().withPartitioning(Partitioner.of(partitioner, rows, shards)), a)
           : TableWriter.create(dir, TableManifest.builder().rows(rows).dim(dim).partitioner(partitioner), shards, a);
       try (w) {
         w.createdBy("embstore train");

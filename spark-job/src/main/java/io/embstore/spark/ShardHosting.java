@@ -2,7 +2,9 @@ package io.embstore.spark;
 
 import io.embstore.format.Partitioner;
 import io.embstore.format.Table;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
+import io.embstore.format.TableStorage;
 import io.embstore.format.TableWriter;
 import io.embstore.format.Vocabulary;
 import io.embstore.shard.EmbeddingClient;
@@ -10,10 +12,11 @@ import io.embstore.shard.Optimizer;
 import io.embstore.shard.ShardHealth;
 import io.embstore.shard.ShardServer;
 import io.embstore.shard.TableSnapshot;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -43,7 +46,10 @@ import scala.reflect.ClassTag$;
  * executor s mod E) and returns the endpoints. The servers then outlive the task: they live in
  * the JVM-wide {@link Host} and hold no task slot, so every slot trains. Training tasks route
  * through an {@link EmbeddingClient} per executor JVM; the driver checkpoints with {@link
- * EmbeddingClient#snapshot}.
+ * EmbeddingClient#snapshot}: each server writes its own shard files straight to the table's
+ * storage (with the driver's Hadoop configuration, sent along with the hosting task), the driver
+ * only the manifest. A resume onto another shard count has the servers re-partition the
+ * checkpoint as they load it ({@link ShardServer.Builder#table(TableLocation, Partitioner)}).
  */
 final class ShardHosting implements Hosting {
   private static final Logger LOG = LoggerFactory.getLogger(ShardHosting.class);
@@ -86,8 +92,8 @@ final class ShardHosting implements Hosting {
     return b.build();
   }
 
-  static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, Path resumeOut, Path resumeCtx)
-      throws IOException {
+  static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, TableLocation resumeOut,
+      TableLocation resumeCtx) throws IOException {
     return start(spark, o, rows, shards, resumeOut, resumeCtx, 1);
   }
 
@@ -96,19 +102,20 @@ final class ShardHosting implements Hosting {
    * resumeCtx} when given, else initialised. Waits (bounded) until at least {@code minExecutors}
    * executors run, so that after an executor loss the shards spread over its replacement too.
    */
-  static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, Path resumeOut, Path resumeCtx,
-      int minExecutors) throws IOException {
+  static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, TableLocation resumeOut,
+      TableLocation resumeCtx, int minExecutors) throws IOException {
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     Optimizer spec = o.optimizer();
-    TableManifest in = resumeOut != null ? Table.open(resumeOut).manifest() : shape(rows, o.dim, shards, spec);
+    TableManifest in = resumeOut != null ? inShards(Table.open(resumeOut).manifest(), shards) : shape(rows, o.dim, shards, spec);
     long contextRows = TrainJob.contextRows(o, rows);
-    TableManifest out = resumeCtx != null ? Table.open(resumeCtx).manifest() : shape(contextRows, o.dim, shards, spec);
+    TableManifest out = resumeCtx != null ? inShards(Table.open(resumeCtx).manifest(), shards) : shape(contextRows, o.dim, shards, spec);
     if (in.numShards() != out.numShards() || in.rows() != rows || out.rows() != contextRows) {
       throw new IllegalArgumentException("Cannot resume " + resumeOut + ": " + in.rows() + " rows in "
           + in.numShards() + " shards, the corpus gives " + rows + " rows (and the context table has " + out.rows()
           + " rows in " + out.numShards() + " shards, these options need " + contextRows + ")");
     }
     String key = UUID.randomUUID().toString();
+    byte[] hadoopConf = serialize(sc.hadoopConfiguration());
     List<String[]> executors = executors(sc, minExecutors);
     int e = executors.size();
     int p = in.numShards();
@@ -118,7 +125,7 @@ final class ShardHosting implements Hosting {
       int[] mine = IntStream.range(0, p).filter(s -> s % Math.min(e, p) == k).toArray();
       String[] ex = executors.get(i);
       HostRequest r = new HostRequest(key, in.toJson(), out.toJson(), mine, o.seed, spec.name(), o.alpha,
-          resumeOut == null ? null : resumeOut.toString(), resumeCtx == null ? null : resumeCtx.toString());
+          resumeOut == null ? null : resumeOut.uri(), resumeCtx == null ? null : resumeCtx.uri(), hadoopConf);
       tasks.add(new Tuple2<>(r, CollectionConverters.asScala(List.of(location(ex[0], ex[1]))).toList()));
     }
     List<Placement> placed = sc.sc()
@@ -139,6 +146,38 @@ final class ShardHosting implements Hosting {
   /** The preferred location of a task on executor {@code executor} of {@code host} (the driver in local mode). */
   static String location(String executor, String host) {
     return executor.equals("driver") ? host : "executor_" + host + "_" + executor;
+  }
+
+  /**
+   * A committed table's manifest in {@code shards} shards: itself, or its shape re-partitioned
+   * (same partitioner kind and rows, placeholder shard entries) for servers that re-partition it
+   * as they load it.
+   */
+  static TableManifest inShards(TableManifest committed, int shards) {
+    if (committed.numShards() == shards) {
+      return committed;
+    }
+    return committed.withPartitioning(Partitioner.of(committed.partitioner().name(), committed.rows(), shards));
+  }
+
+  static byte[] serialize(org.apache.hadoop.conf.Configuration conf) {
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    try (DataOutputStream out = new DataOutputStream(bytes)) {
+      conf.write(out);
+    } catch (IOException e) {
+      throw new IllegalStateException("Cannot serialize the Hadoop configuration: " + e, e);
+    }
+    return bytes.toByteArray();
+  }
+
+  static org.apache.hadoop.conf.Configuration deserialize(byte[] bytes) {
+    org.apache.hadoop.conf.Configuration conf = new org.apache.hadoop.conf.Configuration(false);
+    try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(bytes))) {
+      conf.readFields(in);
+    } catch (IOException e) {
+      throw new IllegalStateException("Cannot read the Hadoop configuration sent by the driver: " + e, e);
+    }
+    return conf;
   }
 
   /** {executorId, host} of the executors (the driver in local mode), waiting briefly for late ones. */
@@ -185,25 +224,33 @@ final class ShardHosting implements Hosting {
     }
   }
 
-  /** What one hosting task starts. */
+  /**
+   * What one hosting task starts: the two table shapes, the shards, the tables to load (URIs) and
+   * the driver's Hadoop configuration (its {@code spark.hadoop.*} settings included) with which the
+   * servers read them and write their checkpoint shard files.
+   */
   record HostRequest(String key, byte[] in, byte[] out, int[] shards, long seed, String optimizer,
-      double alpha, String resumeOut, String resumeCtx) implements java.io.Serializable {}
+      double alpha, String resumeOut, String resumeCtx, byte[] hadoopConf) implements java.io.Serializable {}
 
   private static Placement host(HostRequest r) throws IOException {
     Optimizer spec = TrainOptions.optimizer(r.optimizer(), r.alpha());
     String host = SparkEnv.get().blockManager().blockManagerId().host();
     long seed = r.seed();
-    ShardServer.Builder in = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator());
-    ShardServer.Builder out = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator());
-    // Each matrix from its committed table when there is one, else its initial rows: a first
-    // checkpoint cut between its two commits leaves the input table without a context table.
+    TableStorage storage = TableStorage.hadoop(deserialize(r.hadoopConf()));
+    ShardServer.Builder in = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator())
+        .storage(storage);
+    ShardServer.Builder out = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator())
+        .storage(storage);
+    // Each matrix from its committed table when there is one (in the job's shard count: another
+    // count is re-partitioned as it loads), else its initial rows: a first checkpoint cut between
+    // its two commits leaves the input table without a context table.
     if (r.resumeOut() != null) {
-      in.table(Paths.get(r.resumeOut()));
+      in.table(storage.location(r.resumeOut()), parse(r.in()).partitioner());
     } else {
       in.initialize(parse(r.in()), (id, row) -> SkipGram.initInputRow(seed, id, row));
     }
     if (r.resumeCtx() != null) {
-      out.table(Paths.get(r.resumeCtx()));
+      out.table(storage.location(r.resumeCtx()), parse(r.out()).partitioner());
     } else {
       out.initialize(parse(r.out()), (id, row) -> Arrays.fill(row, 0f));
     }
@@ -272,10 +319,10 @@ final class ShardHosting implements Hosting {
   }
 
   @Override
-  public TableManifest checkpoint(Path output, Path context, Vocabulary vocabulary, Map<String, String> properties)
-      throws IOException {
+  public TableManifest checkpoint(TableLocation output, TableLocation context, Vocabulary vocabulary,
+      Map<String, String> properties) throws IOException {
     // The first checkpoint creates the output directory, so it commits before _context goes in it.
-    boolean first = !Files.exists(output.resolve("manifest.json"));
+    boolean first = !output.hasManifest();
     if (!first) {
       outputCommitted = snapshot(context, outputShape, outputCommitted, properties);
     }
@@ -295,7 +342,7 @@ final class ShardHosting implements Hosting {
     return m;
   }
 
-  private TableManifest snapshot(Path dir, TableManifest shape, TableManifest committed, Map<String, String> properties)
+  private TableManifest snapshot(TableLocation dir, TableManifest shape, TableManifest committed, Map<String, String> properties)
       throws IOException {
     TableManifest base = (committed != null ? committed : shape).toBuilder().properties(properties).build();
     List<String> endpoints = shape == inputShape ? inputEndpoints : outputEndpoints;
@@ -335,7 +382,7 @@ final class ShardHosting implements Hosting {
   }
 
   /** What one hosting task of a single table starts: the shards {@code shards} of the table at {@code table}. */
-  record TableRequest(String key, String table, int[] shards) implements java.io.Serializable {}
+  record TableRequest(String key, String table, int[] shards, byte[] hadoopConf) implements java.io.Serializable {}
 
   /**
    * Hosts the shards of the committed table at {@code table} (P shards) inside the executors under
@@ -347,11 +394,12 @@ final class ShardHosting implements Hosting {
     List<String[]> executors = executors(sc, 1);
     int hosts = Math.min(executors.size(), numShards);
     List<Tuple2<TableRequest, scala.collection.immutable.Seq<String>>> tasks = new ArrayList<>();
+    byte[] hadoopConf = serialize(sc.hadoopConfiguration());
     for (int i = 0; i < hosts; i++) {
       int k = i;
       int[] mine = IntStream.range(0, numShards).filter(s -> s % hosts == k).toArray();
       String[] ex = executors.get(i);
-      tasks.add(new Tuple2<>(new TableRequest(key, table, mine), CollectionConverters.asScala(List.of(location(ex[0], ex[1]))).toList()));
+      tasks.add(new Tuple2<>(new TableRequest(key, table, mine, hadoopConf), CollectionConverters.asScala(List.of(location(ex[0], ex[1]))).toList()));
     }
     return sc.sc()
         .makeRDD(CollectionConverters.asScala(tasks).toSeq(), ClassTag$.MODULE$.apply(TableRequest.class))
@@ -362,7 +410,8 @@ final class ShardHosting implements Hosting {
 
   private static Placement hostTableShards(TableRequest r) throws IOException {
     String host = SparkEnv.get().blockManager().blockManagerId().host();
-    ShardServer server = ShardServer.builder().table(Paths.get(r.table())).shards(r.shards()).host(host)
+    TableStorage storage = TableStorage.hadoop(deserialize(r.hadoopConf()));
+    ShardServer server = ShardServer.builder().table(storage.location(r.table())).storage(storage).shards(r.shards()).host(host)
         .allocator(Host.allocator()).start();
     Host.add(r.key(), "rows", server);
     return new Placement(SparkEnv.get().executorId(), host, server.endpoint(), null, r.shards());

@@ -2,6 +2,7 @@ package io.embstore.spark;
 
 import io.embstore.format.cli.Subcommand;
 import java.util.concurrent.Callable;
+import org.apache.spark.SparkConf;
 import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -32,6 +33,8 @@ public final class TrainCommand implements Subcommand, Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     options.validate();
+    // Before Spark starts (seconds of start-up): a missing --input fails at once, in one line.
+    TrainJob.checkInputs(hadoopConfiguration(new SparkConf()), options.inputs);
     SparkSession spark = localSession(options.master == null ? "local[2]" : options.master);
     try {
       TrainJob.Result r = TrainJob.run(spark, options);
@@ -42,6 +45,18 @@ public final class TrainCommand implements Subcommand, Callable<Integer> {
     } finally {
       spark.stop();
     }
+  }
+
+  /**
+   * The Hadoop configuration the session will have: Hadoop's files (class path, {@code
+   * HADOOP_CONF_DIR} on it) and every {@code spark.hadoop.*} setting given as a system property.
+   */
+  static org.apache.hadoop.conf.Configuration hadoopConfiguration(SparkConf conf) {
+    org.apache.hadoop.conf.Configuration c = new org.apache.hadoop.conf.Configuration();
+    for (scala.Tuple2<String, String> kv : conf.getAllWithPrefix("spark.hadoop.")) {
+      c.set(kv._1(), kv._2());
+    }
+    return c;
   }
 
   /** A session for one run: UI off, driver on loopback, frequent heartbeats for live progress. */

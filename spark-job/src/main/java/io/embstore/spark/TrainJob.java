@@ -1,11 +1,12 @@
 package io.embstore.spark;
 
 import io.embstore.format.Table;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
+import io.embstore.format.TableStorage;
 import io.embstore.format.Vocabulary;
 import java.io.IOException;
 import java.io.Serializable;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.Collections;
@@ -106,14 +107,16 @@ public final class TrainJob {
   public static Result run(SparkSession spark, TrainOptions o) throws IOException {
     long t0 = System.nanoTime();
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
-    Path out = Paths.get(o.output.replaceFirst("^file:", "")).toAbsolutePath();
-    Path ctx = out.resolve(CONTEXT_DIR);
+    TableStorage storage = TableStorage.hadoop(sc.hadoopConfiguration());
+    TableLocation out = output(storage, o.output);
+    TableLocation ctx = out.resolve(CONTEXT_DIR);
     int slots = Math.max(1, sc.defaultParallelism());
+    checkInputs(sc.hadoopConfiguration(), o.inputs);
 
     // Resume state.
     TableManifest resumed = null;
     Vocabulary knownVocab = null;
-    if (Files.exists(out.resolve("manifest.json"))) {
+    if (out.hasManifest()) {
       if (!o.resume) {
         throw new IllegalArgumentException(
             "Cannot train into " + out + ": it already holds a table (use --resume to continue it, or a new --output)");
@@ -122,7 +125,7 @@ public final class TrainJob {
       if (!resumed.properties().containsKey(P_EPOCH)) {
         throw new IllegalArgumentException("Cannot resume " + out + ": the table was not written by embstore train");
       }
-      if (!Files.exists(ctx.resolve("manifest.json"))) {
+      if (!ctx.hasManifest()) {
         throw new IllegalArgumentException(
             "Cannot resume " + out + ": " + ctx + " holds no table (the first checkpoint was cut short; train again without --resume into a new --output)");
       }
@@ -177,8 +180,14 @@ public final class TrainJob {
       offsets[i] = offsets[i - 1] + corpus.partitionTokens[i - 1];
     }
 
+    if (resumed != null && o.shards > 0 && shards != resumed.numShards()) {
+      LOG.info("resuming {} (P={}) onto P={} shards: the shard servers re-partition the checkpoint as they load it",
+          out, resumed.numShards(), shards);
+    } else if (resumed != null) {
+      shards = resumed.numShards();
+    }
     describe(sc, "embstore train: host the shards of both matrices");
-    Path resumeOut = resumed == null ? null : out;
+    TableLocation resumeOut = resumed == null ? null : out;
     Hosting hosting = "memory".equals(o.hosting)
         ? new MemoryHosting(rows, contextRows(o, rows), o.dim, shards, o.adagrad(), o.seed, resumeOut, resumeOut == null ? null : ctx)
         : ShardHosting.start(spark, o, rows, shards, resumeOut, resumeOut == null ? null : ctx);
@@ -223,10 +232,10 @@ public final class TrainJob {
           recoveries++;
           // Every shard goes back to the last committed checkpoint (or to its initial rows), not
           // only the lost ones: the survivors hold updates of rounds that the checkpoint does not.
-          TableManifest cp = Files.exists(out.resolve("manifest.json")) ? Table.open(out).manifest() : null;
+          TableManifest cp = out.hasManifest() ? Table.open(out).manifest() : null;
           // The first checkpoint commits the output before _context: cut between the two, the
           // context matrix restarts from its initial (zero) rows.
-          boolean withContext = cp != null && Files.exists(ctx.resolve("manifest.json"));
+          boolean withContext = cp != null && ctx.hasManifest();
           int cpEpoch = cp == null ? 0 : Integer.parseInt(cp.properties().get(P_EPOCH));
           int cpDone = cp == null ? 0 : Integer.parseInt(cp.properties().get(P_DONE));
           long position = position(corpus.totalTokens, offsets, epoch, r);
@@ -280,7 +289,7 @@ public final class TrainJob {
    * {@code _context} may be one checkpoint ahead of the output (a driver killed between the two
    * commits): resumable, and logged. Behind it, or from another training, it is refused.
    */
-  static void checkContextMatches(Path out, TableManifest input, TableManifest context) {
+  static void checkContextMatches(TableLocation out, TableManifest input, TableManifest context) {
     Map<String, String> in = input.properties();
     Map<String, String> cx = context.properties();
     String inAt = "epoch " + in.get(P_EPOCH) + ", " + in.get(P_DONE) + " partitions done";
@@ -308,12 +317,70 @@ public final class TrainJob {
    * A resumed run must rebuild the partitions the checkpoint was trained on, or the partitions it
    * counts as done would hold other sentences (some trained twice, others never).
    */
-  static void checkCorpusMatches(Path out, TableManifest checkpoint, String fingerprint) {
+  static void checkCorpusMatches(TableLocation out, TableManifest checkpoint, String fingerprint) {
     String recorded = checkpoint.properties().get(P_CORPUS);
     if (recorded != null && !recorded.equals(fingerprint)) {
       throw new IllegalArgumentException("Cannot resume " + out + ": the corpus now reads as " + fingerprint
           + ", the checkpoint was trained on " + recorded + " (resume with the same --input files, corpus options and Spark parallelism: Spark splits large inputs by"
           + " spark.default.parallelism, and a sentence's partition follows its split)");
+    }
+  }
+
+  /**
+   * The output table: a URI of any storage Hadoop reaches with the session's configuration
+   * ({@code hdfs:}, {@code s3a:}, every {@code spark.hadoop.*} setting), or a local directory (a
+   * plain path or {@code file:}), made absolute so that every executor names the same directory.
+   */
+  static TableLocation output(TableStorage storage, String output) {
+    if (TableStorage.isLocal(output)) {
+      Path local = storage.location(output).localPath();
+      return storage.location(local.toAbsolutePath());
+    }
+    return storage.location(output);
+  }
+
+  /**
+   * Fails fast, with one line naming it, when an {@code --input} path does not exist or cannot be
+   * read: before Spark plans a job on it (which fails only after its tasks were retried, with pages
+   * of warnings). Every path (globs too) is looked up through Hadoop's FileSystem with the
+   * session's configuration, connection retries cut to one attempt.
+   */
+  static void checkInputs(org.apache.hadoop.conf.Configuration conf, List<String> inputs) throws IOException {
+    org.apache.hadoop.conf.Configuration quick = new org.apache.hadoop.conf.Configuration(conf);
+    quick.setInt("ipc.client.connect.max.retries", 0);
+    quick.setInt("ipc.client.connect.max.retries.on.timeouts", 0);
+    quick.setInt("ipc.client.connect.timeout", 5000);
+    quick.setInt("fs.s3a.attempts.maximum", 1);
+    quick.setInt("fs.s3a.retry.limit", 1);
+    for (String input : inputs) {
+      org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(input);
+      org.apache.hadoop.fs.FileStatus[] found;
+      try (org.apache.hadoop.fs.FileSystem fs = org.apache.hadoop.fs.FileSystem.newInstance(p.toUri(), quick)) {
+        found = fs.globStatus(p);
+        if (found != null) {
+          for (org.apache.hadoop.fs.FileStatus st : found) {
+            if ("file".equals(fs.getScheme())) {
+              // The OS decides (root reads files of other users; Hadoop's owner/group check would not).
+              if (!java.nio.file.Files.isReadable(Paths.get(st.getPath().toUri()))) {
+                throw new IllegalArgumentException("Cannot read --input " + input + ": permission denied (" + st.getPath().toUri().getPath() + ")");
+              }
+            } else {
+              fs.access(st.getPath(), org.apache.hadoop.fs.permission.FsAction.READ);
+            }
+          }
+        }
+      } catch (IllegalArgumentException e) {
+        throw e;
+      } catch (org.apache.hadoop.security.AccessControlException e) {
+        throw new IllegalArgumentException("Cannot read --input " + input + ": permission denied", e);
+      } catch (IOException | RuntimeException e) {
+        String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
+        int more = m.indexOf("; For more details see");
+        throw new IllegalArgumentException("Cannot read --input " + input + ": " + (more >= 0 ? m.substring(0, more) : m), e);
+      }
+      if (found == null || found.length == 0) {
+        throw new IllegalArgumentException("Cannot read --input " + input + ": no such file or directory");
+      }
     }
   }
 

@@ -3,6 +3,7 @@ package io.embstore.spark;
 import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import java.nio.file.Path;
 import java.util.Map;
@@ -13,7 +14,7 @@ import org.junit.jupiter.api.Test;
  * the context one checkpoint ahead (its commit comes first), never behind or from another run.
  */
 class CheckpointPairTest {
-  static final Path OUT = Path.of("/data/table");
+  static final TableLocation OUT = TableLocation.of(Path.of("/data/table"));
 
   private static TableManifest.Builder table(int dim) {
     return TableManifest.builder().tableVersion(3).rows(100).dim(dim).partitioner("modulo")

@@ -87,4 +87,18 @@ class TrainCommandTest {
         .contains("Cannot continue training: injected failure in epoch 1, partition 0 (--fail-at-task)")
         .doesNotContain("\tat ", "Driver stacktrace"));
   }
+
+  @Test
+  void aMissingInputIsOneLineBeforeSparkStarts() {
+    Path missing = dir.resolve("no-such-corpus.txt");
+    StringWriter stderr = new StringWriter();
+    CommandLine root = Cli.root();
+    root.setOut(new PrintWriter(new StringWriter()));
+    root.setErr(new PrintWriter(stderr));
+    int code = root.execute("train", "--input", missing.toString(), "--output", dir.resolve("never").toString());
+    assertThat(code).isEqualTo(Cli.EXIT_FAILURE);
+    assertThat(stderr.toString().lines().toList()).as("stderr")
+        .containsExactly("embstore train: Cannot read --input " + missing + ": no such file or directory");
+    assertThat(dir.resolve("never")).doesNotExist();
+  }
 }

@@ -17,6 +17,9 @@ public final class Cli {
   public static final int EXIT_OK = 0;
   public static final int EXIT_FAILURE = 1;
   public static final int EXIT_USAGE = 2;
+  /** Help of every {@code --table} option: where a table may live. */
+  public static final String TABLE_HELP =
+      "The table: a directory, or a URI (file:, hdfs://NAMENODE/DIR, s3a://BUCKET/DIR; Hadoop configuration from HADOOP_CONF_DIR).";
 
   private Cli() {}
 
@@ -67,7 +70,9 @@ public final class Cli {
   /**
    * The message of {@code e} and its causes on one line. A message that carries a stack trace (a
    * Spark job aborted by a failed task quotes the task's exception with its stack and the driver's)
-   * is cut where the trace starts; {@code EMBSTORE_DEBUG=1} prints the whole exception.
+   * is cut where the trace starts; {@code EMBSTORE_DEBUG=1} prints the whole exception. A cause
+   * whose message starts as something the line already says (a wrapper that quoted its first line,
+   * as storage errors quote Hadoop's) is not repeated.
    */
   public static String oneLine(Throwable e) {
     StringBuilder sb = new StringBuilder();
@@ -77,7 +82,7 @@ public final class Cli {
         m = t.getClass().getSimpleName();
       }
       m = withoutStackTrace(m);
-      if (sb.indexOf(m) < 0) {
+      if (sb.indexOf(m) < 0 && (m.length() < QUOTED_PREFIX || sb.indexOf(m.substring(0, QUOTED_PREFIX)) < 0)) {
         if (sb.length() > 0) {
           sb.append(": ");
         }
@@ -86,6 +91,9 @@ public final class Cli {
     }
     return sb.toString();
   }
+
+  /** Characters of a cause's message that, found in the line already, mark it as quoted. */
+  private static final int QUOTED_PREFIX = 40;
 
   private static String withoutStackTrace(String message) {
     int cut = message.length();

@@ -1,5 +1,6 @@
 package io.embstore.format.cli;
 
+import io.embstore.format.TableLocation;
 import io.embstore.format.convert.ExportFormat;
 import io.embstore.format.convert.Exporter;
 import java.nio.file.Path;
@@ -34,8 +35,8 @@ public final class ExportCommand implements Callable<Integer>, Subcommand {
   @Option(names = "--tensor", paramLabel = "NAME", description = "safetensors: the tensor's name (default: embedding), e.g. wte.weight.")
   String tensor;
 
-  @Option(names = "--table", required = true, paramLabel = "TABLE_DIR", description = "The table directory.")
-  Path table;
+  @Option(names = "--table", required = true, paramLabel = "TABLE", description = Cli.TABLE_HELP)
+  String table;
 
   @Option(names = "--output", required = true, paramLabel = "FILE", description = "The file to write; must not exist.")
   Path output;
@@ -50,7 +51,7 @@ public final class ExportCommand implements Callable<Integer>, Subcommand {
     long start = System.nanoTime();
     long bytes;
     try (BufferAllocator allocator = new RootAllocator()) {
-      bytes = Exporter.run(ExportFormat.of(to), table, output, tensor, allocator);
+      bytes = Exporter.run(ExportFormat.of(to), TableLocation.of(table), output, tensor, allocator);
     }
     double secs = (System.nanoTime() - start) / 1e9;
     spec.commandLine().getOut().printf(Locale.ROOT, "exported %s to %s: %d bytes in %.1f s%n", table, output, bytes, secs);

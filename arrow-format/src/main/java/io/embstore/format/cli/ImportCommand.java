@@ -1,5 +1,6 @@
 package io.embstore.format.cli;
 
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.convert.ImportFormat;
 import io.embstore.format.convert.Importer;
@@ -67,8 +68,9 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
       description = "modulo (id mod P; default: spreads the hot low ids of frequency-sorted vocabularies) or range (contiguous blocks).")
   String partitioner;
 
-  @Option(names = "--output", paramLabel = "TABLE_DIR", description = "The table directory to create; must not exist (required unless --list).")
-  Path output;
+  @Option(names = "--output", paramLabel = "TABLE",
+      description = "The table to create: a directory, or a URI (file:, hdfs://NAMENODE/DIR, s3a://BUCKET/DIR); must not exist (required unless --list).")
+  String output;
 
   @Option(names = "--allow-non-finite", description = "Keep NaN and infinite values instead of rejecting the file.")
   boolean allowNonFinite;
@@ -96,7 +98,7 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
         missing.add("'--shards=P'");
       }
       if (output == null) {
-        missing.add("'--output=TABLE_DIR'");
+        missing.add("'--output=TABLE'");
       }
       throw new CommandLine.ParameterException(
           spec.commandLine(), "Missing required option" + (missing.size() > 1 ? "s: " : ": ") + String.join(", ", missing));
@@ -107,7 +109,7 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
       m =
           Importer.run(
               new Importer.Options(
-                  format, input, vocab, shards, partitioner, output, allowNonFinite,
+                  format, input, vocab, shards, partitioner, TableLocation.of(output), allowNonFinite,
                   spec.commandLine().getErr(), tensor, tokenizer),
               allocator);
     }

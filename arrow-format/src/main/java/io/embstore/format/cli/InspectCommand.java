@@ -5,7 +5,6 @@ import io.embstore.format.Table;
 import io.embstore.format.TableManifest;
 import io.embstore.format.Vocabulary;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -29,8 +28,8 @@ import picocli.CommandLine.Spec;
 public final class InspectCommand implements Callable<Integer>, Subcommand {
   @Spec CommandSpec spec;
 
-  @Option(names = "--table", required = true, paramLabel = "TABLE_DIR", description = "The table directory.")
-  Path table;
+  @Option(names = "--table", required = true, paramLabel = "TABLE", description = Cli.TABLE_HELP)
+  String table;
 
   @ArgGroup(exclusive = true)
   Row row;

@@ -2,7 +2,6 @@ package io.embstore.format.cli;
 
 import io.embstore.format.Table;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
@@ -23,8 +22,8 @@ import picocli.CommandLine.Spec;
 public final class VerifyCommand implements Callable<Integer>, Subcommand {
   @Spec CommandSpec spec;
 
-  @Option(names = "--table", required = true, paramLabel = "TABLE_DIR", description = "The table directory.")
-  Path table;
+  @Option(names = "--table", required = true, paramLabel = "TABLE", description = Cli.TABLE_HELP)
+  String table;
 
   @Override
   public int order() {

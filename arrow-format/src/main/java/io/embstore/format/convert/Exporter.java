@@ -1,6 +1,7 @@
 package io.embstore.format.convert;
 
 import io.embstore.format.Table;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.Vocabulary;
 import java.io.BufferedOutputStream;
@@ -34,17 +35,18 @@ public final class Exporter {
 
   private Exporter() {}
 
-  /** Exports the table in {@code tableDir} to {@code output} (which must not exist); returns its size. */
+  /** Exports the table in the local directory {@code tableDir} to {@code output}; returns its size. */
   public static long run(ExportFormat format, Path tableDir, Path output, BufferAllocator parent)
       throws IOException {
-    return run(format, tableDir, output, null, parent);
+    return run(format, TableLocation.of(tableDir), output, null, parent);
   }
 
   /**
-   * {@link #run(ExportFormat, Path, Path, BufferAllocator)} with the name of the safetensors tensor
-   * ({@code tensor}; null: {@value #DEFAULT_TENSOR}; other formats take none).
+   * Exports the table at {@code tableDir} (any storage) to the local file {@code output} (which must
+   * not exist); returns its size. {@code tensor}: the name of the safetensors tensor (null: {@value
+   * #DEFAULT_TENSOR}; other formats take none).
    */
-  public static long run(ExportFormat format, Path tableDir, Path output, String tensor, BufferAllocator parent)
+  public static long run(ExportFormat format, TableLocation tableDir, Path output, String tensor, BufferAllocator parent)
       throws IOException {
     if (tensor != null && format != ExportFormat.SAFETENSORS) {
       throw new IllegalArgumentException("Cannot export to " + format + ": --tensor applies to safetensors only");

@@ -1,6 +1,7 @@
 package io.embstore.format.convert;
 
 import io.embstore.format.Partitioner;
+import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import io.embstore.format.Tokenizer;
@@ -38,6 +39,7 @@ public final class Importer {
    * @param vocab a token file (one per line, line i = id i) for {@code npy} and {@code
    *     safetensors}; null otherwise
    * @param partitioner {@code modulo} or {@code range}
+   * @param output the new table: a local directory, or any storage ({@link TableLocation})
    * @param progress receives a line every few seconds, or null
    * @param tensor the tensor of a {@code safetensors} file (null: its only tensor)
    * @param tokenizer a {@link Tokenizer} name whose vocabulary the table gets and records ({@code
@@ -49,14 +51,15 @@ public final class Importer {
       Path vocab,
       int shards,
       String partitioner,
-      Path output,
+      TableLocation output,
       boolean allowNonFinite,
       PrintWriter progress,
       String tensor,
       String tokenizer) {
     /** Options without a tensor name or a tokenizer. */
     public Options(
-        ImportFormat format, Path input, Path vocab, int shards, String partitioner, Path output, boolean allowNonFinite, PrintWriter progress) {
+        ImportFormat format, Path input, Path vocab, int shards, String partitioner, TableLocation output, boolean allowNonFinite,
+        PrintWriter progress) {
       this(format, input, vocab, shards, partitioner, output, allowNonFinite, progress, null, null);
     }
   }
@@ -68,7 +71,7 @@ public final class Importer {
           "Cannot import " + o.input() + ": shards=" + o.shards() + " (must be at least 1)");
     }
     Partitioner.of(o.partitioner(), o.shards(), o.shards()); // validates the name early
-    if (Files.exists(o.output())) {
+    if (o.output().exists()) {
       throw new IllegalArgumentException(
           "Cannot import into " + o.output() + ": it already exists (choose a new directory or remove it)");
     }

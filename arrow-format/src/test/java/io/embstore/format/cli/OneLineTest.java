@@ -13,6 +13,12 @@ class OneLineTest {
     Exception same = new RuntimeException("disk full", new java.io.IOException("disk full"));
     assertThat(Cli.oneLine(same)).isEqualTo("disk full");
     assertThat(Cli.oneLine(new NullPointerException())).isEqualTo("NullPointerException");
+    // A wrapper that quoted the first line of its cause's long message: the cause is not repeated.
+    String hadoop = "Call From vm/127.0.0.1 to localhost:1 failed on connection exception: java.net.ConnectException:"
+        + " Connection refused; For more details see:  http://wiki.apache.org/hadoop/ConnectionRefused";
+    Exception quoted = new java.io.IOException("Cannot reach hdfs://127.0.0.1:1/t: " + hadoop.substring(0, hadoop.indexOf(';')),
+        new java.net.ConnectException(hadoop));
+    assertThat(Cli.oneLine(quoted)).isEqualTo("Cannot reach hdfs://127.0.0.1:1/t: " + hadoop.substring(0, hadoop.indexOf(';')));
   }
 
   @Test

@@ -5,13 +5,13 @@ import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Path;
+import io.embstore.format.TableLocation;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 
 /**
  * Child process of {@link TableWriteCrashTest}: writes one table version and is killed at a random
- * moment. Arguments: {@code next DIR} writes version N+1 of the table in DIR (every shard rewritten
+ * moment. Arguments ({@code DIR} a path or a URI: any storage): {@code next DIR} writes version N+1 of the table in DIR (every shard rewritten
  * with {@link #matrix} of that version); {@code create DIR ROWS DIM SHARDS PARTITIONER} writes a new
  * table (version 1). Prints {@code WRITING} when the first byte is about to be written, {@code P k}
  * after the k-th chunk of rows, {@code COMMITTING} before the commit (shard footers, fsync, manifest
@@ -29,7 +29,7 @@ public final class TableWriterChild {
   }
 
   public static void main(String[] args) throws Exception {
-    Path dir = Path.of(args[1]);
+    TableLocation dir = TableLocation.of(args[1]);
     try (BufferAllocator allocator = new RootAllocator()) {
       TableWriter writer;
       long rows;
@@ -42,7 +42,7 @@ public final class TableWriterChild {
       } else {
         rows = Long.parseLong(args[2]);
         dim = Integer.parseInt(args[3]);
-        writer = TableWriter.create(dir, rows, dim, Integer.parseInt(args[4]), args[5], allocator);
+        writer = TableWriter.create(dir, TableManifest.builder().rows(rows).dim(dim).partitioner(args[5]), Integer.parseInt(args[4]), allocator);
       }
       try (TableWriter w = writer) {
         w.createdBy("crash-test");

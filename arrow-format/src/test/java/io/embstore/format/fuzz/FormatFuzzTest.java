@@ -161,7 +161,7 @@ class FormatFuzzTest {
       Path input = dir.resolve("input");
       Files.write(input, data);
       try {
-        Importer.run(new Importer.Options(format, input, null, 2, "modulo", dir.resolve("out"), false, null), a);
+        Importer.run(new Importer.Options(format, input, null, 2, "modulo", io.embstore.format.TableLocation.of(dir.resolve("out")), false, null), a);
         return null;
       } catch (IOException expected) {
         return expected; // InputFormatException and the like: refused naming the input

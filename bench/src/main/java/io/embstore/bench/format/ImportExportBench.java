@@ -153,7 +153,7 @@ public final class ImportExportBench {
       throws IOException {
     TableManifest m =
         Importer.run(
-            new Importer.Options(ImportFormat.NPY, npy, null, shards, partitioner, table, false, null),
+            new Importer.Options(ImportFormat.NPY, npy, null, shards, partitioner, io.embstore.format.TableLocation.of(table), false, null),
             allocator);
     if (m.numShards() != shards) {
       throw new IllegalStateException("unexpected manifest " + m);
@@ -240,7 +240,7 @@ public final class ImportExportBench {
   }
 
   /** A copy through user space: 8 MiB reads into a direct buffer, written out, then fsync. */
-  private static void readWriteCopy(Path from, Path to) throws IOException {
+  static void readWriteCopy(Path from, Path to) throws IOException {
     ByteBuffer buf = ByteBuffer.allocateDirect(8 << 20);
     try (FileChannel in = FileChannel.open(from, StandardOpenOption.READ);
         FileChannel out = FileChannel.open(to, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
@@ -255,7 +255,7 @@ public final class ImportExportBench {
   }
 
   /** Writes a rows x dim npy of seeded values in [-1, 1), 8 MiB at a time. */
-  private static void generate(Path npy, long rows, int dim) throws IOException {
+  static void generate(Path npy, long rows, int dim) throws IOException {
     String dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + rows + ", " + dim + "), }";
     dict += " ".repeat(Math.max(0, 21 - Long.toString(rows).length()));
     int hlen = dict.length() + 1;
@@ -289,7 +289,7 @@ public final class ImportExportBench {
     }
   }
 
-  private static void deleteTree(Path dir) throws IOException {
+  static void deleteTree(Path dir) throws IOException {
     if (!Files.exists(dir)) {
       return;
     }

@@ -2,15 +2,16 @@ package io.embstore.shard.cli;
 
 import io.embstore.shard.EmbeddingClient;
 import java.io.IOException;
-import java.nio.file.Path;
+import io.embstore.format.TableLocation;
 import java.util.List;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Options shared by the commands that talk to shard servers. */
 final class ClientOptions {
-  @Option(names = "--table", required = true, description = "Table directory (manifest and vocabulary).")
-  Path table;
+  @Option(names = "--table", required = true, paramLabel = "TABLE",
+      description = "The table (manifest and vocabulary): a directory, or a URI (file:, hdfs://NAMENODE/DIR, s3a://BUCKET/DIR).")
+  String table;
 
   @Option(names = "--endpoints", required = true, split = ",", description = "Shard servers, grpc+tcp://HOST:PORT[,...].")
   List<String> endpoints;
@@ -24,7 +25,7 @@ final class ClientOptions {
   long deadlineMs;
 
   EmbeddingClient connect(String token) throws IOException {
-    EmbeddingClient.Builder b = EmbeddingClient.builder().table(table).endpoints(endpoints)
+    EmbeddingClient.Builder b = EmbeddingClient.builder().table(TableLocation.of(table)).endpoints(endpoints)
         .deadline(java.time.Duration.ofMillis(deadlineMs));
     String t = token != null ? token : authToken != null ? authToken : System.getenv("EMBSTORE_TOKEN");
     if (t != null) {

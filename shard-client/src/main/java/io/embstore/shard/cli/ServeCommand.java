@@ -5,7 +5,7 @@ import io.embstore.shard.Optimizer;
 import io.embstore.shard.ShardServer;
 import java.io.File;
 import java.io.PrintWriter;
-import java.nio.file.Path;
+import io.embstore.format.TableLocation;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -31,8 +31,8 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     description = "Host shards of a table in memory and serve them over Arrow Flight until SIGTERM/SIGINT.")
 public final class ServeCommand implements Callable<Integer>, Subcommand {
-  @Option(names = "--table", required = true, description = "Table directory.")
-  Path table;
+  @Option(names = "--table", required = true, paramLabel = "TABLE", description = io.embstore.format.cli.Cli.TABLE_HELP)
+  String table;
 
   @Option(names = "--shards", split = ",", description = "Shards to host (default: all), e.g. 0,2.")
   int[] shards;
@@ -73,15 +73,15 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
 
   @Option(names = "--wal", description = "Write-ahead log directory: every update batch is logged before it is acknowledged and replayed"
       + " at start on top of the table (give a restarted server the same directory); one log per hosted shard.")
-  Path wal;
+  java.nio.file.Path wal;
 
   @Option(names = "--wal-sync", description = "When a logged update is acknowledged: always (default with --wal: after an fsync covering it,"
       + " shared by batches arriving together), <N>ms (after the write; forced every N ms) or none (after the write).")
   String walSync;
 
   @Option(names = "--snapshot-dir", description = "The directory the snapshot action may write into (it or below it; default: the table's"
-      + " directory). Any other directory is refused.")
-  Path snapshotDir;
+      + " directory; a local directory or a URI). Any other directory is refused.")
+  String snapshotDir;
 
   @Spec CommandSpec spec;
 
@@ -95,7 +95,7 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
 
   @Override
   public Integer call() throws Exception {
-    ShardServer.Builder b = ShardServer.builder().table(table).host(host).port(port).maxIdsPerRequest(maxIds);
+    ShardServer.Builder b = ShardServer.builder().table(TableLocation.of(table)).host(host).port(port).maxIdsPerRequest(maxIds);
     if (shards != null) {
       b.shards(shards);
     }
