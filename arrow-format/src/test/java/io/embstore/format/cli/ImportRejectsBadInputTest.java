@@ -325,6 +325,6 @@ class ImportRejectsBadInputTest {
     assertThat(r.err()).contains("Missing required option: '--input=FILE'").contains("Usage: import");
     CliRun noShardsNoOutput = CliRun.importing("--from", "npy", "--input", "m.npy");
     assertThat(noShardsNoOutput.exit()).isEqualTo(Cli.EXIT_USAGE);
-    assertThat(noShardsNoOutput.err()).contains("Missing required options: '--shards=P', '--output=TABLE_DIR'").contains("Usage: import");
+    assertThat(noShardsNoOutput.err()).contains("Missing required options: '--shards=P', '--output=TABLE'").contains("Usage: import");
   }
 }
