@@ -28,8 +28,8 @@ public final class Table {
     for (TableManifest.ShardEntry s : m.shards()) {
       ShardReader.checkFile(dir.resolve(s.file()), s.bytes(), s.crc32c(), false);
     }
-    if (m.vocabulary() != null) {
-      ShardReader.checkFile(dir.resolve(m.vocabulary().file()), m.vocabulary().bytes(), m.vocabulary().crc32c(), false);
+    for (TableManifest.FileEntry v : m.vocabularyFiles()) {
+      ShardReader.checkFile(dir.resolve(v.file()), v.bytes(), v.crc32c(), false);
     }
     return new Table(dir, m);
   }
@@ -48,12 +48,30 @@ public final class Table {
     return ShardReader.open(dir, manifest, index, allocator, verifyChecksum);
   }
 
-  /** The vocabulary (checksum verified), or null when the table has none. */
+  /**
+   * The vocabulary (checksums verified), every file of it on the heap, or null when the table has
+   * none. A vocabulary too large for one heap is read file by file with {@link
+   * #forEachVocabularyToken}.
+   */
   public Vocabulary vocabulary(BufferAllocator allocator) throws IOException {
-    if (manifest.vocabulary() == null) {
+    if (!manifest.hasVocabulary()) {
       return null;
     }
-    return Vocabulary.read(dir.resolve(manifest.vocabulary().file()), manifest.vocabulary(), allocator);
+    return Vocabulary.read(dir, manifest, allocator);
+  }
+
+  /**
+   * Streams vocabulary file {@code file} (an index into the manifest's {@code vocabularyFiles}),
+   * checksum verified, in id order, one record batch in memory at a time.
+   */
+  public void forEachVocabularyToken(int file, BufferAllocator allocator, Vocabulary.TokenConsumer consumer)
+      throws IOException {
+    java.util.List<TableManifest.FileEntry> files = manifest.vocabularyFiles();
+    if (file < 0 || file >= files.size()) {
+      throw new IllegalArgumentException("Cannot read vocabulary file " + file + ": the table has " + files.size());
+    }
+    TableManifest.FileEntry e = files.get(file);
+    Vocabulary.readFile(dir.resolve(e.file()), e, manifest.vocabularyFirstId(file), allocator, consumer);
   }
 
   /** Reads the row of {@code id} into {@code out} (C floats) by scanning its shard. */
@@ -140,7 +158,8 @@ public final class Table {
 
   /**
    * Reads every file of the table: manifest checksum (on open), every shard's length, CRC-32C,
-   * schema and ids, and the vocabulary.
+   * schema and ids, and every vocabulary file (streamed; tokens checked unique with 8 bytes of heap
+   * per token, see {@link Vocabulary#verify}).
    *
    * @return one line per file checked
    * @throws TableFormatException at the first problem, naming the file
@@ -158,9 +177,8 @@ public final class Table {
         report.add(e.file() + ": ok (" + rows + " rows, ids " + e.minId() + ".." + e.maxId() + ", crc32c " + Checksums.hex(e.crc32c()) + ")");
       }
     }
-    if (manifest.vocabulary() != null) {
-      Vocabulary v = vocabulary(allocator);
-      report.add(manifest.vocabulary().file() + ": ok (" + v.size() + " tokens)");
+    if (manifest.hasVocabulary()) {
+      report.addAll(Vocabulary.verify(dir, manifest, allocator));
     }
     return report;
   }

@@ -43,6 +43,7 @@ public final class TableWriter implements AutoCloseable {
   private final boolean[] written;
   private final List<Path> files = new ArrayList<>();
   private Vocabulary vocabulary;
+  private List<TableManifest.FileEntry> vocabularyFiles;
   private long nextId;
   private boolean committed;
 
@@ -139,6 +140,29 @@ public final class TableWriter implements AutoCloseable {
           "Cannot attach vocabulary: " + v.size() + " tokens for a table of " + partitioner.numRows() + " rows");
     }
     this.vocabulary = v;
+    this.vocabularyFiles = null;
+    return this;
+  }
+
+  /**
+   * Commits this version with a vocabulary written in pieces ({@link Vocabulary#pieceWriter} with
+   * this writer's {@link #tableVersion}, into {@link #dir}): {@code files} in id order, one token per
+   * row in all. The files become this writer's: closed without a commit, it deletes them.
+   */
+  public TableWriter vocabularyFiles(List<TableManifest.FileEntry> files) throws IOException {
+    long total = 0;
+    for (TableManifest.FileEntry f : files) {
+      Path file = dir.resolve(f.file());
+      this.files.add(file);
+      ShardReader.checkFile(file, f.bytes(), f.crc32c(), false);
+      total += f.rows();
+    }
+    if (total != partitioner.numRows()) {
+      throw new IllegalArgumentException("Cannot attach vocabulary: " + files.size() + " files of " + total
+          + " tokens for a table of " + partitioner.numRows() + " rows");
+    }
+    this.vocabularyFiles = List.copyOf(files);
+    this.vocabulary = null;
     return this;
   }
 
@@ -236,6 +260,8 @@ public final class TableWriter implements AutoCloseable {
       removeLeftover(file);
       files.add(file);
       manifest.vocabulary(vocabulary.write(file, allocator));
+    } else if (vocabularyFiles != null) {
+      manifest.vocabularyFiles(vocabularyFiles);
     }
     TableManifest m = manifest.build();
     commit(dir, m);
@@ -316,9 +342,7 @@ public final class TableWriter implements AutoCloseable {
   private static void deleteUnreferenced(Path dir, TableManifest m) {
     Set<String> keep = new HashSet<>();
     m.shards().forEach(s -> keep.add(s.file()));
-    if (m.vocabulary() != null) {
-      keep.add(m.vocabulary().file());
-    }
+    m.vocabularyFiles().forEach(v -> keep.add(v.file()));
     try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
       for (Path p : s) {
         String name = p.getFileName().toString();

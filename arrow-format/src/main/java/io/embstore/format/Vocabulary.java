@@ -22,7 +22,8 @@ import org.apache.arrow.vector.ipc.ArrowFileWriter;
 /**
  * The tokens of a table: token i names id i. Tokens are unique and non-empty; counts are corpus
  * frequencies (0 when unknown). Held on the heap: the vocabulary of a table with billions of ids is
- * not loaded as a whole.
+ * not loaded as a whole, but written in pieces ({@link #pieceWriter}) and read a file at a time
+ * ({@link Table#forEachVocabularyToken}).
  */
 public final class Vocabulary {
   private final String[] tokens;
@@ -110,50 +111,167 @@ public final class Vocabulary {
     return counts.clone();
   }
 
-  /** Writes the vocabulary file (Arrow IPC file format); returns its manifest entry. */
+  /** Writes the vocabulary as one file (Arrow IPC file format); returns its manifest entry. */
   TableManifest.FileEntry write(Path file, BufferAllocator parent) throws IOException {
-    int batch = 64 * 1024;
-    boolean done = false;
-    try (BufferAllocator allocator = parent.newChildAllocator("vocab-writer", 0, Long.MAX_VALUE);
-        VectorSchemaRoot root = VectorSchemaRoot.create(TableFormat.vocabSchema(), allocator);
-        FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-      Checksums.ChecksumChannel out = new Checksums.ChecksumChannel(ch);
-      try (ArrowFileWriter writer = new ArrowFileWriter(root, null, out)) {
-        writer.start();
-        BigIntVector id = (BigIntVector) root.getVector(0);
-        VarCharVector token = (VarCharVector) root.getVector(1);
-        BigIntVector count = (BigIntVector) root.getVector(2);
-        for (int start = 0; start < tokens.length; start += batch) {
-          int n = Math.min(batch, tokens.length - start);
-          root.allocateNew();
-          for (int i = 0; i < n; i++) {
-            id.setSafe(i, start + i);
-            token.setSafe(i, tokens[start + i].getBytes(StandardCharsets.UTF_8));
-            count.setSafe(i, counts[start + i]);
-          }
-          root.setRowCount(n);
-          writer.writeBatch();
-        }
-        writer.end();
-        // Before the writer's close, which closes the channel.
-        ch.force(true);
+    try (TokenWriter w = new TokenWriter(file, 0, parent)) {
+      for (int i = 0; i < tokens.length; i++) {
+        w.add(tokens[i], counts[i]);
       }
-      done = true;
-      return new TableManifest.FileEntry(file.getFileName().toString(), tokens.length, out.bytes(), out.crc());
-    } finally {
-      if (!done) {
-        Files.deleteIfExists(file);
+      return w.finish();
+    }
+  }
+
+  /**
+   * Starts piece {@code piece} of a vocabulary written in pieces for table version {@code
+   * tableVersion} of the table in {@code dir}: the file {@link TableFormat#vocabPieceFileName}, with
+   * the tokens of ids {@code firstId, firstId + 1, ...} in order. Pieces are written in parallel
+   * (each by its own writer, e.g. one per Spark task) and committed by a manifest that lists them in
+   * id order ({@link TableWriter#vocabularyFiles}). A file of the same name left by a writer of that
+   * version that never committed is deleted first.
+   */
+  public static TokenWriter pieceWriter(Path dir, int piece, long tableVersion, long firstId, BufferAllocator parent)
+      throws IOException {
+    if (piece < 0 || piece > 99_999) {
+      throw new IllegalArgumentException("Cannot write vocabulary piece " + piece + ": must be in 0..99999");
+    }
+    Path file = dir.resolve(TableFormat.vocabPieceFileName(piece, tableVersion));
+    TableWriter.removeUncommitted(dir, file, tableVersion);
+    return new TokenWriter(file, firstId, parent);
+  }
+
+  /**
+   * Writes one vocabulary file, streaming: tokens are added in id order and go out in record
+   * batches of at most {@value TableFormat#MAX_BATCH_ROWS} rows, so memory is one batch whatever the
+   * number of tokens. Closing a writer that did not {@link #finish} deletes its file.
+   */
+  public static final class TokenWriter implements AutoCloseable {
+    private final Path file;
+    private final long firstId;
+    private final BufferAllocator allocator;
+    private final VectorSchemaRoot root;
+    private final FileChannel channel;
+    private final Checksums.ChecksumChannel out;
+    private final ArrowFileWriter writer;
+    private final BigIntVector id;
+    private final VarCharVector token;
+    private final BigIntVector count;
+    private long rows;
+    private int inBatch;
+    private boolean finished;
+
+    TokenWriter(Path file, long firstId, BufferAllocator parent) throws IOException {
+      this.file = file;
+      this.firstId = firstId;
+      BufferAllocator a = parent.newChildAllocator("vocab-writer", 0, Long.MAX_VALUE);
+      VectorSchemaRoot r = null;
+      FileChannel ch = null;
+      try {
+        r = VectorSchemaRoot.create(TableFormat.vocabSchema(), a);
+        ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+        this.out = new Checksums.ChecksumChannel(ch);
+        this.writer = new ArrowFileWriter(r, null, out);
+        writer.start();
+      } catch (IOException | RuntimeException e) {
+        if (r != null) {
+          r.close();
+        }
+        if (ch != null) {
+          ch.close();
+          Files.deleteIfExists(file);
+        }
+        a.close();
+        throw e;
+      }
+      this.allocator = a;
+      this.root = r;
+      this.channel = ch;
+      this.id = (BigIntVector) root.getVector(0);
+      this.token = (VarCharVector) root.getVector(1);
+      this.count = (BigIntVector) root.getVector(2);
+      root.allocateNew();
+    }
+
+    public Path file() {
+      return file;
+    }
+
+    /** Adds the token of the next id; tokens must be non-empty (uniqueness is the caller's). */
+    public void add(String t, long c) throws IOException {
+      if (t == null || t.isEmpty()) {
+        throw new IllegalArgumentException("Cannot write vocabulary " + file.getFileName() + ": token at id " + (firstId + rows) + " is empty");
+      }
+      id.setSafe(inBatch, firstId + rows);
+      token.setSafe(inBatch, t.getBytes(StandardCharsets.UTF_8));
+      count.setSafe(inBatch, c);
+      inBatch++;
+      rows++;
+      if (inBatch == TableFormat.MAX_BATCH_ROWS) {
+        flush();
+      }
+    }
+
+    /** Tokens added so far. */
+    public long rows() {
+      return rows;
+    }
+
+    private void flush() throws IOException {
+      if (inBatch > 0) {
+        root.setRowCount(inBatch);
+        writer.writeBatch();
+        root.allocateNew();
+        inBatch = 0;
+      }
+    }
+
+    /** Writes the last batch and the footer, forces the file to disk; returns its manifest entry. */
+    public TableManifest.FileEntry finish() throws IOException {
+      if (rows == 0) {
+        throw new IllegalStateException("Cannot finish vocabulary file " + file + ": no tokens (a vocabulary file holds at least one)");
+      }
+      flush();
+      writer.end();
+      // Before the writer's close, which closes the channel.
+      channel.force(true);
+      finished = true;
+      return new TableManifest.FileEntry(file.getFileName().toString(), rows, out.bytes(), out.crc());
+    }
+
+    @Override
+    public void close() throws IOException {
+      try {
+        writer.close();
+      } catch (RuntimeException e) {
+        // after a failed write Arrow's writer can fail again on close; the file goes below
+        if (finished) {
+          throw e;
+        }
+      } finally {
+        root.close();
+        channel.close();
+        allocator.close();
+        if (!finished) {
+          Files.deleteIfExists(file);
+        }
       }
     }
   }
 
-  /** Reads a vocabulary file, checking its length, checksum, format and ids. */
-  static Vocabulary read(Path file, TableManifest.FileEntry entry, BufferAllocator parent)
+  /** Receives the rows of a vocabulary file in id order. */
+  @FunctionalInterface
+  public interface TokenConsumer {
+    void accept(long id, String token, long count) throws IOException;
+  }
+
+  /**
+   * Reads vocabulary file {@code file} (ids from {@code firstId}), checking its length, checksum,
+   * format, schema, ids and non-empty tokens, one record batch at a time.
+   */
+  static void readFile(Path file, TableManifest.FileEntry entry, long firstId, BufferAllocator parent, TokenConsumer consumer)
       throws IOException {
     ShardReader.checkFile(file, entry.bytes(), entry.crc32c(), true);
-    String[] tokens = new String[Math.toIntExact(entry.rows())];
-    long[] counts = new long[tokens.length];
-    int next = 0;
+    long next = 0;
+    long expected = entry.rows();
     try (BufferAllocator allocator = parent.newChildAllocator("vocab-reader", 0, Long.MAX_VALUE);
         FileChannel ch = FileChannel.open(file, StandardOpenOption.READ);
         ArrowFileReader reader = new ArrowFileReader(ch, allocator)) {
@@ -181,12 +299,15 @@ public final class Vocabulary {
         VarCharVector token = (VarCharVector) root.getVector(1);
         BigIntVector count = (BigIntVector) root.getVector(2);
         for (int i = 0; i < root.getRowCount(); i++) {
-          if (next >= tokens.length || id.get(i) != next) {
-            throw new TableFormatException(
-                "Cannot read " + file + ": row " + next + " has id " + id.get(i) + ", expected " + next + " of " + tokens.length);
+          if (next >= expected || id.get(i) != firstId + next) {
+            throw new TableFormatException("Cannot read " + file + ": row " + next + " has id " + id.get(i) + ", expected "
+                + (firstId + next) + " (ids " + firstId + ".." + (firstId + expected - 1) + ")");
           }
-          tokens[next] = new String(token.get(i), StandardCharsets.UTF_8);
-          counts[next] = count.get(i);
+          byte[] bytes = token.get(i);
+          if (bytes.length == 0) {
+            throw new TableFormatException("Cannot read " + file + ": token at id " + (firstId + next) + " is empty");
+          }
+          consumer.accept(firstId + next, new String(bytes, StandardCharsets.UTF_8), count.get(i));
           next++;
         }
       }
@@ -195,14 +316,88 @@ public final class Vocabulary {
     } catch (IOException | RuntimeException e) {
       throw new TableFormatException("Cannot read " + file + ": " + e, e);
     }
-    if (next != tokens.length) {
-      throw new TableFormatException("Cannot read " + file + ": " + next + " rows, the manifest says " + tokens.length);
+    if (next != expected) {
+      throw new TableFormatException("Cannot read " + file + ": " + next + " rows, the manifest says " + expected);
+    }
+  }
+
+  /** Reads every file of the vocabulary of {@code m} in {@code dir} into one vocabulary (on the heap). */
+  static Vocabulary read(Path dir, TableManifest m, BufferAllocator parent) throws IOException {
+    String[] tokens = new String[Math.toIntExact(m.rows())];
+    long[] counts = new long[tokens.length];
+    List<TableManifest.FileEntry> files = m.vocabularyFiles();
+    for (int f = 0; f < files.size(); f++) {
+      readFile(dir.resolve(files.get(f).file()), files.get(f), m.vocabularyFirstId(f), parent, (id, t, c) -> {
+        tokens[(int) id] = t;
+        counts[(int) id] = c;
+      });
     }
     try {
       return new Vocabulary(tokens, counts);
     } catch (IllegalArgumentException e) {
-      throw new TableFormatException("Cannot read " + file + ": " + e.getMessage(), e);
+      throw new TableFormatException("Cannot read the vocabulary of " + dir + " (" + files.size() + " files): " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * Reads every file of the vocabulary of {@code m} in {@code dir} without holding its tokens: each
+   * file's checks as {@link #readFile}, and tokens unique across all files, found with one 64-bit
+   * hash per token (8 bytes per token on the heap; tokens whose hashes collide are compared
+   * exactly in a second pass). Returns one report line per file.
+   */
+  static List<String> verify(Path dir, TableManifest m, BufferAllocator parent) throws IOException {
+    List<TableManifest.FileEntry> files = m.vocabularyFiles();
+    List<String> report = new ArrayList<>();
+    boolean unique = m.rows() <= Integer.MAX_VALUE - 8;
+    long[] hashes = unique ? new long[(int) m.rows()] : null;
+    for (int f = 0; f < files.size(); f++) {
+      TableManifest.FileEntry e = files.get(f);
+      long first = m.vocabularyFirstId(f);
+      readFile(dir.resolve(e.file()), e, first, parent, (id, t, c) -> {
+        if (hashes != null) {
+          hashes[(int) id] = hash(t);
+        }
+      });
+      report.add(e.file() + ": ok (" + e.rows() + " tokens" + (files.size() == 1 ? "" : ", ids " + first + ".." + (first + e.rows() - 1)) + ")");
+    }
+    if (hashes == null) {
+      report.add("vocabulary: " + m.rows() + " tokens, too many to check for duplicates here");
+      return report;
+    }
+    Arrays.sort(hashes);
+    java.util.Set<Long> repeated = new java.util.HashSet<>();
+    for (int i = 1; i < hashes.length; i++) {
+      if (hashes[i] == hashes[i - 1]) {
+        repeated.add(hashes[i]);
+      }
+    }
+    if (!repeated.isEmpty()) {
+      Map<String, Long> seen = new HashMap<>();
+      for (int f = 0; f < files.size(); f++) {
+        TableManifest.FileEntry e = files.get(f);
+        Path file = dir.resolve(e.file());
+        readFile(file, e, m.vocabularyFirstId(f), parent, (id, t, c) -> {
+          if (repeated.contains(hash(t))) {
+            Long previous = seen.putIfAbsent(t, id);
+            if (previous != null) {
+              throw new TableFormatException("Cannot read " + file + ": duplicate token '" + t + "' at ids " + previous + " and " + id);
+            }
+          }
+        });
+      }
+    }
+    return report;
+  }
+
+  /** FNV-1a over the UTF-16 units, then SplitMix64's finaliser. */
+  private static long hash(String t) {
+    long h = 0xcbf29ce484222325L;
+    for (int i = 0; i < t.length(); i++) {
+      h = (h ^ t.charAt(i)) * 0x100000001b3L;
+    }
+    h = (h ^ (h >>> 30)) * 0xBF58476D1CE4E5B9L;
+    h = (h ^ (h >>> 27)) * 0x94D049BB133111EBL;
+    return h ^ (h >>> 31);
   }
 
   @Override

@@ -1420,7 +1420,7 @@ public final class EmbeddingClient implements AutoCloseable {
       }, true);
       TableManifest.Builder b = base.toBuilder().tableVersion(v).shards(Arrays.asList(entries)).createdBy("embstore snapshot");
       b.optimizer(optimizer[0]);
-      b.vocabulary(copyVocabulary(base, target));
+      b.vocabularyFiles(copyVocabulary(base, target));
       TableManifest committed = b.build();
       TableWriter.commit(target, committed);
       manifest = committed;
@@ -1433,19 +1433,19 @@ public final class EmbeddingClient implements AutoCloseable {
     }
   }
 
-  private TableManifest.FileEntry copyVocabulary(TableManifest base, Path target) throws IOException {
-    TableManifest.FileEntry vocab = base.vocabulary();
-    if (vocab == null) {
-      return null;
+  /** The vocabulary files of {@code base} in {@code target}, copied there from the client's table if missing. */
+  private List<TableManifest.FileEntry> copyVocabulary(TableManifest base, Path target) throws IOException {
+    List<TableManifest.FileEntry> vocab = base.vocabularyFiles();
+    for (TableManifest.FileEntry f : vocab) {
+      Path dest = target.resolve(f.file());
+      if (Files.exists(dest)) {
+        continue;
+      }
+      if (tableDir == null) {
+        return List.of(); // the client knows no file to copy: the snapshot has no vocabulary
+      }
+      Files.copy(tableDir.resolve(f.file()), dest, StandardCopyOption.COPY_ATTRIBUTES);
     }
-    Path dest = target.resolve(vocab.file());
-    if (Files.exists(dest)) {
-      return vocab;
-    }
-    if (tableDir == null) {
-      return null; // the client knows no file to copy: the snapshot has no vocabulary
-    }
-    Files.copy(tableDir.resolve(vocab.file()), dest, StandardCopyOption.COPY_ATTRIBUTES);
     return vocab;
   }
 

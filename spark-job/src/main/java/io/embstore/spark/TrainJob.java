@@ -143,7 +143,7 @@ public final class TrainJob {
         throw new IllegalArgumentException("Cannot resume " + out + ": the checkpoint trained with --optimizer " + optimizer
             + " but these options use --optimizer " + o.optimizer + " (the optimizer must stay as it was)");
       }
-      if (resumed.vocabulary() != null) {
+      if (resumed.hasVocabulary()) {
         try (BufferAllocator a = new RootAllocator()) {
           knownVocab = Table.open(out).vocabulary(a);
         }
@@ -249,7 +249,7 @@ public final class TrainJob {
           task = new Task(o, corpus, offsets, hosting.opener(), progress, sc);
           task.generation = recoveries;
           progress.rewind(position - cpPosition);
-          if (cp == null || cp.vocabulary() == null) {
+          if (cp == null || !cp.hasVocabulary()) {
             vocabToWrite = corpus.vocabulary;
           }
           epoch = cpEpoch;
