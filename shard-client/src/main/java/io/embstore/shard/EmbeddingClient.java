@@ -196,8 +196,8 @@ public final class EmbeddingClient implements AutoCloseable {
     }
 
     /**
-     * Whether shards hosted by a {@link ShardServer} of this JVM (started without tokens) are read and
-     * updated in place, without a Flight call: same rows, stripe locks, optimizer and counters as the
+     * Whether shards hosted by a {@link ShardServer} of this JVM (started without tokens, or with
+     * this client's {@link #token} as its write token) are read and updated in place, without a Flight call: same rows, stripe locks, optimizer and counters as the
      * server's handlers (its {@code stats} count them as {@code inProcessRequests}). Default false:
      * every call goes through Flight. The Spark job turns it on for the shards of its own executor.
      */
@@ -274,7 +274,7 @@ public final class EmbeddingClient implements AutoCloseable {
         Endpoint e = byShard[s];
         lp[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_LOOKUP, s), Protocol.lookupRequest(), streamOptions, allocator, executor, e.channel::resetConnectBackoff, STREAMS_PER_SHARD);
         up[s] = new ExchangePool(e.uri, e.client, Protocol.command(Protocol.OP_UPDATE, s), Protocol.updateRequest(dim), streamOptions, allocator, executor, e.channel::resetConnectBackoff, STREAMS_PER_SHARD);
-        ip[s] = b.inProcessShards ? ShardServer.runningAt(e.uri) : null;
+        ip[s] = b.inProcessShards ? ShardServer.runningAt(e.uri, b.token) : null;
       }
     } catch (IOException | RuntimeException e) {
       this.lookupPools = lp;

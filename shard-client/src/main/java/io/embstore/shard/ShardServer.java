@@ -51,6 +51,10 @@ public final class ShardServer implements AutoCloseable {
   private final int maxIds;
   private final int maxMessageBytes;
   private final boolean auth;
+  /** The write token's bytes (null without one): what an in-process client must present. */
+  private final byte[] writeToken;
+  /** Snapshots write only below this directory (null: anywhere). */
+  private final Path snapshotRoot;
   private final boolean tls;
   private final BufferAllocator ownedRoot;
   private final BufferAllocator allocator;
@@ -63,7 +67,8 @@ public final class ShardServer implements AutoCloseable {
   private volatile boolean closed;
   /**
    * Shard servers of this JVM by endpoint, for clients built with {@link
-   * EmbeddingClient.Builder#inProcessShards}: servers without tokens only.
+   * EmbeddingClient.Builder#inProcessShards}: a server with tokens only for a client that carries its
+   * write token ({@link #runningAt}).
    */
   private static final ConcurrentMap<String, ShardServer> IN_PROCESS = new ConcurrentHashMap<>();
   /** In-process calls hold the read lock; {@link #close} takes the write lock before freeing any shard. */
@@ -94,6 +99,7 @@ public final class ShardServer implements AutoCloseable {
     private File tlsCert;
     private File tlsKey;
     private File clientCa;
+    private Path snapshotRoot;
 
     private Builder() {}
 
@@ -146,6 +152,16 @@ public final class ShardServer implements AutoCloseable {
     /** Enables bearer auth: this token may look up, search and describe. */
     public Builder readToken(String token) {
       this.readToken = token;
+      return this;
+    }
+
+    /**
+     * The {@code snapshot} action writes only into {@code dir} or directories below it (compared as
+     * absolute, normalised paths); a snapshot elsewhere is refused with PERMISSION_DENIED. Default:
+     * anywhere the process may write.
+     */
+    public Builder snapshotRoot(Path dir) {
+      this.snapshotRoot = dir;
       return this;
     }
 
@@ -223,6 +239,8 @@ public final class ShardServer implements AutoCloseable {
     this.maxIds = b.maxIds;
     this.maxMessageBytes = b.maxMessageBytes;
     this.auth = b.readToken != null || b.writeToken != null;
+    this.writeToken = b.writeToken == null ? null : b.writeToken.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    this.snapshotRoot = b.snapshotRoot == null ? null : b.snapshotRoot.toAbsolutePath().normalize();
     this.tls = b.tlsCert != null;
     int p = m.numShards();
     int[] wanted = b.shards == null ? range(p) : b.shards;
@@ -273,9 +291,7 @@ public final class ShardServer implements AutoCloseable {
       this.flight = fb.build();
       flight.start();
       this.inProcessUri = endpoint();
-      if (!auth) {
-        IN_PROCESS.put(inProcessUri, this);
-      }
+      IN_PROCESS.put(inProcessUri, this);
     } catch (IOException | RuntimeException e) {
       try {
         close();
@@ -367,6 +383,10 @@ public final class ShardServer implements AutoCloseable {
   /** {@link #writeShards(Path, long)} for some of the hosted shards. */
   List<TableManifest.ShardEntry> writeShards(Path dir, long version, int[] which) throws IOException {
     checkOpen();
+    if (snapshotRoot != null && !dir.toAbsolutePath().normalize().startsWith(snapshotRoot)) {
+      throw ShardErrors.unauthorized("Cannot snapshot to " + dir + ": outside " + snapshotRoot
+          + " (this server writes snapshots only below it)");
+    }
     for (int s : which) {
       hosted(s, "snapshot");
     }
@@ -500,9 +520,18 @@ public final class ShardServer implements AutoCloseable {
     return sum;
   }
 
-  /** The server of this JVM (open, without tokens) whose {@link #endpoint} is {@code uri}, or null. */
-  static ShardServer runningAt(String uri) {
-    return IN_PROCESS.get(uri);
+  /**
+   * The open server of this JVM whose {@link #endpoint} is {@code uri}, or null; a server with
+   * tokens only when {@code bearer} is its write token (compared in constant time), so that an
+   * in-process client has no more access than it would have through Flight.
+   */
+  static ShardServer runningAt(String uri, String bearer) {
+    ShardServer s = IN_PROCESS.get(uri);
+    if (s == null || !s.auth) {
+      return s;
+    }
+    return s.writeToken != null && bearer != null
+        && java.security.MessageDigest.isEqual(s.writeToken, bearer.getBytes(java.nio.charset.StandardCharsets.UTF_8)) ? s : null;
   }
 
   /**

@@ -28,7 +28,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A client built with {@code inProcessShards(true)} reads and updates the shards of servers in its
  * own JVM without Flight: the same rows and the same optimizer results as through Flight, counted by
- * the server; a server with tokens, or another table's server, is always called through Flight; a
+ * the server; a server with tokens only with its write token (a client with another token, or
+ * another table's server, is called through Flight); a
  * closing server fails the call (UNAVAILABLE, naming shard and endpoint) and frees nothing under it.
  */
 class InProcessTest {
@@ -165,18 +166,31 @@ class InProcessTest {
   }
 
   @Test
-  void aServerWithTokensIsCalledThroughFlight() throws Exception {
+  void aServerWithTokensIsReachedInProcessOnlyWithItsWriteToken() throws Exception {
     Path dir = tmp.resolve("c");
     try (ShardFixture fx = new ShardFixture(dir, 100, DIM, 1, "modulo", allocator)) {
       fx.start(ShardServer.builder().table(dir).readToken("r").writeToken("w").allocator(allocator));
+      // The read token: through Flight, where the server refuses its updates.
+      try (EmbeddingClient c = EmbeddingClient.builder().table(dir).endpoints(fx.endpoints()).token("r")
+          .inProcessShards(true).allocator(allocator).build()) {
+        assertThat(c.inProcessShards()).isEmpty();
+        float[] out = new float[DIM];
+        c.lookup(new long[] {42}, out);
+        assertThat(out).containsExactly(fx.row(42));
+        assertThatThrownBy(() -> c.update(new long[] {42}, new float[DIM], 0.1f))
+            .isInstanceOf(ShardException.class).hasMessageContaining("read-only");
+      }
+      assertThat(inProcessRequests(fx)).isZero();
+      // The write token: in process, as the server's own handlers would do it.
       try (EmbeddingClient c = EmbeddingClient.builder().table(dir).endpoints(fx.endpoints()).token("w")
           .inProcessShards(true).allocator(allocator).build()) {
+        assertThat(c.inProcessShards()).containsExactly(0);
         float[] out = new float[DIM];
         c.lookup(new long[] {42}, out);
         assertThat(out).containsExactly(fx.row(42));
         c.update(new long[] {42}, new float[DIM], 0.1f);
       }
-      assertThat(inProcessRequests(fx)).isZero();
+      assertThat(inProcessRequests(fx)).isEqualTo(2);
       assertThat(fx.servers.get(0).stats().path("updateRows").asLong()).isEqualTo(1);
     }
   }

@@ -19,7 +19,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A snapshot killed before its commit (e.g. a training driver killed mid-checkpoint) leaves shard
  * files of the next version behind; the next snapshot of that version must replace them, while a
- * version that is already committed is never overwritten.
+ * version that is already committed is never overwritten; a server given a snapshot root writes
+ * below it only.
  */
 class SnapshotLeftoverTest {
   @TempDir Path tmp;
@@ -67,6 +68,31 @@ class SnapshotLeftoverTest {
           .hasMessageContaining("version 1 is already committed");
       assertThat(Files.readAllBytes(dir2.resolve(TableFormat.shardFileName(0, 1)))).isEqualTo(before);
       assertThat(Table.open(dir2).verify(allocator)).hasSize(3);
+    }
+  }
+
+  @Test
+  void aServerWithASnapshotRootRefusesToWriteElsewhere() throws Exception {
+    Path dir = tmp.resolve("t3");
+    try (ShardFixture f = new ShardFixture(dir, 100, 4, 1, "modulo", allocator)) {
+      Path root = tmp.resolve("out");
+      f.start(ShardServer.builder().table(dir).allocator(allocator).snapshotRoot(root));
+      try (EmbeddingClient client =
+          EmbeddingClient.builder().table(dir).endpoints(f.endpoints()).allocator(allocator).build()) {
+        Path outside = tmp.resolve("elsewhere");
+        assertThatThrownBy(() -> client.snapshot(outside))
+            .isInstanceOf(ShardException.class)
+            .hasMessageContaining("Cannot snapshot to " + outside + ": outside " + root + " (this server writes snapshots only below it)")
+            .satisfies(e -> assertThat(((ShardException) e).code()).isEqualTo(org.apache.arrow.flight.FlightStatusCode.UNAUTHORIZED));
+        // ".." does not lead out of the root
+        Path escape = root.resolve("sub/../../elsewhere2");
+        assertThatThrownBy(() -> client.snapshot(escape)).isInstanceOf(ShardException.class).hasMessageContaining("outside " + root);
+        assertThat(Files.exists(outside.resolve("manifest.json"))).isFalse();
+        assertThat(Files.exists(tmp.resolve("elsewhere2").resolve(TableFormat.shardFileName(0, 2)))).isFalse();
+        // below the root: written and committed
+        assertThat(client.snapshot(root.resolve("table")).tableVersion()).isEqualTo(2);
+        assertThat(Table.open(root.resolve("table")).verify(allocator)).hasSize(2);
+      }
     }
   }
 }
