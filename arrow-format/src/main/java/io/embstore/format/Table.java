@@ -61,17 +61,29 @@ public final class Table {
   }
 
   /**
-   * Streams vocabulary file {@code file} (an index into the manifest's {@code vocabularyFiles}),
-   * checksum verified, in id order, one record batch in memory at a time.
+   * Opens vocabulary file {@code file} (an index into the manifest's {@code vocabularyFiles}) for
+   * reading row by row, checksum verified, in id order, one record batch in memory at a time.
    */
-  public void forEachVocabularyToken(int file, BufferAllocator allocator, Vocabulary.TokenConsumer consumer)
-      throws IOException {
+  public Vocabulary.TokenReader vocabularyReader(int file, BufferAllocator allocator) throws IOException {
     java.util.List<TableManifest.FileEntry> files = manifest.vocabularyFiles();
     if (file < 0 || file >= files.size()) {
       throw new IllegalArgumentException("Cannot read vocabulary file " + file + ": the table has " + files.size());
     }
     TableManifest.FileEntry e = files.get(file);
-    Vocabulary.readFile(dir.resolve(e.file()), e, manifest.vocabularyFirstId(file), allocator, consumer);
+    return new Vocabulary.TokenReader(dir.resolve(e.file()), e, manifest.vocabularyFirstId(file), allocator);
+  }
+
+  /**
+   * Streams vocabulary file {@code file} (an index into the manifest's {@code vocabularyFiles}),
+   * checksum verified, in id order, one record batch in memory at a time.
+   */
+  public void forEachVocabularyToken(int file, BufferAllocator allocator, Vocabulary.TokenConsumer consumer)
+      throws IOException {
+    try (Vocabulary.TokenReader r = vocabularyReader(file, allocator)) {
+      while (r.next()) {
+        consumer.accept(r.id(), r.token(), r.count());
+      }
+    }
   }
 
   /** Reads the row of {@code id} into {@code out} (C floats) by scanning its shard. */

@@ -517,8 +517,8 @@ public final class TableManifest {
     }
   }
 
-  /** A file with a row count and a checksum (a file of the vocabulary). */
-  public record FileEntry(String file, long rows, long bytes, int crc32c) {
+  /** A file with a row count and a checksum (a file of the vocabulary); serializable to travel back from a Spark task that wrote it. */
+  public record FileEntry(String file, long rows, long bytes, int crc32c) implements java.io.Serializable {
     public FileEntry {
       Objects.requireNonNull(file, "file");
     }

@@ -269,55 +269,135 @@ public final class Vocabulary {
    */
   static void readFile(Path file, TableManifest.FileEntry entry, long firstId, BufferAllocator parent, TokenConsumer consumer)
       throws IOException {
-    ShardReader.checkFile(file, entry.bytes(), entry.crc32c(), true);
-    long next = 0;
-    long expected = entry.rows();
-    try (BufferAllocator allocator = parent.newChildAllocator("vocab-reader", 0, Long.MAX_VALUE);
-        FileChannel ch = FileChannel.open(file, StandardOpenOption.READ);
-        ArrowFileReader reader = new ArrowFileReader(ch, allocator)) {
-      VectorSchemaRoot root = reader.getVectorSchemaRoot();
-      Map<String, String> meta = root.getSchema().getCustomMetadata();
-      if (meta == null || !TableFormat.VOCAB_FORMAT_NAME.equals(meta.get(TableFormat.META_FORMAT))) {
-        throw new TableFormatException("Cannot read " + file + ": not an embstore vocabulary file");
+    try (TokenReader r = new TokenReader(file, entry, firstId, parent)) {
+      while (r.next()) {
+        consumer.accept(r.id(), r.token(), r.count());
       }
-      TableFormat.checkVersion(file.toString(), Integer.parseInt(meta.get(TableFormat.META_VERSION)));
-      if (!root.getSchema().getFields().equals(TableFormat.vocabSchema().getFields())) {
-        throw new TableFormatException("Cannot read " + file + ": schema " + root.getSchema() + ", expected " + TableFormat.vocabSchema());
-      }
-      long fileSize = ch.size();
-      for (org.apache.arrow.vector.ipc.message.ArrowBlock b : reader.getRecordBlocks()) {
-        if (b.getOffset() < 0 || b.getMetadataLength() <= 0 || b.getBodyLength() < 0
-            || b.getOffset() + b.getMetadataLength() + b.getBodyLength() > fileSize) {
-          throw new TableFormatException("Cannot read " + file + ": a record batch lies outside the file of " + fileSize + " bytes");
-        }
-      }
-      while (reader.loadNextBatch()) {
-        // Offsets of the token column must lie inside its data: a damaged offset would make
-        // VarCharVector.get allocate a huge array.
-        org.apache.arrow.vector.util.ValueVectorUtility.validateFull(root);
-        BigIntVector id = (BigIntVector) root.getVector(0);
-        VarCharVector token = (VarCharVector) root.getVector(1);
-        BigIntVector count = (BigIntVector) root.getVector(2);
-        for (int i = 0; i < root.getRowCount(); i++) {
-          if (next >= expected || id.get(i) != firstId + next) {
-            throw new TableFormatException("Cannot read " + file + ": row " + next + " has id " + id.get(i) + ", expected "
-                + (firstId + next) + " (ids " + firstId + ".." + (firstId + expected - 1) + ")");
-          }
-          byte[] bytes = token.get(i);
-          if (bytes.length == 0) {
-            throw new TableFormatException("Cannot read " + file + ": token at id " + (firstId + next) + " is empty");
-          }
-          consumer.accept(firstId + next, new String(bytes, StandardCharsets.UTF_8), count.get(i));
-          next++;
-        }
-      }
-    } catch (TableFormatException e) {
-      throw e;
-    } catch (IOException | RuntimeException e) {
-      throw new TableFormatException("Cannot read " + file + ": " + e, e);
     }
-    if (next != expected) {
-      throw new TableFormatException("Cannot read " + file + ": " + next + " rows, the manifest says " + expected);
+  }
+
+  /**
+   * Reads one vocabulary file row by row with one record batch in memory ({@link
+   * Table#vocabularyReader}): {@link #next} advances, then {@link #id}, {@link #token} and {@link
+   * #count} describe the row. Checks as {@link Table#verify} does, and fails with {@link
+   * TableFormatException} naming the file.
+   */
+  public static final class TokenReader implements AutoCloseable {
+    private final Path file;
+    private final long firstId;
+    private final long expected;
+    private final BufferAllocator allocator;
+    private final FileChannel channel;
+    private final ArrowFileReader reader;
+    private VectorSchemaRoot root;
+    private int row;
+    private int rows;
+    private long next;
+    private String token;
+    private long count;
+
+    TokenReader(Path file, TableManifest.FileEntry entry, long firstId, BufferAllocator parent) throws IOException {
+      ShardReader.checkFile(file, entry.bytes(), entry.crc32c(), true);
+      this.file = file;
+      this.firstId = firstId;
+      this.expected = entry.rows();
+      BufferAllocator a = parent.newChildAllocator("vocab-reader", 0, Long.MAX_VALUE);
+      FileChannel ch = null;
+      ArrowFileReader r = null;
+      try {
+        ch = FileChannel.open(file, StandardOpenOption.READ);
+        r = new ArrowFileReader(ch, a);
+        VectorSchemaRoot vsr = r.getVectorSchemaRoot();
+        Map<String, String> meta = vsr.getSchema().getCustomMetadata();
+        if (meta == null || !TableFormat.VOCAB_FORMAT_NAME.equals(meta.get(TableFormat.META_FORMAT))) {
+          throw new TableFormatException("Cannot read " + file + ": not an embstore vocabulary file");
+        }
+        TableFormat.checkVersion(file.toString(), Integer.parseInt(meta.get(TableFormat.META_VERSION)));
+        if (!vsr.getSchema().getFields().equals(TableFormat.vocabSchema().getFields())) {
+          throw new TableFormatException("Cannot read " + file + ": schema " + vsr.getSchema() + ", expected " + TableFormat.vocabSchema());
+        }
+        long fileSize = ch.size();
+        for (org.apache.arrow.vector.ipc.message.ArrowBlock b : r.getRecordBlocks()) {
+          if (b.getOffset() < 0 || b.getMetadataLength() <= 0 || b.getBodyLength() < 0
+              || b.getOffset() + b.getMetadataLength() + b.getBodyLength() > fileSize) {
+            throw new TableFormatException("Cannot read " + file + ": a record batch lies outside the file of " + fileSize + " bytes");
+          }
+        }
+        this.root = vsr;
+      } catch (IOException | RuntimeException e) {
+        try {
+          if (r != null) {
+            r.close();
+          } else if (ch != null) {
+            ch.close();
+          }
+        } finally {
+          a.close();
+        }
+        throw e instanceof TableFormatException t ? t : new TableFormatException("Cannot read " + file + ": " + e, e);
+      }
+      this.allocator = a;
+      this.channel = ch;
+      this.reader = r;
+    }
+
+    /** Moves to the next row; false at the end of the file (after checking the row count). */
+    public boolean next() throws IOException {
+      try {
+        while (row == rows) {
+          if (!reader.loadNextBatch()) {
+            if (next != expected) {
+              throw new TableFormatException("Cannot read " + file + ": " + next + " rows, the manifest says " + expected);
+            }
+            return false;
+          }
+          // Offsets of the token column must lie inside its data: a damaged offset would make
+          // VarCharVector.get allocate a huge array.
+          org.apache.arrow.vector.util.ValueVectorUtility.validateFull(root);
+          row = 0;
+          rows = root.getRowCount();
+        }
+        BigIntVector id = (BigIntVector) root.getVector(0);
+        if (next >= expected || id.get(row) != firstId + next) {
+          throw new TableFormatException("Cannot read " + file + ": row " + next + " has id " + id.get(row) + ", expected "
+              + (firstId + next) + " (ids " + firstId + ".." + (firstId + expected - 1) + ")");
+        }
+        byte[] bytes = ((VarCharVector) root.getVector(1)).get(row);
+        if (bytes.length == 0) {
+          throw new TableFormatException("Cannot read " + file + ": token at id " + (firstId + next) + " is empty");
+        }
+        token = new String(bytes, StandardCharsets.UTF_8);
+        count = ((BigIntVector) root.getVector(2)).get(row);
+        row++;
+        next++;
+        return true;
+      } catch (TableFormatException e) {
+        throw e;
+      } catch (IOException | RuntimeException e) {
+        throw new TableFormatException("Cannot read " + file + ": " + e, e);
+      }
+    }
+
+    public long id() {
+      return firstId + next - 1;
+    }
+
+    public String token() {
+      return token;
+    }
+
+    public long count() {
+      return count;
+    }
+
+    @Override
+    public void close() throws IOException {
+      try {
+        reader.close();
+      } finally {
+        channel.close();
+        allocator.close();
+      }
     }
   }
 

@@ -26,7 +26,7 @@ final class BuildProgress implements AutoCloseable {
   /** Index of each counter in the live values. */
   private final int[] tracked = new int[NAMES.length];
   private final boolean quiet;
-  private volatile String stage = "start";
+  private volatile String stage = "read the input";
   private volatile long stageStart = System.nanoTime();
 
   private BuildProgress(SparkContext sc, double seconds, boolean quiet) {

@@ -230,6 +230,24 @@ class UnigramsTest {
     assertThat(u.frequentRanks()).isEqualTo(below);
   }
 
+  /**
+   * The sampler's heap as docs/training.md states it: building it from its spec (16 bytes per run,
+   * sent by the driver) allocates 32 bytes per run (the alias table's 8 stay) plus 4 per frequent
+   * rank, whatever V is; measured as the bytes this thread allocates.
+   */
+  @Test
+  void theSamplerTakesBytesPerRunNotPerId() throws IOException {
+    Unigrams.Spec spec = Unigrams.ofCounts(zipfCounts(), 1e-4).spec();
+    com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+    long before = mx.getThreadAllocatedBytes(Thread.currentThread().getId());
+    Unigrams u = Unigrams.open(spec, name -> null);
+    long allocated = mx.getThreadAllocatedBytes(Thread.currentThread().getId()) - before;
+    long stated = 32L * spec.runs() + 4L * u.frequentRanks();
+    System.out.printf("sampler of %,d ids: %,d runs, %,d frequent ranks: %,d bytes allocated, %,d stated + 1 KB%n",
+        spec.ranks(), spec.runs(), u.frequentRanks(), allocated, stated);
+    assertThat(allocated).isLessThanOrEqualTo(stated + 1024);
+  }
+
   @Test
   void runsOutOfOrderAreRefusedNamingTheRun() {
     Unigrams.Builder b = new Unigrams.Builder();
