@@ -114,6 +114,7 @@ class HuffmanTreeTest {
       descending[i] = 10L * v / (i + 1);
       shuffled[i] = 1 + r.nextInt(1_000_000);
     }
+    HuffmanTree.of(new long[] {3, 2, 1}); // once before measuring: class loading allocates too
     for (long[] counts : new long[][] {descending, shuffled}) {
       com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
       long before = mx.getThreadAllocatedBytes(Thread.currentThread().getId());
@@ -123,7 +124,7 @@ class HuffmanTreeTest {
       double perId = (double) allocated / v;
       System.out.printf("Huffman tree of %,d ids (%s): %.1f bytes per id allocated by the build%n", v,
           counts == descending ? "descending counts" : "any order", perId);
-      assertThat(perId).isLessThanOrEqualTo(HuffmanTree.BUILD_BYTES_PER_ID - 8);
+      assertThat(allocated).isLessThanOrEqualTo((HuffmanTree.BUILD_BYTES_PER_ID - 8L) * v + 4096);
       assertThat(t.leaves()).isEqualTo(v);
     }
   }

@@ -238,14 +238,16 @@ class UnigramsTest {
   @Test
   void theSamplerTakesBytesPerRunNotPerId() throws IOException {
     Unigrams.Spec spec = Unigrams.ofCounts(zipfCounts(), 1e-4).spec();
+    Unigrams.open(spec, name -> null); // once before measuring: class loading allocates too
     com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
     long before = mx.getThreadAllocatedBytes(Thread.currentThread().getId());
     Unigrams u = Unigrams.open(spec, name -> null);
     long allocated = mx.getThreadAllocatedBytes(Thread.currentThread().getId()) - before;
     long stated = 32L * spec.runs() + 4L * u.frequentRanks();
-    System.out.printf("sampler of %,d ids: %,d runs, %,d frequent ranks: %,d bytes allocated, %,d stated + 1 KB%n",
+    System.out.printf("sampler of %,d ids: %,d runs, %,d frequent ranks: %,d bytes allocated, %,d stated + 16 KB%n",
         spec.ranks(), spec.runs(), u.frequentRanks(), allocated, stated);
-    assertThat(allocated).isLessThanOrEqualTo(stated + 1024);
+    // a few KB of fixed cost besides the arrays; nothing per id (4 bytes per id would be 800 KB here)
+    assertThat(allocated).isLessThanOrEqualTo(stated + 16 * 1024);
   }
 
   @Test
