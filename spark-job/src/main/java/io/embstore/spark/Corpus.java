@@ -240,13 +240,16 @@ final class Corpus implements AutoCloseable {
         return RowFactory.create((Object) s);
       }), schema);
       long min = o.minCount;
-      // On disk, so that the count is computed once: the sort samples it, then reads it.
+      // On disk, so that the count is computed once: the sort samples it, then reads it. Its
+      // spark.sql.shuffle.partitions (200 by default) are merged into a task per slot: a cached
+      // plan keeps its partitions, and 200 tasks per stage cost more than the work on small inputs.
       Dataset<Row> counted = sentences.select(functions.explode(functions.col("tokens")).as("token"))
           .groupBy("token").count()
           .filter((FilterFunction<Row>) r -> {
             distinct.add(1);
             return r.getLong(1) >= min;
           })
+          .coalesce(Math.max(1, sc.defaultParallelism()))
           .persist(StorageLevel.DISK_ONLY());
       // The distributed sort's partitions are the vocabulary's pieces; every later job on this RDD
       // reuses the sort's shuffle output.
@@ -565,6 +568,7 @@ final class Corpus implements AutoCloseable {
           distinct.add(1);
           return true;
         })
+        .coalesce(Math.max(1, sc.defaultParallelism()))
         .persist(StorageLevel.DISK_ONLY());
     JavaRDD<Row> sorted = counted.orderBy(functions.col("count").desc(), functions.col("id").asc()).javaRDD();
     p.stage("write the sampler's id order");
