@@ -145,8 +145,9 @@ final class Corpus implements AutoCloseable {
       }
     }
     double vocabularySeconds = (System.nanoTime() - t0) / 1e9;
-    p.log(String.format(Locale.ROOT, "vocabulary and sampler: V=%,d, %,d tokens, %,d runs of equal counts (%,d bytes) in %.1f s",
-        rows, unigrams.total(), unigrams.runs(), 16L * unigrams.runs(), vocabularySeconds));
+    p.log(String.format(Locale.ROOT, "vocabulary and sampler: V=%,d, %s%,d tokens, %,d runs of equal counts (%,d bytes) in %.1f s",
+        rows, unigrams.ranks() == rows ? "" : String.format(Locale.ROOT, "%,d ids seen, ", unigrams.ranks()), unigrams.total(),
+        unigrams.runs(), 16L * unigrams.runs(), vocabularySeconds));
     try {
       // Round-robin from a start seeded by the input partition's index: the same files read with the
       // same splits give the same partitions, which --resume checks (TrainJob.checkCorpusMatches).
