@@ -4,9 +4,7 @@ import static io.embstore.deploy.ClusterEndToEndIT.HOSTS;
 import static io.embstore.deploy.ClusterEndToEndIT.jobJar;
 import static io.embstore.deploy.ClusterEndToEndIT.readIfExists;
 import static io.embstore.deploy.ClusterEndToEndIT.smallCorpus;
-import static io.embstore.deploy.ClusterEndToEndIT.sparkEnv;
 import static io.embstore.deploy.ClusterEndToEndIT.startCluster;
-import static io.embstore.deploy.ClusterEndToEndIT.stopCluster;
 import static io.embstore.deploy.ClusterEndToEndIT.submitCommand;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
@@ -29,12 +27,7 @@ import org.apache.arrow.flight.FlightClient;
 import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.flight.Location;
-import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.memory.RootAllocator;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Executor discovery and the job's secret on a standalone cluster of separate JVMs (Master + 2
@@ -45,38 +38,7 @@ import org.junit.jupiter.api.io.TempDir;
  * the job's secret is refused; and {@code --min-executors 3} on two executors fails after {@code
  * --executor-wait} with a message naming the executors found.
  */
-class ExecutorDiscoveryIT {
-  @TempDir Path tmp;
-  private Path clusterDir;
-  private Process driver;
-  private BufferAllocator allocator;
-
-  @BeforeEach
-  void setUp() {
-    allocator = new RootAllocator();
-  }
-
-  @AfterEach
-  void stopAll() throws Exception {
-    if (driver != null && driver.isAlive()) {
-      driver.descendants().forEach(ProcessHandle::destroyForcibly);
-      driver.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-    }
-    if (clusterDir != null) {
-      stopCluster(tmp, clusterDir);
-    }
-    allocator.close();
-  }
-
-  private Process submit(Path log, List<String> cmd) throws IOException {
-    ProcessBuilder pb = new ProcessBuilder(cmd).directory(tmp.toFile()).redirectErrorStream(true)
-        .redirectOutput(log.toFile()).redirectInput(ProcessBuilder.Redirect.PIPE);
-    pb.environment().putAll(sparkEnv());
-    Process p = pb.start();
-    p.getOutputStream().close();
-    return p;
-  }
-
+class ExecutorDiscoveryIT extends ClusterJobTestBase {
   @Test
   void theJobWaitsForMinExecutorsPlacesShardsOnThemAndItsServersRefuseCallsWithoutTheSecret() throws Exception {
     Path corpus = smallCorpus(tmp.resolve("corpus.txt"), 240);

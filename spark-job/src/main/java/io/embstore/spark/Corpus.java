@@ -256,17 +256,7 @@ final class Corpus implements AutoCloseable {
       // reuses the sort's shuffle output.
       JavaRDD<Row> sorted = counted.orderBy(functions.col("count").desc(), functions.col("token").asc()).javaRDD();
       p.stage("number the vocabulary");
-      List<long[]> stats = new ArrayList<>(sorted.mapPartitionsWithIndex((i, it) -> runsOf(i, new Iterator<Long>() {
-        @Override
-        public boolean hasNext() {
-          return it.hasNext();
-        }
-
-        @Override
-        public Long next() {
-          return it.next().getLong(1);
-        }
-      }), true).collect());
+      List<long[]> stats = new ArrayList<>(sorted.mapPartitionsWithIndex((i, it) -> runsOf(i, it, 1), true).collect());
       counted.unpersist(false);
       long distinctKept = stats.stream().mapToLong(s -> s[1]).sum();
       long rows = o.maxVocab > 0 ? Math.min(o.maxVocab, distinctKept) : distinctKept;
@@ -324,17 +314,7 @@ final class Corpus implements AutoCloseable {
       // Read twice (runs, then ids), a record batch at a time: files are cheaper to read again
       // than the rows to cache.
       JavaRDD<Row> rows = sc.parallelize(files, files.size()).mapPartitions(fs -> vocabularyRows(dir, fs.next(), read));
-      List<long[]> stats = new ArrayList<>(rows.mapPartitionsWithIndex((i, it) -> runsOf(i, new Iterator<Long>() {
-        @Override
-        public boolean hasNext() {
-          return it.hasNext();
-        }
-
-        @Override
-        public Long next() {
-          return it.next().getLong(2);
-        }
-      }), true).collect());
+      List<long[]> stats = new ArrayList<>(rows.mapPartitionsWithIndex((i, it) -> runsOf(i, it, 2), true).collect());
       stats.sort((a, b) -> Long.compare(a[0], b[0]));
       Unigrams.Builder runs = new Unigrams.Builder();
       try {
@@ -439,12 +419,13 @@ final class Corpus implements AutoCloseable {
 
   /**
    * {@code {partition, n, count_1, n_1, count_2, n_2, ...}}: the size of one partition of a sorted
-   * vocabulary and its runs of equal counts, in order.
+   * vocabulary (rows with the count in column {@code countColumn}) and its runs of equal counts, in
+   * order.
    */
-  private static Iterator<long[]> runsOf(int partition, Iterator<Long> counts) {
+  private static Iterator<long[]> runsOf(int partition, Iterator<Row> rows, int countColumn) {
     RunLengths runs = new RunLengths(2);
-    while (counts.hasNext()) {
-      runs.add(counts.next());
+    while (rows.hasNext()) {
+      runs.add(rows.next().getLong(countColumn));
     }
     long[] out = runs.toArray();
     out[0] = partition;
