@@ -202,13 +202,7 @@ public final class ScaleBench implements Callable<Integer> {
     say("== ScaleBench %s, load average at start %s, %d cores, max heap %.1f GB", java.time.Instant.now(),
         loadAverage(), Runtime.getRuntime().availableProcessors(), Runtime.getRuntime().maxMemory() / 1e9);
 
-    SparkSession spark = SparkSession.builder().master("local[2]").appName("embstore scale bench")
-        .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1").config("spark.executor.heartbeatInterval", "2s")
-        .config("spark.driver.maxResultSize", "0").getOrCreate();
-    spark.sparkContext().setLogLevel("WARN");
-    // The job's progress and checkpoint lines stay visible.
-    org.apache.logging.log4j.core.config.Configurator.setLevel("io.embstore.spark", org.apache.logging.log4j.Level.INFO);
+    SparkSession spark = session("embstore scale bench");
     try {
       // 1. Corpus.
       long t0 = System.nanoTime();
@@ -272,6 +266,17 @@ public final class ScaleBench implements Callable<Integer> {
       System.out.println("report written to " + file);
     }
     return 0;
+  }
+
+  /** The local[2] session of the harness and of {@link ScaleTrain}: UI off, loopback, the job's progress lines visible. */
+  static SparkSession session(String name) {
+    SparkSession spark = SparkSession.builder().master("local[2]").appName(name)
+        .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1").config("spark.executor.heartbeatInterval", "2s")
+        .config("spark.driver.maxResultSize", "0").getOrCreate();
+    spark.sparkContext().setLogLevel("WARN");
+    org.apache.logging.log4j.core.config.Configurator.setLevel("io.embstore.spark", org.apache.logging.log4j.Level.INFO);
+    return spark;
   }
 
   // ------------------------------------------------------------------ memory
@@ -366,7 +371,15 @@ public final class ScaleBench implements Callable<Integer> {
   private void childRuns(List<String> args, Path table) throws Exception {
     List<ChildRun> runs = new ArrayList<>();
     if (compareWith != null) {
-      runs.add(trainInChild("before (" + compareWith.getFileName() + ")", classpathWith(compareWith), args));
+      String label = "before (" + compareWith.getFileName() + ")";
+      try {
+        runs.add(trainInChild(label, classpathWith(compareWith), args));
+      } catch (IllegalStateException e) {
+        // A build that cannot train in this heap is a result too: the table shows it failed.
+        String why = e.getMessage().lines().filter(l -> l.contains("Error") || l.contains("Exception")).findFirst().orElse(e.getMessage());
+        say("   %s failed: %s", label, why.replaceFirst("^\\S+ \\S+ ", ""));
+        runs.add(new ChildRun(label + ", failed", Map.of(), Map.of()));
+      }
       deleteTree(table);
     }
     runs.add(trainInChild("after (this build)", System.getProperty("java.class.path"), args));
@@ -376,10 +389,14 @@ public final class ScaleBench implements Callable<Integer> {
     say("   %-24s %12s %16s %14s %14s %16s %12s", "build", "train s", "corpus ready s", "heap peak GB", "heap after GC", "hosted peak GB",
         "RSS peak GB");
     for (ChildRun r : runs) {
+      if (r.result().isEmpty()) {
+        say("   %-24s (failed: see above)", r.label());
+        continue;
+      }
       say("   %-24s %12.1f %16.1f %14.2f %14.2f %16.2f %12.2f", r.label(), r.num("seconds"), r.num("corpusSeconds"),
           r.num("heapPeak") / 1e9, r.num("heapAfterGcPeak") / 1e9, r.num("rootPeak") / 1e9, r.num("rssPeak") / 1e9);
     }
-    if (runs.size() == 2) {
+    if (runs.size() == 2 && !runs.get(0).result().isEmpty()) {
       ChildRun b = runs.get(0);
       say("   after / before: heap peak %.2fx, heap after GC %.2fx, RSS peak %.2fx, time to the encoded corpus %.2fx",
           after.num("heapPeak") / b.num("heapPeak"), after.num("heapAfterGcPeak") / b.num("heapAfterGcPeak"),
@@ -388,7 +405,7 @@ public final class ScaleBench implements Callable<Integer> {
   }
 
   /** This JVM's class path with the embstore module jars replaced by those in {@code dir}. */
-  private static String classpathWith(Path dir) throws IOException {
+  static String classpathWith(Path dir) throws IOException {
     List<String> jars = new ArrayList<>();
     try (var s = Files.list(dir)) {
       s.filter(f -> f.getFileName().toString().matches("embstore-(arrow-format|shard-client|spark-job)-.*\\.jar"))
@@ -830,7 +847,7 @@ public final class ScaleBench implements Callable<Integer> {
     }
   }
 
-  private static void deleteTree(Path dir) throws IOException {
+  static void deleteTree(Path dir) throws IOException {
     if (!Files.exists(dir)) {
       return;
     }

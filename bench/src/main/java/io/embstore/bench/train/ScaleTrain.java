@@ -20,12 +20,7 @@ public final class ScaleTrain {
   private ScaleTrain() {}
 
   public static void main(String[] args) throws Exception {
-    SparkSession spark = SparkSession.builder().master("local[2]").appName("embstore scale train")
-        .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1").config("spark.executor.heartbeatInterval", "2s")
-        .config("spark.driver.maxResultSize", "0").getOrCreate();
-    spark.sparkContext().setLogLevel("WARN");
-    org.apache.logging.log4j.core.config.Configurator.setLevel("io.embstore.spark", org.apache.logging.log4j.Level.INFO);
+    SparkSession spark = ScaleBench.session("embstore scale train");
     // When the corpus (vocabulary, sampler, encoded sentences) is ready: TrainJob's "corpus: ..." line.
     long[] corpusReady = {0};
     long start = System.nanoTime();
