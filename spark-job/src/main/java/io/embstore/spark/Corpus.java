@@ -240,24 +240,11 @@ final class Corpus implements AutoCloseable {
         read.add(s.length);
         return RowFactory.create((Object) s);
       }), schema);
-      long min = o.minCount;
-      // On disk, so that the count is computed once: the sort samples it, then reads it. Its
-      // spark.sql.shuffle.partitions (200 by default) are merged into a task per slot: a cached
-      // plan keeps its partitions, and 200 tasks per stage cost more than the work on small inputs.
-      Dataset<Row> counted = sentences.select(functions.explode(functions.col("tokens")).as("token"))
-          .groupBy("token").count()
-          .filter((FilterFunction<Row>) r -> {
-            distinct.add(1);
-            return r.getLong(1) >= min;
-          })
-          .coalesce(Math.max(1, sc.defaultParallelism()))
-          .persist(StorageLevel.DISK_ONLY());
-      // The distributed sort's partitions are the vocabulary's pieces; every later job on this RDD
-      // reuses the sort's shuffle output.
-      JavaRDD<Row> sorted = counted.orderBy(functions.col("count").desc(), functions.col("token").asc()).javaRDD();
+      Counted counted = countAndSort(sc, sentences, "token", o.minCount, distinct);
+      JavaRDD<Row> sorted = counted.sorted();
       p.stage("number the vocabulary");
       List<long[]> stats = new ArrayList<>(sorted.mapPartitionsWithIndex((i, it) -> runsOf(i, it, 1), true).collect());
-      counted.unpersist(false);
+      counted.cache().unpersist(false);
       long distinctKept = stats.stream().mapToLong(s -> s[1]).sum();
       long rows = o.maxVocab > 0 ? Math.min(o.maxVocab, distinctKept) : distinctKept;
       if (rows < 1) {
@@ -366,6 +353,32 @@ final class Corpus implements AutoCloseable {
         return out;
       });
     }
+  }
+
+  /** The cached counts and their sort (unpersist the cache once the sort's shuffle has run). */
+  private record Counted(Dataset<Row> cache, JavaRDD<Row> sorted) {}
+
+  /**
+   * The distinct values of the array column of {@code sentences} (its only column) as rows (value,
+   * count), those counted fewer than {@code minCount} times left out, sorted by descending count,
+   * then by value: a Spark aggregation cached on disk so that it is computed once (the sort samples
+   * it, then reads it), counting each distinct value in {@code distinct}, and a distributed sort
+   * whose partitions later jobs on the returned RDD reuse. The cache's spark.sql.shuffle.partitions
+   * (200 by default) are merged into a task per slot: a cached plan keeps its partitions, and 200
+   * tasks per stage cost more than the work on small inputs.
+   */
+  private static Counted countAndSort(JavaSparkContext sc, Dataset<Row> sentences, String value, long minCount,
+      LongAccumulator distinct) {
+    Dataset<Row> counted = sentences.select(functions.explode(functions.col(sentences.columns()[0])).as(value))
+        .groupBy(value).count()
+        .filter((FilterFunction<Row>) r -> {
+          distinct.add(1);
+          return r.getLong(1) >= minCount;
+        })
+        .coalesce(Math.max(1, sc.defaultParallelism()))
+        .persist(StorageLevel.DISK_ONLY());
+    JavaRDD<Row> sorted = counted.orderBy(functions.col("count").desc(), functions.col(value).asc()).javaRDD();
+    return new Counted(counted, sorted);
   }
 
   /**
@@ -544,15 +557,8 @@ final class Corpus implements AutoCloseable {
       }
       return RowFactory.create((Object) boxed);
     }), schema);
-    Dataset<Row> counted = sentences.select(functions.explode(functions.col("ids")).as("id"))
-        .groupBy("id").count()
-        .filter((FilterFunction<Row>) r -> {
-          distinct.add(1);
-          return true;
-        })
-        .coalesce(Math.max(1, sc.defaultParallelism()))
-        .persist(StorageLevel.DISK_ONLY());
-    JavaRDD<Row> sorted = counted.orderBy(functions.col("count").desc(), functions.col("id").asc()).javaRDD();
+    Counted counted = countAndSort(sc, sentences, "id", 1, distinct);
+    JavaRDD<Row> sorted = counted.sorted();
     p.stage("write the sampler's id order");
     // Packed on the executors into chunks of ids (4 bytes each) and their runs, so that the driver
     // holds one partition's chunks at a time, not a row object per id.
@@ -593,7 +599,7 @@ final class Corpus implements AutoCloseable {
         }
       }
     }
-    counted.unpersist(false);
+    counted.cache().unpersist(false);
     if (runs.ranks() < 1) {
       throw new IllegalArgumentException("Cannot train on " + o.inputs + ": the corpus holds no token id");
     }
