@@ -39,6 +39,7 @@ SIZE_CONF=(
   --conf "spark.executor.memoryOverhead=${overhead_mb}m"
   --conf "spark.executor.cores=$EXECUTOR_CORES"
   --conf "spark.embstore.shards=$SHARDS"
+  --conf "spark.embstore.min-executors=$EXECUTORS"
   --conf "spark.embstore.optimizer=$OPTIMIZER"
 )
 

@@ -56,7 +56,7 @@ public final class Resharder {
         .createdBy("embstore reshard");
     try (BufferAllocator allocator = parent.newChildAllocator("reshard", 0, Long.MAX_VALUE);
         TableWriter w = TableWriter.create(o.output(), spec, o.shards(), allocator)) {
-      if (m.vocabulary() != null) {
+      if (m.hasVocabulary()) {
         w.copyVocabulary(in);
       }
       copyRows(in, w, to, allocator, o.progress());

@@ -38,8 +38,8 @@ public final class Table {
     for (TableManifest.ShardEntry s : m.shards()) {
       ShardReader.checkFile(dir, s.file(), s.bytes(), s.crc32c(), false);
     }
-    if (m.vocabulary() != null) {
-      ShardReader.checkFile(dir, m.vocabulary().file(), m.vocabulary().bytes(), m.vocabulary().crc32c(), false);
+    for (TableManifest.FileEntry v : m.vocabularyFiles()) {
+      ShardReader.checkFile(dir, v.file(), v.bytes(), v.crc32c(), false);
     }
     return new Table(dir, m);
   }
@@ -59,12 +59,16 @@ public final class Table {
     return ShardReader.open(dir, manifest, index, allocator, verifyChecksum);
   }
 
-  /** The vocabulary (checksum verified), or null when the table has none. */
+  /**
+   * The vocabulary (checksums verified), every file of it on the heap, or null when the table has
+   * none. A vocabulary too large for one heap is read file by file with {@link
+   * #forEachVocabularyToken}.
+   */
   public Vocabulary vocabulary(BufferAllocator allocator) throws IOException {
-    if (manifest.vocabulary() == null) {
+    if (!manifest.hasVocabulary()) {
       return null;
     }
-    return Vocabulary.read(dir, manifest.vocabulary(), allocator);
+    return Vocabulary.read(dir, manifest, allocator);
   }
 
   /**
@@ -117,6 +121,32 @@ public final class Table {
           throw r.corruptOr(e);
         }
         r.checkTrackedChecksum();
+      }
+    }
+  }
+
+  /**
+   * Opens vocabulary file {@code file} (an index into the manifest's {@code vocabularyFiles}) for
+   * reading row by row, checksum verified, in id order, one record batch in memory at a time.
+   */
+  public Vocabulary.TokenReader vocabularyReader(int file, BufferAllocator allocator) throws IOException {
+    java.util.List<TableManifest.FileEntry> files = manifest.vocabularyFiles();
+    if (file < 0 || file >= files.size()) {
+      throw new IllegalArgumentException("Cannot read vocabulary file " + file + ": the table has " + files.size());
+    }
+    TableManifest.FileEntry e = files.get(file);
+    return new Vocabulary.TokenReader(dir, e, manifest.vocabularyFirstId(file), allocator);
+  }
+
+  /**
+   * Streams vocabulary file {@code file} (an index into the manifest's {@code vocabularyFiles}),
+   * checksum verified, in id order, one record batch in memory at a time.
+   */
+  public void forEachVocabularyToken(int file, BufferAllocator allocator, Vocabulary.TokenConsumer consumer)
+      throws IOException {
+    try (Vocabulary.TokenReader r = vocabularyReader(file, allocator)) {
+      while (r.next()) {
+        consumer.accept(r.id(), r.token(), r.count());
       }
     }
   }
@@ -243,7 +273,8 @@ public final class Table {
 
   /**
    * Reads every file of the table: manifest checksum (on open), every shard's length, CRC-32C,
-   * schema and ids, and the vocabulary.
+   * schema and ids, and every vocabulary file (streamed; tokens checked unique with 8 bytes of heap
+   * per token, see {@link Vocabulary#verify}).
    *
    * @return one line per file checked
    * @throws TableFormatException at the first problem, naming the file
@@ -261,9 +292,8 @@ public final class Table {
         report.add(e.file() + ": ok (" + rows + " rows, ids " + e.minId() + ".." + e.maxId() + ", crc32c " + Checksums.hex(e.crc32c()) + ")");
       }
     }
-    if (manifest.vocabulary() != null) {
-      Vocabulary v = vocabulary(allocator);
-      report.add(manifest.vocabulary().file() + ": ok (" + v.size() + " tokens)");
+    if (manifest.hasVocabulary()) {
+      report.addAll(Vocabulary.verify(dir, manifest, allocator));
     }
     return report;
   }

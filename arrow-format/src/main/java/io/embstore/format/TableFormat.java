@@ -12,8 +12,9 @@ import org.apache.arrow.vector.types.pojo.FieldType;
 import org.apache.arrow.vector.types.pojo.Schema;
 
 /**
- * The embstore table format, version 1. This javadoc is the specification; {@code docs/format.md}
- * explains it with examples.
+ * The embstore table format, version 2. This javadoc is the specification; {@code docs/format.md}
+ * explains it with examples. Version 2 differs from version 1 only in the manifest's {@code
+ * vocabulary} member (a list of files instead of one file); readers accept both.
  *
  * <h2>A table is a directory</h2>
  *
@@ -23,7 +24,9 @@ import org.apache.arrow.vector.types.pojo.Schema;
  *   shard-00000-v000001.arrow          P shard files, Arrow IPC file format, one per shard
  *   ...
  *   shard-00003-v000001.arrow
- *   vocab-v000001.arrow                optional vocabulary, Arrow IPC file format
+ *   vocab-v000001.arrow                optional vocabulary, Arrow IPC file format: one file,
+ *   vocab-00000-v000001.arrow          or pieces, each holding a contiguous range of ids
+ *   vocab-00001-v000001.arrow          (written in parallel, e.g. by a training job's executors)
  * </pre>
  *
  * <p>File names carry the table version that wrote them, so a new version (an import, a snapshot of
@@ -44,7 +47,12 @@ import org.apache.arrow.vector.types.pojo.Schema;
  *   <li>{@code shards}: P objects in shard order: {@code index}, {@code file}, {@code rows}, {@code
  *       minId}, {@code maxId}, {@code bytes} (file length) and {@code crc32c} (CRC-32C of the whole
  *       file, 8 lower-case hex digits). Rows and id range must equal what the partitioner gives.
- *   <li>{@code vocabulary}: null, or {@code file}, {@code rows} (= V), {@code bytes}, {@code crc32c}.
+ *   <li>{@code vocabulary}: null, or {@code rows} (= V) and {@code files}: a non-empty list in id
+ *       order of {@code file}, {@code firstId} (0 for the first file, then the previous file's
+ *       {@code firstId + rows}), {@code rows} (at least 1), {@code bytes} and {@code crc32c}; the
+ *       files' rows add up to V. Format version 1 has one file instead: {@code vocabulary} is
+ *       {@code file}, {@code rows} (= V), {@code bytes}, {@code crc32c}; a manifest read as version 1
+ *       is written back as version 1, a new table version of it as version 2.
  *   <li>{@code optimizer}: null, or {@code name}, {@code params} (name to number), {@code
  *       stateColumns} (a list of {@code name} and {@code width}: extra shard columns) and {@code
  *       step} (updates applied so far).
@@ -76,9 +84,12 @@ import org.apache.arrow.vector.types.pojo.Schema;
  *
  * <h2>Vocabulary file</h2>
  *
- * Arrow IPC file, schema {@code id} int64 non-null (0..V-1 in order), {@code token} utf8 non-null,
- * {@code count} int64 non-null (0 when unknown), metadata {@value #META_FORMAT} = {@value
- * #VOCAB_FORMAT_NAME} and {@value #META_VERSION}.
+ * Arrow IPC file, schema {@code id} int64 non-null (the file's ids in order: {@code firstId ..
+ * firstId + rows - 1}), {@code token} utf8 non-null, non-empty, {@code count} int64 non-null (0 when
+ * unknown), metadata {@value #META_FORMAT} = {@value #VOCAB_FORMAT_NAME} and {@value #META_VERSION}.
+ * Tokens are unique across all files of the vocabulary. Names: {@code vocab-v<version>.arrow} for a
+ * vocabulary of one file, {@code vocab-<piece>-v<version>.arrow} for pieces (piece numbers need not
+ * be contiguous).
  *
  * <h2>Commit protocol</h2>
  *
@@ -97,7 +108,7 @@ public final class TableFormat {
   public static final String SHARD_FORMAT_NAME = "embstore-shard";
   public static final String VOCAB_FORMAT_NAME = "embstore-vocab";
   public static final int VERSION_MIN = 1;
-  public static final int VERSION_CURRENT = 1;
+  public static final int VERSION_CURRENT = 2;
 
   public static final String MANIFEST_FILE = "manifest.json";
   public static final String VALUE_TYPE_FLOAT32 = "float32";
@@ -140,9 +151,14 @@ public final class TableFormat {
     return String.format(Locale.ROOT, "vocab-v%06d.arrow", tableVersion);
   }
 
+  /** The name of piece {@code piece} of a vocabulary written in pieces by table version {@code tableVersion}. */
+  public static String vocabPieceFileName(int piece, long tableVersion) {
+    return String.format(Locale.ROOT, "vocab-%05d-v%06d.arrow", piece, tableVersion);
+  }
+
   /** Whether {@code name} is a data file a table writer may have written (for clean-up). */
   static boolean isDataFileName(String name) {
-    return name.matches("shard-\\d{5}-v\\d{6,}\\.arrow") || name.matches("vocab-v\\d{6,}\\.arrow");
+    return name.matches("shard-\\d{5}-v\\d{6,}\\.arrow") || name.matches("vocab-(\\d{5}-)?v\\d{6,}\\.arrow");
   }
 
   /** The shard schema for dimension {@code dim}, shard {@code shard} and optional state columns. */

@@ -40,7 +40,7 @@ public final class TableManifest {
   private final String valueType;
   private final String partitionerName;
   private final List<ShardEntry> shards;
-  private final FileEntry vocabulary;
+  private final List<FileEntry> vocabulary;
   private final Optimizer optimizer;
   private final Map<String, String> created;
   private final Map<String, String> properties;
@@ -54,7 +54,7 @@ public final class TableManifest {
     this.valueType = b.valueType;
     this.partitionerName = b.partitioner;
     this.shards = List.copyOf(b.shards);
-    this.vocabulary = b.vocabulary;
+    this.vocabulary = List.copyOf(b.vocabulary);
     this.optimizer = b.optimizer;
     this.created = Collections.unmodifiableMap(new LinkedHashMap<>(b.created));
     this.properties = Collections.unmodifiableMap(new LinkedHashMap<>(b.properties));
@@ -65,16 +65,19 @@ public final class TableManifest {
     return new Builder();
   }
 
+  /**
+   * A builder with every member of this manifest, in the current format version: a table's next
+   * version is written as {@link TableFormat#VERSION_CURRENT} whatever version it was read as.
+   */
   public Builder toBuilder() {
     Builder b = new Builder();
-    b.formatVersion = formatVersion;
     b.tableVersion = tableVersion;
     b.rows = rows;
     b.dim = dim;
     b.valueType = valueType;
     b.partitioner = partitionerName;
     b.shards = new ArrayList<>(shards);
-    b.vocabulary = vocabulary;
+    b.vocabulary = new ArrayList<>(vocabulary);
     b.optimizer = optimizer;
     b.created = new LinkedHashMap<>(created);
     b.properties = new LinkedHashMap<>(properties);
@@ -120,9 +123,26 @@ public final class TableManifest {
     return shards.get(index);
   }
 
-  /** The vocabulary file, or null. */
-  public FileEntry vocabulary() {
+  /**
+   * The vocabulary's files in id order (empty without a vocabulary): file i holds the ids from the
+   * sum of the rows of the files before it, {@link #vocabularyFirstId}. One file, unless the
+   * vocabulary was written in pieces (by the executors of a training job).
+   */
+  public List<FileEntry> vocabularyFiles() {
     return vocabulary;
+  }
+
+  public boolean hasVocabulary() {
+    return !vocabulary.isEmpty();
+  }
+
+  /** The first id of vocabulary file {@code file} (an index into {@link #vocabularyFiles}). */
+  public long vocabularyFirstId(int file) {
+    long first = 0;
+    for (int i = 0; i < file; i++) {
+      first += vocabulary.get(i).rows();
+    }
+    return first;
   }
 
   /** The optimizer and its state columns, or null. */
@@ -165,14 +185,30 @@ public final class TableManifest {
     for (ShardEntry s : shards) {
       s.writeTo(shardArray.addObject());
     }
-    if (vocabulary == null) {
+    if (vocabulary.isEmpty()) {
       root.putNull("vocabulary");
+    } else if (formatVersion == 1) {
+      // Read as version 1 (one file, no list): written back the same way, so the bytes match.
+      FileEntry only = vocabulary.get(0);
+      ObjectNode n = root.putObject("vocabulary");
+      n.put("file", only.file());
+      n.put("rows", only.rows());
+      n.put("bytes", only.bytes());
+      n.put("crc32c", Checksums.hex(only.crc32c()));
     } else {
       ObjectNode n = root.putObject("vocabulary");
-      n.put("file", vocabulary.file());
-      n.put("rows", vocabulary.rows());
-      n.put("bytes", vocabulary.bytes());
-      n.put("crc32c", Checksums.hex(vocabulary.crc32c()));
+      n.put("rows", rows);
+      ArrayNode files = n.putArray("files");
+      long first = 0;
+      for (FileEntry f : vocabulary) {
+        ObjectNode e = files.addObject();
+        e.put("file", f.file());
+        e.put("firstId", first);
+        e.put("rows", f.rows());
+        e.put("bytes", f.bytes());
+        e.put("crc32c", Checksums.hex(f.crc32c()));
+        first += f.rows();
+      }
     }
     if (optimizer == null) {
       root.putNull("optimizer");
@@ -260,12 +296,36 @@ public final class TableManifest {
     }
     JsonNode vocab = root.get("vocabulary");
     if (vocab != null && !vocab.isNull()) {
-      b.vocabulary(
-          new FileEntry(
-              text(vocab, "file"),
-              number(vocab, "rows"),
-              number(vocab, "bytes"),
-              Checksums.parseHex(text(vocab, "crc32c"))));
+      if (version == 1) {
+        b.vocabulary(
+            new FileEntry(
+                text(vocab, "file"),
+                number(vocab, "rows"),
+                number(vocab, "bytes"),
+                Checksums.parseHex(text(vocab, "crc32c"))));
+      } else {
+        JsonNode files = vocab.get("files");
+        if (files == null || !files.isArray()) {
+          throw new IllegalArgumentException("member 'vocabulary.files' missing or not a list");
+        }
+        long rowsInFiles = number(vocab, "rows");
+        List<FileEntry> entries = new ArrayList<>();
+        long first = 0;
+        for (JsonNode f : files) {
+          long firstId = number(f, "firstId");
+          if (firstId != first) {
+            throw new IllegalArgumentException("vocabulary file " + entries.size() + " has firstId " + firstId
+                + ", the files before it end at " + first);
+          }
+          FileEntry e = new FileEntry(text(f, "file"), number(f, "rows"), number(f, "bytes"), Checksums.parseHex(text(f, "crc32c")));
+          entries.add(e);
+          first += e.rows();
+        }
+        if (rowsInFiles != first) {
+          throw new IllegalArgumentException("vocabulary has rows " + rowsInFiles + " but its files hold " + first);
+        }
+        b.vocabularyFiles(entries);
+      }
     }
     JsonNode opt = root.get("optimizer");
     if (opt != null && !opt.isNull()) {
@@ -371,11 +431,26 @@ public final class TableManifest {
       }
       checkFileName(s.file());
     }
-    if (vocabulary != null) {
-      checkFileName(vocabulary.file());
-      if (vocabulary.rows() != rows) {
+    if (!vocabulary.isEmpty()) {
+      long total = 0;
+      java.util.Set<String> names = new java.util.HashSet<>();
+      for (FileEntry f : vocabulary) {
+        checkFileName(f.file());
+        if (!names.add(f.file())) {
+          throw new IllegalArgumentException("vocabulary file '" + f.file() + "' is listed twice");
+        }
+        if (f.rows() < 1) {
+          throw new IllegalArgumentException("vocabulary file '" + f.file() + "' has " + f.rows() + " rows (at least 1)");
+        }
+        total += f.rows();
+      }
+      if (total != rows) {
         throw new IllegalArgumentException(
-            "vocabulary has " + vocabulary.rows() + " rows, the table has " + rows);
+            "vocabulary has " + total + " rows, the table has " + rows);
+      }
+      if (formatVersion < 2 && vocabulary.size() > 1) {
+        throw new IllegalArgumentException(
+            "vocabulary has " + vocabulary.size() + " files (format version " + formatVersion + " has one; several need version 2)");
       }
     }
     if (optimizer != null) {
@@ -429,8 +504,8 @@ public final class TableManifest {
     }
   }
 
-  /** A file with a row count and a checksum (the vocabulary). */
-  public record FileEntry(String file, long rows, long bytes, int crc32c) {
+  /** A file with a row count and a checksum (a file of the vocabulary); serializable to travel back from a Spark task that wrote it. */
+  public record FileEntry(String file, long rows, long bytes, int crc32c) implements java.io.Serializable {
     public FileEntry {
       Objects.requireNonNull(file, "file");
     }
@@ -522,7 +597,7 @@ public final class TableManifest {
     private String valueType = TableFormat.VALUE_TYPE_FLOAT32;
     private String partitioner = Partitioner.MODULO;
     private List<ShardEntry> shards = new ArrayList<>();
-    private FileEntry vocabulary;
+    private List<FileEntry> vocabulary = new ArrayList<>();
     private Optimizer optimizer;
     private Map<String, String> created = new LinkedHashMap<>();
     private Map<String, String> properties = new LinkedHashMap<>();
@@ -569,8 +644,15 @@ public final class TableManifest {
       return this;
     }
 
+    /** A vocabulary of one file ({@code null}: none). */
     public Builder vocabulary(FileEntry v) {
-      this.vocabulary = v;
+      this.vocabulary = v == null ? new ArrayList<>() : new ArrayList<>(List.of(v));
+      return this;
+    }
+
+    /** The vocabulary's files in id order (empty: none). */
+    public Builder vocabularyFiles(List<FileEntry> v) {
+      this.vocabulary = new ArrayList<>(v);
       return this;
     }
 

@@ -39,8 +39,10 @@ public final class TableWriter implements AutoCloseable {
   private final boolean[] written;
   private final List<String> files = new ArrayList<>();
   private Vocabulary vocabulary;
-  /** A table whose vocabulary file is copied into this version (instead of {@link #vocabulary}). */
+  /** A table whose vocabulary files are copied into this version (instead of {@link #vocabulary}). */
   private Table vocabularySource;
+  /** A vocabulary written in pieces into this version's directory (instead of {@link #vocabulary}). */
+  private List<TableManifest.FileEntry> vocabularyFiles;
   private long nextId;
   private boolean committed;
 
@@ -143,21 +145,46 @@ public final class TableWriter implements AutoCloseable {
           "Cannot attach vocabulary: " + v.size() + " tokens for a table of " + partitioner.numRows() + " rows");
     }
     this.vocabulary = v;
+    this.vocabularyFiles = null;
+    this.vocabularySource = null;
     return this;
   }
 
   /**
-   * Copies the vocabulary file of {@code source} (same V) into this version at commit, byte for
-   * byte with its checksum checked: no token is loaded on the heap.
+   * Commits this version with a vocabulary written in pieces ({@link Vocabulary#pieceWriter} with
+   * this writer's {@link #tableVersion}, into {@link #dir}): {@code files} in id order, one token per
+   * row in all. The files become this writer's: closed without a commit, it deletes them.
+   */
+  public TableWriter vocabularyFiles(List<TableManifest.FileEntry> files) throws IOException {
+    long total = 0;
+    for (TableManifest.FileEntry f : files) {
+      this.files.add(f.file());
+      ShardReader.checkFile(dir, f.file(), f.bytes(), f.crc32c(), false);
+      total += f.rows();
+    }
+    if (total != partitioner.numRows()) {
+      throw new IllegalArgumentException("Cannot attach vocabulary: " + files.size() + " files of " + total
+          + " tokens for a table of " + partitioner.numRows() + " rows");
+    }
+    this.vocabularyFiles = List.copyOf(files);
+    this.vocabulary = null;
+    this.vocabularySource = null;
+    return this;
+  }
+
+  /**
+   * Copies the vocabulary files of {@code source} (same V) into this version at commit, byte for
+   * byte with their checksums checked: no token is loaded on the heap.
    */
   public TableWriter copyVocabulary(Table source) {
-    TableManifest.FileEntry v = source.manifest().vocabulary();
-    if (v == null || v.rows() != partitioner.numRows()) {
-      throw new IllegalArgumentException(
-          "Cannot copy the vocabulary of " + source.location() + ": " + (v == null ? "it has none" : v.rows() + " tokens for a table of " + partitioner.numRows() + " rows"));
+    TableManifest m = source.manifest();
+    if (!m.hasVocabulary() || m.rows() != partitioner.numRows()) {
+      throw new IllegalArgumentException("Cannot copy the vocabulary of " + source.location() + ": "
+          + (!m.hasVocabulary() ? "it has none" : m.rows() + " tokens for a table of " + partitioner.numRows() + " rows"));
     }
     this.vocabularySource = source;
     this.vocabulary = null;
+    this.vocabularyFiles = null;
     return this;
   }
 
@@ -269,10 +296,17 @@ public final class TableWriter implements AutoCloseable {
       files.add(file);
       manifest.vocabulary(vocabulary.write(dir, file, allocator));
     } else if (vocabularySource != null) {
-      String file = TableFormat.vocabFileName(version);
-      removeLeftover(file);
-      files.add(file);
-      manifest.vocabulary(Resharder.copyChecked(vocabularySource.location(), vocabularySource.manifest().vocabulary(), dir, file));
+      List<TableManifest.FileEntry> from = vocabularySource.manifest().vocabularyFiles();
+      List<TableManifest.FileEntry> copied = new ArrayList<>();
+      for (int i = 0; i < from.size(); i++) {
+        String file = from.size() == 1 ? TableFormat.vocabFileName(version) : TableFormat.vocabPieceFileName(i, version);
+        removeLeftover(file);
+        files.add(file);
+        copied.add(Resharder.copyChecked(vocabularySource.location(), from.get(i), dir, file));
+      }
+      manifest.vocabularyFiles(copied);
+    } else if (vocabularyFiles != null) {
+      manifest.vocabularyFiles(vocabularyFiles);
     }
     TableManifest m = manifest.build();
     commit(dir, m);
@@ -335,9 +369,7 @@ public final class TableWriter implements AutoCloseable {
   private static void deleteUnreferenced(TableLocation dir, TableManifest m) {
     Set<String> keep = new HashSet<>();
     m.shards().forEach(s -> keep.add(s.file()));
-    if (m.vocabulary() != null) {
-      keep.add(m.vocabulary().file());
-    }
+    m.vocabularyFiles().forEach(v -> keep.add(v.file()));
     try {
       for (String name : dir.list()) {
         boolean stale = TableFormat.isDataFileName(name) && !keep.contains(name) && versionOf(name) < m.tableVersion();

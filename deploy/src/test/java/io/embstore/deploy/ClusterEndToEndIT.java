@@ -106,7 +106,9 @@ class ClusterEndToEndIT {
     assertThat(manifest.numShards()).isEqualTo(4);
     assertThat(manifest.dim()).isEqualTo(32);
     // verify throws at the first problem; otherwise one "ok" line per file
-    assertThat(Table.open(table).verify(allocator)).hasSize(4 + 2).allMatch(l -> l.contains(": ok"));
+    // the manifest, 4 shards, and the vocabulary's pieces (one per partition of its distributed sort)
+    assertThat(Table.open(table).verify(allocator)).hasSize(1 + 4 + manifest.vocabularyFiles().size())
+        .allMatch(l -> l.contains(": ok"));
     assertShardsHostedInBothExecutors(trained.out() + "\n" + trained.err());
 
     // 3. Serve: two bin/embstore serve processes, half of the shards each, ports chosen by the OS.

@@ -3,9 +3,7 @@ package io.embstore.deploy;
 import static io.embstore.deploy.ClusterEndToEndIT.jobJar;
 import static io.embstore.deploy.ClusterEndToEndIT.readIfExists;
 import static io.embstore.deploy.ClusterEndToEndIT.smallCorpus;
-import static io.embstore.deploy.ClusterEndToEndIT.sparkEnv;
 import static io.embstore.deploy.ClusterEndToEndIT.startCluster;
-import static io.embstore.deploy.ClusterEndToEndIT.stopCluster;
 import static io.embstore.deploy.ClusterEndToEndIT.submitCommand;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -20,12 +18,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
-import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.memory.RootAllocator;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * An executor is lost during training (issue 6): on a standalone cluster of separate JVMs (Master
@@ -35,30 +28,8 @@ import org.junit.jupiter.api.io.TempDir;
  * checkpoint on the executors it has (the Worker starts a replacement) and finish by itself with a
  * complete table that verifies. Every wait is bounded; the cluster is stopped in {@link #stopAll}.
  */
-class ExecutorLossIT {
+class ExecutorLossIT extends ClusterJobTestBase {
   static final Pattern HOSTS = Pattern.compile("executor (\\S+) on \\S+ hosts shards");
-
-  @TempDir Path tmp;
-  private Path clusterDir;
-  private Process driver;
-  private BufferAllocator allocator;
-
-  @BeforeEach
-  void setUp() {
-    allocator = new RootAllocator();
-  }
-
-  @AfterEach
-  void stopAll() throws Exception {
-    if (driver != null && driver.isAlive()) {
-      driver.descendants().forEach(ProcessHandle::destroyForcibly);
-      driver.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-    }
-    if (clusterDir != null) {
-      stopCluster(tmp, clusterDir);
-    }
-    allocator.close();
-  }
 
   @Test
   void anExecutorKilledDuringTrainingIsRecoveredFromTheLastCheckpoint() throws Exception {
@@ -72,11 +43,7 @@ class ExecutorLossIT {
         "--dim", "32", "--epochs", "3", "--min-count", "3", "--shards", "4", "--partitions", "8",
         "--checkpoint-minutes", "0.00001", "--progress-seconds", "5");
     Path log = tmp.resolve("driver.log");
-    ProcessBuilder pb = new ProcessBuilder(submit).directory(tmp.toFile()).redirectErrorStream(true)
-        .redirectOutput(log.toFile()).redirectInput(ProcessBuilder.Redirect.PIPE);
-    pb.environment().putAll(sparkEnv());
-    driver = pb.start();
-    driver.getOutputStream().close();
+    driver = submit(log, submit);
 
     // Wait (bounded) for the first committed checkpoint, then kill a hosting executor a little later.
     long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(10);
@@ -106,7 +73,7 @@ class ExecutorLossIT {
         out.lines().filter(l -> l.contains("recovery") || l.contains("hosts shards") || l.contains("trained ")).reduce("", (a, b) -> a + b + "\n"));
 
     Table t = Table.open(table);
-    assertThat(t.verify(allocator)).hasSize(4 + 2).allMatch(l -> l.contains(": ok"));
+    assertThat(t.verify(allocator)).hasSize(1 + 4 + t.manifest().vocabularyFiles().size()).allMatch(l -> l.contains(": ok"));
     assertThat(t.manifest().tableVersion()).isGreaterThan(beforeKill.tableVersion());
     assertThat(t.manifest().properties()).containsEntry("train.complete", "true").containsEntry("train.epoch", "3");
     assertThat(Table.open(table.resolve("_context")).verify(allocator)).allMatch(l -> l.contains(": ok"));

@@ -89,7 +89,7 @@ public final class TableSnapshot {
           }
         }, false, Long.MAX_VALUE, s -> "snapshot");
         TableManifest committed = base.toBuilder().tableVersion(v).shards(Arrays.asList(entries)).createdBy("embstore snapshot")
-            .optimizer(optimizer[0]).vocabulary(copyVocabulary(base, client.tableDir(), target)).build();
+            .optimizer(optimizer[0]).vocabularyFiles(copyVocabulary(base, client.tableDir(), target)).build();
         TableWriter.commit(target, committed);
         client.committed(committed);
         return committed;
@@ -102,20 +102,19 @@ public final class TableSnapshot {
     }
   }
 
-  /** The vocabulary entry of the snapshot: the base's file, copied from {@code tableDir} unless already in {@code target}. */
-  private static TableManifest.FileEntry copyVocabulary(TableManifest base, TableLocation tableDir, TableLocation target)
+  /** The vocabulary files of {@code base} in {@code target}, copied there from {@code tableDir} where missing. */
+  private static List<TableManifest.FileEntry> copyVocabulary(TableManifest base, TableLocation tableDir, TableLocation target)
       throws IOException {
-    TableManifest.FileEntry vocab = base.vocabulary();
-    if (vocab == null) {
-      return null;
+    List<TableManifest.FileEntry> vocab = base.vocabularyFiles();
+    for (TableManifest.FileEntry f : vocab) {
+      if (target.exists(f.file())) {
+        continue;
+      }
+      if (tableDir == null) {
+        return List.of(); // the client knows no file to copy: the snapshot has no vocabulary
+      }
+      target.copyFrom(tableDir, f.file(), f.file());
     }
-    if (target.exists(vocab.file())) {
-      return vocab;
-    }
-    if (tableDir == null) {
-      return null; // the client knows no file to copy: the snapshot has no vocabulary
-    }
-    target.copyFrom(tableDir, vocab.file(), vocab.file());
     return vocab;
   }
 }

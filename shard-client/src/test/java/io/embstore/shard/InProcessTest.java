@@ -30,7 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A client built with {@code inProcess(servers)} reads and updates the shards of those servers in its
  * own JVM without Flight: the same rows and the same optimizer results as through Flight, counted by
- * the server; a server with tokens, or another table's server, is always called through Flight; a
+ * the server; a server with tokens only with its write token (a client with another token, or
+ * another table's server, is called through Flight); a
  * closing server fails the call (UNAVAILABLE, naming shard and endpoint) and frees nothing under it.
  */
 class InProcessTest {

@@ -19,7 +19,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A snapshot killed before its commit (e.g. a training driver killed mid-checkpoint) leaves shard
  * files of the next version behind; the next snapshot of that version must replace them, while a
- * version that is already committed is never overwritten.
+ * version that is already committed is never overwritten; a server given a snapshot root writes
+ * below it only.
  */
 class SnapshotLeftoverTest {
   @TempDir Path tmp;

@@ -1,25 +1,37 @@
 package io.embstore.spark;
 
 /**
- * Draws ids from the unigram distribution raised to a power (0.75 for word2vec negatives) in O(1)
- * per draw with Walker's alias method: one uniform cell, one biased coin. Memory is 8 bytes per id
- * (a float and an int), where word2vec's 10^8-entry table takes 400 MB whatever V is.
+ * Draws cells with probability proportional to their weights in O(1) per draw with Walker's alias
+ * method: one uniform cell, one biased coin. Memory is 8 bytes per cell (a float and an int). The
+ * job's negative sampler ({@link Unigrams}) has one cell per run of equal counts, not one per id.
  */
 final class AliasSampler {
   private final float[] prob;
   private final int[] alias;
 
+  /** Cells are ids, weighted by their counts raised to {@code power} (0.75 for word2vec's negatives). */
   AliasSampler(long[] counts, double power) {
-    int n = counts.length;
+    this(powers(counts, power));
+  }
+
+  private static double[] powers(long[] counts, double power) {
+    double[] w = new double[counts.length];
+    for (int i = 0; i < w.length; i++) {
+      w[i] = Math.pow(Math.max(counts[i], 0), power);
+    }
+    return w;
+  }
+
+  AliasSampler(double[] weights) {
+    int n = weights.length;
     if (n < 1) {
       throw new IllegalArgumentException("Cannot build a sampler: no ids");
     }
     prob = new float[n];
     alias = new int[n];
-    double[] p = new double[n];
+    double[] p = weights.clone();
     double sum = 0;
     for (int i = 0; i < n; i++) {
-      p[i] = Math.pow(Math.max(counts[i], 0), power);
       sum += p[i];
     }
     if (!(sum > 0)) {

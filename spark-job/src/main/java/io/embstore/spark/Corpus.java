@@ -1,10 +1,18 @@
 package io.embstore.spark;
 
+import io.embstore.format.Table;
+import io.embstore.format.TableLocation;
+import io.embstore.format.TableStorage;
+import io.embstore.format.TableManifest;
 import io.embstore.format.Vocabulary;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -13,46 +21,75 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.UUID;
 import java.util.stream.Stream;
-import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.api.java.function.FilterFunction;
 import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
 import org.apache.spark.storage.StorageLevel;
+import org.apache.spark.util.LongAccumulator;
 import scala.Tuple2;
 
 /**
  * The training corpus as sentences of token ids, partitioned and cached on the executors, with
- * the unigram counts the sampler needs. Text input builds the vocabulary here, with Spark: counts
- * by reduceByKey, tokens seen fewer than {@code --min-count} times dropped, at most {@code
- * --max-vocab} kept, ids by descending count with ties broken by token. Id input
- * (array&lt;int|bigint&gt;) has V = {@code --vocab-size} and no vocabulary.
+ * the unigram statistics the sampler needs in compact form ({@link Unigrams.Spec}). No structure
+ * with an entry per id is built on the driver or sent to every executor:
+ *
+ * <ul>
+ *   <li>Text input: tokens are counted by a Spark aggregation, tokens seen fewer than {@code
+ *       --min-count} times dropped, the rest sorted by descending count, ties by token (UTF-8 byte
+ *       order), by a distributed sort whose partitions number the ids (at most {@code --max-vocab}
+ *       kept). The vocabulary stays in those partitions: its pieces are written by the executors at
+ *       the first checkpoint ({@link Pieces#write}), and the corpus's tokens are mapped to ids by a
+ *       join with it (or, up to {@code --vocab-broadcast-max} tokens, a broadcast map). The driver
+ *       holds per partition its size and its runs of equal counts.
+ *   <li>Id input (array&lt;int|bigint&gt;): V = {@code --vocab-size}; ids are counted by a Spark
+ *       aggregation and sorted by descending count; the driver streams them (one partition at a
+ *       time) into the sampler's order file, 4 bytes per id seen, sent to the executors as a Spark
+ *       file ({@link org.apache.spark.SparkContext#addFile}). Ids that are already numbered by
+ *       descending count (ties by id), all of them seen, need no file.
+ * </ul>
  */
-final class Corpus {
+final class Corpus implements AutoCloseable {
   private static final String BAD_ID = "Cannot read token id ";
   final JavaRDD<int[]> sentences;
-  final long[] counts;
-  final Vocabulary vocabulary;
+  /** V: rows of the input matrix. */
+  final long rows;
+  final Unigrams.Spec unigrams;
+  /** The vocabulary built here, to be written by the executors; null for id input and for a resumed run. */
+  final Pieces vocabulary;
   final long[] partitionTokens;
   final long totalTokens;
+  /** Seconds spent counting, sorting and numbering the vocabulary and building the sampler's runs. */
+  final double vocabularySeconds;
+  private final Path scratch;
 
-  private Corpus(JavaRDD<int[]> sentences, long[] counts, Vocabulary vocabulary, long[] partitionTokens) {
+  private Corpus(JavaRDD<int[]> sentences, long rows, Unigrams.Spec unigrams, Pieces vocabulary, long[] partitionTokens,
+      double vocabularySeconds, Path scratch) {
     this.sentences = sentences;
-    this.counts = counts;
+    this.rows = rows;
+    this.unigrams = unigrams;
     this.vocabulary = vocabulary;
     this.partitionTokens = partitionTokens;
     this.totalTokens = Arrays.stream(partitionTokens).sum();
+    this.vocabularySeconds = vocabularySeconds;
+    this.scratch = scratch;
   }
 
   long rows() {
-    return counts.length;
+    return rows;
   }
 
   /**
@@ -61,7 +98,7 @@ final class Corpus {
    */
   String partitionFingerprint() {
     java.util.zip.CRC32 crc = new java.util.zip.CRC32();
-    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8 * partitionTokens.length);
+    ByteBuffer b = ByteBuffer.allocate(8 * partitionTokens.length);
     for (long t : partitionTokens) {
       b.putLong(t);
     }
@@ -72,85 +109,515 @@ final class Corpus {
   /**
    * Reads and encodes the corpus into {@code numPartitions} partitions.
    *
-   * @param known the vocabulary of a checkpoint being resumed (ids must not change), or null
+   * @param known the table of a checkpoint being resumed, whose vocabulary the ids must follow, or null
+   * @param progress receives the stage and counters of the build (may be null)
    */
-  static Corpus load(SparkSession spark, TrainOptions o, Vocabulary known, int numPartitions) throws IOException {
+  static Corpus load(SparkSession spark, TrainOptions o, Table known, int numPartitions, BuildProgress progress)
+      throws IOException {
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    BuildProgress p = progress != null ? progress : BuildProgress.quiet(spark.sparkContext());
     String format = format(o);
-    JavaRDD<int[]> encoded;
-    long[] counts;
-    Vocabulary vocabulary = null;
     Dataset<Row> df = format.equals("text") ? null : spark.read().format(format).load(o.inputs.toArray(new String[0]));
+    long t0 = System.nanoTime();
+    JavaRDD<int[]> encoded;
+    long rows;
+    Unigrams.Spec unigrams;
+    Pieces vocabulary = null;
+    Path scratch = null;
     if (df == null || stringColumn(df, o)) {
-      TrainJob.describe(sc, "embstore train: count tokens and build the vocabulary");
       JavaRDD<String[]> text = df == null ? textSentences(spark, o) : stringSentences(df, o);
-      if (known != null) {
-        vocabulary = known;
-      } else {
-        vocabulary = buildVocabulary(text, o);
-      }
-      counts = vocabulary.counts();
-      Map<String, Integer> ids = new HashMap<>(vocabulary.size() * 2);
-      for (int i = 0; i < vocabulary.size(); i++) {
-        ids.put(vocabulary.token(i), i);
-      }
-      Broadcast<Map<String, Integer>> b = sc.broadcast(ids);
-      encoded = text.map(s -> encode(s, b.value())).filter(s -> s.length > 0);
+      TokenIds ids = known != null ? TokenIds.read(spark, known, o, p) : TokenIds.count(spark, text, o, p);
+      rows = ids.rows;
+      unigrams = ids.unigrams;
+      vocabulary = known != null ? null : ids.pieces;
+      encoded = ids.encode(spark, text, o, p);
     } else {
-      encoded = idSentences(df, o);
       if (o.vocabSize < 1) {
         throw new IllegalArgumentException(
             "Cannot train on ids of column " + o.column + ": --vocab-size is required for id input (V, ids in [0, V))");
       }
-      TrainJob.describe(sc, "embstore train: count token ids");
-      int v = (int) o.vocabSize;
+      encoded = idSentences(df, o);
+      rows = o.vocabSize;
+      scratch = Files.createTempDirectory("embstore-train-");
       try {
-        counts = encoded.mapPartitions(it -> {
-          long[] c = new long[v];
-          while (it.hasNext()) {
-            for (int id : it.next()) {
-              c[id]++;
-            }
-          }
-          return Collections.singletonList(c).iterator();
-        }).treeReduce((a, b) -> {
-          for (int i = 0; i < a.length; i++) {
-            a[i] += b[i];
-          }
-          return a;
-        });
+        unigrams = countIds(spark, encoded, o, scratch, p);
       } catch (Exception e) { // a failed Spark job surfaces as SparkException, a checked exception Scala does not declare
-        // The job's message carries the task's whole stack trace, which `embstore train` would
-        // print on its one error line: the task's exception (with its executor stack) is the cause.
-        for (Throwable t = e.getCause(); t != null; t = t.getCause()) {
-          if (t instanceof IllegalArgumentException && String.valueOf(t.getMessage()).startsWith(BAD_ID)) {
-            throw new IllegalArgumentException(t.getMessage(), t);
+        deleteScratch(scratch);
+        throw badId(e);
+      }
+    }
+    double vocabularySeconds = (System.nanoTime() - t0) / 1e9;
+    p.log(String.format(Locale.ROOT, "vocabulary and sampler: V=%,d, %s%,d tokens, %,d runs of equal counts (%,d bytes) in %.1f s",
+        rows, unigrams.ranks() == rows ? "" : String.format(Locale.ROOT, "%,d ids seen, ", unigrams.ranks()), unigrams.total(),
+        unigrams.runs(), 16L * unigrams.runs(), vocabularySeconds));
+    try {
+      // Round-robin from a start seeded by the input partition's index: the same files read with the
+      // same splits give the same partitions, which --resume checks (TrainJob.checkCorpusMatches).
+      JavaRDD<int[]> parts = encoded.repartition(numPartitions).persist(StorageLevel.MEMORY_AND_DISK());
+      p.stage("encode and partition the corpus (" + numPartitions + " partitions)");
+      TrainJob.describe(sc, "embstore train: encode and partition the corpus (" + numPartitions + " partitions)");
+      LongAccumulator done = p.counter(BuildProgress.SENTENCES);
+      List<Tuple2<Integer, Long>> sizes = parts.mapPartitionsWithIndex((i, it) -> {
+        long n = 0;
+        while (it.hasNext()) {
+          n += it.next().length;
+          done.add(1);
+        }
+        return Collections.singletonList(new Tuple2<>(i, n)).iterator();
+      }, true).collect();
+      long[] partitionTokens = new long[numPartitions];
+      for (Tuple2<Integer, Long> t : sizes) {
+        partitionTokens[t._1()] = t._2();
+      }
+      return new Corpus(parts, rows, unigrams, vocabulary, partitionTokens, vocabularySeconds, scratch);
+    } catch (Exception e) { // a failed Spark job surfaces as SparkException, a checked exception Scala does not declare
+      deleteScratch(scratch);
+      throw badId(e);
+    }
+  }
+
+  /**
+   * A bad id fails a Spark job whose message carries the task's whole stack trace, which {@code
+   * embstore train} would print on its one error line: the task's exception (with its executor
+   * stack) becomes the cause of one with its own message.
+   */
+  private static RuntimeException badId(Exception e) {
+    for (Throwable t = e.getCause(); t != null; t = t.getCause()) {
+      if (t instanceof IllegalArgumentException && String.valueOf(t.getMessage()).startsWith(BAD_ID)) {
+        return new IllegalArgumentException(t.getMessage(), t);
+      }
+    }
+    if (e instanceof RuntimeException r) {
+      return r;
+    }
+    return new IllegalStateException(e.getMessage(), e);
+  }
+
+  /** Deletes the sampler's order file of id input (the executors have their own copies). */
+  @Override
+  public void close() {
+    deleteScratch(scratch);
+  }
+
+  private static void deleteScratch(Path dir) {
+    if (dir == null) {
+      return;
+    }
+    try (Stream<Path> s = Files.list(dir)) {
+      for (Path f : (Iterable<Path>) s::iterator) {
+        Files.deleteIfExists(f);
+      }
+      Files.deleteIfExists(dir);
+    } catch (IOException e) {
+      // a temporary directory; the OS cleans it
+    }
+  }
+
+  // ------------------------------------------------------------------ vocabulary of text input
+
+  /** The token-to-id mapping of a run: built here (distributed) or read from a checkpoint's vocabulary files. */
+  private static final class TokenIds {
+    final long rows;
+    final Unigrams.Spec unigrams;
+    /** (token string, id int) rows, one partition per vocabulary piece. */
+    final JavaRDD<Row> tokenIds;
+    final Pieces pieces;
+
+    TokenIds(long rows, Unigrams.Spec unigrams, JavaRDD<Row> tokenIds, Pieces pieces) {
+      this.rows = rows;
+      this.unigrams = unigrams;
+      this.tokenIds = tokenIds;
+      this.pieces = pieces;
+    }
+
+    /** Counts, cuts, sorts and numbers the tokens of {@code text}. */
+    static TokenIds count(SparkSession spark, JavaRDD<String[]> text, TrainOptions o, BuildProgress p) {
+      JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+      p.stage("count tokens");
+      TrainJob.describe(sc, "embstore train: count tokens and build the vocabulary");
+      LongAccumulator read = p.counter(BuildProgress.TOKENS);
+      LongAccumulator distinct = p.counter(BuildProgress.DISTINCT);
+      StructType schema = new StructType().add("tokens", DataTypes.createArrayType(DataTypes.StringType, false), false);
+      Dataset<Row> sentences = spark.createDataFrame(text.map(s -> {
+        read.add(s.length);
+        return RowFactory.create((Object) s);
+      }), schema);
+      Counted counted = countAndSort(sc, sentences, "token", o.minCount, distinct);
+      JavaRDD<Row> sorted = counted.sorted();
+      p.stage("number the vocabulary");
+      List<long[]> stats = new ArrayList<>(sorted.mapPartitionsWithIndex((i, it) -> runsOf(i, it, 1), true).collect());
+      counted.cache().unpersist(false);
+      long distinctKept = stats.stream().mapToLong(s -> s[1]).sum();
+      long rows = o.maxVocab > 0 ? Math.min(o.maxVocab, distinctKept) : distinctKept;
+      if (rows < 1) {
+        throw new IllegalArgumentException(
+            "Cannot train on " + o.inputs + ": no token is seen at least --min-count=" + o.minCount + " times");
+      }
+      long[] offsets = new long[stats.stream().mapToInt(s -> (int) s[0]).max().orElse(0) + 1];
+      Unigrams.Builder runs = new Unigrams.Builder();
+      stats.sort((a, b) -> Long.compare(a[0], b[0]));
+      long next = 0;
+      for (long[] s : stats) {
+        offsets[(int) s[0]] = next;
+        next += s[1];
+        for (int r = 2; r + 1 < s.length; r += 2) {
+          runs.add(s[r], Math.min(s[r + 1], rows - runs.ranks()));
+        }
+      }
+      long v = rows;
+      JavaRDD<Row> tokenIds = sorted.mapPartitionsWithIndex((i, it) -> {
+        long first = i < offsets.length ? offsets[i] : v;
+        // Lazily: a partition of the vocabulary may hold millions of tokens.
+        return new Iterator<Row>() {
+          long id = first;
+
+          @Override
+          public boolean hasNext() {
+            return id < v && it.hasNext();
+          }
+
+          @Override
+          public Row next() {
+            return RowFactory.create(it.next().getString(0), (int) id++);
+          }
+        };
+      }, true);
+      return new TokenIds(rows, runs.build(o.sample, null), tokenIds, new Pieces(sorted, offsets, rows));
+    }
+
+    /** The vocabulary of a checkpoint's table, read by tasks, one per vocabulary file. */
+    static TokenIds read(SparkSession spark, Table table, TrainOptions o, BuildProgress p) {
+      JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+      TableManifest m = table.manifest();
+      if (!m.hasVocabulary()) {
+        throw new IllegalArgumentException("Cannot resume " + table.location() + ": the checkpoint of text input has no vocabulary");
+      }
+      p.stage("read the checkpoint's vocabulary");
+      TrainJob.describe(sc, "embstore train: read the vocabulary of " + table.location());
+      String dir = table.location().uri();
+      byte[] conf = ShardHosting.serialize(sc.hadoopConfiguration());
+      List<Integer> files = new ArrayList<>();
+      for (int f = 0; f < m.vocabularyFiles().size(); f++) {
+        files.add(f);
+      }
+      LongAccumulator read = p.counter(BuildProgress.DISTINCT);
+      // Read twice (runs, then ids), a record batch at a time: files are cheaper to read again
+      // than the rows to cache.
+      JavaRDD<Row> rows = sc.parallelize(files, files.size()).mapPartitions(fs -> vocabularyRows(dir, conf, fs.next(), read));
+      List<long[]> stats = new ArrayList<>(rows.mapPartitionsWithIndex((i, it) -> runsOf(i, it, 2), true).collect());
+      stats.sort((a, b) -> Long.compare(a[0], b[0]));
+      Unigrams.Builder runs = new Unigrams.Builder();
+      try {
+        for (long[] s : stats) {
+          for (int r = 2; r + 1 < s.length; r += 2) {
+            runs.add(s[r], s[r + 1]);
           }
         }
-        throw e;
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("Cannot resume " + table.location() + ": its vocabulary is not in descending count order ("
+            + e.getMessage() + ")", e);
       }
+      JavaRDD<Row> tokenIds = rows.map(r -> RowFactory.create(r.getString(0), r.getInt(1)));
+      return new TokenIds(m.rows(), runs.build(o.sample, null), tokenIds, null);
     }
-    if (counts.length < 1) {
-      throw new IllegalArgumentException(
-          "Cannot train on " + o.inputs + ": no token is seen at least --min-count=" + o.minCount + " times");
-    }
-    // Round-robin from a start seeded by the input partition's index: the same files read with the
-    // same splits give the same partitions, which --resume checks (TrainJob.checkCorpusMatches).
-    JavaRDD<int[]> parts = encoded.repartition(numPartitions).persist(StorageLevel.MEMORY_AND_DISK());
-    TrainJob.describe(sc, "embstore train: encode and partition the corpus (" + numPartitions + " partitions)");
-    List<Tuple2<Integer, Long>> sizes = parts.mapPartitionsWithIndex((i, it) -> {
-      long n = 0;
-      while (it.hasNext()) {
-        n += it.next().length;
+
+    /**
+     * The sentences as ids: a broadcast map up to {@code --vocab-broadcast-max} tokens, else a join
+     * of every (sentence, position, token) with the vocabulary, regrouped by sentence.
+     */
+    JavaRDD<int[]> encode(SparkSession spark, JavaRDD<String[]> text, TrainOptions o, BuildProgress p) {
+      JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+      p.stage("map tokens to ids (" + (rows <= o.vocabBroadcastMax ? "broadcast map" : "join") + ")");
+      if (rows <= o.vocabBroadcastMax) {
+        Map<String, Integer> ids = new HashMap<>((int) rows * 2);
+        for (Row r : tokenIds.collect()) {
+          ids.put(r.getString(0), r.getInt(1));
+        }
+        Broadcast<Map<String, Integer>> b = sc.broadcast(ids);
+        return text.map(s -> Corpus.encode(s, b.value())).filter(s -> s.length > 0);
       }
-      return Collections.singletonList(new Tuple2<>(i, n)).iterator();
-    }, true).collect();
-    long[] partitionTokens = new long[numPartitions];
-    for (Tuple2<Integer, Long> t : sizes) {
-      partitionTokens[t._1()] = t._2();
+      StructType sentenceSchema = new StructType()
+          .add("sid", DataTypes.LongType, false)
+          .add("tokens", DataTypes.createArrayType(DataTypes.StringType, false), false);
+      Dataset<Row> withIds = spark.createDataFrame(text.zipWithUniqueId().map(t -> RowFactory.create(t._2(), t._1())), sentenceSchema);
+      StructType vocabSchema = new StructType().add("token", DataTypes.StringType, false).add("id", DataTypes.IntegerType, false);
+      Dataset<Row> vocab = spark.createDataFrame(tokenIds, vocabSchema);
+      Dataset<Row> positions = withIds.select(functions.col("sid"), functions.posexplode(functions.col("tokens")).as(new String[] {"pos", "token"}));
+      Dataset<Row> joined = positions.join(vocab, "token")
+          .groupBy("sid")
+          .agg(functions.array_sort(functions.collect_list(functions.struct(functions.col("pos"), functions.col("id")))).as("p"))
+          .select(functions.col("p.id"));
+      return joined.javaRDD().map(r -> {
+        List<Integer> l = r.getList(0);
+        int[] out = new int[l.size()];
+        for (int i = 0; i < out.length; i++) {
+          out[i] = l.get(i);
+        }
+        return out;
+      });
     }
-    return new Corpus(parts, counts, vocabulary, partitionTokens);
   }
+
+  /** The cached counts and their sort (unpersist the cache once the sort's shuffle has run). */
+  private record Counted(Dataset<Row> cache, JavaRDD<Row> sorted) {}
+
+  /**
+   * The distinct values of the array column of {@code sentences} (its only column) as rows (value,
+   * count), those counted fewer than {@code minCount} times left out, sorted by descending count,
+   * then by value: a Spark aggregation cached on disk so that it is computed once (the sort samples
+   * it, then reads it), counting each distinct value in {@code distinct}, and a distributed sort
+   * whose partitions later jobs on the returned RDD reuse. The cache's spark.sql.shuffle.partitions
+   * (200 by default) are merged into a task per slot: a cached plan keeps its partitions, and 200
+   * tasks per stage cost more than the work on small inputs.
+   */
+  private static Counted countAndSort(JavaSparkContext sc, Dataset<Row> sentences, String value, long minCount,
+      LongAccumulator distinct) {
+    Dataset<Row> counted = sentences.select(functions.explode(functions.col(sentences.columns()[0])).as(value))
+        .groupBy(value).count()
+        .filter((FilterFunction<Row>) r -> {
+          distinct.add(1);
+          return r.getLong(1) >= minCount;
+        })
+        .coalesce(Math.max(1, sc.defaultParallelism()))
+        .persist(StorageLevel.DISK_ONLY());
+    JavaRDD<Row> sorted = counted.orderBy(functions.col("count").desc(), functions.col(value).asc()).javaRDD();
+    return new Counted(counted, sorted);
+  }
+
+  /**
+   * The rows (token, id, count) of vocabulary file {@code file} of the table in {@code dir}, read
+   * lazily in a task; the reader closes when the task completes.
+   */
+  private static Iterator<Row> vocabularyRows(String dir, byte[] conf, int file, LongAccumulator read) throws IOException {
+    BufferAllocator a = new RootAllocator();
+    Vocabulary.TokenReader r;
+    try {
+      r = Table.open(TableStorage.hadoop(ShardHosting.deserialize(conf)).location(dir)).vocabularyReader(file, a);
+    } catch (IOException | RuntimeException e) {
+      a.close();
+      throw e;
+    }
+    org.apache.spark.TaskContext.get().addTaskCompletionListener((org.apache.spark.util.TaskCompletionListener) ctx -> {
+      try (a; r) {
+        // closed in this order: the reader, then its allocator
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    });
+    return new Iterator<Row>() {
+      boolean ready;
+      boolean has;
+
+      @Override
+      public boolean hasNext() {
+        if (!ready) {
+          try {
+            has = r.next();
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+          ready = true;
+        }
+        return has;
+      }
+
+      @Override
+      public Row next() {
+        if (!hasNext()) {
+          throw new java.util.NoSuchElementException();
+        }
+        ready = false;
+        read.add(1);
+        return RowFactory.create(r.token(), (int) r.id(), r.count());
+      }
+    };
+  }
+
+  /**
+   * {@code {partition, n, count_1, n_1, count_2, n_2, ...}}: the size of one partition of a sorted
+   * vocabulary (rows with the count in column {@code countColumn}) and its runs of equal counts, in
+   * order.
+   */
+  private static Iterator<long[]> runsOf(int partition, Iterator<Row> rows, int countColumn) {
+    RunLengths runs = new RunLengths(2);
+    while (rows.hasNext()) {
+      runs.add(rows.next().getLong(countColumn));
+    }
+    long[] out = runs.toArray();
+    out[0] = partition;
+    out[1] = runs.n;
+    return Collections.singletonList(out).iterator();
+  }
+
+  /** Counts in order as runs: {@code {count_1, n_1, count_2, n_2, ...}} after {@code offset} free slots. */
+  private static final class RunLengths {
+    private long[] a = new long[16];
+    private int k;
+    private final int offset;
+    long n;
+
+    RunLengths(int offset) {
+      this.offset = offset;
+      this.k = offset;
+    }
+
+    void add(long c) {
+      n++;
+      if (k > offset && a[k - 2] == c) {
+        a[k - 1]++;
+        return;
+      }
+      if (k + 2 > a.length) {
+        a = Arrays.copyOf(a, a.length * 2);
+      }
+      a[k++] = c;
+      a[k++] = 1;
+    }
+
+    long[] toArray() {
+      return Arrays.copyOf(a, k);
+    }
+  }
+
+  /**
+   * The vocabulary built by a run, still in the partitions of its distributed sort: written by the
+   * executors as pieces of a table version, one piece per non-empty partition, ids from the
+   * partition's offset, cut at V.
+   */
+  static final class Pieces implements Hosting.VocabularyWriter {
+    private final JavaRDD<Row> sorted;
+    private final long[] offsets;
+    private final long rows;
+
+    Pieces(JavaRDD<Row> sorted, long[] offsets, long rows) {
+      this.sorted = sorted;
+      this.offsets = offsets;
+      this.rows = rows;
+    }
+
+    /** Writes the pieces as files of table version {@code version} in {@code dir}; returns their entries in id order. */
+    @Override
+    public List<TableManifest.FileEntry> write(TableLocation dir, long version) {
+      String d = dir.uri();
+      byte[] conf = ShardHosting.serialize(sorted.context().hadoopConfiguration());
+      long[] off = offsets;
+      long v = rows;
+      List<Tuple2<Long, TableManifest.FileEntry>> written = new ArrayList<>(sorted.mapPartitionsWithIndex((i, it) -> {
+        long first = i < off.length ? off[i] : v;
+        if (first >= v || !it.hasNext()) {
+          return Collections.<Tuple2<Long, TableManifest.FileEntry>>emptyIterator();
+        }
+        try (BufferAllocator a = new RootAllocator();
+            Vocabulary.TokenWriter w = Vocabulary.pieceWriter(TableStorage.hadoop(ShardHosting.deserialize(conf)).location(d), i,
+                version, first, a)) {
+          for (long id = first; it.hasNext() && id < v; id++) {
+            Row r = it.next();
+            w.add(r.getString(0), r.getLong(1));
+          }
+          return Collections.singletonList(new Tuple2<>(first, w.finish())).iterator();
+        }
+      }, true).collect());
+      written.sort((a, b) -> Long.compare(a._1(), b._1()));
+      List<TableManifest.FileEntry> files = new ArrayList<>();
+      for (Tuple2<Long, TableManifest.FileEntry> t : written) {
+        files.add(t._2());
+      }
+      return files;
+    }
+
+    /** The whole vocabulary on the driver's heap: for tests. */
+    Vocabulary collect() {
+      List<String> tokens = new ArrayList<>();
+      List<Long> counts = new ArrayList<>();
+      for (Row r : sorted.collect()) {
+        if (tokens.size() < rows) {
+          tokens.add(r.getString(0));
+          counts.add(r.getLong(1));
+        }
+      }
+      return Vocabulary.of(tokens, counts.stream().mapToLong(Long::longValue).toArray());
+    }
+  }
+
+  // ------------------------------------------------------------------ id input
+
+  /**
+   * Counts the ids of {@code encoded} with a Spark aggregation, sorts them by descending count
+   * (ties by id), and streams them one partition at a time into the sampler's order file, which
+   * {@link org.apache.spark.SparkContext#addFile} sends to every executor.
+   */
+  private static Unigrams.Spec countIds(SparkSession spark, JavaRDD<int[]> encoded, TrainOptions o, Path scratch, BuildProgress p)
+      throws IOException {
+    JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    p.stage("count token ids");
+    TrainJob.describe(sc, "embstore train: count token ids");
+    LongAccumulator read = p.counter(BuildProgress.TOKENS);
+    LongAccumulator distinct = p.counter(BuildProgress.DISTINCT);
+    StructType schema = new StructType().add("ids", DataTypes.createArrayType(DataTypes.IntegerType, false), false);
+    Dataset<Row> sentences = spark.createDataFrame(encoded.map(s -> {
+      read.add(s.length);
+      Integer[] boxed = new Integer[s.length];
+      for (int i = 0; i < s.length; i++) {
+        boxed[i] = s[i];
+      }
+      return RowFactory.create((Object) boxed);
+    }), schema);
+    Counted counted = countAndSort(sc, sentences, "id", 1, distinct);
+    JavaRDD<Row> sorted = counted.sorted();
+    p.stage("write the sampler's id order");
+    // Packed on the executors into chunks of ids (4 bytes each) and their runs, so that the driver
+    // holds one partition's chunks at a time, not a row object per id.
+    JavaRDD<Tuple2<int[], long[]>> chunks = sorted.mapPartitions(it -> {
+      List<Tuple2<int[], long[]>> out = new ArrayList<>();
+      while (it.hasNext()) {
+        int[] ids = new int[1 << 20];
+        RunLengths runs = new RunLengths(0);
+        int n = 0;
+        while (n < ids.length && it.hasNext()) {
+          Row r = it.next();
+          ids[n++] = r.getInt(0);
+          runs.add(r.getLong(1));
+        }
+        out.add(new Tuple2<>(Arrays.copyOf(ids, n), runs.toArray()));
+      }
+      return out.iterator();
+    });
+    String name = "embstore-ids-by-count-" + UUID.randomUUID() + ".bin";
+    Path file = scratch.resolve(name);
+    Unigrams.Builder runs = new Unigrams.Builder();
+    boolean countOrder = true;
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      for (Iterator<Tuple2<int[], long[]>> it = chunks.toLocalIterator(); it.hasNext(); ) {
+        Tuple2<int[], long[]> chunk = it.next();
+        int[] ids = chunk._1();
+        for (int i = 0; i < ids.length && countOrder; i++) {
+          countOrder = ids[i] == runs.ranks() + i;
+        }
+        ByteBuffer buf = ByteBuffer.allocate(4 * ids.length).order(ByteOrder.LITTLE_ENDIAN);
+        buf.asIntBuffer().put(ids);
+        while (buf.hasRemaining()) {
+          ch.write(buf);
+        }
+        long[] r = chunk._2();
+        for (int i = 0; i < r.length; i += 2) {
+          runs.add(r[i], r[i + 1]);
+        }
+      }
+    }
+    counted.cache().unpersist(false);
+    if (runs.ranks() < 1) {
+      throw new IllegalArgumentException("Cannot train on " + o.inputs + ": the corpus holds no token id");
+    }
+    if (countOrder && runs.ranks() == o.vocabSize) {
+      // Every id seen and numbered by descending count already: rank = id, no file needed.
+      Files.delete(file);
+      return runs.build(o.sample, null);
+    }
+    sc.addFile(file.toString());
+    return runs.build(o.sample, name);
+  }
+
+  // ------------------------------------------------------------------ reading the input
 
   static String format(TrainOptions o) throws IOException {
     if (!o.format.equals("auto")) {
@@ -197,6 +664,7 @@ final class Corpus {
         .flatMap(line -> cut(tokenize(line, lower), max));
   }
 
+  /** The one place where a line of text becomes tokens. */
   static String[] tokenize(String line, boolean lowercase) {
     String s = line.strip();
     if (s.isEmpty()) {
@@ -217,37 +685,6 @@ final class Corpus {
       out.add(Arrays.copyOfRange(tokens, i, Math.min(tokens.length, i + max)));
     }
     return out.iterator();
-  }
-
-  private static Vocabulary buildVocabulary(JavaRDD<String[]> text, TrainOptions o) {
-    long min = o.minCount;
-    JavaPairRDD<String, Long> counted = text
-        .flatMapToPair(s -> {
-          Map<String, Long> local = new HashMap<>();
-          for (String t : s) {
-            local.merge(t, 1L, Long::sum);
-          }
-          List<Tuple2<String, Long>> l = new ArrayList<>(local.size());
-          local.forEach((k, v) -> l.add(new Tuple2<>(k, v)));
-          return l.iterator();
-        })
-        .reduceByKey(Long::sum)
-        .filter(t -> t._2() >= min);
-    List<Tuple2<String, Long>> kept = new ArrayList<>(counted.collect());
-    kept.sort((a, b) -> {
-      int c = Long.compare(b._2(), a._2());
-      return c != 0 ? c : a._1().compareTo(b._1());
-    });
-    if (o.maxVocab > 0 && kept.size() > o.maxVocab) {
-      kept = kept.subList(0, (int) o.maxVocab);
-    }
-    List<String> tokens = new ArrayList<>(kept.size());
-    long[] counts = new long[kept.size()];
-    for (int i = 0; i < kept.size(); i++) {
-      tokens.add(kept.get(i)._1());
-      counts[i] = kept.get(i)._2();
-    }
-    return Vocabulary.of(tokens, counts);
   }
 
   static int[] encode(String[] tokens, Map<String, Integer> ids) {

@@ -1,7 +1,6 @@
 package io.embstore.spark;
 
 import io.embstore.format.TableManifest;
-import io.embstore.format.Vocabulary;
 import java.io.IOException;
 import java.io.Serializable;
 import io.embstore.format.TableLocation;
@@ -31,6 +30,15 @@ interface Hosting extends AutoCloseable {
     return List.of();
   }
 
+  /**
+   * Writes a vocabulary's files into a table directory as part of table version {@code version}
+   * and returns their manifest entries in id order (the vocabulary built by a run: its executors
+   * write the pieces, see {@link Corpus.Pieces}).
+   */
+  interface VocabularyWriter {
+    List<TableManifest.FileEntry> write(TableLocation dir, long version) throws IOException;
+  }
+
   /** The number of executors the shards are spread over (1 when they are not in executors). */
   default int hosts() {
     return 1;
@@ -38,10 +46,11 @@ interface Hosting extends AutoCloseable {
 
   /**
    * Writes both matrices as the next table version: the context matrix to {@code context} first,
-   * then the input embeddings with {@code vocabulary} (may be null) and {@code properties} to
-   * {@code output}, whose manifest is the commit point of the checkpoint.
+   * then the input embeddings with the files of {@code vocabulary} (may be null: the output keeps
+   * the vocabulary it has) and {@code properties} to {@code output}, whose manifest is the commit
+   * point of the checkpoint.
    */
-  TableManifest checkpoint(TableLocation output, TableLocation context, Vocabulary vocabulary, Map<String, String> properties)
+  TableManifest checkpoint(TableLocation output, TableLocation context, VocabularyWriter vocabulary, Map<String, String> properties)
       throws IOException;
 
   @Override

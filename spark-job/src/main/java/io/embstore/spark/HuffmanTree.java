@@ -19,6 +19,12 @@ import java.util.Arrays;
 final class HuffmanTree {
   /** Ids above this cannot be trained with --hs: a path entry packs {@code node << 1 | bit} in an int. */
   static final int MAX_IDS = 1 << 30;
+  /**
+   * Heap bytes per id while a tree is built from counts: the counts (8), weights (16), parents (8)
+   * and depths (8) of 2V-1 nodes; ids not in descending count order add the sort (12) and the leaf
+   * positions (4). Once built it keeps 8 bytes per id (12 with positions).
+   */
+  static final int BUILD_BYTES_PER_ID = 56;
 
   private final int leaves;
   /** Parent of node n in bits 0..30, n's code bit in bit 31; nodes are leaf positions 0..V-1, then inner nodes. */

@@ -5,7 +5,6 @@ import io.embstore.format.Table;
 import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
-import io.embstore.format.Vocabulary;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -107,7 +106,7 @@ final class MemoryHosting implements Hosting {
   }
 
   @Override
-  public TableManifest checkpoint(TableLocation out, TableLocation context, Vocabulary vocabulary, Map<String, String> properties)
+  public TableManifest checkpoint(TableLocation out, TableLocation context, VocabularyWriter vocabulary, Map<String, String> properties)
       throws IOException {
     if (!out.hasManifest()) {
       // First checkpoint: the table directory must be created empty, before _context goes in it.
@@ -119,7 +118,7 @@ final class MemoryHosting implements Hosting {
     return write(out, input, vocabulary, properties);
   }
 
-  private TableManifest write(TableLocation dir, InMemoryRowStore store, Vocabulary vocabulary, Map<String, String> properties)
+  private TableManifest write(TableLocation dir, InMemoryRowStore store, VocabularyWriter vocabulary, Map<String, String> properties)
       throws IOException {
     int dim = store.dim();
     long rows = store.values().length / dim;
@@ -133,7 +132,7 @@ final class MemoryHosting implements Hosting {
         w.createdBy("embstore train");
         properties.forEach(w::property);
         if (vocabulary != null && !exists) {
-          w.vocabulary(vocabulary);
+          w.vocabularyFiles(vocabulary.write(dir, w.tableVersion()));
         }
         ByteBuffer buf = ByteBuffer.allocate(4 * dim * 4096).order(ByteOrder.LITTLE_ENDIAN);
         float[] v = store.values();

@@ -1,29 +1,18 @@
 package io.embstore.spark;
 
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Locale;
-import java.util.Map;
-import java.util.Set;
 import org.apache.spark.SparkContext;
-import org.apache.spark.scheduler.AccumulableInfo;
-import org.apache.spark.scheduler.SparkListener;
-import org.apache.spark.scheduler.SparkListenerExecutorMetricsUpdate;
-import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import org.apache.spark.util.DoubleAccumulator;
 import org.apache.spark.util.LongAccumulator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import scala.Tuple4;
-import scala.jdk.javaapi.CollectionConverters;
 
 /**
- * Training figures as Spark accumulators, with live values: tasks add to them after every
- * mini-batch, executors ship running tasks' values in their heartbeats, and a driver thread logs a
- * line every few seconds from the values of ended tasks (as their end events report them) plus the
- * latest heartbeat of running ones. The final summary reads the merged accumulators.
+ * Training figures as Spark accumulators, with live values ({@link LiveAccumulators}): tasks add to
+ * them after every mini-batch, and a driver thread logs a line every few seconds. The final summary
+ * reads the merged accumulators.
  */
-final class Progress extends SparkListener implements AutoCloseable {
+final class Progress implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger("io.embstore.spark.train");
 
   static final int TOKENS = 0;
@@ -32,52 +21,36 @@ final class Progress extends SparkListener implements AutoCloseable {
   static final int PULLED = 3;
   static final int PUSHED = 4;
   static final int BATCHES = 5;
+  /** Partition attempts that trained a partition again after a failed attempt (see {@code TrainJob.Task}). */
+  static final int RETRIED = 6;
+  static final int LOSS = 7;
 
-  final LongAccumulator[] longs = new LongAccumulator[6];
+  final LongAccumulator[] longs = new LongAccumulator[7];
   final DoubleAccumulator lossSum;
-  /** Ended tasks' values; guards {@link #live} and {@link #ended} too. */
-  private final double[] counts = new double[7];
-  private final Map<Long, double[]> live = new HashMap<>();
-  private final Set<Long> ended = new HashSet<>();
-  private final SparkContext sc;
-  private final Thread reporter;
+  private final LiveAccumulators live;
   private final long totalTokens;
   private final int epochs;
   private volatile long baseTokens;
   private volatile int epoch;
-  private volatile boolean closed;
   private final long start = System.nanoTime();
   private double[] last;
   private long lastAt;
 
   Progress(SparkContext sc, long totalTokens, int epochs, long baseTokens, double seconds) {
-    this.sc = sc;
-    String[] names = {"tokens", "pairs", "lossPairs", "rowsPulled", "rowsPushed", "batches"};
+    this.live = new LiveAccumulators(sc, seconds, this::log, "embstore-train-progress");
+    String[] names = {"tokens", "pairs", "lossPairs", "rowsPulled", "rowsPushed", "batches", "retriedPartitions"};
     for (int i = 0; i < names.length; i++) {
       longs[i] = sc.longAccumulator("embstore.train." + names[i]);
+      live.track(longs[i]);
     }
     lossSum = sc.doubleAccumulator("embstore.train.loss");
+    live.track(lossSum);
     this.totalTokens = totalTokens;
     this.epochs = epochs;
     this.baseTokens = baseTokens;
-    sc.addSparkListener(this);
     last = values();
     lastAt = System.nanoTime();
-    reporter = new Thread(() -> {
-      long ms = (long) (seconds * 1000);
-      while (!closed) {
-        try {
-          Thread.sleep(ms);
-        } catch (InterruptedException e) {
-          return;
-        }
-        if (!closed) {
-          log();
-        }
-      }
-    }, "embstore-train-progress");
-    reporter.setDaemon(true);
-    reporter.start();
+    live.start();
   }
 
   void epoch(int e) {
@@ -89,78 +62,21 @@ final class Progress extends SparkListener implements AutoCloseable {
     baseTokens -= tokens;
   }
 
-  @Override
-  public void onExecutorMetricsUpdate(SparkListenerExecutorMetricsUpdate update) {
-    for (Tuple4<Object, Object, Object, scala.collection.immutable.Seq<AccumulableInfo>> t :
-        CollectionConverters.asJava(update.accumUpdates())) {
-      long task = (Long) t._1();
-      double[] values = new double[7];
-      add(values, t._4());
-      synchronized (counts) {
-        // A heartbeat sent just before its task ended can arrive after the task's end event.
-        if (!ended.contains(task)) {
-          live.put(task, values);
-        }
-      }
-    }
-  }
-
-  @Override
-  public void onTaskEnd(SparkListenerTaskEnd end) {
-    synchronized (counts) {
-      long task = end.taskInfo().taskId();
-      live.remove(task);
-      ended.add(task);
-      // The values Spark merged into the accumulators for this task (none for a failed task or a
-      // duplicate of a finished one), set before the event is posted.
-      add(counts, end.taskInfo().accumulables());
-    }
-  }
-
-  private void add(double[] into, scala.collection.Iterable<AccumulableInfo> infos) {
-    for (AccumulableInfo info : CollectionConverters.asJava(infos)) {
-      int i = index(info.id());
-      if (i >= 0 && info.update().isDefined() && info.update().get() instanceof Number) {
-        into[i] += ((Number) info.update().get()).doubleValue();
-      }
-    }
-  }
-
-  private int index(long accumulatorId) {
-    for (int i = 0; i < longs.length; i++) {
-      if (longs[i].id() == accumulatorId) {
-        return i;
-      }
-    }
-    return lossSum.id() == accumulatorId ? 6 : -1;
-  }
-
   /**
-   * tokens, pairs, lossCount, pulled, pushed, batches, lossSum for the progress line: the ended
-   * tasks' values plus the latest heartbeat of running ones, both taken from listener events, so
-   * that a task moves from one to the other at once (Spark merges a task's values into the
-   * accumulators before the listener hears of its end: reading the accumulators here would count
-   * an ending task twice for a moment).
+   * tokens, pairs, lossCount, pulled, pushed, batches, retried, lossSum for the progress line: live
+   * values (see {@link LiveAccumulators}).
    */
   double[] values() {
-    synchronized (counts) {
-      double[] v = counts.clone();
-      for (double[] task : live.values()) {
-        for (int i = 0; i < v.length; i++) {
-          v[i] += task[i];
-        }
-      }
-      return v;
-    }
+    return live.values();
   }
 
   /** The accumulators' values: exact once the training jobs have returned (for the summary). */
   double[] merged() {
-    double[] v = new double[7];
-    for (int i = 0; i < 6; i++) {
+    double[] v = new double[8];
+    for (int i = 0; i < longs.length; i++) {
       v[i] = longs[i].value();
     }
-    v[6] = lossSum.value();
+    v[LOSS] = lossSum.value();
     return v;
   }
 
@@ -169,7 +85,7 @@ final class Progress extends SparkListener implements AutoCloseable {
     long now = System.nanoTime();
     double dt = (now - lastAt) / 1e9;
     double dLossN = v[LOSS_COUNT] - last[LOSS_COUNT];
-    double loss = dLossN > 0 ? (v[6] - last[6]) / dLossN : Double.NaN;
+    double loss = dLossN > 0 ? (v[LOSS] - last[LOSS]) / dLossN : Double.NaN;
     double done = (baseTokens + v[TOKENS]) / Math.max(1.0, (double) totalTokens * epochs);
     String line = String.format(Locale.ROOT,
         "epoch %d/%d  %5.1f%% done  %,.0f tokens/s  loss %.4f  pulled %,.0f rows/s  pushed %,.0f rows/s",
@@ -187,14 +103,14 @@ final class Progress extends SparkListener implements AutoCloseable {
     return String.format(Locale.ROOT,
         "trained %,d tokens in %.1f s (%,.0f tokens/s), %,d pairs, mean loss %.4f, %,d batches, "
             + "%,d rows pulled, %,d rows pushed",
-        (long) v[TOKENS], secs, v[TOKENS] / secs, (long) v[PAIRS], v[6] / Math.max(1, v[LOSS_COUNT]),
-        (long) v[BATCHES], (long) v[PULLED], (long) v[PUSHED]);
+        (long) v[TOKENS], secs, v[TOKENS] / secs, (long) v[PAIRS], v[LOSS] / Math.max(1, v[LOSS_COUNT]),
+        (long) v[BATCHES], (long) v[PULLED], (long) v[PUSHED])
+        + (v[RETRIED] == 0 ? "" : String.format(Locale.ROOT,
+            ", %,d partitions trained again by a retried task (the failed attempts' pushes stay applied)", (long) v[RETRIED]));
   }
 
   @Override
   public void close() {
-    closed = true;
-    reporter.interrupt();
-    sc.removeSparkListener(this);
+    live.close();
   }
 }

@@ -6,7 +6,6 @@ import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableStorage;
 import io.embstore.format.TableWriter;
-import io.embstore.format.Vocabulary;
 import io.embstore.shard.EmbeddingClient;
 import io.embstore.shard.Optimizer;
 import io.embstore.shard.ShardHealth;
@@ -46,10 +45,15 @@ import scala.reflect.ClassTag$;
  * executor s mod E) and returns the endpoints. The servers then outlive the task: they live in
  * the JVM-wide {@link Host} and hold no task slot, so every slot trains. Training tasks route
  * through an {@link EmbeddingClient} per executor JVM; the driver checkpoints with {@link
- * EmbeddingClient#snapshot}: each server writes its own shard files straight to the table's
- * storage (with the driver's Hadoop configuration, sent along with the hosting task), the driver
- * only the manifest. A resume onto another shard count has the servers re-partition the
- * checkpoint as they load it ({@link ShardServer.Builder#table(TableLocation, Partitioner)}).
+ * TableSnapshot}: each server writes its own shard files straight to the table's storage (with the
+ * driver's Hadoop configuration, sent along with the hosting task), the driver only the manifest. A
+ * resume onto another shard count has the servers re-partition the checkpoint as they load it
+ * ({@link ShardServer.Builder#table(TableLocation, Partitioner)}).
+ *
+ * <p>The executors are the ones registered with the driver ({@link #executors}), at least {@code
+ * --min-executors} of them, waited for up to {@code --executor-wait}. The servers require the job's
+ * secret (their write token) on every Flight call, which the job's own clients carry, and write
+ * snapshots only below the job's output table.
  */
 final class ShardHosting implements Hosting {
   private static final Logger LOG = LoggerFactory.getLogger(ShardHosting.class);
@@ -64,6 +68,8 @@ final class ShardHosting implements Hosting {
   private final BufferAllocator allocator;
   /** Whether tasks reach the shards of their own executor in process ({@code --local-shards}). */
   private final boolean localShards;
+  /** The job's secret: the servers' write token. */
+  private final String secret;
   private TableManifest inputCommitted;
   private TableManifest outputCommitted;
 
@@ -71,9 +77,10 @@ final class ShardHosting implements Hosting {
   record Placement(String executor, String host, String input, String output, int[] shards) implements java.io.Serializable {}
 
   private ShardHosting(JavaSparkContext sc, String key, TableManifest in, TableManifest out, List<Placement> placements,
-      boolean localShards) {
+      boolean localShards, String secret) {
     this.sc = sc;
     this.localShards = localShards;
+    this.secret = secret;
     this.key = key;
     this.inputShape = in;
     this.outputShape = out;
@@ -92,18 +99,17 @@ final class ShardHosting implements Hosting {
     return b.build();
   }
 
-  static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, TableLocation resumeOut,
-      TableLocation resumeCtx) throws IOException {
-    return start(spark, o, rows, shards, resumeOut, resumeCtx, 1);
-  }
-
   /**
    * Starts the servers of both matrices: from the committed tables {@code resumeOut} and {@code
-   * resumeCtx} when given, else initialised. Waits (bounded) until at least {@code minExecutors}
-   * executors run, so that after an executor loss the shards spread over its replacement too.
+   * resumeCtx} when given, else initialised. Waits (up to {@code --executor-wait}) until at least
+   * {@code --min-executors} executors, and as many as {@code wanted}, have registered, so that after
+   * an executor loss the shards spread over its replacement too.
+   *
+   * @param snapshotRoot the only directory (tree) the servers may write snapshots into: the output
+   * @param secret the servers' write token, which every Flight call must carry
    */
   static Hosting start(SparkSession spark, TrainOptions o, long rows, int shards, TableLocation resumeOut,
-      TableLocation resumeCtx, int minExecutors) throws IOException {
+      TableLocation resumeCtx, int wanted, TableLocation snapshotRoot, String secret) throws IOException {
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     Optimizer spec = o.optimizer();
     TableManifest in = resumeOut != null ? inShards(Table.open(resumeOut).manifest(), shards) : shape(rows, o.dim, shards, spec);
@@ -116,7 +122,7 @@ final class ShardHosting implements Hosting {
     }
     String key = UUID.randomUUID().toString();
     byte[] hadoopConf = serialize(sc.hadoopConfiguration());
-    List<String[]> executors = executors(sc, minExecutors);
+    List<String[]> executors = executors(sc, o.minExecutors, wanted, o.executorWait);
     int e = executors.size();
     int p = in.numShards();
     List<Tuple2<HostRequest, scala.collection.immutable.Seq<String>>> tasks = new ArrayList<>();
@@ -125,7 +131,8 @@ final class ShardHosting implements Hosting {
       int[] mine = IntStream.range(0, p).filter(s -> s % Math.min(e, p) == k).toArray();
       String[] ex = executors.get(i);
       HostRequest r = new HostRequest(key, in.toJson(), out.toJson(), mine, o.seed, spec.name(), o.alpha,
-          resumeOut == null ? null : resumeOut.uri(), resumeCtx == null ? null : resumeCtx.uri(), hadoopConf);
+          resumeOut == null ? null : resumeOut.uri(), resumeCtx == null ? null : resumeCtx.uri(), hadoopConf,
+          snapshotRoot.uri(), secret);
       tasks.add(new Tuple2<>(r, CollectionConverters.asScala(List.of(location(ex[0], ex[1]))).toList()));
     }
     List<Placement> placed = sc.sc()
@@ -137,7 +144,7 @@ final class ShardHosting implements Hosting {
       LOG.info("executor {} on {} hosts shards {} of both matrices: input {} context {}",
           pl.executor(), pl.host(), Arrays.toString(pl.shards()), pl.input(), pl.output());
     }
-    ShardHosting h = new ShardHosting(sc, key, in, out, placed, o.localShards);
+    ShardHosting h = new ShardHosting(sc, key, in, out, placed, o.localShards, secret);
     h.inputCommitted = resumeOut == null ? null : in;
     h.outputCommitted = resumeCtx == null ? null : out;
     return h;
@@ -180,57 +187,112 @@ final class ShardHosting implements Hosting {
     return conf;
   }
 
-  /** {executorId, host} of the executors (the driver in local mode), waiting briefly for late ones. */
-  static List<String[]> executors(JavaSparkContext sc, int minExecutors) {
-    String master = sc.master();
-    int expected = minExecutors;
-    if (master.startsWith("local-cluster[")) {
-      expected = Math.max(expected, Integer.parseInt(master.substring("local-cluster[".length()).split(",")[0].trim()));
-    } else if (!master.startsWith("local")) {
-      expected = Math.max(expected, sc.getConf().getInt("spark.executor.instances", 1));
-    }
-    if (master.startsWith("local") && !master.startsWith("local-cluster")) {
+  /**
+   * {executorId, host} of the executors registered with the driver (the driver in local mode),
+   * sorted by id. Waits up to {@code waitSeconds} until at least {@code min} (and, when they come in
+   * time, {@code wanted}) have registered: the executors Spark knows of are the block managers
+   * registered with the driver ({@code getExecutorMemoryStatus}), and short probe tasks learn the
+   * executor id of each (the preferred location of a hosting task names it). Fails naming the
+   * executors found when fewer than {@code min} register in time.
+   */
+  static List<String[]> executors(JavaSparkContext sc, int min, int wanted, double waitSeconds) {
+    if (checkMinExecutors(sc, min)) {
       List<String[]> local = new ArrayList<>();
       local.add(new String[] {"driver", SparkEnv.get().blockManager().blockManagerId().host()});
       return local;
     }
-    long deadline = System.nanoTime() + 120_000_000_000L;
-    TreeSet<String> seen = new TreeSet<>();
-    List<String[]> found = new ArrayList<>();
+    int need = Math.max(min, wanted);
+    long start = System.nanoTime();
+    long deadline = start + (long) (waitSeconds * 1e9);
+    long nextLog = start + 5_000_000_000L;
+    String driver = SparkEnv.get().blockManager().blockManagerId().hostPort();
+    Map<String, String[]> byBlockManager = new HashMap<>();
     while (true) {
-      int probes = Math.max(8, 4 * sc.defaultParallelism());
-      TrainJob.describe(sc, "embstore train: find the executors");
-      List<String> ids = sc.parallelize(IntStream.range(0, probes).boxed().collect(Collectors.toList()), probes)
-          .map(x -> {
-            Thread.sleep(50);
-            return SparkEnv.get().executorId() + "\t" + SparkEnv.get().blockManager().blockManagerId().host();
-          })
-          .collect();
-      for (String s : ids) {
-        if (seen.add(s)) {
-          found.add(s.split("\t"));
+      java.util.Set<String> registered = new TreeSet<>(CollectionConverters.asJava(sc.sc().getExecutorMemoryStatus().keySet()));
+      registered.remove(driver);
+      if (!byBlockManager.keySet().containsAll(registered)) {
+        int probes = Math.max(8, 4 * sc.defaultParallelism());
+        TrainJob.describe(sc, "embstore train: find the executors");
+        List<String> seen = sc.parallelize(IntStream.range(0, probes).boxed().collect(Collectors.toList()), probes)
+            .map(x -> {
+              Thread.sleep(50);
+              org.apache.spark.storage.BlockManagerId id = SparkEnv.get().blockManager().blockManagerId();
+              return id.hostPort() + "\t" + SparkEnv.get().executorId() + "\t" + id.host();
+            })
+            .collect();
+        for (String s : seen) {
+          String[] f = s.split("\t");
+          byBlockManager.put(f[0], new String[] {f[1], f[2]});
         }
       }
-      if (found.size() >= expected || System.nanoTime() > deadline) {
-        found.sort((a, b) -> a[0].compareTo(b[0]));
+      List<String[]> found = new ArrayList<>();
+      for (String bm : registered) {
+        if (byBlockManager.containsKey(bm)) {
+          found.add(byBlockManager.get(bm));
+        }
+      }
+      found.sort((a, b) -> a[0].compareTo(b[0]));
+      long now = System.nanoTime();
+      boolean allKnown = found.size() == registered.size();
+      if (allKnown && found.size() >= need) {
         return found;
+      }
+      if (now > deadline) {
+        if (found.size() >= min) {
+          LOG.warn("placing the shards on the {} executors registered after --executor-wait {} s ({} wanted): {}",
+              found.size(), waitSeconds, need, describe(found));
+          return found;
+        }
+        throw new IllegalStateException(String.format(java.util.Locale.ROOT,
+            "Cannot host the shards: %d of --min-executors %d executors registered within --executor-wait %s s (%s); "
+                + "check that the cluster has free cores and memory for them, or lower --min-executors",
+            registered.size(), min, waitSeconds, registered.isEmpty() ? "none" : describe(found)));
+      }
+      if (now > nextLog) {
+        LOG.info("waiting for executors: {} of {} registered ({} s of --executor-wait {} s)", registered.size(), need,
+            (now - start) / 1_000_000_000L, waitSeconds);
+        nextLog = now + 5_000_000_000L;
       }
       try {
         Thread.sleep(500);
       } catch (InterruptedException ie) {
         Thread.currentThread().interrupt();
-        return found;
+        throw new IllegalStateException("Cannot host the shards: interrupted while waiting for executors", ie);
       }
     }
   }
 
   /**
-   * What one hosting task starts: the two table shapes, the shards, the tables to load (URIs) and
-   * the driver's Hadoop configuration (its {@code spark.hadoop.*} settings included) with which the
-   * servers read them and write their checkpoint shard files.
+   * Whether Spark runs in local mode (one executor: the driver); refuses {@code min} above 1 there.
+   */
+  static boolean checkMinExecutors(JavaSparkContext sc, int min) {
+    String master = sc.master();
+    boolean local = master.startsWith("local") && !master.startsWith("local-cluster");
+    if (local && min > 1) {
+      throw new IllegalArgumentException("Cannot host the shards on --min-executors " + min + " executors: Spark runs in "
+          + master + ", one executor (the driver)");
+    }
+    return local;
+  }
+
+  private static String describe(List<String[]> executors) {
+    return executors.stream().map(e -> "executor " + e[0] + " on " + e[1]).collect(Collectors.joining(", "));
+  }
+
+  /**
+   * What one hosting task starts: the two table shapes, the shards, the tables to load (URIs), the
+   * driver's Hadoop configuration (its {@code spark.hadoop.*} settings included) with which the
+   * servers read them and write their checkpoint shard files, the directory snapshots may go below,
+   * and the job's secret; its {@code toString} leaves the secret out.
    */
   record HostRequest(String key, byte[] in, byte[] out, int[] shards, long seed, String optimizer,
-      double alpha, String resumeOut, String resumeCtx, byte[] hadoopConf) implements java.io.Serializable {}
+      double alpha, String resumeOut, String resumeCtx, byte[] hadoopConf, String snapshotRoot, String secret)
+      implements java.io.Serializable {
+    @Override
+    public String toString() {
+      return "HostRequest[" + key + ", shards " + Arrays.toString(shards) + "]";
+    }
+  }
 
   private static Placement host(HostRequest r) throws IOException {
     Optimizer spec = TrainOptions.optimizer(r.optimizer(), r.alpha());
@@ -238,9 +300,9 @@ final class ShardHosting implements Hosting {
     long seed = r.seed();
     TableStorage storage = TableStorage.hadoop(deserialize(r.hadoopConf()));
     ShardServer.Builder in = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator())
-        .storage(storage);
+        .storage(storage).writeToken(r.secret()).snapshotDir(r.snapshotRoot());
     ShardServer.Builder out = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator())
-        .storage(storage);
+        .storage(storage).writeToken(r.secret()).snapshotDir(r.snapshotRoot());
     // Each matrix from its committed table when there is one (in the job's shard count: another
     // count is re-partitioned as it loads), else its initial rows: a first checkpoint cut between
     // its two commits leaves the input table without a context table.
@@ -281,7 +343,7 @@ final class ShardHosting implements Hosting {
     for (Placement p : placements) {
       for (String endpoint : List.of(p.input(), p.output())) {
         try {
-          ShardHealth.check(allocator, endpoint, 5000, null);
+          ShardHealth.check(allocator, endpoint, 5000, secret);
         } catch (IOException e) {
           lost.add(endpoint + " (shards " + Arrays.toString(p.shards()) + " on executor " + p.executor() + ": " + e.getMessage() + ")");
         }
@@ -297,29 +359,35 @@ final class ShardHosting implements Hosting {
 
   @Override
   public Opener opener() {
-    return new RemoteOpener(key, inputShape.toJson(), outputShape.toJson(), inputEndpoints, outputEndpoints, localShards);
+    return new RemoteOpener(key, inputShape.toJson(), outputShape.toJson(), inputEndpoints, outputEndpoints, localShards, secret);
   }
 
   /**
-   * Opens the per-JVM routing clients of a run; with {@code localShards} they reach the shards that
-   * this JVM's own servers host in process (EmbeddingClient.Builder#inProcess), the others
-   * through Flight.
+   * Opens the per-JVM routing clients of a run, which carry the job's secret; with {@code
+   * localShards} they reach the shards that this JVM's own servers host in process
+   * (EmbeddingClient.Builder#inProcess), the others through Flight. Its {@code toString} leaves the
+   * secret out.
    */
   record RemoteOpener(String key, byte[] in, byte[] out, List<String> inEndpoints, List<String> outEndpoints,
-      boolean localShards) implements Opener {
+      boolean localShards, String secret) implements Opener {
     @Override
     public RowStore input() throws IOException {
-      return new RemoteRowStore(Host.client(key, "in", parse(in), inEndpoints, localShards));
+      return new RemoteRowStore(Host.client(key, "in", parse(in), inEndpoints, localShards, secret));
     }
 
     @Override
     public RowStore output() throws IOException {
-      return new RemoteRowStore(Host.client(key, "out", parse(out), outEndpoints, localShards));
+      return new RemoteRowStore(Host.client(key, "out", parse(out), outEndpoints, localShards, secret));
+    }
+
+    @Override
+    public String toString() {
+      return "RemoteOpener[" + key + ", input " + inEndpoints + ", context " + outEndpoints + "]";
     }
   }
 
   @Override
-  public TableManifest checkpoint(TableLocation output, TableLocation context, Vocabulary vocabulary,
+  public TableManifest checkpoint(TableLocation output, TableLocation context, VocabularyWriter vocabulary,
       Map<String, String> properties) throws IOException {
     // The first checkpoint creates the output directory, so it commits before _context goes in it.
     boolean first = !output.hasManifest();
@@ -328,10 +396,12 @@ final class ShardHosting implements Hosting {
     }
     TableManifest m = snapshot(output, inputShape, inputCommitted, properties);
     if (vocabulary != null) {
-      // Given once (the first checkpoint, or the first after the output lost it); later snapshots
-      // carry the same file along.
+      // Given once (the first checkpoint, or the first after the output lost it): the executors
+      // write its pieces as files of the next version, which commits them; later snapshots carry
+      // the same files along.
       try (TableWriter w = TableWriter.nextVersion(output, m, allocator)) {
-        w.vocabulary(vocabulary);
+        TrainJob.describe(sc, "embstore train: write the vocabulary into " + output);
+        w.vocabularyFiles(vocabulary.write(output, w.tableVersion()));
         m = w.commit();
       }
     }
@@ -347,7 +417,7 @@ final class ShardHosting implements Hosting {
     TableManifest base = (committed != null ? committed : shape).toBuilder().properties(properties).build();
     List<String> endpoints = shape == inputShape ? inputEndpoints : outputEndpoints;
     try (EmbeddingClient c = EmbeddingClient.builder().manifest(base).endpoints(endpoints).allocator(allocator)
-        .deadline(Duration.ofMinutes(30)).build()) {
+        .token(secret).deadline(Duration.ofMinutes(30)).build()) {
       return TableSnapshot.write(c, dir);
     }
   }
@@ -391,7 +461,7 @@ final class ShardHosting implements Hosting {
    * from the table's files (which every executor must reach). Released with {@link #release}.
    */
   static List<Placement> hostTable(JavaSparkContext sc, String key, String table, int numShards) {
-    List<String[]> executors = executors(sc, 1);
+    List<String[]> executors = executors(sc, 1, 1, 120);
     int hosts = Math.min(executors.size(), numShards);
     List<Tuple2<TableRequest, scala.collection.immutable.Seq<String>>> tasks = new ArrayList<>();
     byte[] hadoopConf = serialize(sc.hadoopConfiguration());
@@ -465,14 +535,14 @@ final class ShardHosting implements Hosting {
     }
 
     static synchronized EmbeddingClient client(String run, String matrix, TableManifest m, List<String> endpoints,
-        boolean localShards) throws IOException {
+        boolean localShards, String secret) throws IOException {
       String key = run + "/" + matrix;
       EmbeddingClient c = CLIENTS.get(key);
       if (c == null) {
         ShardServer own = LOCAL.get(key);
         c = EmbeddingClient.builder().manifest(m).endpoints(endpoints)
             .inProcess(localShards && own != null ? List.of(own) : List.of()).allocator(allocator())
-            .deadline(Duration.ofMinutes(5)).build();
+            .token(secret).deadline(Duration.ofMinutes(5)).build();
         CLIENTS.put(key, c);
         int[] local = c.inProcessShards();
         int[] remote = IntStream.range(0, m.numShards()).filter(s -> Arrays.binarySearch(local, s) < 0).toArray();

@@ -101,8 +101,8 @@ final class SkipGram {
   private final Params p;
   private final int dim;
   private final int k1;
-  private final float[] keep;
-  private final AliasSampler negatives;
+  private final Unigrams unigrams;
+  private final boolean subsample;
   private final HuffmanTree tree;
   /** Row of the tree's inner node 0 in the output store: V when negative sampling shares it, else 0. */
   private final long hsBase;
@@ -145,12 +145,12 @@ final class SkipGram {
   long pushNanos;
 
   /**
-   * @param keep keep probability per id for sub-sampling, or null for none
-   * @param negatives unigram^0.75 sampler over all ids
+   * @param unigrams the keep probabilities of sub-sampling (applied when {@code p.sample() > 0})
+   *     and the unigram^0.75 sampler of negatives
    * @param seed seed of this trainer's random stream (hash of run seed, epoch, partition)
    */
-  SkipGram(Params p, float[] keep, AliasSampler negatives, RowStore in, RowStore out, long seed) {
-    this(p, keep, negatives, null, in, out, seed);
+  SkipGram(Params p, Unigrams unigrams, RowStore in, RowStore out, long seed) {
+    this(p, unigrams, null, in, out, seed);
   }
 
   /**
@@ -158,15 +158,15 @@ final class SkipGram {
    *     store's rows 0..V-2 are the tree's inner nodes, or rows V..2V-2 when negative sampling runs
    *     too and uses rows 0..V-1), else null
    */
-  SkipGram(Params p, float[] keep, AliasSampler negatives, HuffmanTree tree, RowStore in, RowStore out, long seed) {
+  SkipGram(Params p, Unigrams unigrams, HuffmanTree tree, RowStore in, RowStore out, long seed) {
     if (p.hs() != (tree != null)) {
       throw new IllegalArgumentException("Cannot train: hierarchical softmax " + p.hs() + " but Huffman tree " + tree);
     }
     this.p = p;
     this.dim = p.dim();
     this.k1 = p.negatives() + 1;
-    this.keep = keep;
-    this.negatives = negatives;
+    this.unigrams = unigrams;
+    this.subsample = p.sample() > 0 && unigrams.frequentRanks() > 0;
     this.tree = tree;
     this.path = new int[tree == null ? 0 : tree.maxDepth()];
     this.hsBase = tree != null && p.negatives() > 0 ? tree.leaves() : 0;
@@ -178,24 +178,6 @@ final class SkipGram {
     }
     this.neu1e = new float[dim];
     this.dots = new float[k1 + (tree == null ? 0 : tree.maxDepth())];
-  }
-
-  /** Keep probabilities of word2vec's sub-sampling for {@code counts}; null when sample &lt;= 0. */
-  static float[] keepProbabilities(long[] counts, double sample) {
-    if (sample <= 0) {
-      return null;
-    }
-    long total = 0;
-    for (long c : counts) {
-      total += c;
-    }
-    double threshold = sample * total;
-    float[] keep = new float[counts.length];
-    for (int i = 0; i < counts.length; i++) {
-      double f = counts[i];
-      keep[i] = f <= 0 ? 1f : (float) Math.min(1.0, (Math.sqrt(f / threshold) + 1) * threshold / f);
-    }
-    return keep;
   }
 
   /** word2vec's initialisation of input row {@code id}: uniform in [-0.5/C, 0.5/C), seeded per id. */
@@ -239,8 +221,11 @@ final class SkipGram {
     int start = ntokens;
     for (int i = from; i < to; i++) {
       int id = sentence[i];
-      if (keep != null && keep[id] < 1f && keep[id] < (next() >>> 40) * 0x1.0p-24f) {
-        continue;
+      if (subsample) {
+        float keep = unigrams.keep(id);
+        if (keep < 1f && keep < (next() >>> 40) * 0x1.0p-24f) {
+          continue;
+        }
       }
       tokens[ntokens++] = id;
     }
@@ -501,7 +486,7 @@ final class SkipGram {
           if (neg > 0) {
             groupOut[off++] = centerEntry;
             for (int d = 1; d <= neg; d++) {
-              int target = negatives.sample(next());
+              int target = unigrams.sample(next());
               if (target != center) {
                 groupOut[off++] = (outSlots.slot(target) << 2) | LABEL0;
               }

@@ -87,7 +87,7 @@ public final class TableHosting implements AutoCloseable {
    * process.
    */
   public static EmbeddingClient client(String key, byte[] manifestJson, List<String> endpoints) throws IOException {
-    return ShardHosting.Host.client(key, "rows", ShardHosting.parse(manifestJson), endpoints, true);
+    return ShardHosting.Host.client(key, "rows", ShardHosting.parse(manifestJson), endpoints, true, null);
   }
 
   /** Stops the shard servers in every executor (one short job, skipped when the context has stopped) and this JVM's clients. */

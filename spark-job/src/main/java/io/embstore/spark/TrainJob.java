@@ -4,7 +4,6 @@ import io.embstore.format.Table;
 import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableStorage;
-import io.embstore.format.Vocabulary;
 import java.io.IOException;
 import java.io.Serializable;
 import java.nio.file.Path;
@@ -13,8 +12,6 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.memory.RootAllocator;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -100,6 +97,73 @@ public final class TrainJob {
     sc.setCallSite(what);
   }
 
+  /**
+   * Refuses Spark settings the job cannot work with, by name: dynamic allocation (executors host the
+   * shards for the whole job; removing an idle one would lose its shards) and speculation (a
+   * speculative copy of a training task would push a partition's updates a second time, at once).
+   */
+  static void checkConf(SparkConf conf) {
+    if (conf.getBoolean("spark.dynamicAllocation.enabled", false)) {
+      throw new IllegalArgumentException("Cannot train with spark.dynamicAllocation.enabled=true: the executors host the shards"
+          + " for the whole job, and dynamic allocation removes idle ones (set it to false; size the job with"
+          + " --total-executor-cores or spark.executor.instances, and --min-executors)");
+    }
+    if (conf.getBoolean("spark.speculation", false)) {
+      throw new IllegalArgumentException("Cannot train with spark.speculation=true: a speculative copy of a training task would"
+          + " push the updates of its corpus partition a second time, at once (set it to false)");
+    }
+  }
+
+  /**
+   * Attempts Spark gives a task: spark.task.maxFailures on a cluster (default 4), F of {@code
+   * local[N,F]}, 1 in other local modes.
+   */
+  static int maxTaskAttempts(JavaSparkContext sc) {
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("local\\[[^,\\]]+,\\s*(\\d+)\\]").matcher(sc.master());
+    if (m.matches()) {
+      return Integer.parseInt(m.group(1));
+    }
+    if (sc.master().startsWith("local") && !sc.master().startsWith("local-cluster")) {
+      return 1;
+    }
+    return sc.getConf().getInt("spark.task.maxFailures", 4);
+  }
+
+  /** A fresh 256-bit secret for the shard servers of one job (URL-safe Base64). */
+  static String secret() {
+    byte[] b = new byte[32];
+    new java.security.SecureRandom().nextBytes(b);
+    return java.util.Base64.getUrlEncoder().withoutPadding().encodeToString(b);
+  }
+
+  /** Bytes of heap an executor JVM has: spark.executor.memory, or the driver's in local mode. */
+  static long executorHeap(JavaSparkContext sc) {
+    if (sc.master().startsWith("local") && !sc.master().startsWith("local-cluster")) {
+      return Runtime.getRuntime().maxMemory();
+    }
+    return sc.getConf().getSizeAsBytes("spark.executor.memory", "1g");
+  }
+
+  /**
+   * Hierarchical softmax keeps word2vec's Huffman tree in every executor: 8 bytes per id (12 for id
+   * input) once built, {@link HuffmanTree#BUILD_BYTES_PER_ID} while it is built from the counts.
+   * Refused above {@link HuffmanTree#MAX_IDS} ids, or when building it would take more than half of
+   * an executor's heap.
+   */
+  static void checkHuffmanFits(long rows, long heapBytes) {
+    if (rows > HuffmanTree.MAX_IDS) {
+      throw new IllegalArgumentException("Cannot train with --hs: V = " + rows + " ids is above the Huffman tree's limit of "
+          + HuffmanTree.MAX_IDS + " (train with negative sampling, which keeps no per-id state)");
+    }
+    long need = rows * HuffmanTree.BUILD_BYTES_PER_ID;
+    if (need > heapBytes / 2) {
+      throw new IllegalArgumentException(String.format(java.util.Locale.ROOT,
+          "Cannot train with --hs: V = %d ids needs %,d bytes of executor heap to build the Huffman tree (%d per id),"
+              + " more than half of the executor heap of %,d bytes (raise spark.executor.memory, or train with negative"
+              + " sampling, which keeps no per-id state)", rows, need, HuffmanTree.BUILD_BYTES_PER_ID, heapBytes));
+    }
+  }
+
   /** What a run did. */
   public record Result(TableManifest output, String summary, long tokensPerEpoch, double seconds) {}
 
@@ -107,15 +171,20 @@ public final class TrainJob {
   public static Result run(SparkSession spark, TrainOptions o) throws IOException {
     long t0 = System.nanoTime();
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    checkConf(sc.getConf());
+    ShardHosting.checkMinExecutors(sc, o.minExecutors);
     TableStorage storage = TableStorage.hadoop(sc.hadoopConfiguration());
     TableLocation out = output(storage, o.output);
     TableLocation ctx = out.resolve(CONTEXT_DIR);
     int slots = Math.max(1, sc.defaultParallelism());
     checkInputs(sc.hadoopConfiguration(), o.inputs);
+    // Every Flight call to the job's shard servers carries it; it stays in the driver, the tasks
+    // that start the servers and the job's own clients, and is never logged.
+    String secret = secret();
 
     // Resume state.
     TableManifest resumed = null;
-    Vocabulary knownVocab = null;
+    Table knownVocab = null;
     if (out.hasManifest()) {
       if (!o.resume) {
         throw new IllegalArgumentException(
@@ -146,31 +215,43 @@ public final class TrainJob {
         throw new IllegalArgumentException("Cannot resume " + out + ": the checkpoint trained with --optimizer " + optimizer
             + " but these options use --optimizer " + o.optimizer + " (the optimizer must stay as it was)");
       }
-      if (resumed.vocabulary() != null) {
-        try (BufferAllocator a = new RootAllocator()) {
-          knownVocab = Table.open(out).vocabulary(a);
-        }
+      if (resumed.hasVocabulary()) {
+        knownVocab = Table.open(out);
       }
     }
     int numPartitions = resumed != null
         ? Integer.parseInt(resumed.properties().get(P_PARTITIONS))
         : (o.partitions > 0 ? o.partitions : 4 * slots);
-    int startEpoch = resumed == null ? 0 : Integer.parseInt(resumed.properties().get(P_EPOCH));
-    int startDone = resumed == null ? 0 : Integer.parseInt(resumed.properties().get(P_DONE));
     if (resumed != null && Boolean.parseBoolean(resumed.properties().get(P_COMPLETE))) {
       LOG.info("{} is already complete ({} epochs); nothing to do", out, o.epochs);
       return new Result(resumed, "already complete", 0, 0);
     }
 
-    Corpus corpus = Corpus.load(spark, o, knownVocab, numPartitions);
+    Corpus corpus;
+    try (BuildProgress building = BuildProgress.start(spark.sparkContext(), o.progressSeconds)) {
+      corpus = Corpus.load(spark, o, knownVocab, numPartitions, building);
+    }
+    try {
+      return run(spark, o, corpus, resumed, numPartitions, out, secret, t0);
+    } finally {
+      corpus.close();
+    }
+  }
+
+  private static Result run(SparkSession spark, TrainOptions o, Corpus corpus, TableManifest resumed, int numPartitions,
+      TableLocation out, String secret, long t0) throws IOException {
+    JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    TableLocation ctx = out.resolve(CONTEXT_DIR);
+    int slots = Math.max(1, sc.defaultParallelism());
+    int startEpoch = resumed == null ? 0 : Integer.parseInt(resumed.properties().get(P_EPOCH));
+    int startDone = resumed == null ? 0 : Integer.parseInt(resumed.properties().get(P_DONE));
     String corpusFingerprint = corpus.partitionFingerprint();
     if (resumed != null) {
       checkCorpusMatches(out, resumed, corpusFingerprint);
     }
     long rows = corpus.rows();
-    if (o.hs && rows > HuffmanTree.MAX_IDS) {
-      throw new IllegalArgumentException(
-          "Cannot train with --hs: V = " + rows + " ids is above the Huffman tree's limit of " + HuffmanTree.MAX_IDS);
+    if (o.hs) {
+      checkHuffmanFits(rows, executorHeap(sc));
     }
     int shards = (int) Math.min(rows, o.shards > 0 ? o.shards : slots);
     LOG.info("corpus: {} tokens in {} partitions, V={}, C={}, P={} shards per matrix, {} task slots",
@@ -190,13 +271,14 @@ public final class TrainJob {
     TableLocation resumeOut = resumed == null ? null : out;
     Hosting hosting = "memory".equals(o.hosting)
         ? new MemoryHosting(rows, contextRows(o, rows), o.dim, shards, o.adagrad(), o.seed, resumeOut, resumeOut == null ? null : ctx)
-        : ShardHosting.start(spark, o, rows, shards, resumeOut, resumeOut == null ? null : ctx);
+        : ShardHosting.start(spark, o, rows, shards, resumeOut, resumeOut == null ? null : ctx, 1, out, secret);
     long startPosition = position(corpus.totalTokens, offsets, startEpoch, startDone);
     try (Progress progress = new Progress(spark.sparkContext(), corpus.totalTokens, o.epochs, startPosition, o.progressSeconds)) {
       Task task = new Task(o, corpus, offsets, hosting.opener(), progress, sc);
       long lastCheckpoint = System.nanoTime();
       TableManifest last = resumed;
-      Vocabulary vocabToWrite = resumed == null ? corpus.vocabulary : null;
+      // A checkpoint without a vocabulary (the first one cut before it, or id input) gets the one built now.
+      Hosting.VocabularyWriter vocabToWrite = resumed == null || !resumed.hasVocabulary() ? corpus.vocabulary : null;
       int recoveries = 0;
       int epoch = startEpoch;
       int r = startDone;
@@ -254,11 +336,11 @@ public final class TrainJob {
           }
           hosting = null;
           describe(sc, "embstore train: host the shards of both matrices again (recovery " + recoveries + ")");
-          hosting = ShardHosting.start(spark, o, rows, shards, cp == null ? null : out, withContext ? ctx : null, hosts);
+          hosting = ShardHosting.start(spark, o, rows, shards, cp == null ? null : out, withContext ? ctx : null, hosts, out, secret);
           task = new Task(o, corpus, offsets, hosting.opener(), progress, sc);
           task.generation = recoveries;
           progress.rewind(position - cpPosition);
-          if (cp == null || cp.vocabulary() == null) {
+          if (cp == null || !cp.hasVocabulary()) {
             vocabToWrite = corpus.vocabulary;
           }
           epoch = cpEpoch;
@@ -428,8 +510,8 @@ public final class TrainJob {
   static final class Task implements Serializable {
     private static final long serialVersionUID = 1L;
     private final SkipGram.Params params;
-    private final long[] counts;
-    private final double sample;
+    private final Unigrams.Spec unigrams;
+    private final long rows;
     private final long[] offsets;
     private final long totalTokens;
     private final int epochs;
@@ -451,8 +533,8 @@ public final class TrainJob {
 
     Task(TrainOptions o, Corpus corpus, long[] offsets, Hosting.Opener opener, Progress progress, JavaSparkContext sc) {
       this.params = new SkipGram.Params(o.dim, o.window, o.negatives, o.sample, !o.adagrad(), o.prefetch, o.hs);
-      this.counts = corpus.counts;
-      this.sample = o.sample;
+      this.unigrams = corpus.unigrams;
+      this.rows = corpus.rows;
       this.offsets = offsets;
       this.totalTokens = corpus.totalTokens;
       this.epochs = o.epochs;
@@ -478,9 +560,10 @@ public final class TrainJob {
       Progress p = progress;
       org.apache.spark.util.LongAccumulator[] longs = p.longs;
       org.apache.spark.util.DoubleAccumulator loss = p.lossSum;
+      int maxFailures = maxTaskAttempts(sc);
       PartitionPruningRDD<int[]> pruned = PartitionPruningRDD.create(sentences.rdd(), new Range(from, to));
       List<Long> done = pruned.toJavaRDD().mapPartitionsWithIndex((i, it) -> {
-        long n = b.value().train(epoch, from + i, it, longs, loss);
+        long n = b.value().train(epoch, from + i, it, longs, loss, maxFailures);
         return Collections.singletonList(n).iterator();
       }, true).collect();
       if (done.size() != to - from) {
@@ -488,8 +571,22 @@ public final class TrainJob {
       }
     }
 
+    /**
+     * Trains one corpus partition. A retried attempt (Spark reruns a failed task up to {@code
+     * spark.task.maxFailures} times) trains the whole partition again: the pushes of the failed
+     * attempt stay applied, so at most {@code maxFailures - 1} attempts' updates of a partition
+     * repeat (docs/training.md, "Retried tasks"). Speculative copies are refused ({@link #checkConf}).
+     */
     long train(int epoch, int partition, java.util.Iterator<int[]> it,
-        org.apache.spark.util.LongAccumulator[] longs, org.apache.spark.util.DoubleAccumulator loss) throws IOException {
+        org.apache.spark.util.LongAccumulator[] longs, org.apache.spark.util.DoubleAccumulator loss, int maxFailures)
+        throws IOException {
+      org.apache.spark.TaskContext tc = org.apache.spark.TaskContext.get();
+      int attempt = tc == null ? 0 : tc.attemptNumber();
+      if (attempt > 0) {
+        longs[Progress.RETRIED].add(1);
+        LOG.warn("epoch {} partition {}: attempt {} of at most {} trains the partition again; the updates the failed attempt"
+            + " pushed stay applied", epoch + 1, partition, attempt + 1, maxFailures);
+      }
       Shared shared = Shared.of(this);
       // the task's seeds depend on run, epoch and partition only: a retried task or a resumed run repeats them
       long epochPartition = SkipGram.mix64(epoch * 1_000_003L + partition);
@@ -499,7 +596,7 @@ public final class TrainJob {
       RowStore in = opener.input();
       RowStore out = opener.output();
       long taskSeed = SkipGram.mix64(seed * 31 + epochPartition);
-      SkipGram sg = new SkipGram(params, shared.keep, shared.sampler, shared.tree, in, out, taskSeed);
+      SkipGram sg = new SkipGram(params, shared.unigrams, shared.tree, in, out, taskSeed);
       long position = position(totalTokens, offsets, epoch, partition);
       double total = (double) totalTokens * epochs + 1;
       long[] reported = new long[6];
@@ -530,7 +627,7 @@ public final class TrainJob {
               throw new IllegalStateException("Cannot continue training: injected loss of the shard servers of this JVM in epoch "
                   + (epoch + 1) + ", partition " + partition + " (--lose-shards-at-task)");
             }
-            if (failAt >= 0 && (long) epoch * numPartitions + partition == failAt) {
+            if (failAt >= 0 && attempt == 0 && (long) epoch * numPartitions + partition == failAt) {
               throw new IllegalStateException(
                   "Cannot continue training: injected failure in epoch " + (epoch + 1) + ", partition " + partition + " (--fail-at-task)");
             }
@@ -558,23 +655,30 @@ public final class TrainJob {
     return String.format(java.util.Locale.ROOT, "%.2f", nanos / 1e9);
   }
 
-  /** Per-JVM tables derived from the counts: built once per run, not per task. */
+  /**
+   * Per-JVM tables derived from the unigram statistics: built once per run, not per task. Negative
+   * sampling and sub-sampling hold O(distinct counts) (plus the mapped id order of id input);
+   * hierarchical softmax holds its O(V) Huffman tree.
+   */
   static final class Shared {
     private static final Map<Object, Shared> CACHE = Collections.synchronizedMap(new java.util.WeakHashMap<>());
-    final float[] keep;
-    final AliasSampler sampler;
+    final Unigrams unigrams;
     /** Hierarchical softmax only. */
     final HuffmanTree tree;
 
-    private Shared(Task t) {
-      keep = SkipGram.keepProbabilities(t.counts, t.sample);
-      sampler = t.params.negatives() > 0 ? new AliasSampler(t.counts, 0.75) : null;
-      tree = t.params.hs() ? HuffmanTree.of(t.counts) : null;
+    private Shared(Task t) throws IOException {
+      unigrams = Unigrams.open(t.unigrams, name -> Paths.get(org.apache.spark.SparkFiles.get(name)));
+      tree = t.params.hs() ? HuffmanTree.of(unigrams.countsById(Math.toIntExact(t.rows))) : null;
     }
 
-    static Shared of(Task t) {
+    static Shared of(Task t) throws IOException {
       synchronized (CACHE) {
-        return CACHE.computeIfAbsent(t.counts, k -> new Shared(t));
+        Shared s = CACHE.get(t.unigrams);
+        if (s == null) {
+          s = new Shared(t);
+          CACHE.put(t.unigrams, s);
+        }
+        return s;
       }
     }
   }

@@ -45,6 +45,10 @@ public final class TrainOptions implements Serializable {
   @Option(names = "--vocab-size", defaultValue = "0", description = "V for id input (array<int|bigint>): ids must be in [0, V); no vocabulary is built.")
   long vocabSize;
 
+  @Option(names = "--vocab-broadcast-max", defaultValue = "500000",
+      description = "Vocabularies of up to this many tokens are sent to every executor as a map to encode the corpus (about 100 bytes per token in every JVM); larger ones are joined with the corpus (a shuffle of its tokens). Default: ${DEFAULT-VALUE}.")
+  long vocabBroadcastMax;
+
   @Option(names = "--lowercase", defaultValue = "false", description = "Lower-case text tokens (Locale.ROOT).")
   boolean lowercase;
 
@@ -115,6 +119,14 @@ public final class TrainOptions implements Serializable {
   @Option(names = "--progress-seconds", defaultValue = "5", description = "Seconds between progress lines. Default: ${DEFAULT-VALUE}.")
   double progressSeconds;
 
+  @Option(names = "--min-executors", defaultValue = "1",
+      description = "Executors that must have registered before the shards are placed (on the executors registered then; spark.executor.instances is not consulted). Default: ${DEFAULT-VALUE}.")
+  int minExecutors;
+
+  @Option(names = "--executor-wait", defaultValue = "120",
+      description = "Seconds to wait for --min-executors executors to register (also for the replacements of lost ones in a recovery). Default: ${DEFAULT-VALUE}.")
+  double executorWait;
+
   @Option(names = "--max-recoveries", defaultValue = "3",
       description = "Times the job restarts its shard servers from the last checkpoint after losing one (an executor lost); 0: fail instead. Default: ${DEFAULT-VALUE}.")
   int maxRecoveries;
@@ -134,7 +146,7 @@ public final class TrainOptions implements Serializable {
   String hosting;
 
   @Option(names = "--fail-at-task", defaultValue = "-1", hidden = true,
-      description = "Test hook: the training task of run ordinal epoch*partitions+partition = this throws after its first mini-batch (-1: never).")
+      description = "Test hook: the first attempt of the training task of run ordinal epoch*partitions+partition = this throws after its first mini-batch (-1: never); a retry succeeds.")
   long failAtTask;
 
   @Option(names = "--lose-shards-at-task", defaultValue = "-1", hidden = true,
@@ -200,6 +212,9 @@ public final class TrainOptions implements Serializable {
     check(checkpointMinutes >= 0, "--checkpoint-minutes", checkpointMinutes, "must be 0 or positive");
     check(progressSeconds > 0, "--progress-seconds", progressSeconds, "must be positive");
     check(maxRecoveries >= 0, "--max-recoveries", maxRecoveries, "must be 0 or positive");
+    check(minExecutors >= 1, "--min-executors", minExecutors, "must be at least 1");
+    check(executorWait >= 0, "--executor-wait", executorWait, "must be 0 or positive");
+    check(vocabBroadcastMax >= 0, "--vocab-broadcast-max", vocabBroadcastMax, "must be 0 or positive");
     check(vocabSize >= 0 && vocabSize < Integer.MAX_VALUE, "--vocab-size", vocabSize, "must be in 0..2^31-2");
     check("shards".equals(hosting) || "memory".equals(hosting), "--hosting", hosting, "known: shards, memory");
     String f = format.toLowerCase(Locale.ROOT);

@@ -112,7 +112,17 @@ class CorpusTest extends SparkTestBase {
   Corpus load(String... args) throws IOException {
     String[] all = Stream.concat(Stream.of("--output", dir.resolve("unused").toString()), Arrays.stream(args))
         .toArray(String[]::new);
-    return Corpus.load(spark, TrainOptions.parse(new SparkConf(false), all), null, 3);
+    return Corpus.load(spark, TrainOptions.parse(new SparkConf(false), all), null, 3, null);
+  }
+
+  /** The vocabulary the executors hold, collected (tests only). */
+  static Vocabulary vocab(Corpus c) {
+    return c.vocabulary.collect();
+  }
+
+  /** Counts by id from the corpus's compact unigram statistics. */
+  static long[] counts(Corpus c) throws IOException {
+    return Unigrams.open(c.unigrams, name -> Path.of(org.apache.spark.SparkFiles.get(name))).countsById((int) c.rows);
   }
 
   Path text(List<String> lines) throws IOException {
@@ -136,12 +146,16 @@ class CorpusTest extends SparkTestBase {
     Files.write(small, List.of("The cat sat on the mat", "", "the dog  sat on THE log", "A cat and a dog"));
     Corpus c = load("--input", small.toString(), "--lowercase", "--min-count", "2", "--max-vocab", "4");
     // the 4; a, cat, dog, on, sat 2 each (ties by token: on and sat fall past --max-vocab 4).
-    assertThat(c.vocabulary.tokens()).containsExactly("the", "a", "cat", "dog");
-    assertThat(c.counts).containsExactly(4, 2, 2, 2);
+    assertThat(vocab(c).tokens()).containsExactly("the", "a", "cat", "dog");
+    assertThat(counts(c)).containsExactly(4, 2, 2, 2);
+    // Two runs of equal counts: 4 (id 0), 2 (ids 1..3); T = 10.
+    assertThat(c.unigrams.runCounts()).containsExactly(4, 2);
+    assertThat(c.unigrams.runStarts()).containsExactly(0, 1);
+    assertThat(c.unigrams.total()).isEqualTo(10);
     assertThat(sentencesOf(c)).containsExactlyInAnyOrder("[0, 2, 0]", "[0, 3, 0]", "[1, 2, 1, 3]");
 
     Corpus cased = load("--input", small.toString(), "--min-count", "1");
-    assertThat(cased.vocabulary.tokens()).containsExactly(
+    assertThat(vocab(cased).tokens()).containsExactly(
         "cat", "dog", "on", "sat", "the", "A", "THE", "The", "a", "and", "log", "mat");
 
     List<String> lines = lines();
@@ -152,11 +166,61 @@ class CorpusTest extends SparkTestBase {
       String[] args = {"--input", corpus.toString(), "--min-count", "3", "--max-vocab", "12", "--max-sentence-length", "5"};
       Corpus got = lowercase ? load(Stream.concat(Arrays.stream(args), Stream.of("--lowercase")).toArray(String[]::new))
           : load(args);
-      assertThat(got.vocabulary.tokens()).as("lowercase %s", lowercase).isEqualTo(v.tokens());
-      assertThat(got.counts).as("lowercase %s", lowercase).isEqualTo(v.counts());
+      assertThat(vocab(got).tokens()).as("lowercase %s", lowercase).isEqualTo(v.tokens());
+      assertThat(counts(got)).as("lowercase %s", lowercase).isEqualTo(v.counts());
       assertThat(got.rows()).isEqualTo(12);
       assertThat(sentencesOf(got)).as("lowercase %s", lowercase).isEqualTo(encoded(expected, v));
       assertThat(got.partitionTokens).hasSize(3);
+    }
+  }
+
+  /**
+   * Above --vocab-broadcast-max tokens the corpus is mapped to ids by a join with the vocabulary
+   * (no map in every executor): the same sentences as the broadcast map.
+   */
+  @Test
+  void aVocabularyAboveTheBroadcastLimitIsJoinedWithTheCorpusGivingTheSameSentences() throws Exception {
+    List<String> lines = lines();
+    Path corpus = text(lines);
+    String[] common = {"--input", corpus.toString(), "--lowercase", "--min-count", "2", "--max-sentence-length", "5"};
+    Corpus broadcast = load(common);
+    Corpus joined = load(cat(common, "--vocab-broadcast-max", "3"));
+    Vocabulary v = expectedVocabulary(sentences(lines, true, 5), 2, 0);
+    assertThat(v.size()).isGreaterThan(3);
+    assertThat(vocab(joined)).isEqualTo(v);
+    assertThat(sentencesOf(joined)).isEqualTo(sentencesOf(broadcast)).isEqualTo(encoded(sentences(lines, true, 5), v));
+    assertThat(joined.totalTokens).isEqualTo(broadcast.totalTokens);
+  }
+
+  /**
+   * The executors write the vocabulary in pieces, one per partition of its distributed sort, into a
+   * table that one manifest commits; read back it is the vocabulary counted here.
+   */
+  @Test
+  void theVocabularyIsWrittenInPiecesByTheExecutorsAndReadsBackWhole() throws Exception {
+    List<String> lines = lines();
+    Path corpus = text(lines);
+    // Keep the sort's 8 partitions (adaptive execution would merge this small one into one).
+    spark.conf().set("spark.sql.adaptive.coalescePartitions.enabled", "false");
+    Corpus c;
+    try {
+      c = load("--input", corpus.toString(), "--min-count", "1", "--max-vocab", "25");
+    } finally {
+      spark.conf().unset("spark.sql.adaptive.coalescePartitions.enabled");
+    }
+    Vocabulary expected = expectedVocabulary(sentences(lines, false, 1000), 1, 25);
+    Path table = dir.resolve("table");
+    try (org.apache.arrow.memory.BufferAllocator a = new org.apache.arrow.memory.RootAllocator()) {
+      try (io.embstore.format.TableWriter w = io.embstore.format.TableWriter.create(table, c.rows(), 2, 1, "modulo", a)) {
+        java.nio.ByteBuffer zeros = java.nio.ByteBuffer.allocate((int) c.rows() * 2 * 4);
+        w.appendInIdOrder(zeros, (int) c.rows());
+        w.vocabularyFiles(c.vocabulary.write(io.embstore.format.TableLocation.of(table), w.tableVersion()));
+        w.commit();
+      }
+      io.embstore.format.Table t = io.embstore.format.Table.open(table);
+      assertThat(t.manifest().vocabularyFiles()).as("pieces").hasSizeGreaterThan(1);
+      assertThat(t.verify(a)).allMatch(l -> l.contains(": ok"));
+      assertThat(t.vocabulary(a)).isEqualTo(expected);
     }
   }
 
@@ -173,15 +237,15 @@ class CorpusTest extends SparkTestBase {
     String[] common = {"--lowercase", "--min-count", "2", "--max-sentence-length", "5"};
     Corpus fromText = load(cat(common, "--input", corpus.toString()));
     Vocabulary v = expectedVocabulary(sentences(lines, true, 5), 2, 0);
-    assertThat(fromText.vocabulary).isEqualTo(v);
+    assertThat(vocab(fromText)).isEqualTo(v);
     List<String> textSentences = sentencesOf(fromText);
     assertThat(textSentences).isEqualTo(encoded(sentences(lines, true, 5), v));
     // Directories of part files: --format auto finds the format from their extensions.
     Corpus fromParquet = load(cat(common, "--input", parquet.toString()));
     Corpus fromOrc = load(cat(common, "--input", orc.toString(), "--column", "words"));
     for (Corpus c : List.of(fromParquet, fromOrc)) {
-      assertThat(c.vocabulary.tokens()).isEqualTo(v.tokens());
-      assertThat(c.counts).isEqualTo(v.counts());
+      assertThat(vocab(c).tokens()).isEqualTo(v.tokens());
+      assertThat(counts(c)).isEqualTo(v.counts());
       assertThat(sentencesOf(c)).isEqualTo(textSentences);
       assertThat(c.totalTokens).isEqualTo(fromText.totalTokens);
     }
@@ -202,22 +266,30 @@ class CorpusTest extends SparkTestBase {
     longs.add(Arrays.asList(null, null));
     Path parquet = write("parquet", "ids.parquet-dir", "ids", DataTypes.IntegerType, ints);
     Path orc = write("orc", "ids.orc-dir", "tokens", DataTypes.LongType, longs);
-    int v = fromText.vocabulary.size();
-    long[] padded = Arrays.copyOf(fromText.counts, v + 2);
+    int v = vocab(fromText).size();
+    long[] padded = Arrays.copyOf(counts(fromText), v + 2);
 
     // V = the text's vocabulary and two ids that never occur; options of the vocabulary cut do not apply.
     Corpus fromParquet = load("--input", parquet.toString(), "--column", "ids", "--vocab-size", Integer.toString(v + 2),
         "--min-count", "1000", "--max-vocab", "1", "--max-sentence-length", "5");
     assertThat(fromParquet.vocabulary).isNull();
     assertThat(fromParquet.rows()).isEqualTo(v + 2);
-    assertThat(fromParquet.counts).isEqualTo(padded);
+    assertThat(counts(fromParquet)).isEqualTo(padded);
+    // The sampler's id order of id input: ids by descending count, those never seen left out.
+    assertThat(fromParquet.unigrams.orderFile()).isNotNull();
+    assertThat(fromParquet.unigrams.ranks()).isEqualTo(v);
+    // Ids numbered by descending count already (the text's), every one seen: no order file.
+    Corpus countOrdered = load("--input", parquet.toString(), "--column", "ids", "--vocab-size", Integer.toString(v),
+        "--max-sentence-length", "5");
+    assertThat(countOrdered.unigrams.orderFile()).isNull();
+    assertThat(counts(countOrdered)).isEqualTo(counts(fromText));
     assertThat(sentencesOf(fromParquet)).isEqualTo(sentencesOf(fromText));
 
     // bigint ids, sentences cut at 2 ids.
     Corpus fromOrc = load("--input", orc.toString(), "--format", "orc", "--vocab-size", Integer.toString(v + 2),
         "--max-sentence-length", "2");
     assertThat(fromOrc.vocabulary).isNull();
-    assertThat(fromOrc.counts).isEqualTo(padded);
+    assertThat(counts(fromOrc)).isEqualTo(padded);
     List<String> cut = new ArrayList<>();
     for (int[] s : encoded) {
       for (int i = 0; i < s.length; i += 2) {
@@ -299,7 +371,7 @@ class CorpusTest extends SparkTestBase {
 
   private static Corpus load(Path input) throws IOException {
     TrainOptions o = TrainOptions.parse(new SparkConf(false), "--input", input.toString(), "--output", "unused", "--min-count", "1");
-    return Corpus.load(spark, o, null, 4);
+    return Corpus.load(spark, o, null, 4, null);
   }
 
   /** Each partition's sentences, sorted (order inside a partition is not part of the contract). */

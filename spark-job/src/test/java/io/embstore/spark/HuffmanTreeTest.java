@@ -99,4 +99,33 @@ class HuffmanTreeTest {
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("Cannot build a Huffman tree over 0 ids (must be in 1.." + HuffmanTree.MAX_IDS + ")");
   }
+
+  /**
+   * The heap a build takes, as docs/training.md states it (56 bytes per id with the counts, the
+   * figure the job checks against the executor heap): measured as the bytes this thread allocates.
+   */
+  @Test
+  void aBuildAllocatesAtMostTheStatedBytesPerId() {
+    int v = 1_000_000;
+    long[] descending = new long[v];
+    long[] shuffled = new long[v];
+    Random r = new Random(3);
+    for (int i = 0; i < v; i++) {
+      descending[i] = 10L * v / (i + 1);
+      shuffled[i] = 1 + r.nextInt(1_000_000);
+    }
+    HuffmanTree.of(new long[] {3, 2, 1}); // once before measuring: class loading allocates too
+    for (long[] counts : new long[][] {descending, shuffled}) {
+      com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+      long before = mx.getThreadAllocatedBytes(Thread.currentThread().getId());
+      HuffmanTree t = HuffmanTree.of(counts);
+      long allocated = mx.getThreadAllocatedBytes(Thread.currentThread().getId()) - before;
+      // the counts (8 bytes per id) are the caller's: the build itself may take the rest
+      double perId = (double) allocated / v;
+      System.out.printf("Huffman tree of %,d ids (%s): %.1f bytes per id allocated by the build%n", v,
+          counts == descending ? "descending counts" : "any order", perId);
+      assertThat(allocated).isLessThanOrEqualTo((HuffmanTree.BUILD_BYTES_PER_ID - 8L) * v + 4096);
+      assertThat(t.leaves()).isEqualTo(v);
+    }
+  }
 }

@@ -47,8 +47,8 @@ class SkipGramTest {
     SkipGram sg =
         new SkipGram(
             new SkipGram.Params(C, 2, 3, 0, true, true),
-            null,
-            new AliasSampler(counts(), 0.75),
+            
+            Unigrams.ofCounts(counts(), 0),
             in,
             out,
             7);
@@ -141,8 +141,8 @@ class SkipGramTest {
     double[][] win = dense(in.values());
     double[][] wout = dense(out.values(), contextRows);
     HuffmanTree tree = HuffmanTree.of(counts());
-    SkipGram sg = new SkipGram(new SkipGram.Params(C, 2, negatives, 0, true, false, true), null,
-        new AliasSampler(counts(), 0.75), tree, in, out, 7);
+    SkipGram sg = new SkipGram(new SkipGram.Params(C, 2, negatives, 0, true, false, true), 
+        Unigrams.ofCounts(counts(), 0), tree, in, out, 7);
     sg.add(new int[] {0, 1, 2, 3, 0, 4});
     sg.add(new int[] {5, 1, 0});
     float lr = 0.1f;
@@ -227,7 +227,7 @@ class SkipGramTest {
     double[][] win = dense(in.values());
     double[][] wout = dense(out.values());
     SkipGram sg =
-        new SkipGram(new SkipGram.Params(C, 1, 2, 0, false, false), null, new AliasSampler(counts(), 0.75), in, out, 11);
+        new SkipGram(new SkipGram.Params(C, 1, 2, 0, false, false), Unigrams.ofCounts(counts(), 0), in, out, 11);
     sg.add(new int[] {0, 1, 2, 3});
     float lr = 0.1f;
     sg.step(lr);
@@ -273,8 +273,8 @@ class SkipGramTest {
     for (int run = 0; run < 2; run++) {
       InMemoryRowStore in = initialInput(8);
       InMemoryRowStore out = InMemoryRowStore.sgd(V, C);
-      SkipGram sg = new SkipGram(new SkipGram.Params(C, 2, 3, 0, true, run == 1), null,
-          new AliasSampler(counts(), 0.75), in, out, 13);
+      SkipGram sg = new SkipGram(new SkipGram.Params(C, 2, 3, 0, true, run == 1), 
+          Unigrams.ofCounts(counts(), 0), in, out, 13);
       for (int batch = 0; batch < 5; batch++) {
         sg.add(new int[] {0, 1, 2, 3, 0, 4, batch % V});
         sg.add(new int[] {5, 1, 0, 2});
@@ -298,7 +298,7 @@ class SkipGramTest {
     InMemoryRowStore in = initialInput(1);
     InMemoryRowStore out = InMemoryRowStore.sgd(V, C);
     SkipGram sg =
-        new SkipGram(new SkipGram.Params(C, 5, 5, 0, true, false), null, new AliasSampler(counts(), 0.75), in, out, 5);
+        new SkipGram(new SkipGram.Params(C, 5, 5, 0, true, false), Unigrams.ofCounts(counts(), 0), in, out, 5);
     sg.add(new int[] {0, 1});
     sg.add(new int[] {2, 3, 4});
     sg.step(0.025f);
@@ -322,15 +322,15 @@ class SkipGramTest {
   @Test
   void subSamplingDropsFrequentTokensAtWord2vecsRate() throws Exception {
     long[] counts = {1_000_000, 1_000};
-    float[] keep = SkipGram.keepProbabilities(counts, 1e-3);
+    Unigrams u = Unigrams.ofCounts(counts, 1e-3);
     double threshold = 1e-3 * 1_001_000;
-    assertThat((double) keep[0]).isCloseTo((Math.sqrt(1e6 / threshold) + 1) * threshold / 1e6, within(1e-6));
-    assertThat(keep[1]).isEqualTo(1f);
+    float keep0 = u.keep(0);
+    assertThat((double) keep0).isCloseTo((Math.sqrt(1e6 / threshold) + 1) * threshold / 1e6, within(1e-6));
+    assertThat(u.keep(1)).isEqualTo(1f);
     SkipGram sg =
         new SkipGram(
             new SkipGram.Params(4, 1, 1, 1e-3, true, false),
-            keep,
-            new AliasSampler(counts, 0.75),
+            u,
             InMemoryRowStore.sgd(2, 4),
             InMemoryRowStore.sgd(2, 4),
             9);
@@ -338,7 +338,7 @@ class SkipGramTest {
     sg.add(zeros);
     assertThat(sg.pendingRawTokens()).isEqualTo(100_000);
     sg.step(0.01f);
-    assertThat((double) sg.tokensTrained / 100_000).isCloseTo(keep[0], within(0.01));
+    assertThat((double) sg.tokensTrained / 100_000).isCloseTo(keep0, within(0.01));
   }
 
   @Test

@@ -125,7 +125,7 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
             output,
             m.numShards(),
             m.partitioner().name(),
-            m.vocabulary() == null ? "" : ", vocabulary of " + m.vocabulary().rows() + " tokens",
+            m.hasVocabulary() ? ", vocabulary of " + m.rows() + " tokens" : "",
             secs,
             m.embeddingBytes() / 1e6 / secs);
     spec.commandLine().getOut().flush();

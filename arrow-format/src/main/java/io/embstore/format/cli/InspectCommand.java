@@ -5,6 +5,8 @@ import io.embstore.format.Table;
 import io.embstore.format.TableManifest;
 import io.embstore.format.Vocabulary;
 import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -94,13 +96,23 @@ public final class InspectCommand implements Callable<Integer>, Subcommand {
           "  shard %-5d %s  %d rows, ids %d..%d, %s, crc32c %s%n",
           s.index(), s.file(), s.rows(), s.minId(), s.maxId(), mb(s.bytes()), Checksums.hex(s.crc32c()));
     }
-    if (m.vocabulary() == null) {
+    List<TableManifest.FileEntry> vocab = m.vocabularyFiles();
+    if (vocab.isEmpty()) {
       out.println("vocabulary   none");
-    } else {
+    } else if (vocab.size() == 1) {
       out.printf(
           Locale.ROOT,
           "vocabulary   %s  %d tokens, %s, crc32c %s%n",
-          m.vocabulary().file(), m.vocabulary().rows(), mb(m.vocabulary().bytes()), Checksums.hex(m.vocabulary().crc32c()));
+          vocab.get(0).file(), vocab.get(0).rows(), mb(vocab.get(0).bytes()), Checksums.hex(vocab.get(0).crc32c()));
+    } else {
+      out.printf(Locale.ROOT, "vocabulary   %d tokens in %d files, %s%n", m.rows(), vocab.size(),
+          mb(vocab.stream().mapToLong(TableManifest.FileEntry::bytes).sum()));
+      for (int i = 0; i < vocab.size(); i++) {
+        TableManifest.FileEntry f = vocab.get(i);
+        long first = m.vocabularyFirstId(i);
+        out.printf(Locale.ROOT, "  %s  %d tokens, ids %d..%d, %s, crc32c %s%n",
+            f.file(), f.rows(), first, first + f.rows() - 1, mb(f.bytes()), Checksums.hex(f.crc32c()));
+      }
     }
     if (m.optimizer() != null) {
       out.printf(Locale.ROOT, "optimizer    %s %s, state %s, step %d%n", m.optimizer().name(), m.optimizer().params(), m.optimizer().stateColumns(), m.optimizer().step());

@@ -126,7 +126,7 @@ class VerifyAndInspectCommandTest {
     CliRun r = CliRun.inspecting("--table", table.toString());
     assertThat(r.exit()).isZero();
     assertThat(r.out())
-        .contains("format       embstore-table 1, table version 1")
+        .contains("format       embstore-table 2, table version 1")
         .contains("shape        60 rows (V) x 4 dims (C), float32")
         .contains("partitioner  modulo, 3 shards")
         .contains("shard-00000-v000001.arrow  20 rows, ids 0..57")

@@ -34,7 +34,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Fuzz-style, seeded and bounded: every file of a table (manifest, shards with optimizer state
- * columns, vocabulary) is damaged many ways, and the readers must answer with a {@link
+ * columns, a vocabulary in two pieces) is damaged many ways, and the readers must answer with a {@link
  * TableFormatException} naming the file: never another exception type, never a hang, never a
  * leak. Two levels:
  *
@@ -77,7 +77,17 @@ class TableFileFuzzTest {
       tokens.add("tok" + i + (i % 3 == 0 ? "é" : ""));
     }
     try (TableWriter w = TableWriter.create(dir, spec, SHARDS, allocator)) {
-      w.vocabulary(Vocabulary.of(tokens, null));
+      // Two pieces of the vocabulary (as a training job's executors write it): ids 0..24, 25..39.
+      List<TableManifest.FileEntry> pieces = new ArrayList<>();
+      for (int[] range : new int[][] {{0, 25}, {25, (int) ROWS}}) {
+        try (Vocabulary.TokenWriter v = Vocabulary.pieceWriter(dir, range[0], w.tableVersion(), range[0], allocator)) {
+          for (int i = range[0]; i < range[1]; i++) {
+            v.add(tokens.get(i), i % 7);
+          }
+          pieces.add(v.finish());
+        }
+      }
+      w.vocabularyFiles(pieces);
       ByteBuffer buf = ByteBuffer.allocateDirect(m.length * 4).order(ByteOrder.LITTLE_ENDIAN);
       buf.asFloatBuffer().put(m);
       w.appendInIdOrder(buf, (int) ROWS);
@@ -87,8 +97,8 @@ class TableFileFuzzTest {
     for (String f : TableFiles.list(dir)) {
       files.add(dir.resolve(f));
     }
-    assertThat(files).hasSize(SHARDS + 2);
-    assertThat(Table.open(dir).verify(allocator)).hasSize(SHARDS + 2);
+    assertThat(files).hasSize(SHARDS + 3);
+    assertThat(Table.open(dir).verify(allocator)).hasSize(SHARDS + 3);
   }
 
   @AfterEach
@@ -151,7 +161,7 @@ class TableFileFuzzTest {
             expectDetected(f, garbage, expectedInMessage, "'x{}' appended");
             Files.write(f, original);
           }
-          assertThat(Table.open(dir).verify(allocator)).hasSize(SHARDS + 2);
+          assertThat(Table.open(dir).verify(allocator)).hasSize(SHARDS + 3);
           System.out.printf("file fuzz (checksummed): %d damaged files, all detected%n", cases);
         });
   }
@@ -257,7 +267,7 @@ class TableFileFuzzTest {
               rejected, accepted, findings.size(), leaks);
           findings.forEach((k, v) -> System.out.println("  finding: " + k + " -- e.g. " + v));
           assertThat(findings).as("exceptions other than TableFormatException").isEmpty();
-          assertThat(Table.open(dir).verify(allocator)).hasSize(SHARDS + 2);
+          assertThat(Table.open(dir).verify(allocator)).hasSize(SHARDS + 3);
         });
   }
 
@@ -319,8 +329,11 @@ class TableFileFuzzTest {
   private void writeManifestFor(TableManifest base, String file, byte[] bytes) throws IOException {
     int crc = Checksums.crc32c(bytes, 0, bytes.length);
     TableManifest.Builder b = base.toBuilder();
-    if (base.vocabulary() != null && base.vocabulary().file().equals(file)) {
-      b.vocabulary(new TableManifest.FileEntry(file, base.vocabulary().rows(), bytes.length, crc));
+    List<TableManifest.FileEntry> vocab = new ArrayList<>(base.vocabularyFiles());
+    int v = vocab.stream().map(TableManifest.FileEntry::file).toList().indexOf(file);
+    if (v >= 0) {
+      vocab.set(v, new TableManifest.FileEntry(file, vocab.get(v).rows(), bytes.length, crc));
+      b.vocabularyFiles(vocab);
     } else {
       for (TableManifest.ShardEntry s : base.shards()) {
         if (s.file().equals(file)) {

@@ -50,9 +50,7 @@ public final class TableFiles {
     names.add("manifest.json");
     List<String> files = new ArrayList<>();
     m.shards().forEach(s -> files.add(s.file()));
-    if (m.vocabulary() != null) {
-      files.add(m.vocabulary().file());
-    }
+    m.vocabularyFiles().forEach(v -> files.add(v.file()));
     names.addAll(files);
     return names;
   }

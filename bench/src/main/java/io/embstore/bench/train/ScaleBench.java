@@ -132,6 +132,46 @@ public final class ScaleBench implements Callable<Integer> {
   @Option(names = "--keep-table", description = "Keep the trained table (several GB at V = 10 M).")
   boolean keepTable;
 
+  @Option(names = "--child", description = "Train in a child JVM (local[2]) of --child-heap, as --compare-with does, instead of in this JVM.")
+  boolean child;
+
+  @Option(names = "--compare-with", paramLabel = "DIR",
+      description = "Jars of another build (embstore-arrow-format, -shard-client, -spark-job *.jar, e.g. main's): train with them first in a child JVM, then with this build in another, and compare memory.")
+  Path compareWith;
+
+  @Option(names = "--child-heap", defaultValue = "4g", description = "-Xmx of the child JVMs. Default: ${DEFAULT-VALUE}.")
+  String childHeap;
+
+  @Option(names = "--child-direct", defaultValue = "12g", description = "-XX:MaxDirectMemorySize of the child JVMs. Default: ${DEFAULT-VALUE}.")
+  String childDirect;
+
+  @Option(names = "--cluster", defaultValue = "0",
+      description = "Train on a standalone cluster of this many Workers, one executor JVM each (deploy/local-cluster), the driver in its own JVM (0: local[2]).")
+  int cluster;
+
+  @Option(names = "--worker-memory", defaultValue = "8g", description = "Memory a Worker offers (>= --executor-heap). Default: ${DEFAULT-VALUE}.")
+  String workerMemory;
+
+  @Option(names = "--executor-heap", defaultValue = "2g", description = "spark.executor.memory. Default: ${DEFAULT-VALUE}.")
+  String executorHeap;
+
+  @Option(names = "--executor-direct", defaultValue = "10g", description = "-XX:MaxDirectMemorySize of the executors (the hosted rows). Default: ${DEFAULT-VALUE}.")
+  String executorDirect;
+
+  @Option(names = "--driver-heap", defaultValue = "512m", description = "-Xmx of the driver JVM in --cluster mode. Default: ${DEFAULT-VALUE}.")
+  String driverHeap;
+
+  @Option(names = "--mllib", negatable = true, defaultValue = "true", fallbackValue = "true",
+      description = "In --cluster mode, also run Spark MLlib's Word2Vec on the same corpus and vocabulary (local[2], a child JVM). Default: ${DEFAULT-VALUE}.")
+  boolean mllib;
+
+  @Option(names = "--mllib-dim", defaultValue = "0",
+      description = "MLlib's vectorSize (0: --dim; -1: the smallest with MLlib's vocabulary, the ids seen, x vectorSize >= 2^31, to show its limit at a small V).")
+  int mllibDim;
+
+  @Option(names = "--mllib-heap", defaultValue = "4g", description = "-Xmx of MLlib's JVM. Default: ${DEFAULT-VALUE}.")
+  String mllibHeap;
+
   private final StringBuilder report = new StringBuilder();
 
   public static void main(String[] args) {
@@ -162,13 +202,7 @@ public final class ScaleBench implements Callable<Integer> {
     say("== ScaleBench %s, load average at start %s, %d cores, max heap %.1f GB", java.time.Instant.now(),
         loadAverage(), Runtime.getRuntime().availableProcessors(), Runtime.getRuntime().maxMemory() / 1e9);
 
-    SparkSession spark = SparkSession.builder().master("local[2]").appName("embstore scale bench")
-        .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1").config("spark.executor.heartbeatInterval", "2s")
-        .config("spark.driver.maxResultSize", "0").getOrCreate();
-    spark.sparkContext().setLogLevel("WARN");
-    // The job's progress and checkpoint lines stay visible.
-    org.apache.logging.log4j.core.config.Configurator.setLevel("io.embstore.spark", org.apache.logging.log4j.Level.INFO);
+    SparkSession spark = session("embstore scale bench");
     try {
       // 1. Corpus.
       long t0 = System.nanoTime();
@@ -201,34 +235,22 @@ public final class ScaleBench implements Callable<Integer> {
       say("   hottest group: %,d sentences; groups seen >= %d times: %,d", maxCount, minSentences,
           Arrays.stream(counts).filter(c -> c >= minSentences).count());
 
-      // 2. Training.
+      // 2. Training, and 3. memory.
       deleteTree(table);
       List<String> args = new ArrayList<>(List.of("--input", corpus.toString(), "--format", "parquet", "--column", "tokens",
           "--vocab-size", Long.toString(ids), "--dim", Integer.toString(dim), "--shards", Integer.toString(shards),
           "--optimizer", "sgd", "--epochs", Integer.toString(epochs), "--checkpoint-minutes", "0",
           "--progress-seconds", "30", "--output", table.toString()));
       args.addAll(trainArgs);
-      TrainOptions o = TrainOptions.parse(new org.apache.spark.SparkConf(false), args.toArray(new String[0]));
-      say("== training: TrainJob.run on local[2], %s", String.join(" ", args.subList(2, args.size())));
-      String loadBefore = loadAverage();
-      Probe probe = new Probe();
-      probe.start();
-      TrainJob.Result result;
-      try {
-        result = TrainJob.run(spark, o);
-      } finally {
-        probe.stop = true;
-        probe.join();
+      if (cluster > 0) {
+        spark.stop();
+        spark = null;
+        clusterRun(args, table);
+      } else if (compareWith != null || child) {
+        childRuns(args, table);
+      } else {
+        inProcessRun(spark, args, table, rssAfterCorpus);
       }
-      String loadAfter = loadAverage();
-      long trained = result.tokensPerEpoch() * epochs;
-      say("   %s", result.summary());
-      say("   wall %.1f s, %,.0f tokens/s (corpus tokens x epochs / wall of TrainJob.run, corpus load and hosting included)",
-          result.seconds(), trained / result.seconds());
-      say("   load average before %s, after %s", loadBefore, loadAfter);
-
-      // 3. Memory.
-      memoryReport(Table.open(table).manifest(), probe, rssAfterCorpus);
 
       // 4. Purity.
       purity(planted, counts, table);
@@ -236,12 +258,25 @@ public final class ScaleBench implements Callable<Integer> {
         deleteTree(table);
       }
     } finally {
-      spark.stop();
+      if (spark != null) {
+        spark.stop();
+      }
       Path file = work.resolve("report-V" + ids + ".txt");
       Files.writeString(file, report.toString(), StandardCharsets.UTF_8);
       System.out.println("report written to " + file);
     }
     return 0;
+  }
+
+  /** The local[2] session of the harness and of {@link ScaleTrain}: UI off, loopback, the job's progress lines visible. */
+  static SparkSession session(String name) {
+    SparkSession spark = SparkSession.builder().master("local[2]").appName(name)
+        .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1").config("spark.executor.heartbeatInterval", "2s")
+        .config("spark.driver.maxResultSize", "0").getOrCreate();
+    spark.sparkContext().setLogLevel("WARN");
+    org.apache.logging.log4j.core.config.Configurator.setLevel("io.embstore.spark", org.apache.logging.log4j.Level.INFO);
+    return spark;
   }
 
   // ------------------------------------------------------------------ memory
@@ -255,6 +290,8 @@ public final class ScaleBench implements Callable<Integer> {
      */
     final Map<String, long[]> seen = new java.util.concurrent.ConcurrentSkipListMap<>();
     long maxHeapUsed;
+    /** The most heap in use right after a collection (the live data, not the garbage between GCs). */
+    long maxHeapAfterGc;
     long maxRss;
 
     Probe() {
@@ -268,6 +305,13 @@ public final class ScaleBench implements Callable<Integer> {
         Map<String, long[]> m = TrainJob.hostedMemory();
         m.forEach((p, v) -> seen.merge(p, v.clone(), (x, y) -> new long[] {Math.max(x[0], y[0]), Math.max(x[1], y[1])}));
         maxHeapUsed = Math.max(maxHeapUsed, ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed());
+        long afterGc = 0;
+        for (java.lang.management.MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
+          if (pool.getType() == java.lang.management.MemoryType.HEAP && pool.getCollectionUsage() != null) {
+            afterGc += pool.getCollectionUsage().getUsed();
+          }
+        }
+        maxHeapAfterGc = Math.max(maxHeapAfterGc, afterGc);
         try {
           maxRss = Math.max(maxRss, rss()[0]);
           Thread.sleep(500);
@@ -282,10 +326,331 @@ public final class ScaleBench implements Callable<Integer> {
   private static final Pattern SERVER = Pattern.compile(".*/(shard-server#\\w+)$");
   private static final Pattern FLIGHT = Pattern.compile(".*/(shard-server#\\w+)/flight#\\w+$");
 
-  private void memoryReport(TableManifest m, Probe probe, long rssAfterCorpus) throws IOException {
+  /** Training in this JVM, the local[2] executor (the run of the earlier reports). */
+  private void inProcessRun(SparkSession spark, List<String> args, Path table, long rssAfterCorpus) throws Exception {
+    TrainOptions o = TrainOptions.parse(new org.apache.spark.SparkConf(false), args.toArray(new String[0]));
+    say("== training: TrainJob.run on local[2], %s", String.join(" ", args.subList(2, args.size())));
+    String loadBefore = loadAverage();
+    Probe probe = new Probe();
+    probe.start();
+    TrainJob.Result result;
+    try {
+      result = TrainJob.run(spark, o);
+    } finally {
+      probe.stop = true;
+      probe.join();
+    }
+    String loadAfter = loadAverage();
+    long trained = result.tokensPerEpoch() * epochs;
+    say("   %s", result.summary());
+    say("   wall %.1f s, %,.0f tokens/s (corpus tokens x epochs / wall of TrainJob.run, corpus load and hosting included)",
+        result.seconds(), trained / result.seconds());
+    say("   load average before %s, after %s", loadBefore, loadAfter);
+    long rootPeak = TrainJob.hostedMemory().entrySet().stream().filter(e -> e.getKey().lastIndexOf('/') == 0)
+        .mapToLong(e -> e.getValue()[1]).max().orElse(0);
+    memoryReport(Table.open(table).manifest(), probe.seen, rootPeak);
+    long[] rss = rss();
+    say("   JVM: peak RSS (VmHWM) %.2f GB (%.2f GB after generating the corpus), peak heap used %.2f GB (polled), %.2f GB after a GC,"
+        + " max heap %.2f GB", rss[1] / 1e9, rssAfterCorpus / 1e9, probe.maxHeapUsed / 1e9, probe.maxHeapAfterGc / 1e9,
+        Runtime.getRuntime().maxMemory() / 1e9);
+  }
+
+  /** What a child JVM reported: its allocator peaks and its RESULT figures. */
+  record ChildRun(String label, Map<String, long[]> seen, Map<String, String> result) {
+    double num(String key) {
+      return Double.parseDouble(result.getOrDefault(key, "-1"));
+    }
+  }
+
+  /**
+   * The training in child JVMs of {@code --child-heap}: with {@code --compare-with}, first with
+   * that build's jars, then with this build's, on the same corpus and options; a table of memory
+   * per executor (here the local[2] JVM: heap peaks, RSS, hosted bytes) and the time to the
+   * encoded corpus for both.
+   */
+  private void childRuns(List<String> args, Path table) throws Exception {
+    List<ChildRun> runs = new ArrayList<>();
+    if (compareWith != null) {
+      String label = "before (" + compareWith.getFileName() + ")";
+      try {
+        runs.add(trainInChild(label, classpathWith(compareWith), args));
+      } catch (IllegalStateException e) {
+        // A build that cannot train in this heap is a result too: the table shows it failed.
+        String why = e.getMessage().lines().filter(l -> l.contains("Error") || l.contains("Exception")).findFirst().orElse(e.getMessage());
+        say("   %s failed: %s", label, why.replaceFirst("^\\S+ \\S+ ", ""));
+        runs.add(new ChildRun(label + ", failed", Map.of(), Map.of()));
+      }
+      deleteTree(table);
+    }
+    runs.add(trainInChild("after (this build)", System.getProperty("java.class.path"), args));
+    ChildRun after = runs.get(runs.size() - 1);
+    memoryReport(Table.open(table).manifest(), after.seen(), (long) after.num("rootPeak"));
+    say("== memory per executor (the local[2] JVM: driver and executor in one), -Xmx%s", childHeap);
+    say("   %-24s %12s %16s %14s %14s %16s %12s", "build", "train s", "corpus ready s", "heap peak GB", "heap after GC", "hosted peak GB",
+        "RSS peak GB");
+    for (ChildRun r : runs) {
+      if (r.result().isEmpty()) {
+        say("   %-24s (failed: see above)", r.label());
+        continue;
+      }
+      say("   %-24s %12.1f %16.1f %14.2f %14.2f %16.2f %12.2f", r.label(), r.num("seconds"), r.num("corpusSeconds"),
+          r.num("heapPeak") / 1e9, r.num("heapAfterGcPeak") / 1e9, r.num("rootPeak") / 1e9, r.num("rssPeak") / 1e9);
+    }
+    if (runs.size() == 2 && !runs.get(0).result().isEmpty()) {
+      ChildRun b = runs.get(0);
+      say("   after / before: heap peak %.2fx, heap after GC %.2fx, RSS peak %.2fx, time to the encoded corpus %.2fx",
+          after.num("heapPeak") / b.num("heapPeak"), after.num("heapAfterGcPeak") / b.num("heapAfterGcPeak"),
+          after.num("rssPeak") / b.num("rssPeak"), after.num("corpusSeconds") / b.num("corpusSeconds"));
+    }
+  }
+
+  /** This JVM's class path with the embstore module jars replaced by those in {@code dir}. */
+  static String classpathWith(Path dir) throws IOException {
+    List<String> jars = new ArrayList<>();
+    try (var s = Files.list(dir)) {
+      s.filter(f -> f.getFileName().toString().matches("embstore-(arrow-format|shard-client|spark-job)-.*\\.jar"))
+          .forEach(f -> jars.add(f.toAbsolutePath().toString()));
+    }
+    if (jars.size() != 3) {
+      throw new IllegalArgumentException("Cannot compare with " + dir + ": found " + jars
+          + " (expected the arrow-format, shard-client and spark-job jars of one build)");
+    }
+    for (String e : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+      if (!e.matches(".*embstore-(arrow-format|shard-client|spark-job)[^/]*\\.jar")) {
+        jars.add(e);
+      }
+    }
+    return String.join(java.io.File.pathSeparator, jars);
+  }
+
+  private ChildRun trainInChild(String label, String classpath, List<String> args) throws Exception {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (!a.startsWith("-Xmx") && !a.startsWith("-Xms") && !a.startsWith("-XX:MaxDirectMemorySize") && !a.startsWith("-agent")) {
+        cmd.add(a);
+      }
+    }
+    cmd.addAll(List.of("-Xmx" + childHeap, "-XX:MaxDirectMemorySize=" + childDirect, "-cp", classpath, ScaleTrain.class.getName()));
+    cmd.addAll(args);
+    say("== training (%s): a child JVM, -Xmx%s, TrainJob.run on local[2], %s", label, childHeap, String.join(" ", args.subList(2, args.size())));
+    String loadBefore = loadAverage();
+    Path log = work.resolve("train-" + label.replaceAll("[^A-Za-z0-9]+", "_") + ".log");
+    Process p = new ProcessBuilder(cmd).redirectError(log.toFile()).start();
+    p.getOutputStream().close();
+    Map<String, long[]> seen = new java.util.concurrent.ConcurrentSkipListMap<>();
+    Map<String, String> result = new LinkedHashMap<>();
+    try (java.io.BufferedReader r = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+      for (String line; (line = r.readLine()) != null; ) {
+        if (line.startsWith("MEM ")) {
+          String[] f = line.split(" ");
+          seen.put(f[1], new long[] {Long.parseLong(f[2]), Long.parseLong(f[3])});
+        } else if (line.startsWith("RESULT ")) {
+          Matcher m = Pattern.compile("(\\w+)=(.*?)(?= \\w+=|$)").matcher(line.substring(7));
+          while (m.find()) {
+            result.put(m.group(1), m.group(2));
+          }
+        }
+      }
+    }
+    int exit = p.waitFor();
+    if (exit != 0 || !result.containsKey("seconds")) {
+      List<String> tail = Files.readAllLines(log);
+      throw new IllegalStateException("Cannot train (" + label + "): exit " + exit + "; log " + log + ":\n"
+          + String.join("\n", tail.subList(Math.max(0, tail.size() - 40), tail.size())));
+    }
+    say("   %s", result.get("summary"));
+    say("   wall %.1f s, %,.0f tokens/s; corpus (vocabulary, sampler, encoded sentences) ready after %.1f s; load average before %s, after %s",
+        Double.parseDouble(result.get("seconds")), Long.parseLong(result.get("tokensPerEpoch")) * epochs / Double.parseDouble(result.get("seconds")),
+        Double.parseDouble(result.get("corpusSeconds")), loadBefore, loadAverage());
+    return new ChildRun(label, seen, result);
+  }
+
+  // ------------------------------------------------------------------ cluster (the large run's harness)
+
+  private static final Pattern HOSTS = Pattern.compile("executor (\\S+) on \\S+ hosts shards \\[([0-9, ]+)\\] of both matrices");
+  private static final Pattern GC = Pattern.compile("(\\d+)M->(\\d+)M\\((\\d+)M\\)");
+
+  /**
+   * The run MLlib cannot do, at whatever size: a standalone cluster of {@code --cluster} Workers
+   * (deploy/local-cluster, one executor JVM each), the shaded job jar submitted through SparkSubmit
+   * from a driver JVM of {@code --driver-heap} with a GC log; executors of {@code --executor-heap}
+   * with {@code --executor-direct} of direct memory for the rows. Measured: the driver's heap peak
+   * (before and after collections, from its GC log) and RSS, each executor's RSS peak against the
+   * bytes of the rows it hosts (from the driver's hosting lines), tokens/s and the time to build the
+   * vocabulary and sampler (the job's log). Then MLlib's Word2Vec on the same corpus.
+   */
+  private void clusterRun(List<String> trainArgs, Path table) throws Exception {
+    long idsSeen = ids;
+    Path repo = Paths.get("").toAbsolutePath();
+    Path deploy = repo.resolve("deploy");
+    Path sparkHome = deploy.resolve("target/spark-home");
+    Path jobJar;
+    try (var s = Files.list(repo.resolve("spark-job/target"))) {
+      jobJar = s.filter(f -> f.getFileName().toString().matches("embstore-spark-job-.*-job\\.jar")).findFirst()
+          .orElseThrow(() -> new IllegalStateException("Cannot find the shaded job jar in spark-job/target (mvn -DskipTests package)"));
+    }
+    Path clusterDir = work.resolve("cluster");
+    deleteTree(clusterDir);
+    Map<String, String> env = new LinkedHashMap<>(Map.of("SPARK_HOME", sparkHome.toString(), "SPARK_SCALA_VERSION", "2.13",
+        "SPARK_LOCAL_IP", "127.0.0.1", "CLUSTER_DIR", clusterDir.toString(), "WORKER_MEMORY", workerMemory, "WORKER_CORES", "1",
+        "START_TIMEOUT", "180"));
+    String master;
+    try {
+      ProcessBuilder sb = new ProcessBuilder(deploy.resolve("local-cluster/start.sh").toString(), Integer.toString(cluster))
+          .redirectErrorStream(true).redirectOutput(work.resolve("cluster-start.log").toFile());
+      sb.environment().putAll(env);
+      Process start = sb.start();
+      start.getOutputStream().close();
+      if (start.waitFor() != 0) {
+        throw new IllegalStateException("Cannot start the cluster: " + Files.readString(work.resolve("cluster-start.log")));
+      }
+      java.util.Properties ce = new java.util.Properties();
+      try (var in = Files.newBufferedReader(clusterDir.resolve("cluster.env"))) {
+        ce.load(in);
+      }
+      master = ce.getProperty("MASTER_URL");
+      List<String> cmd = new ArrayList<>();
+      cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+      for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+        if (!a.startsWith("-Xmx") && !a.startsWith("-Xms") && !a.startsWith("-XX:MaxDirectMemorySize") && !a.startsWith("-agent")
+            && !a.startsWith("-Dembstore")) {
+          cmd.add(a);
+        }
+      }
+      Path gcLog = work.resolve("driver-gc.log");
+      Files.deleteIfExists(gcLog);
+      cmd.addAll(List.of("-Xmx" + driverHeap, "-Xlog:gc:file=" + gcLog, "-cp", sparkHome.resolve("jars") + "/*",
+          "org.apache.spark.deploy.SparkSubmit", "--master", master, "--executor-memory", executorHeap,
+          "--total-executor-cores", Integer.toString(cluster), "--conf", "spark.ui.enabled=false",
+          "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.executor.heartbeatInterval=2s",
+          "--conf", "spark.executor.extraJavaOptions=-XX:MaxDirectMemorySize=" + executorDirect,
+          "--class", "io.embstore.spark.TrainJob", jobJar.toString()));
+      cmd.addAll(trainArgs);
+      cmd.addAll(List.of("--min-executors", Integer.toString(cluster)));
+      say("== training: standalone cluster of %d Workers (one executor JVM each, heap %s, direct memory %s), driver -Xmx%s,"
+          + " the shaded job jar through SparkSubmit: %s", cluster, executorHeap, executorDirect, driverHeap,
+          String.join(" ", trainArgs.subList(2, trainArgs.size())));
+      String loadBefore = loadAverage();
+      Path log = work.resolve("driver.log");
+      ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+      pb.environment().putAll(env);
+      long t0 = System.nanoTime();
+      Process driver = pb.start();
+      driver.getOutputStream().close();
+      long driverRss = 0;
+      Map<String, Long> executorRss = new TreeMap<>();
+      while (driver.isAlive()) {
+        driverRss = Math.max(driverRss, io.embstore.bench.common.ChildProcess.rss(driver.pid())[1]);
+        for (Map.Entry<String, Long> e : executorPids(clusterDir).entrySet()) {
+          executorRss.merge(e.getKey(), io.embstore.bench.common.ChildProcess.rss(e.getValue())[1], Math::max);
+        }
+        Thread.sleep(500);
+      }
+      double wall = (System.nanoTime() - t0) / 1e9;
+      String out = Files.readString(log);
+      Matcher seen = Pattern.compile("vocabulary and sampler: V=[\\d,]+, ([\\d,]+) ids seen").matcher(out);
+      idsSeen = seen.find() ? Long.parseLong(seen.group(1).replace(",", "")) : ids;
+      if (driver.exitValue() != 0) {
+        throw new IllegalStateException("Cannot train on the cluster: exit " + driver.exitValue() + "; " + log + ":\n"
+            + out.substring(Math.max(0, out.length() - 6000)));
+      }
+      out.lines().filter(l -> l.contains("vocabulary and sampler") || l.contains("TrainJob: trained ") || l.contains("hosts shards"))
+          .forEach(l -> say("   %s", l.replaceFirst("^(\\d\\d/\\d\\d/\\d\\d )?\\d\\d:\\d\\d:\\d\\d\\s+", "")));
+      say("   wall %.1f s (SparkSubmit to exit), load average before %s, after %s", wall, loadBefore, loadAverage());
+      long driverPeak = 0;
+      long driverPeakAfter = 0;
+      if (Files.exists(gcLog)) {
+        Matcher g = GC.matcher(Files.readString(gcLog));
+        while (g.find()) {
+          driverPeak = Math.max(driverPeak, Long.parseLong(g.group(1)) << 20);
+          driverPeakAfter = Math.max(driverPeakAfter, Long.parseLong(g.group(2)) << 20);
+        }
+      }
+      say("== memory: driver heap peak %.0f MB before a collection, %.0f MB after one (GC log; -Xmx%s), driver RSS peak %.2f GB",
+          driverPeak / 1e6, driverPeakAfter / 1e6, driverHeap, driverRss / 1e9);
+      TableManifest m = Table.open(table).manifest();
+      Partitioner p = m.partitioner();
+      long state = m.stateColumns().stream().mapToLong(c -> c.width()).sum();
+      Matcher h = HOSTS.matcher(out);
+      say("   %-10s %10s %16s %14s %8s %16s", "executor", "shards", "rows bytes", "RSS peak", "ratio", "RSS - rows");
+      while (h.find()) {
+        long rowsBytes = 0;
+        for (String sh : h.group(2).split(", ")) {
+          // both matrices: the input rows and the context rows of that shard (negative sampling: same count)
+          rowsBytes += 2 * p.shardRows(Integer.parseInt(sh)) * (m.dim() + state) * 4;
+        }
+        long rss = executorRss.getOrDefault(h.group(1), -1L);
+        say("   %-10s %10s %,16d %,14d %8.3f %,16d", h.group(1), "[" + h.group(2) + "]", rowsBytes, rss,
+            (double) rss / rowsBytes, rss - rowsBytes);
+      }
+      say("   (executor RSS polled every 0.5 s from /proc VmHWM; rows bytes = rows x C x 4 for both matrices%s)",
+          state == 0 ? ", SGD: no optimizer state" : " + state");
+    } finally {
+      ProcessBuilder stop = new ProcessBuilder(deploy.resolve("local-cluster/stop.sh").toString()).redirectErrorStream(true)
+          .redirectOutput(ProcessBuilder.Redirect.DISCARD);
+      stop.environment().putAll(env);
+      stop.start().waitFor();
+    }
+    if (mllib) {
+      mllibRun(trainArgs.get(1), idsSeen);
+    }
+  }
+
+  /** {executor id: pid} of the executor JVMs (CoarseGrainedExecutorBackend) under the cluster's Workers. */
+  private static Map<String, Long> executorPids(Path clusterDir) throws IOException {
+    Map<String, Long> out = new TreeMap<>();
+    try (var pids = Files.list(clusterDir)) {
+      for (Path f : (Iterable<Path>) pids::iterator) {
+        if (!f.getFileName().toString().matches("worker.*\\.pid")) {
+          continue;
+        }
+        java.util.Optional<ProcessHandle> worker = ProcessHandle.of(Long.parseLong(Files.readString(f).trim()));
+        worker.ifPresent(w -> w.descendants().forEach(d -> {
+          String c = d.info().commandLine().orElse("");
+          Matcher m = Pattern.compile("CoarseGrainedExecutorBackend.* --executor-id (\\S+)").matcher(c);
+          if (m.find()) {
+            out.put(m.group(1), d.pid());
+          }
+        }));
+      }
+    }
+    return out;
+  }
+
+  /** MLlib's Word2Vec on the same corpus, every id a word (minCount 1), in a JVM of --mllib-heap. */
+  private void mllibRun(String corpus, long idsSeen) throws Exception {
+    int d = mllibDim > 0 ? mllibDim : mllibDim < 0 ? (int) (((1L << 31) + idsSeen - 1) / idsSeen) : dim;
+    say("== Spark MLlib Word2Vec on the same corpus and vocabulary (minCount 1: its vocabulary is the %,d ids seen; vectorSize %d,"
+        + " vocabulary x vectorSize = %,d %s 2^31), local[2], -Xmx%s", idsSeen, d, idsSeen * d, idsSeen * d >= (1L << 31) ? ">=" : "<",
+        mllibHeap);
+    List<String> cmd = new ArrayList<>();
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (!a.startsWith("-Xmx") && !a.startsWith("-Xms") && !a.startsWith("-agent")) {
+        cmd.add(a);
+      }
+    }
+    cmd.addAll(List.of("-Xmx" + mllibHeap, "-cp", System.getProperty("java.class.path"),
+        io.embstore.bench.train.scale.MllibScale.class.getName(), corpus, Integer.toString(d)));
+    Path log = work.resolve("mllib.log");
+    Process p = new ProcessBuilder(cmd).redirectError(log.toFile()).start();
+    p.getOutputStream().close();
+    String line = null;
+    try (java.io.BufferedReader r = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+      for (String l; (l = r.readLine()) != null; ) {
+        if (l.startsWith("MLLIB ")) {
+          line = l;
+        }
+      }
+    }
+    int exit = p.waitFor();
+    say("   %s", line != null ? line : "MLlib's JVM ended (exit " + exit + ") without a result line; see " + log);
+  }
+
+  private void memoryReport(TableManifest m, Map<String, long[]> last, long rootPeak) throws IOException {
     Partitioner p = m.partitioner();
     long stateWidth = m.stateColumns().stream().mapToLong(c -> c.width()).sum();
-    Map<String, long[]> last = probe.seen;
     say("== memory (allocator peaks polled every 0.5 s until the servers closed; rows bytes = rows x C x 4%s)",
         stateWidth == 0 ? ", SGD: no optimizer state" : " + state");
     say("   %-22s %5s %12s %14s %14s %8s", "server", "shard", "rows", "rows bytes", "peak bytes", "ratio");
@@ -315,14 +680,9 @@ public final class ScaleBench implements Callable<Integer> {
             sv.group(1), e.getValue()[1], (double) e.getValue()[1] / rowsBytes, rowsBytes, flight);
       }
     }
-    long rootPeak = TrainJob.hostedMemory().entrySet().stream().filter(e -> e.getKey().lastIndexOf('/') == 0)
-        .mapToLong(e -> e.getValue()[1]).max().orElse(0);
     say("   all hosted shards: %,d bytes peak for %,d rows bytes (%.4f x); hosting root (servers + routing clients): %,d peak (%.4f x)",
         sumShardPeaks, sumRowsBytes, (double) sumShardPeaks / Math.max(1, sumRowsBytes), rootPeak,
         (double) rootPeak / Math.max(1, sumRowsBytes));
-    long[] rss = rss();
-    say("   JVM: peak RSS (VmHWM) %.2f GB (%.2f GB after generating the corpus), peak heap used %.2f GB (polled), max heap %.2f GB",
-        rss[1] / 1e9, rssAfterCorpus / 1e9, probe.maxHeapUsed / 1e9, Runtime.getRuntime().maxMemory() / 1e9);
   }
 
   // ------------------------------------------------------------------ purity
@@ -487,7 +847,7 @@ public final class ScaleBench implements Callable<Integer> {
     }
   }
 
-  private static void deleteTree(Path dir) throws IOException {
+  static void deleteTree(Path dir) throws IOException {
     if (!Files.exists(dir)) {
       return;
     }

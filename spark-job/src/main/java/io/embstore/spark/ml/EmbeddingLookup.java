@@ -253,7 +253,7 @@ public final class EmbeddingLookup extends Transformer implements DefaultParamsW
     Plan plan = plan(dataset.schema(), manifest);
     try {
       Path dir = RowSource.dir(getTablePath());
-      if (plan.kind == LookupPartition.Kind.TOKEN && manifest.vocabulary() == null) {
+      if (plan.kind == LookupPartition.Kind.TOKEN && !manifest.hasVocabulary()) {
         throw new IllegalArgumentException("Cannot look up tokens of column " + getInputCol() + ": the table " + dir + " has no vocabulary");
       }
       RowSource source;

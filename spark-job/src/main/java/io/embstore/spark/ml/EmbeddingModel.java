@@ -247,7 +247,7 @@ public final class EmbeddingModel extends Model<EmbeddingModel> implements MLWri
     try {
       Hostings.Lease l = lease(spark);
       RowSource source = RowSource.hosted(l.hosting);
-      if (l.hosting.manifest().vocabulary() == null) {
+      if (!l.hosting.manifest().hasVocabulary()) {
         throw new IllegalArgumentException("Cannot list the vectors of " + getTablePath() + ": the table has no vocabulary");
       }
       Dataset<Row> ids = spark.range(l.hosting.manifest().rows()).toDF("id")
@@ -271,7 +271,7 @@ public final class EmbeddingModel extends Model<EmbeddingModel> implements MLWri
   private synchronized Vocabulary vocabulary() throws IOException {
     if (vocabulary == null) {
       Table t = Table.open(table());
-      if (t.manifest().vocabulary() == null) {
+      if (!t.manifest().hasVocabulary()) {
         throw new IllegalArgumentException("Cannot name the tokens of " + table() + ": the table has no vocabulary");
       }
       try (BufferAllocator allocator = new RootAllocator()) {

@@ -114,7 +114,7 @@ final class RowSource implements Serializable {
 
   /** The table's vocabulary (read once per JVM and table version), or null when it has none. */
   Vocabulary vocabulary() throws IOException {
-    if (manifest().vocabulary() == null) {
+    if (!manifest().hasVocabulary()) {
       return null;
     }
     String key = table + "|" + manifest().tableVersion();
