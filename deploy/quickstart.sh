@@ -18,7 +18,7 @@ shards=4
 corpus="$here/quickstart/kjv.txt.gz"
 tokens=(god king jesus egypt)
 embstore="$here/bin/embstore"
-# bin/embstore with the JVM's note about the incubator module (a flag Spark needs) filtered out
+# bin/embstore with the JVM's note about the incubator module (train loads it: Spark and the SIMD kernels) filtered out
 es() { "$embstore" "$@" 2> >(grep -v 'Using incubator modules' >&2); }
 t0=$SECONDS
 

@@ -39,7 +39,12 @@ public final class LookupCommand implements Callable<Integer>, Subcommand {
     String text;
   }
 
-  @Option(names = "--token", description = "Bearer token (same as --auth-token).")
+  /**
+   * The bearer token under its old name. Deprecated: {@code --token} names the query token in
+   * {@code nearest} and {@code inspect}; kept hidden for one release, with a warning.
+   */
+  @Deprecated
+  @Option(names = "--token", hidden = true, description = "Deprecated alias of --auth-token.")
   String token;
 
   @Spec CommandSpec spec;
@@ -51,6 +56,10 @@ public final class LookupCommand implements Callable<Integer>, Subcommand {
 
   @Override
   public Integer call() throws Exception {
+    if (token != null) {
+      spec.commandLine().getErr().println("embstore lookup: --token is deprecated and will be removed; use --auth-token");
+      spec.commandLine().getErr().flush();
+    }
     try (EmbeddingClient c = client.connect(token)) {
       Tokenizer tokenizer = query.text == null ? null : Tokenizer.forTable(c.manifest(), c.vocabulary());
       long[] ids = query.ids != null ? query.ids : tokenizer != null ? tokenizer.encodeKnown(query.text) : c.tokenIds(query.tokens);

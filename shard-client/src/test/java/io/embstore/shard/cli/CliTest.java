@@ -182,9 +182,15 @@ class CliTest {
     String ep = serve("--table", table.toString(), "--read-token", READ_TOKEN, "--write-token", WRITE_TOKEN);
     String[] common = {"--table", table.toString(), "--endpoints", ep, "--deadline-ms", "20000"};
 
-    assertLookupLines(run(new LookupCommand(), 0, concat(common, "--ids", "7,299", "--token", READ_TOKEN))[0], 7, 299);
-    assertLookupLines(run(new LookupCommand(), 0, concat(common, "--ids", "7,299", "--auth-token", READ_TOKEN))[0], 7, 299);
-    assertLookupLines(run(new LookupCommand(), 0, concat(common, "--ids", "7,299", "--token", WRITE_TOKEN))[0], 7, 299);
+    String[] withRead = run(new LookupCommand(), 0, concat(common, "--ids", "7,299", "--auth-token", READ_TOKEN));
+    assertLookupLines(withRead[0], 7, 299);
+    assertThat(withRead[1]).as("no warning under the option's own name").isEmpty();
+    assertLookupLines(run(new LookupCommand(), 0, concat(common, "--ids", "7,299", "--auth-token", WRITE_TOKEN))[0], 7, 299);
+    // lookup's old name for the bearer token still works for a release, with a warning.
+    String[] old = run(new LookupCommand(), 0, concat(common, "--ids", "7,299", "--token", READ_TOKEN));
+    assertLookupLines(old[0], 7, 299);
+    assertThat(old[1].strip()).isEqualTo("embstore lookup: --token is deprecated and will be removed; use --auth-token");
+    assertThat(run(new LookupCommand(), 0, "--help")[0]).contains("--auth-token").doesNotContain("--token ");
     // nearest's --token is the query token; its bearer token is --auth-token.
     String[] near = run(new NearestCommand(), 0, concat(common, "--token", "w42", "-k", "3", "--auth-token", READ_TOKEN));
     assertThat(near[0].lines()).hasSize(3).allMatch(l -> l.matches("w\\d+\t[-0-9.E]+"));
@@ -193,7 +199,7 @@ class CliTest {
     String notValid = "Cannot authenticate: the bearer token is not valid for this server";
     String[] none = run(new LookupCommand(), 1, concat(common, "--ids", "7"));
     assertOneErrorLine(none, "embstore lookup: ", noBearer);
-    String[] wrong = run(new LookupCommand(), 1, concat(common, "--ids", "7", "--token", READ_TOKEN + "x"));
+    String[] wrong = run(new LookupCommand(), 1, concat(common, "--ids", "7", "--auth-token", READ_TOKEN + "x"));
     assertOneErrorLine(wrong, "embstore lookup: ", notValid);
     String[] nearNone = run(new NearestCommand(), 1, concat(common, "--id", "42"));
     assertOneErrorLine(nearNone, "embstore nearest: ", noBearer);
