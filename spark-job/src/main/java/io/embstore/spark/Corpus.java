@@ -4,6 +4,7 @@ import io.embstore.format.Table;
 import io.embstore.format.TableLocation;
 import io.embstore.format.TableStorage;
 import io.embstore.format.TableManifest;
+import io.embstore.format.Tokenizer;
 import io.embstore.format.Vocabulary;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -68,15 +69,15 @@ final class Corpus implements AutoCloseable {
   /** V: rows of the input matrix. */
   final long rows;
   final Unigrams.Spec unigrams;
-  /** The vocabulary built here, to be written by the executors; null for id input and for a resumed run. */
-  final Pieces vocabulary;
+  /** The vocabulary to write with the first checkpoint (built here, or a tokenizer's); null for id input and for a resumed run. */
+  final Hosting.VocabularyWriter vocabulary;
   final long[] partitionTokens;
   final long totalTokens;
   /** Seconds spent counting, sorting and numbering the vocabulary and building the sampler's runs. */
   final double vocabularySeconds;
   private final Path scratch;
 
-  private Corpus(JavaRDD<int[]> sentences, long rows, Unigrams.Spec unigrams, Pieces vocabulary, long[] partitionTokens,
+  private Corpus(JavaRDD<int[]> sentences, long rows, Unigrams.Spec unigrams, Hosting.VocabularyWriter vocabulary, long[] partitionTokens,
       double vocabularySeconds, Path scratch) {
     this.sentences = sentences;
     this.rows = rows;
@@ -122,9 +123,33 @@ final class Corpus implements AutoCloseable {
     JavaRDD<int[]> encoded;
     long rows;
     Unigrams.Spec unigrams;
-    Pieces vocabulary = null;
+    Hosting.VocabularyWriter vocabulary = null;
     Path scratch = null;
-    if (df == null || stringColumn(df, o)) {
+    JavaRDD<int[]> tokenized = null;
+    if (o.tokenizer != null) {
+      if (df != null) {
+        throw new IllegalArgumentException("Cannot use --tokenizer " + o.tokenizer + " with " + format + " input " + o.inputs
+            + ": it tokenizes text files (a " + format + " column of ids trains with --vocab-size)");
+      }
+      Tokenizer tokenizer = Tokenizer.of(o.tokenizer);
+      rows = tokenizer.vocabularySize();
+      // Encoded once: counting, the vocabulary's counts and the partitioning read it again.
+      tokenized = tokenizedSentences(spark, o).persist(StorageLevel.MEMORY_AND_DISK());
+      encoded = tokenized;
+      scratch = Files.createTempDirectory("embstore-train-");
+      try {
+        unigrams = countIds(spark, encoded, o, rows, scratch, p);
+        if (known == null) {
+          p.stage("count the tokenizer's ids for the vocabulary");
+          TrainJob.describe(sc, "embstore train: count the tokenizer's ids for the vocabulary");
+          vocabulary = new TokenizerVocabulary(tokenizer, idCounts(encoded, (int) rows));
+        }
+      } catch (Exception e) { // a failed Spark job surfaces as SparkException, a checked exception Scala does not declare
+        deleteScratch(scratch);
+        tokenized.unpersist(false);
+        throw badId(e);
+      }
+    } else if (df == null || stringColumn(df, o)) {
       JavaRDD<String[]> text = df == null ? textSentences(spark, o) : stringSentences(df, o);
       TokenIds ids = known != null ? TokenIds.read(spark, known, o, p) : TokenIds.count(spark, text, o, p);
       rows = ids.rows;
@@ -140,7 +165,7 @@ final class Corpus implements AutoCloseable {
       rows = o.vocabSize;
       scratch = Files.createTempDirectory("embstore-train-");
       try {
-        unigrams = countIds(spark, encoded, o, scratch, p);
+        unigrams = countIds(spark, encoded, o, rows, scratch, p);
       } catch (Exception e) { // a failed Spark job surfaces as SparkException, a checked exception Scala does not declare
         deleteScratch(scratch);
         throw badId(e);
@@ -168,6 +193,9 @@ final class Corpus implements AutoCloseable {
       long[] partitionTokens = new long[numPartitions];
       for (Tuple2<Integer, Long> t : sizes) {
         partitionTokens[t._1()] = t._2();
+      }
+      if (tokenized != null) {
+        tokenized.unpersist(false);
       }
       return new Corpus(parts, rows, unigrams, vocabulary, partitionTokens, vocabularySeconds, scratch);
     } catch (Exception e) { // a failed Spark job surfaces as SparkException, a checked exception Scala does not declare
@@ -546,8 +574,8 @@ final class Corpus implements AutoCloseable {
    * (ties by id), and streams them one partition at a time into the sampler's order file, which
    * {@link org.apache.spark.SparkContext#addFile} sends to every executor.
    */
-  private static Unigrams.Spec countIds(SparkSession spark, JavaRDD<int[]> encoded, TrainOptions o, Path scratch, BuildProgress p)
-      throws IOException {
+  private static Unigrams.Spec countIds(SparkSession spark, JavaRDD<int[]> encoded, TrainOptions o, long rows, Path scratch,
+      BuildProgress p) throws IOException {
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     p.stage("count token ids");
     TrainJob.describe(sc, "embstore train: count token ids");
@@ -608,7 +636,7 @@ final class Corpus implements AutoCloseable {
     if (runs.ranks() < 1) {
       throw new IllegalArgumentException("Cannot train on " + o.inputs + ": the corpus holds no token id");
     }
-    if (countOrder && runs.ranks() == o.vocabSize) {
+    if (countOrder && runs.ranks() == rows) {
       // Every id seen and numbered by descending count already: rank = id, no file needed.
       Files.delete(file);
       return runs.build(o.sample, null);
@@ -763,11 +791,83 @@ final class Corpus implements AutoCloseable {
         }
         ids[n++] = (int) id;
       }
-      List<int[]> out = new ArrayList<>();
-      for (int i = 0; i < n; i += max) {
-        out.add(Arrays.copyOfRange(ids, i, Math.min(n, i + max)));
-      }
-      return out.iterator();
+      return cut(ids, n, max);
     });
+  }
+
+  /** The first {@code n} ids as sentences of at most {@code max} ids (none when {@code n} is 0). */
+  static Iterator<int[]> cut(int[] ids, int n, int max) {
+    if (n == ids.length && n <= max) {
+      return n == 0 ? Collections.emptyIterator() : Collections.singletonList(ids).iterator();
+    }
+    List<int[]> out = new ArrayList<>(n / max + 1);
+    for (int i = 0; i < n; i += max) {
+      out.add(Arrays.copyOfRange(ids, i, Math.min(n, i + max)));
+    }
+    return out.iterator();
+  }
+
+  // ------------------------------------------------------------------ a tokenizer's ids
+
+  /**
+   * Text lines as a tokenizer's ids ({@code --tokenizer}): each line is encoded on its own (its
+   * line break is not part of the text), then cut at {@code --max-sentence-length}.
+   */
+  private static JavaRDD<int[]> tokenizedSentences(SparkSession spark, TrainOptions o) {
+    String name = o.tokenizer;
+    int max = o.maxSentenceLength;
+    return spark.read().textFile(o.inputs.toArray(new String[0])).javaRDD().flatMap(line -> {
+      long[] ids = Tokenizer.of(name).encode(line);
+      int[] out = new int[ids.length];
+      int n = 0;
+      for (long id : ids) {
+        if (id != Tokenizer.UNKNOWN) {
+          out[n++] = (int) id;
+        }
+      }
+      return cut(out, n, max);
+    });
+  }
+
+  /** How often each of the {@code v} ids occurs: a tree aggregation of one {@code long[v]} per task. */
+  static long[] idCounts(JavaRDD<int[]> encoded, int v) {
+    return encoded.treeAggregate(new long[v], (acc, s) -> {
+      for (int id : s) {
+        acc[id]++;
+      }
+      return acc;
+    }, (a, b) -> {
+      for (int i = 0; i < a.length; i++) {
+        a[i] += b[i];
+      }
+      return a;
+    });
+  }
+
+  /**
+   * The vocabulary of a tokenizer's ids: every id's token string (id i is line i) and its count in
+   * the corpus, written by the driver as one file (the tokenizer's vocabulary is small and fixed:
+   * GPT-2's 50,257 tokens, about 1 MB).
+   */
+  static final class TokenizerVocabulary implements Hosting.VocabularyWriter {
+    private final Tokenizer tokenizer;
+    private final long[] counts;
+
+    TokenizerVocabulary(Tokenizer tokenizer, long[] counts) {
+      this.tokenizer = tokenizer;
+      this.counts = counts;
+    }
+
+    @Override
+    public List<TableManifest.FileEntry> write(TableLocation dir, long version) throws IOException {
+      Vocabulary tokens = tokenizer.vocabulary();
+      try (BufferAllocator a = new RootAllocator();
+          Vocabulary.TokenWriter w = Vocabulary.pieceWriter(dir, 0, version, 0, a)) {
+        for (int id = 0; id < counts.length; id++) {
+          w.add(tokens.token(id), counts[id]);
+        }
+        return List.of(w.finish());
+      }
+    }
   }
 }

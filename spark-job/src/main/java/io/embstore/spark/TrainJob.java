@@ -4,6 +4,7 @@ import io.embstore.format.Table;
 import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableStorage;
+import io.embstore.format.Tokenizer;
 import java.io.IOException;
 import java.io.Serializable;
 import java.nio.file.Path;
@@ -12,6 +13,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -214,6 +216,13 @@ public final class TrainJob {
       if (!optimizer.equals(o.optimizer)) {
         throw new IllegalArgumentException("Cannot resume " + out + ": the checkpoint trained with --optimizer " + optimizer
             + " but these options use --optimizer " + o.optimizer + " (the optimizer must stay as it was)");
+      }
+      // The ids of a checkpoint are a tokenizer's or its own vocabulary's; they must stay the same.
+      String tokenizer = resumed.properties().get(Tokenizer.PROPERTY);
+      if (!Objects.equals(tokenizer, o.tokenizer)) {
+        throw new IllegalArgumentException("Cannot resume " + out + ": the checkpoint's ids come from "
+            + (tokenizer == null ? "its vocabulary of whitespace tokens" : "--tokenizer " + tokenizer) + " but these options use "
+            + (o.tokenizer == null ? "whitespace tokens" : "--tokenizer " + o.tokenizer) + " (the tokenizer must stay as it was)");
       }
       if (resumed.hasVocabulary()) {
         knownVocab = Table.open(out);
@@ -503,6 +512,9 @@ public final class TrainJob {
     p.put(P_SHUFFLE, Boolean.toString(o.shuffle));
     p.put("train.matrix", "input");
     p.put("train.context", CONTEXT_DIR);
+    if (o.tokenizer != null) {
+      p.put(Tokenizer.PROPERTY, o.tokenizer);
+    }
     return p;
   }
 

@@ -1,12 +1,13 @@
 package io.embstore.spark;
 
+import io.embstore.format.Tokenizer;
 import io.embstore.shard.Optimizer;
 
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Locale;
+import java.util.Map;
 import org.apache.spark.SparkConf;
 import picocli.CommandLine;
 import picocli.CommandLine.Option;
@@ -51,6 +52,11 @@ public final class TrainOptions implements Serializable {
 
   @Option(names = "--lowercase", defaultValue = "false", description = "Lower-case text tokens (Locale.ROOT).")
   boolean lowercase;
+
+  @Option(names = "--tokenizer", paramLabel = "NAME",
+      description = "Text becomes a tokenizer's ids instead of whitespace words: gpt2 (GPT-2's byte-pair encoding, one line at a time;"
+          + " V = 50,257, ids are GPT-2's, the table's vocabulary is GPT-2's token strings and records the tokenizer). Text input only.")
+  String tokenizer;
 
   @Option(names = "--max-sentence-length", defaultValue = "1000", description = "Longer lines are cut into sentences of this many tokens (word2vec: 1000). Default: ${DEFAULT-VALUE}.")
   int maxSentenceLength;
@@ -216,6 +222,12 @@ public final class TrainOptions implements Serializable {
     check(executorWait >= 0, "--executor-wait", executorWait, "must be 0 or positive");
     check(vocabBroadcastMax >= 0, "--vocab-broadcast-max", vocabBroadcastMax, "must be 0 or positive");
     check(vocabSize >= 0 && vocabSize < Integer.MAX_VALUE, "--vocab-size", vocabSize, "must be in 0..2^31-2");
+    if (tokenizer != null) {
+      check(Tokenizer.names().contains(tokenizer), "--tokenizer", tokenizer, "known: " + String.join(", ", Tokenizer.names()));
+      check(!lowercase, "--lowercase", "with --tokenizer " + tokenizer, "a byte-pair encoding takes the text as it is; give one of them");
+      check(vocabSize == 0, "--vocab-size", vocabSize, "--tokenizer " + tokenizer + " sets V");
+      check(maxVocab == 0, "--max-vocab", maxVocab, "--tokenizer " + tokenizer + " sets V; every id of the tokenizer has a row");
+    }
     check("shards".equals(hosting) || "memory".equals(hosting), "--hosting", hosting, "known: shards, memory");
     String f = format.toLowerCase(Locale.ROOT);
     check(List.of("auto", "text", "parquet", "orc").contains(f), "--format", format, "known: auto, text, parquet, orc");

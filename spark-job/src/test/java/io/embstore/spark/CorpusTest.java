@@ -117,7 +117,7 @@ class CorpusTest extends SparkTestBase {
 
   /** The vocabulary the executors hold, collected (tests only). */
   static Vocabulary vocab(Corpus c) {
-    return c.vocabulary.collect();
+    return ((Corpus.Pieces) c.vocabulary).collect();
   }
 
   /** Counts by id from the corpus's compact unigram statistics. */
