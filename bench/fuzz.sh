@@ -3,8 +3,8 @@
 #
 # Targets (regression tests in the normal test run, on the inputs checked in under
 # src/test/resources/.../<Class>Inputs/<target>/): arrow-format's FormatFuzzTest (manifest, shardFile,
-# importNpy, importWord2vecText, importWord2vecBinary, importGlove) and shard-client's ShardFuzzTest
-# (exchangeCommand, snapshotBody, updateMetadata, requestBatch, action, walSegment). Each target runs
+# importNpy, importWord2vecText, importWord2vecBinary, importGlove, importSafetensors) and shard-client's
+# ShardFuzzTest (exchangeCommand, snapshotBody, updateMetadata, requestBatch, fastLookup, action, walSegment). Each target runs
 # in its own surefire JVM with JAZZER_FUZZ=1 for SECONDS (default 60), instrumenting io.embstore.**;
 # the generated corpus stays in <module>/.cifuzz-corpus/ (ignored by git; later runs start from it),
 # the logs in FUZZ_WORK (default a temporary directory), and a finding is written by Jazzer into the
@@ -23,10 +23,12 @@ all=(
   arrow-format:io.embstore.format.fuzz.FormatFuzzTest#importWord2vecText
   arrow-format:io.embstore.format.fuzz.FormatFuzzTest#importWord2vecBinary
   arrow-format:io.embstore.format.fuzz.FormatFuzzTest#importGlove
+  arrow-format:io.embstore.format.fuzz.FormatFuzzTest#importSafetensors
   shard-client:io.embstore.shard.ShardFuzzTest#exchangeCommand
   shard-client:io.embstore.shard.ShardFuzzTest#snapshotBody
   shard-client:io.embstore.shard.ShardFuzzTest#updateMetadata
   shard-client:io.embstore.shard.ShardFuzzTest#requestBatch
+  shard-client:io.embstore.shard.ShardFuzzTest#fastLookup
   shard-client:io.embstore.shard.ShardFuzzTest#action
   shard-client:io.embstore.shard.ShardFuzzTest#walSegment
 )

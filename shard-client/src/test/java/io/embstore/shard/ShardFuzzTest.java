@@ -66,6 +66,8 @@ class ShardFuzzTest {
   static EmbeddingClient checker;
   static long rows;
   static long counter;
+  /** The fuzzed fast-lookup streams' channel (opened by the first). */
+  static io.grpc.ManagedChannel lookupChannel;
 
   @BeforeAll
   static void setUp() throws IOException {
@@ -82,6 +84,9 @@ class ShardFuzzTest {
 
   @AfterAll
   static void tearDown() throws Exception {
+    if (lookupChannel != null) {
+      lookupChannel.shutdownNow().awaitTermination(5, java.util.concurrent.TimeUnit.SECONDS);
+    }
     checker.close();
     client.close();
     server.close();
@@ -254,6 +259,55 @@ class ShardFuzzTest {
     } else {
       assertThat(after).as("rows after a %s request answered %s", op, code).isEqualTo(rows);
     }
+  }
+
+  /**
+   * Raw messages to the fast lookup method ({@code embstore.Shard/Lookup}): up to four requests of
+   * fuzzed bytes on one stream, often with a well-formed header. The stream ends OK or with an
+   * explicit status whose message starts with "Cannot"; the rows never change and the server
+   * answers the next stream.
+   */
+  @FuzzTest(maxDuration = "10s")
+  void fastLookup(FuzzedDataProvider d) throws Exception {
+    int messages = d.consumeInt(1, 4);
+    List<byte[]> requests = new ArrayList<>();
+    for (int i = 0; i < messages; i++) {
+      if (d.consumeBoolean()) {
+        int n = d.consumeInt(-2, 80);
+        int ids = Math.max(0, Math.min(n, d.remainingBytes() / 8));
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8 + 8 * ids).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+            .putInt(d.consumeInt(-1, 2)).putInt(n);
+        for (int k = 0; k < ids; k++) {
+          b.putLong(d.consumeLong(-2, ROWS + 1));
+        }
+        requests.add(b.array());
+      } else {
+        requests.add(d.consumeBytes(d.consumeInt(0, 200)));
+      }
+    }
+    if (lookupChannel == null) {
+      lookupChannel = io.grpc.netty.NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+    }
+    io.grpc.ClientCall<byte[], byte[]> call = lookupChannel.newCall(
+        LookupMethod.descriptor(LookupMethod.NAME, FastLookupTest.BYTES, FastLookupTest.BYTES), io.grpc.CallOptions.DEFAULT);
+    java.util.concurrent.CompletableFuture<io.grpc.Status> closed = new java.util.concurrent.CompletableFuture<>();
+    call.start(new io.grpc.ClientCall.Listener<>() {
+      @Override
+      public void onClose(io.grpc.Status status, io.grpc.Metadata trailers) {
+        closed.complete(status);
+      }
+    }, new io.grpc.Metadata());
+    call.request(Integer.MAX_VALUE);
+    for (byte[] r : requests) {
+      call.sendMessage(r);
+    }
+    call.halfClose();
+    io.grpc.Status status = closed.get(20, java.util.concurrent.TimeUnit.SECONDS);
+    if (!status.isOk()) {
+      assertThat(status.getCode()).as("status of %s", status).isNotIn(io.grpc.Status.Code.UNKNOWN, io.grpc.Status.Code.INTERNAL);
+      assertThat(String.valueOf(status.getDescription())).as("message of %s", status.getCode()).startsWith("Cannot");
+    }
+    assertThat(rowsChecksum()).as("rows after a fast lookup stream answered %s", status.getCode()).isEqualTo(rows);
   }
 
   @FuzzTest(maxDuration = "10s")

@@ -195,4 +195,10 @@ class FormatFuzzTest {
   void importGlove(byte[] data) {
     importFrom(ImportFormat.GLOVE, data);
   }
+
+  /** A safetensors file of one tensor (the seeds: F32, F16 and BF16): header length, JSON header, offsets, data. */
+  @FuzzTest(maxDuration = "10s")
+  void importSafetensors(byte[] data) {
+    importFrom(ImportFormat.SAFETENSORS, data);
+  }
 }
