@@ -41,7 +41,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * copies a batch into gRPC's buffers inside {@code putNext} once the stream is ready (we wait for
  * that, parking, instead of Flight's busy spin), so the root can take the next batch at once.
  */
-final class ExchangePool implements AutoCloseable {
+final class ExchangePool extends StreamPool<ExchangePool.Pipe> implements AutoCloseable {
   /** A pipe whose request buffers grew past this frees them after the batch. */
   static final long MAX_KEPT_REQUEST_BYTES = 8L << 20;
 
@@ -53,16 +53,12 @@ final class ExchangePool implements AutoCloseable {
   private final BufferAllocator allocator;
   private final Executor executor;
   private final Runnable reconnect;
-  /** Pipes open at once before requests share them (pipelined). */
-  private final int width;
-  private final List<Pipe> pipes = new ArrayList<>();
-  private volatile boolean closed;
-  /** Streams opened so far, and idle streams skipped because they were no longer ready. */
-  final AtomicLong opened = new AtomicLong();
+  /** Idle streams skipped because they were no longer ready. */
   final AtomicLong skipped = new AtomicLong();
 
   ExchangePool(String uri, FlightClient client, FlightDescriptor command, Schema requestSchema,
       CallOption[] options, BufferAllocator allocator, Executor executor, Runnable reconnect, int width) {
+    super(width);
     this.uri = uri;
     this.client = client;
     this.command = command;
@@ -71,69 +67,29 @@ final class ExchangePool implements AutoCloseable {
     this.allocator = allocator;
     this.executor = executor;
     this.reconnect = reconnect;
-    this.width = width;
   }
 
   /**
-   * A pipe to send on: an idle one, else a new one while fewer than {@code width} are open, else the
-   * least loaded. An idle pipe that is no longer ready to send (its server went away or restarted while
-   * it was idle) is failed and skipped: nothing was sent on it, so skipping it is safe even for
-   * updates; the channel's reconnect backoff is then reset so that a new stream reaches a restarted
-   * server at once.
+   * A pipe to send on ({@link StreamPool#take}). An idle pipe that is no longer ready to send (its
+   * server went away or restarted while it was idle) is failed and skipped: nothing was sent on it,
+   * so skipping it is safe even for updates; the channel's reconnect backoff is then reset so that a
+   * new stream reaches a restarted server at once.
    */
-  synchronized Pipe take() {
-    Pipe best = null;
-    int bestLoad = Integer.MAX_VALUE;
-    for (int i = pipes.size() - 1; i >= 0; i--) {
-      Pipe p = pipes.get(i);
-      int load = p.load();
-      if (load < 0) {
-        pipes.remove(i);
-        continue;
-      }
-      if (load == 0 && !p.stillReady()) {
-        skipped.incrementAndGet();
-        pipes.remove(i);
-        p.fail(CallStatus.UNAVAILABLE.withDescription("the stream ended while idle").toRuntimeException());
-        reconnect.run();
-        continue;
-      }
-      if (load < bestLoad) {
-        best = p;
-        bestLoad = load;
-      }
-    }
-    if (best != null && (bestLoad == 0 || pipes.size() >= width)) {
-      return best;
-    }
-    return fresh();
+  @Override
+  boolean usable(Pipe idle) {
+    return idle.stillReady();
   }
 
-  /** A newly opened pipe (also for the one retry of a lookup). */
-  synchronized Pipe fresh() {
-    if (closed) {
-      throw CallStatus.CANCELLED.withDescription("Cannot send: the client is closed").toRuntimeException();
-    }
-    Pipe p = new Pipe();
-    opened.incrementAndGet();
-    pipes.add(p);
-    return p;
+  @Override
+  void dropped(Pipe idle) {
+    skipped.incrementAndGet();
+    idle.fail(CallStatus.UNAVAILABLE.withDescription("the stream ended while idle").toRuntimeException());
+    reconnect.run();
   }
 
-  /** Fails every pipe with an overdue request (at {@code now}, {@link System#nanoTime}). */
-  void expire(long now) {
-    Pipe[] all;
-    synchronized (this) {
-      all = pipes.toArray(new Pipe[0]);
-    }
-    for (Pipe p : all) {
-      p.expire(now);
-    }
-  }
-
-  /** Pipes open now (for tests). */
-  synchronized int size() {
-    return pipes.size();
+  @Override
+  Pipe open() {
+    return new Pipe();
   }
 
   /**
@@ -141,12 +97,7 @@ final class ExchangePool implements AutoCloseable {
    * has freed its buffers (a pipe being read or written frees them when its user is done).
    */
   void close(long millis) {
-    Pipe[] all;
-    synchronized (this) {
-      closed = true;
-      all = pipes.toArray(new Pipe[0]);
-      pipes.clear();
-    }
+    List<Pipe> all = closeAll();
     for (Pipe p : all) {
       p.fail(CallStatus.CANCELLED.withDescription("the client is closing").toRuntimeException());
     }
@@ -183,7 +134,7 @@ final class ExchangePool implements AutoCloseable {
   private static final ThreadLocal<Pipe> COMPLETING = new ThreadLocal<>();
 
   /** One open exchange carrying any number of request batches in order. */
-  final class Pipe {
+  final class Pipe implements StreamPool.Member {
     private final FlightClient.ExchangeReaderWriter rw;
     private final VectorSchemaRoot request;
     /** Guards the request root, the writer and {@link #started}. */
@@ -214,7 +165,8 @@ final class ExchangePool implements AutoCloseable {
     }
 
     /** Requests waiting for replies, or -1 when the pipe failed. */
-    synchronized int load() {
+    @Override
+    public synchronized int load() {
       return failure != null ? -1 : pending.size();
     }
 
@@ -433,7 +385,8 @@ final class ExchangePool implements AutoCloseable {
     }
 
     /** Fails the pipe when its oldest overdue request passed its deadline: everything queued fails with TIMED_OUT. */
-    void expire(long now) {
+    @Override
+    public void expire(long now) {
       synchronized (this) {
         if (failure != null || pending.isEmpty()) {
           return;
@@ -474,9 +427,7 @@ final class ExchangePool implements AutoCloseable {
       for (Request r : failed) {
         r.completeExceptionally(cause);
       }
-      synchronized (ExchangePool.this) {
-        pipes.remove(this);
-      }
+      remove(this);
       disposeIfDone();
     }
 

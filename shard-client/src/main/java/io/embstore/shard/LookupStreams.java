@@ -15,7 +15,6 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.atomic.AtomicLong;
 import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.grpc.StatusUtils;
@@ -38,7 +37,7 @@ import org.apache.arrow.flight.grpc.StatusUtils;
  * periodically by the client) ends a stream whose oldest unanswered request is overdue with
  * {@code TIMED_OUT}.
  */
-final class LookupStreams implements AutoCloseable {
+final class LookupStreams extends StreamPool<LookupStreams.Stream> implements AutoCloseable {
   private static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
   private final String uri;
@@ -47,73 +46,26 @@ final class LookupStreams implements AutoCloseable {
   private final String bearer;
   private final int shard;
   private final int rowBytes;
-  private final int width;
-  private final List<Stream> streams = new ArrayList<>();
-  private volatile boolean closed;
-  /** Streams opened so far (tests). */
-  final AtomicLong opened = new AtomicLong();
 
   LookupStreams(String uri, ManagedChannel channel, String methodName, String bearer, int shard, int dim, int width) {
+    super(width);
     this.uri = uri;
     this.channel = channel;
     this.methodName = methodName;
     this.bearer = bearer;
     this.shard = shard;
     this.rowBytes = dim * 4;
-    this.width = width;
   }
 
-  /** An idle stream, else a new one while fewer than {@code width} are open, else the least loaded. */
-  synchronized Stream take() {
-    Stream best = null;
-    int bestLoad = Integer.MAX_VALUE;
-    for (int i = streams.size() - 1; i >= 0; i--) {
-      Stream s = streams.get(i);
-      int load = s.load();
-      if (load < 0) {
-        streams.remove(i);
-      } else if (load < bestLoad) {
-        best = s;
-        bestLoad = load;
-      }
-    }
-    if (best != null && (bestLoad == 0 || streams.size() >= width)) {
-      return best;
-    }
-    return fresh();
-  }
-
-  /** A newly opened stream (also for the one retry of a lookup). */
-  synchronized Stream fresh() {
-    if (closed) {
-      throw CallStatus.CANCELLED.withDescription("Cannot send: the client is closed").toRuntimeException();
-    }
-    Stream s = new Stream();
-    opened.incrementAndGet();
-    streams.add(s);
-    return s;
-  }
-
-  /** Ends every stream with an overdue request (at {@code now}, {@link System#nanoTime}). */
-  void expire(long now) {
-    Stream[] all;
-    synchronized (this) {
-      all = streams.toArray(new Stream[0]);
-    }
-    for (Stream s : all) {
-      s.expire(now);
-    }
+  @Override
+  Stream open() {
+    return new Stream();
   }
 
   /** Ends every stream; queued requests fail with CANCELLED. */
   @Override
   public void close() {
-    Stream[] all;
-    synchronized (this) {
-      closed = true;
-      all = streams.toArray(new Stream[0]);
-      streams.clear();
-    }
+    List<Stream> all = closeAll();
     for (Stream s : all) {
       s.cancel(CallStatus.CANCELLED.withDescription("the client is closing").toRuntimeException());
     }
@@ -140,7 +92,7 @@ final class LookupStreams implements AutoCloseable {
   }
 
   /** One open call carrying any number of requests in order. */
-  final class Stream {
+  final class Stream implements StreamPool.Member {
     private final ClientCall<Request, Request> call;
     /** Requests sent and not answered, oldest first. Guarded by this. */
     private final ArrayDeque<Request> pending = new ArrayDeque<>();
@@ -182,7 +134,8 @@ final class LookupStreams implements AutoCloseable {
     }
 
     /** Requests waiting for replies, or -1 when the stream failed. */
-    synchronized int load() {
+    @Override
+    public synchronized int load() {
       return failure != null ? -1 : pending.size();
     }
 
@@ -243,12 +196,11 @@ final class LookupStreams implements AutoCloseable {
       for (Request r : failed) {
         r.completeExceptionally(failure);
       }
-      synchronized (LookupStreams.this) {
-        streams.remove(this);
-      }
+      remove(this);
     }
 
-    void expire(long now) {
+    @Override
+    public void expire(long now) {
       synchronized (this) {
         if (failure != null || pending.isEmpty()) {
           return;
