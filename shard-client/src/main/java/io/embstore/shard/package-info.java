@@ -23,7 +23,9 @@
  *       update, nearest, tokens), {@code RequestPlan} (dedup and routing of one call), {@code
  *       FanOut} (run the parts of a call, the one retry, error aggregation), {@code
  *       ShardTransport} with its two implementations {@code FlightTransport} (pooled pipelined
- *       exchanges on {@code ExchangePool}, micro-batched async lookups) and {@code
+ *       streams per shard, {@code StreamPool}: Flight exchanges on {@code ExchangePool} for updates
+ *       and searches, the fast lookup method's streams on {@code LookupStreams} (answered by the
+ *       server's {@code LookupService}); micro-batched async lookups) and {@code
  *       InProcessTransport} (a {@code ShardServer} of the client's JVM, handed to the builder),
  *       {@code ShardEndpoint} (URI, channel, TLS, token), {@link io.embstore.shard.TableSnapshot}
  *       (a new table version written by the servers), {@link io.embstore.shard.ShardHealth} (the
