@@ -32,6 +32,7 @@ public final class TableWriter implements AutoCloseable {
   private final TableManifest.Builder manifest;
   private final Partitioner partitioner;
   private final int dim;
+  private final ValueType valueType;
   private final long version;
   private final List<TableManifest.StateColumn> stateColumns;
   private final BufferAllocator allocator;
@@ -53,6 +54,7 @@ public final class TableWriter implements AutoCloseable {
     this.manifest = manifest;
     this.partitioner = shape.partitioner();
     this.dim = shape.dim();
+    this.valueType = shape.valueType();
     this.version = shape.tableVersion();
     this.stateColumns = shape.stateColumns();
     this.allocator = allocator;
@@ -132,6 +134,11 @@ public final class TableWriter implements AutoCloseable {
 
   public int dim() {
     return dim;
+  }
+
+  /** The value type the rows are stored in. */
+  public ValueType valueType() {
+    return valueType;
   }
 
   public long tableVersion() {
@@ -219,7 +226,7 @@ public final class TableWriter implements AutoCloseable {
       String file = TableFormat.shardFileName(index, version);
       removeLeftover(file);
       files.add(file);
-      writers[index] = ShardWriter.create(dir, file, index, partitioner, dim, stateColumns, allocator);
+      writers[index] = ShardWriter.create(dir, file, index, partitioner, dim, valueType, stateColumns, allocator);
       written[index] = true;
     }
     return writers[index];

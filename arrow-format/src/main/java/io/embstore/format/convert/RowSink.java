@@ -1,6 +1,7 @@
 package io.embstore.format.convert;
 
 import io.embstore.format.TableWriter;
+import io.embstore.format.ValueType;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.ByteBuffer;
@@ -20,6 +21,8 @@ final class RowSink {
   private static final long EXP2 = 0x7f8000007f800000L;
   private static final long CARRY2 = 0x0080000000800000L;
   private static final long SIGN2 = 0x8000000080000000L;
+  /** The float32 bits of 65,520: from there on, float16 rounds to infinity. */
+  private static final int FLOAT16_OVERFLOW_BITS = 0x477ff000;
 
   private final TableWriter writer;
   private final String file;
@@ -83,6 +86,9 @@ final class RowSink {
     staging.flip();
     if (!allowNonFinite) {
       checkFinite();
+      if (writer.valueType() == ValueType.FLOAT16) {
+        checkFloat16Range();
+      }
     }
     writer.appendInIdOrder(staging, pending);
     staging.clear();
@@ -100,6 +106,24 @@ final class RowSink {
           100.0 * done / totalRows,
           done * rowBytes / 1e6 / secs);
       progress.flush();
+    }
+  }
+
+  /**
+   * A float16 table stores values from 65,520 up (in magnitude) as infinity: refused like a
+   * non-finite value, naming the value and the limit.
+   */
+  private void checkFloat16Range() throws InputFormatException {
+    int bytes = pending * rowBytes;
+    for (int i = 0; i < bytes; i += 4) {
+      if ((staging.getInt(i) & 0x7fffffff) >= FLOAT16_OVERFLOW_BITS) {
+        long id = writer.nextId() + i / rowBytes;
+        String token = tokenOf == null ? null : tokenOf.apply(id);
+        throw new InputFormatException(
+            "Cannot import " + file + ": row " + id + (token == null ? "" : " ('" + token + "')") + ", column " + (i % rowBytes) / 4
+                + " is " + staging.getFloat(i) + ", beyond float16's largest value 65504 (it would be stored as infinity;"
+                + " use --dtype bfloat16 or float32, or pass --allow-non-finite to keep it)");
+      }
     }
   }
 
