@@ -176,6 +176,40 @@ public final class HalfFloats {
   }
 
   /**
+   * Narrows {@code count} float32 values at {@code src} into {@code type} at {@code dst} with
+   * stochastic rounding ({@link #toFloat16Stochastic}, {@link #toBfloat16Stochastic}), the random
+   * bits drawn from a SplitMix64 sequence started at {@code seed}: the same seed gives the same
+   * bits, which is what lets a write-ahead log's replay reproduce a 16-bit row exactly. float32 is
+   * copied.
+   */
+  public static void encodeStochastic(ValueType type, long src, long dst, long count, long seed) {
+    if (type == ValueType.FLOAT32) {
+      MemoryUtil.copyMemory(src, dst, count * 4);
+      return;
+    }
+    long state = seed;
+    long bits = 0;
+    for (long i = 0; i < count; i++) {
+      if ((i & 1) == 0) {
+        state += 0x9e3779b97f4a7c15L;
+        bits = mix64(state);
+      } else {
+        bits >>>= 32;
+      }
+      float f = Float.intBitsToFloat(MemoryUtil.getInt(src + 4 * i));
+      short h = type == ValueType.FLOAT16 ? toFloat16Stochastic(f, (int) bits) : toBfloat16Stochastic(f, (int) bits);
+      MemoryUtil.putShort(dst + 2 * i, h);
+    }
+  }
+
+  /** SplitMix64's finalizer: a well-mixed 64-bit value of {@code z}. */
+  public static long mix64(long z) {
+    z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+    z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+    return z ^ (z >>> 31);
+  }
+
+  /**
    * Narrows {@code count} float32 values at {@code src} into {@code type} at {@code dst}, rounded to
    * nearest even (raw addresses; the ranges must not overlap).
    */

@@ -88,11 +88,15 @@ public final class ShardReader implements AutoCloseable {
    * corrupt, the checksum mismatch is what is reported, even if Arrow or the id check failed first.
    */
   static void readFullyChecked(
-      TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent, ArrowBuf embeddings, ArrowBuf... state)
+      TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent, boolean stored, ArrowBuf embeddings, ArrowBuf... state)
       throws IOException {
     try (ShardReader r = openTracked(dir, manifest, shard, parent)) {
       try {
-        r.readFully(embeddings, state);
+        if (stored) {
+          r.readFullyStored(embeddings, state);
+        } else {
+          r.readFully(embeddings, state);
+        }
       } catch (IOException | RuntimeException e) {
         throw r.corruptOr(e);
       }
@@ -452,6 +456,21 @@ public final class ShardReader implements AutoCloseable {
       } else {
         embeddings.setBytes(batchStart * rowBytes, embeddings(), 0, batchRows * rowBytes);
       }
+      for (int i = 0; i < state.length; i++) {
+        long w = manifest.stateColumns().get(i).width() * 4L;
+        state[i].setBytes(batchStart * w, state(i), 0, batchRows * w);
+      }
+    }
+  }
+
+  /**
+   * Reads the whole shard as stored: the embeddings into {@code embeddings} (at least rows x C x the
+   * value type's size bytes, row-major, bit for bit) and state column i into {@code state[i]}.
+   */
+  public void readFullyStored(ArrowBuf embeddings, ArrowBuf... state) throws IOException {
+    long rowBytes = manifest.rowBytes();
+    while (loadNextBatch()) {
+      embeddings.setBytes(batchStart * rowBytes, storedEmbeddings(), 0, batchRows * rowBytes);
       for (int i = 0; i < state.length; i++) {
         long w = manifest.stateColumns().get(i).width() * 4L;
         state[i].setBytes(batchStart * w, state(i), 0, batchRows * w);

@@ -341,7 +341,7 @@ public final class ShardServer implements AutoCloseable {
         if (byIndex[s] == null) {
           byIndex[s] = opened != null
               ? HostedShard.load(opened, s, spec, allocator)
-              : HostedShard.initialize(m.partitioner(), m.dim(), s, b.init, spec, allocator);
+              : HostedShard.initialize(m.partitioner(), m.dim(), m.valueType(), s, b.init, spec, allocator);
         }
       }
       if (b.wal != null) {
