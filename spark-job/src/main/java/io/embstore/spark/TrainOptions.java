@@ -89,6 +89,11 @@ public final class TrainOptions implements Serializable {
   @Option(names = "--optimizer", defaultValue = "sgd", description = "sgd (word2vec) or rowwise-adagrad. Default: ${DEFAULT-VALUE}.")
   String optimizer;
 
+  @Option(names = "--dtype", defaultValue = "float32",
+      description = "Value type of both matrices' rows: float32, float16 or bfloat16 (2 bytes a value; updates applied in float32"
+          + " and stored with stochastic rounding; optimizer state float32). Default: ${DEFAULT-VALUE}.")
+  String dtype;
+
   @Option(names = "--seed", defaultValue = "1", description = "Seed of initialisation, sampling and windows. Default: ${DEFAULT-VALUE}.")
   long seed;
 
@@ -181,6 +186,11 @@ public final class TrainOptions implements Serializable {
     return Optimizer.ROWWISE_ADAGRAD.equals(optimizer);
   }
 
+  /** The value type of both matrices ({@code --dtype}). */
+  io.embstore.format.ValueType valueType() {
+    return io.embstore.format.cli.Cli.valueType(dtype);
+  }
+
   /** The optimizer of both matrices' shard servers: {@code --optimizer} at learning rate {@code --alpha}. */
   Optimizer optimizer() {
     return optimizer(optimizer, alpha);
@@ -217,6 +227,8 @@ public final class TrainOptions implements Serializable {
     check(vocabBroadcastMax >= 0, "--vocab-broadcast-max", vocabBroadcastMax, "must be 0 or positive");
     check(vocabSize >= 0 && vocabSize < Integer.MAX_VALUE, "--vocab-size", vocabSize, "must be in 0..2^31-2");
     check("shards".equals(hosting) || "memory".equals(hosting), "--hosting", hosting, "known: shards, memory");
+    check(List.of("float32", "float16", "bfloat16").contains(dtype), "--dtype", dtype, "known: float32, float16, bfloat16");
+    check("float32".equals(dtype) || "shards".equals(hosting), "--dtype", dtype, "16-bit rows need --hosting shards");
     String f = format.toLowerCase(Locale.ROOT);
     check(List.of("auto", "text", "parquet", "orc").contains(f), "--format", format, "known: auto, text, parquet, orc");
     format = f;
