@@ -34,6 +34,7 @@ class HalfFloatsTest {
   void everyFloat16PatternWidensToTheSameValueAndNarrowsBackToItsBits() {
     for (int h = 0; h < 0x10000; h++) {
       float f = HalfFloats.float16ToFloat((short) h);
+      assertThat(Float.floatToRawIntBits(f)).isEqualTo(Float.floatToRawIntBits(HalfFloats.computeFloat16ToFloat((short) h)));
       int exponent = (h >>> 10) & 0x1f;
       int mantissa = h & 0x3ff;
       double sign = (h & 0x8000) != 0 ? -1 : 1;
