@@ -210,6 +210,30 @@ public final class ShardWriter implements AutoCloseable {
     }
   }
 
+  /**
+   * Appends {@code count} rows already in the table's value type (C little-endian values of it a
+   * row) from {@code src}, bit for bit (its position advances); optimizer state columns are zero.
+   */
+  public void appendStored(ByteBuffer src, int count) throws IOException {
+    checkRoom(count);
+    if (src.remaining() < count * storedRowBytes) {
+      throw new IllegalArgumentException(
+          "Cannot append " + count + " rows: buffer holds " + src.remaining() + " bytes, need " + count * storedRowBytes);
+    }
+    int rowBytes = (int) storedRowBytes;
+    while (count > 0) {
+      int n = Math.min(count, batchRows - pending);
+      int at = src.position();
+      embData.setBytes((long) pending * rowBytes, src, at, n * rowBytes);
+      src.position(at + n * rowBytes);
+      for (int i = 0; i < stateData.length; i++) {
+        stateData[i].setZero((long) pending * stateWidths[i] * 4, (long) n * stateWidths[i] * 4);
+      }
+      advance(n);
+      count -= n;
+    }
+  }
+
   private long storedAddress(long row) {
     return embData.memoryAddress() + row * storedRowBytes;
   }

@@ -180,4 +180,30 @@ class SixteenBitCommandsTest {
     assertThat(r.err()).isEqualTo("embstore export: Cannot export to npy with --dtype bfloat16 (NumPy has no bfloat16 dtype; use float16 or float32, or export to safetensors)\n");
     assertThat(file).doesNotExist();
   }
+
+  @Test
+  void aSixteenBitSafetensorsTensorKeptAsItIsIsStillCheckedForNonFiniteValues() throws IOException {
+    // F16 [2, 3]: 1, -2, NaN / 0.5, inf, 65504 (the bits as they are, with a NaN and an infinity).
+    short[] bits = {0x3c00, (short) 0xc000, 0x7e01, 0x3800, 0x7c00, 0x7bff};
+    ByteBuffer data = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN);
+    for (short b : bits) {
+      data.putShort(b);
+    }
+    Path file = Matrices.safetensors(tmp.resolve("h.safetensors"),
+        "{\"w\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[0,12]}}", data.array());
+    Path out = tmp.resolve("h");
+    CliRun r = CliRun.importing("--from", "safetensors", "--input", file.toString(), "--shards", "1", "--dtype", "float16", "--output", out.toString());
+    assertThat(r.exit()).isEqualTo(1);
+    assertThat(r.err()).isEqualTo("embstore import: Cannot import " + file + ": row 0, column 2 is NaN (non-finite values are rejected;"
+        + " pass --allow-non-finite to keep them)\n");
+    assertThat(out).doesNotExist();
+    ok(CliRun.importing("--from", "safetensors", "--input", file.toString(), "--shards", "1", "--dtype", "float16", "--allow-non-finite",
+        "--output", out.toString()));
+    try (io.embstore.format.ShardReader reader = Table.open(out).openShard(0, allocator, true)) {
+      assertThat(reader.loadNextBatch()).isTrue();
+      for (int i = 0; i < bits.length; i++) {
+        assertThat(reader.storedEmbeddings().getShort(2L * i)).as("value %d", i).isEqualTo(bits[i]);
+      }
+    }
+  }
 }
