@@ -186,9 +186,9 @@ public final class Resharder {
    *
    * @throws IllegalArgumentException naming the first such id, column and value, and the limit
    */
-  public static void checkFloat16Range(Table table) throws IOException {
+  public static void checkFloat16Range(Table table, BufferAllocator parent) throws IOException {
     int dim = table.manifest().dim();
-    try (BufferAllocator allocator = new org.apache.arrow.memory.RootAllocator()) {
+    try (BufferAllocator allocator = parent.newChildAllocator("float16-range-check", 0, Long.MAX_VALUE)) {
       table.forEachRowInIdOrder(allocator, false, (firstId, rows, buf, offset) -> {
         for (long i = 0; i < (long) rows * dim; i++) {
           float f = buf.getFloat(offset + 4 * i);

@@ -51,12 +51,12 @@ public final class ConvertCommand implements Callable<Integer>, Subcommand {
     if (source.valueType() == type) {
       throw new IllegalArgumentException("Cannot convert " + table + ": it already is " + type + " (reshard copies a table)");
     }
-    if (type == ValueType.FLOAT16 && !allowNonFinite) {
-      Resharder.checkFloat16Range(Table.open(in));
-    }
     long start = System.nanoTime();
     TableManifest m;
     try (BufferAllocator allocator = new RootAllocator()) {
+      if (type == ValueType.FLOAT16 && !allowNonFinite) {
+        Resharder.checkFloat16Range(Table.open(in), allocator);
+      }
       m = Resharder.run(
           new Resharder.Options(in, TableLocation.of(output), 0, null, type, spec.commandLine().getErr()), allocator);
     }
