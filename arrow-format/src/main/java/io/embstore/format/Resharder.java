@@ -21,7 +21,11 @@ import org.apache.arrow.memory.BufferAllocator;
  * output may be on different storages. The input's checksums are checked as it is read; the
  * output is committed only after every input file's checksum matched.
  *
- * <p>The manifest keeps V, C, the optimizer (state columns, step) and the properties of the
+ * <p>With {@link Options#valueType} set to another type than the input's, the embeddings are
+ * converted on the way ({@code embstore convert}): widened exactly to float32 and narrowed with
+ * round to nearest even ({@link HalfFloats}); with the same type they are copied bit for bit.
+ *
+ * <p>The manifest keeps V, C, the value type (unless converted), the optimizer (state columns, step) and the properties of the
  * input, records {@code reshard.source} (the input's location and table version) and is version 1
  * of the new table.
  */
@@ -31,10 +35,17 @@ public final class Resharder {
   /**
    * What to reshard.
    *
+   * @param shards P of the output; 0 keeps the input's
    * @param partitioner {@code modulo} or {@code range}; null keeps the input's
+   * @param valueType the output's value type; null keeps the input's
    * @param progress receives a line every few seconds, or null
    */
-  public record Options(TableLocation input, TableLocation output, int shards, String partitioner, PrintWriter progress) {}
+  public record Options(
+      TableLocation input, TableLocation output, int shards, String partitioner, ValueType valueType, PrintWriter progress) {
+    public Options(TableLocation input, TableLocation output, int shards, String partitioner, PrintWriter progress) {
+      this(input, output, shards, partitioner, null, progress);
+    }
+  }
 
   /** Runs the reshard; returns the committed manifest of the new table. */
   public static TableManifest run(Options o, BufferAllocator parent) throws IOException {
@@ -42,20 +53,25 @@ public final class Resharder {
     TableManifest m = in.manifest();
     Partitioner from = m.partitioner();
     String name = o.partitioner() == null ? from.name() : o.partitioner();
-    if (o.shards() < 1) {
+    boolean convert = o.valueType() != null && o.valueType() != m.valueType();
+    int shards = o.shards() == 0 && convert ? m.numShards() : o.shards();
+    if (shards < 1) {
       throw new IllegalArgumentException("Cannot reshard " + o.input() + ": shards=" + o.shards() + " (must be at least 1)");
     }
-    Partitioner to = Partitioner.of(name, m.rows(), o.shards()); // validates name and P <= V first
+    ValueType type = o.valueType() == null ? m.valueType() : o.valueType();
+    Partitioner to = Partitioner.of(name, m.rows(), shards); // validates name and P <= V first
     TableManifest.Builder spec = TableManifest.builder()
         .rows(m.rows())
         .dim(m.dim())
+        .valueType(type)
         .partitioner(to.name())
         .optimizer(m.optimizer())
         .properties(m.properties())
-        .property("reshard.source", o.input().uri() + " (table version " + m.tableVersion() + ", " + from.numShards() + " " + from.name() + " shards)")
-        .createdBy("embstore reshard");
+        .property(convert ? "convert.source" : "reshard.source", o.input().uri() + " (table version " + m.tableVersion() + ", " + from.numShards() + " " + from.name() + " shards"
+            + (convert ? ", " + m.valueType() : "") + ")")
+        .createdBy(convert ? "embstore convert" : "embstore reshard");
     try (BufferAllocator allocator = parent.newChildAllocator("reshard", 0, Long.MAX_VALUE);
-        TableWriter w = TableWriter.create(o.output(), spec, o.shards(), allocator)) {
+        TableWriter w = TableWriter.create(o.output(), spec, shards, allocator)) {
       if (m.hasVocabulary()) {
         w.copyVocabulary(in);
       }
@@ -69,6 +85,8 @@ public final class Resharder {
     TableManifest m = in.manifest();
     Partitioner from = m.partitioner();
     int states = m.stateColumns().size();
+    // Same type: the stored bits are copied; another type: float32 rows, narrowed by the writer.
+    boolean stored = w.valueType() == m.valueType();
     List<ShardReader> readers = new ArrayList<>();
     try {
       for (int s = 0; s < from.numShards(); s++) {
@@ -90,7 +108,7 @@ public final class Resharder {
       for (int c = 0; c < states; c++) {
         stateBytes[c] = m.stateColumns().get(c).width() * 4L;
       }
-      long rowBytes = m.dim() * 4L;
+      long rowBytes = stored ? m.rowBytes() : m.dim() * 4L;
       boolean inRuns = from.numShards() == 1 || Partitioner.RANGE.equals(from.name());
       boolean outRuns = to.numShards() == 1 || Partitioner.RANGE.equals(to.name());
       long rows = m.rows();
@@ -112,7 +130,7 @@ public final class Resharder {
             }
             start[s] = r.batchStart();
             end[s] = r.batchStart() + r.batchRows();
-            embAddress[s] = r.embeddings().memoryAddress();
+            embAddress[s] = (stored ? r.storedEmbeddings() : r.embeddings()).memoryAddress();
             for (int c = 0; c < states; c++) {
               state[s][c] = r.state(c);
               stateAddress[s][c] = state[s][c].memoryAddress();
@@ -122,13 +140,17 @@ public final class Resharder {
           int t = to.shardOf(id);
           if (inRuns && outRuns) {
             int run = (int) Math.min(Math.min(end[s] - pos, to.shardRows(t) - to.positionOf(id)), rows - id);
-            writers[t].append(readers.get(s).embeddings(), inBatch, run, state[s]);
+            if (stored) {
+              writers[t].appendStored(readers.get(s).storedEmbeddings(), inBatch, run, state[s]);
+            } else {
+              writers[t].append(readers.get(s).embeddings(), inBatch, run, state[s]);
+            }
             id += run;
           } else {
             for (int c = 0; c < states; c++) {
               rowState[c] = stateAddress[s][c] + inBatch * stateBytes[c];
             }
-            writers[t].appendRow(embAddress[s] + inBatch * rowBytes, rowState);
+            writers[t].appendRow(embAddress[s] + inBatch * rowBytes, stored, rowState);
             id++;
           }
           if (id >= nextCheck) {
@@ -155,6 +177,27 @@ public final class Resharder {
       }
     } finally {
       ShardReader.closeAll(readers);
+    }
+  }
+
+  /**
+   * Checks that every value of {@code table} fits float16: none from 65,520 up in magnitude, which
+   * float16 stores as infinity (infinities and NaNs already in the table stay what they are).
+   *
+   * @throws IllegalArgumentException naming the first such id, column and value, and the limit
+   */
+  public static void checkFloat16Range(Table table, BufferAllocator parent) throws IOException {
+    int dim = table.manifest().dim();
+    try (BufferAllocator allocator = parent.newChildAllocator("float16-range-check", 0, Long.MAX_VALUE)) {
+      table.forEachRowInIdOrder(allocator, false, (firstId, rows, buf, offset) -> {
+        for (long i = 0; i < (long) rows * dim; i++) {
+          float f = buf.getFloat(offset + 4 * i);
+          if (Float.isFinite(f) && Math.abs(f) >= 65520f) {
+            throw new IllegalArgumentException("Cannot convert " + table.location() + " to float16: id " + (firstId + i / dim) + ", column " + (i % dim)
+                + " is " + f + ", beyond float16's largest value 65504 (it would be stored as infinity; use bfloat16, or pass --allow-non-finite)");
+          }
+        }
+      });
     }
   }
 

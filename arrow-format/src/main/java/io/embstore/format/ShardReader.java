@@ -9,8 +9,8 @@ import java.util.Map;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.util.AutoCloseables;
+import org.apache.arrow.vector.BaseFixedWidthVector;
 import org.apache.arrow.vector.BigIntVector;
-import org.apache.arrow.vector.Float4Vector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.FixedSizeListVector;
 import org.apache.arrow.vector.ipc.ArrowFileReader;
@@ -25,8 +25,10 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * that the ids are exactly the shard's ids in order. Every mismatch is a {@link
  * TableFormatException} naming the file, the expected and the actual value.
  *
- * <p>The buffers returned by {@link #embeddings()} and {@link #state(int)} are views of the current
- * batch, valid until the next {@link #loadNextBatch()}.
+ * <p>The buffers returned by {@link #embeddings()}, {@link #storedEmbeddings()} and {@link
+ * #state(int)} are views of the current batch, valid until the next {@link #loadNextBatch()}. {@link
+ * #embeddings()} is always float32: the rows of a 16-bit table are widened (exactly) into a buffer
+ * the reader owns, once per batch and only when asked.
  */
 public final class ShardReader implements AutoCloseable {
   private final String file;
@@ -40,6 +42,10 @@ public final class ShardReader implements AutoCloseable {
   private final VectorSchemaRoot root;
   private final Partitioner partitioner;
   private final long expectedRows;
+  private final ValueType valueType;
+  /** Float32 rows of the current batch of a 16-bit table (null until first needed). */
+  private ArrowBuf decoded;
+  private boolean decodedCurrent;
   private long batchStart;
   private int batchRows;
   private long rowsRead;
@@ -82,11 +88,15 @@ public final class ShardReader implements AutoCloseable {
    * corrupt, the checksum mismatch is what is reported, even if Arrow or the id check failed first.
    */
   static void readFullyChecked(
-      TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent, ArrowBuf embeddings, ArrowBuf... state)
+      TableLocation dir, TableManifest manifest, int shard, BufferAllocator parent, boolean stored, ArrowBuf embeddings, ArrowBuf... state)
       throws IOException {
     try (ShardReader r = openTracked(dir, manifest, shard, parent)) {
       try {
-        r.readFully(embeddings, state);
+        if (stored) {
+          r.readFullyStored(embeddings, state);
+        } else {
+          r.readFully(embeddings, state);
+        }
       } catch (IOException | RuntimeException e) {
         throw r.corruptOr(e);
       }
@@ -183,6 +193,7 @@ public final class ShardReader implements AutoCloseable {
     this.shard = shard;
     this.partitioner = manifest.partitioner();
     this.expectedRows = partitioner.shardRows(shard);
+    this.valueType = manifest.valueType();
     BufferAllocator child = null;
     SeekableByteChannel ch = null;
     ArrowFileReader r = null;
@@ -267,7 +278,15 @@ public final class ShardReader implements AutoCloseable {
       throw new TableFormatException(
           "Cannot open " + file + ": first column is " + id + ", expected id: Int(64, signed)");
     }
-    checkList(fields.get(1), TableFormat.EMBEDDING_COLUMN, manifest.dim());
+    String type = meta.get(TableFormat.META_VALUE_TYPE);
+    if (type != null && !type.equals(valueType.label())) {
+      throw new TableFormatException(
+          "Cannot open " + file + ": metadata " + TableFormat.META_VALUE_TYPE + " is '" + type + "', the manifest says " + valueType.label());
+    }
+    if (!valueType.matches(fields.get(1), manifest.dim())) {
+      throw new TableFormatException(
+          "Cannot open " + file + ": column " + fields.get(1) + ", expected " + TableFormat.EMBEDDING_COLUMN + ": " + valueType.describe(manifest.dim()));
+    }
     for (int i = 0; i < state.size(); i++) {
       checkList(fields.get(2 + i), state.get(i).name(), state.get(i).width());
     }
@@ -353,18 +372,19 @@ public final class ShardReader implements AutoCloseable {
             "Cannot read " + file + ": row " + (rowsRead + i) + " has id " + actual + ", expected " + expected + " (" + partitioner.describeShard(shard) + ")");
       }
     }
-    checkLength((FixedSizeListVector) root.getVector(1), n, manifest.dim());
+    checkLength((FixedSizeListVector) root.getVector(1), n, manifest.dim(), valueType.bytes());
     for (int i = 0; i < manifest.stateColumns().size(); i++) {
-      checkLength((FixedSizeListVector) root.getVector(2 + i), n, manifest.stateColumns().get(i).width());
+      checkLength((FixedSizeListVector) root.getVector(2 + i), n, manifest.stateColumns().get(i).width(), 4);
     }
+    decodedCurrent = false;
     batchRows = n;
     rowsRead += n;
     return true;
   }
 
-  private void checkLength(FixedSizeListVector list, int rows, int width) throws TableFormatException {
+  private void checkLength(FixedSizeListVector list, int rows, int width, int valueBytes) throws TableFormatException {
     long have = list.getDataVector().getDataBuffer().capacity();
-    long need = (long) rows * width * 4;
+    long need = (long) rows * width * valueBytes;
     if (have < need) {
       throw new TableFormatException(
           "Cannot read " + file + ": column " + list.getName() + " holds " + have + " bytes for " + rows + " rows, need " + need);
@@ -381,24 +401,76 @@ public final class ShardReader implements AutoCloseable {
     return batchRows;
   }
 
-  /** The current batch's embeddings: row-major float32, C values per row. */
+  /** The table's value type: what {@link #storedEmbeddings()} holds. */
+  public ValueType valueType() {
+    return valueType;
+  }
+
+  /**
+   * The current batch's embeddings: row-major float32, C values per row (widened from the stored
+   * type of a 16-bit table, exactly).
+   */
   public ArrowBuf embeddings() {
-    return ((Float4Vector) ((FixedSizeListVector) root.getVector(1)).getDataVector()).getDataBuffer();
+    ArrowBuf stored = storedEmbeddings();
+    if (!valueType.isCompact()) {
+      return stored;
+    }
+    if (!decodedCurrent) {
+      long need = (long) batchRows * manifest.dim() * 4;
+      if (decoded == null || decoded.capacity() < need) {
+        if (decoded != null) {
+          decoded.close();
+          decoded = null;
+        }
+        decoded = allocator.buffer(Math.max(need, 4));
+      }
+      HalfFloats.decode(valueType, stored.memoryAddress(), decoded.memoryAddress(), (long) batchRows * manifest.dim());
+      decodedCurrent = true;
+    }
+    return decoded;
+  }
+
+  /** The current batch's embeddings as stored: row-major, C values of {@link #valueType()} per row. */
+  public ArrowBuf storedEmbeddings() {
+    return ((BaseFixedWidthVector) ((FixedSizeListVector) root.getVector(1)).getDataVector()).getDataBuffer();
   }
 
   /** The current batch's state column {@code column} (in manifest order), row-major float32. */
   public ArrowBuf state(int column) {
-    return ((Float4Vector) ((FixedSizeListVector) root.getVector(2 + column)).getDataVector()).getDataBuffer();
+    return ((BaseFixedWidthVector) ((FixedSizeListVector) root.getVector(2 + column)).getDataVector()).getDataBuffer();
   }
 
   /**
    * Reads the whole shard into row-major buffers of at least rows x width x 4 bytes each: the
-   * embeddings into {@code embeddings} and state column i into {@code state[i]}.
+   * embeddings (as float32) into {@code embeddings} and state column i into {@code state[i]}.
    */
   public void readFully(ArrowBuf embeddings, ArrowBuf... state) throws IOException {
     long rowBytes = manifest.dim() * 4L;
     while (loadNextBatch()) {
-      embeddings.setBytes(batchStart * rowBytes, embeddings(), 0, batchRows * rowBytes);
+      if (valueType.isCompact()) {
+        if (embeddings.capacity() < (batchStart + batchRows) * rowBytes) {
+          throw new IllegalArgumentException("Cannot read " + file + ": the buffer holds " + embeddings.capacity() + " bytes, need " + (batchStart + batchRows) * rowBytes);
+        }
+        // Widened straight into the destination: no staging copy.
+        HalfFloats.decode(valueType, storedEmbeddings().memoryAddress(), embeddings.memoryAddress() + batchStart * rowBytes, (long) batchRows * manifest.dim());
+      } else {
+        embeddings.setBytes(batchStart * rowBytes, embeddings(), 0, batchRows * rowBytes);
+      }
+      for (int i = 0; i < state.length; i++) {
+        long w = manifest.stateColumns().get(i).width() * 4L;
+        state[i].setBytes(batchStart * w, state(i), 0, batchRows * w);
+      }
+    }
+  }
+
+  /**
+   * Reads the whole shard as stored: the embeddings into {@code embeddings} (at least rows x C x the
+   * value type's size bytes, row-major, bit for bit) and state column i into {@code state[i]}.
+   */
+  public void readFullyStored(ArrowBuf embeddings, ArrowBuf... state) throws IOException {
+    long rowBytes = manifest.rowBytes();
+    while (loadNextBatch()) {
+      embeddings.setBytes(batchStart * rowBytes, storedEmbeddings(), 0, batchRows * rowBytes);
       for (int i = 0; i < state.length; i++) {
         long w = manifest.stateColumns().get(i).width() * 4L;
         state[i].setBytes(batchStart * w, state(i), 0, batchRows * w);
@@ -420,7 +492,7 @@ public final class ShardReader implements AutoCloseable {
   @Override
   public void close() throws IOException {
     try {
-      AutoCloseables.close(reader, channel, allocator);
+      AutoCloseables.close(decoded, reader, channel, allocator);
     } catch (IOException | RuntimeException e) {
       throw e;
     } catch (Exception e) {

@@ -8,8 +8,8 @@ import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.util.MemoryUtil;
 import org.apache.arrow.util.AutoCloseables;
+import org.apache.arrow.vector.BaseFixedWidthVector;
 import org.apache.arrow.vector.BigIntVector;
-import org.apache.arrow.vector.Float4Vector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.FixedSizeListVector;
 import org.apache.arrow.vector.ipc.ArrowFileWriter;
@@ -18,6 +18,11 @@ import org.apache.arrow.vector.ipc.ArrowFileWriter;
  * Writes one shard file: rows in position order (ascending id), in record batches of {@link
  * TableFormat#batchRows} rows, checksumming the bytes as they are written. {@link #finish()} returns
  * the manifest entry; {@link #close()} without {@code finish()} deletes the partial file.
+ *
+ * <p>Rows are given as float32 ({@link #append(ByteBuffer, int)}, {@link #append(ArrowBuf, long,
+ * int, ArrowBuf...)}) and stored in the table's {@link ValueType}, narrowed with {@link
+ * HalfFloats#encode} (round to nearest even) for a 16-bit table; or already in the stored type
+ * ({@link #appendStored}), copied as they are (a conversion or a reshard of a 16-bit table).
  *
  * <p>Memory: one record batch (about {@value TableFormat#TARGET_BATCH_BYTES} bytes) off-heap, from a
  * child of the given allocator; heap use does not depend on the number of rows.
@@ -29,9 +34,13 @@ public final class ShardWriter implements AutoCloseable {
   private final int shard;
   private final Partitioner partitioner;
   private final int dim;
+  private final ValueType valueType;
   private final int[] stateWidths;
   private final int batchRows;
+  /** Bytes of one float32 input row. */
   private final long rowBytes;
+  /** Bytes of one stored row. */
+  private final long storedRowBytes;
   private final BufferAllocator allocator;
   private final VectorSchemaRoot root;
   private final BigIntVector ids;
@@ -59,7 +68,7 @@ public final class ShardWriter implements AutoCloseable {
       BufferAllocator parent)
       throws IOException {
     Path dir = file.toAbsolutePath().getParent();
-    return create(TableLocation.of(dir), file.getFileName().toString(), shard, partitioner, dim, stateColumns, parent);
+    return create(TableLocation.of(dir), file.getFileName().toString(), shard, partitioner, dim, ValueType.FLOAT32, stateColumns, parent);
   }
 
   /** Creates file {@code name} in {@code dir} (which must not exist there); see {@link #create(Path, int, Partitioner, int, List, BufferAllocator)}. */
@@ -72,7 +81,21 @@ public final class ShardWriter implements AutoCloseable {
       List<TableManifest.StateColumn> stateColumns,
       BufferAllocator parent)
       throws IOException {
-    return new ShardWriter(dir, name, shard, partitioner, dim, stateColumns, parent);
+    return new ShardWriter(dir, name, shard, partitioner, dim, ValueType.FLOAT32, stateColumns, parent);
+  }
+
+  /** Creates file {@code name} in {@code dir} for a table whose embeddings are of {@code type}. */
+  public static ShardWriter create(
+      TableLocation dir,
+      String name,
+      int shard,
+      Partitioner partitioner,
+      int dim,
+      ValueType type,
+      List<TableManifest.StateColumn> stateColumns,
+      BufferAllocator parent)
+      throws IOException {
+    return new ShardWriter(dir, name, shard, partitioner, dim, type, stateColumns, parent);
   }
 
   private ShardWriter(
@@ -81,6 +104,7 @@ public final class ShardWriter implements AutoCloseable {
       int shard,
       Partitioner partitioner,
       int dim,
+      ValueType type,
       List<TableManifest.StateColumn> stateColumns,
       BufferAllocator parent)
       throws IOException {
@@ -94,20 +118,22 @@ public final class ShardWriter implements AutoCloseable {
     this.shard = shard;
     this.partitioner = partitioner;
     this.dim = dim;
+    this.valueType = type;
     this.expectedRows = partitioner.shardRows(shard);
     this.stateWidths = stateColumns.stream().mapToInt(TableManifest.StateColumn::width).toArray();
     int stateWidth = 0;
     for (int w : stateWidths) {
       stateWidth += w;
     }
-    this.batchRows = TableFormat.batchRows(dim, stateWidth);
+    this.batchRows = TableFormat.batchRows(dim, type, stateWidth);
     this.rowBytes = dim * 4L;
+    this.storedRowBytes = (long) dim * type.bytes();
     BufferAllocator child = null;
     VectorSchemaRoot r = null;
     TableLocation.Output ch = null;
     try {
       child = parent.newChildAllocator("shard-writer-" + shard + "-" + name, 0, Long.MAX_VALUE);
-      r = VectorSchemaRoot.create(TableFormat.shardSchema(dim, shard, partitioner, stateColumns), child);
+      r = VectorSchemaRoot.create(TableFormat.shardSchema(dim, type, shard, partitioner, stateColumns), child);
       ch = dir.create(name);
     } catch (IOException | RuntimeException e) {
       closeQuietly(e, r, child, ch);
@@ -131,7 +157,7 @@ public final class ShardWriter implements AutoCloseable {
   private ArrowBuf allocateList(FixedSizeListVector list, int width) {
     list.setInitialCapacity(batchRows);
     list.allocateNew();
-    Float4Vector data = (Float4Vector) list.getDataVector();
+    BaseFixedWidthVector data = (BaseFixedWidthVector) list.getDataVector();
     if (data.getValueCapacity() < (long) batchRows * width) {
       data.setInitialCapacity(batchRows * width);
       data.allocateNew();
@@ -168,7 +194,13 @@ public final class ShardWriter implements AutoCloseable {
     while (count > 0) {
       int n = Math.min(count, batchRows - pending);
       int at = src.position();
-      embData.setBytes((long) pending * rowBytes, src, at, n * rowBytes);
+      if (!valueType.isCompact()) {
+        embData.setBytes((long) pending * rowBytes, src, at, n * rowBytes);
+      } else if (src.isDirect()) {
+        HalfFloats.encode(valueType, MemoryUtil.getByteBufferAddress(src) + at, storedAddress(pending), (long) n * dim);
+      } else {
+        encodeHeap(src, at, n);
+      }
       src.position(at + n * rowBytes);
       for (int i = 0; i < stateData.length; i++) {
         stateData[i].setZero((long) pending * stateWidths[i] * 4, (long) n * stateWidths[i] * 4);
@@ -179,10 +211,63 @@ public final class ShardWriter implements AutoCloseable {
   }
 
   /**
+   * Appends {@code count} rows already in the table's value type (C little-endian values of it a
+   * row) from {@code src}, bit for bit (its position advances); optimizer state columns are zero.
+   */
+  public void appendStored(ByteBuffer src, int count) throws IOException {
+    checkRoom(count);
+    if (src.remaining() < count * storedRowBytes) {
+      throw new IllegalArgumentException(
+          "Cannot append " + count + " rows: buffer holds " + src.remaining() + " bytes, need " + count * storedRowBytes);
+    }
+    int rowBytes = (int) storedRowBytes;
+    while (count > 0) {
+      int n = Math.min(count, batchRows - pending);
+      int at = src.position();
+      embData.setBytes((long) pending * rowBytes, src, at, n * rowBytes);
+      src.position(at + n * rowBytes);
+      for (int i = 0; i < stateData.length; i++) {
+        stateData[i].setZero((long) pending * stateWidths[i] * 4, (long) n * stateWidths[i] * 4);
+      }
+      advance(n);
+      count -= n;
+    }
+  }
+
+  private long storedAddress(long row) {
+    return embData.memoryAddress() + row * storedRowBytes;
+  }
+
+  /** Narrows {@code n} float32 rows of a heap buffer (little-endian) from byte {@code at}. */
+  private void encodeHeap(ByteBuffer src, int at, int n) {
+    ByteBuffer le = src.duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    long out = storedAddress(pending);
+    for (int i = 0; i < n * dim; i++) {
+      float f = le.getFloat(at + 4 * i);
+      MemoryUtil.putShort(out + 2L * i, valueType == ValueType.FLOAT16 ? HalfFloats.toFloat16(f) : HalfFloats.toBfloat16(f));
+    }
+  }
+
+  /**
    * Appends rows {@code [fromRow, fromRow + count)} of row-major float32 buffers: {@code embeddings}
    * holds C values per row, {@code state[i]} the width of state column i per row.
    */
   public void append(ArrowBuf embeddings, long fromRow, int count, ArrowBuf... state)
+      throws IOException {
+    append(embeddings, fromRow, count, false, state);
+  }
+
+  /**
+   * Appends rows {@code [fromRow, fromRow + count)} whose embeddings are already in the table's
+   * value type ({@code embeddings} holds C values of that type per row), copied bit for bit;
+   * {@code state[i]} holds float32 state as in {@link #append(ArrowBuf, long, int, ArrowBuf...)}.
+   */
+  public void appendStored(ArrowBuf embeddings, long fromRow, int count, ArrowBuf... state)
+      throws IOException {
+    append(embeddings, fromRow, count, true, state);
+  }
+
+  private void append(ArrowBuf embeddings, long fromRow, int count, boolean stored, ArrowBuf... state)
       throws IOException {
     checkRoom(count);
     if (state.length != stateData.length) {
@@ -192,7 +277,11 @@ public final class ShardWriter implements AutoCloseable {
     long rowBytes = dim * 4L;
     while (count > 0) {
       int n = Math.min(count, batchRows - pending);
-      embData.setBytes(pending * rowBytes, embeddings, fromRow * rowBytes, n * rowBytes);
+      if (stored || !valueType.isCompact()) {
+        embData.setBytes(pending * storedRowBytes, embeddings, fromRow * storedRowBytes, n * storedRowBytes);
+      } else {
+        HalfFloats.encode(valueType, embeddings.memoryAddress() + fromRow * rowBytes, storedAddress(pending), (long) n * dim);
+      }
       for (int i = 0; i < stateData.length; i++) {
         long w = stateWidths[i] * 4L;
         stateData[i].setBytes(pending * w, state[i], fromRow * w, n * w);
@@ -209,10 +298,22 @@ public final class ShardWriter implements AutoCloseable {
    * interleave shards (modulo) in id order: one bounds check, no per-call allocation.
    */
   void appendRow(long embAddress, long[] stateAddress) throws IOException {
+    appendRow(embAddress, false, stateAddress);
+  }
+
+  /**
+   * {@link #appendRow(long, long[])} with the embedding at {@code embAddress} in the table's value
+   * type when {@code stored} (copied bit for bit), else float32.
+   */
+  void appendRow(long embAddress, boolean stored, long[] stateAddress) throws IOException {
     if (finished || closed || written + pending >= expectedRows) {
       checkRoom(1);
     }
-    MemoryUtil.copyMemory(embAddress, embData.memoryAddress() + (long) pending * rowBytes, rowBytes);
+    if (stored || !valueType.isCompact()) {
+      MemoryUtil.copyMemory(embAddress, storedAddress(pending), storedRowBytes);
+    } else {
+      HalfFloats.encode(valueType, embAddress, storedAddress(pending), dim);
+    }
     for (int i = 0; i < stateData.length; i++) {
       long w = stateWidths[i] * 4L;
       if (stateAddress == null) {

@@ -80,7 +80,16 @@ public final class Table {
    */
   public void readShardFully(int index, BufferAllocator allocator, ArrowBuf embeddings, ArrowBuf... state)
       throws IOException {
-    ShardReader.readFullyChecked(dir, manifest, index, allocator, embeddings, state);
+    ShardReader.readFullyChecked(dir, manifest, index, allocator, false, embeddings, state);
+  }
+
+  /**
+   * {@link #readShardFully} with the embeddings as stored: C values of the table's {@link
+   * ValueType} per row, bit for bit (2 bytes a value for a 16-bit table).
+   */
+  public void readShardStored(int index, BufferAllocator allocator, ArrowBuf embeddings, ArrowBuf... state)
+      throws IOException {
+    ShardReader.readFullyChecked(dir, manifest, index, allocator, true, embeddings, state);
   }
 
   /**
@@ -92,17 +101,25 @@ public final class Table {
    * This is how a shard server hosts a table with another shard count than it was written with.
    */
   public void readRepartitioned(Partitioner target, ArrowBuf[][] into, BufferAllocator allocator) throws IOException {
+    readRepartitioned(target, into, allocator, false);
+  }
+
+  /**
+   * {@link #readRepartitioned(Partitioner, ArrowBuf[][], BufferAllocator)}, with the embeddings as
+   * stored (the table's value type, bit for bit) when {@code stored}, else as float32.
+   */
+  public void readRepartitioned(Partitioner target, ArrowBuf[][] into, BufferAllocator allocator, boolean stored) throws IOException {
     Partitioner p = manifest.partitioner();
     if (target.numRows() != p.numRows() || into.length != target.numShards()) {
       throw new IllegalArgumentException("Cannot read " + dir + " (" + p.numRows() + " rows) into " + into.length
           + " buffers of " + target.numShards() + " shards of " + target.numRows() + " rows");
     }
-    long rowBytes = manifest.dim() * 4L;
+    long rowBytes = stored ? manifest.rowBytes() : manifest.dim() * 4L;
     for (int s = 0; s < p.numShards(); s++) {
       try (ShardReader r = ShardReader.openTracked(dir, manifest, s, allocator)) {
         try {
           while (r.loadNextBatch()) {
-            ArrowBuf emb = r.embeddings();
+            ArrowBuf emb = stored ? r.storedEmbeddings() : r.embeddings();
             for (int i = 0; i < r.batchRows(); i++) {
               long id = p.idAt(s, r.batchStart() + i);
               ArrowBuf[] dst = into[target.shardOf(id)];

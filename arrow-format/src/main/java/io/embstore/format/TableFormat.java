@@ -42,7 +42,8 @@ import org.apache.arrow.vector.types.pojo.Schema;
  *       {@link TableFormatException.TooNew} outside it.
  *   <li>{@code tableVersion}: 1 for a new table, +1 for every committed version.
  *   <li>{@code rows} (V, at least 1), {@code dim} (C, 1..{@value #MAX_DIM}), {@code valueType}
- *       ({@code float32}), {@code partitioner} ({@code modulo} or {@code range}, see {@link
+ *       (the {@link ValueType} of the embeddings: {@code float32}, {@code float16} or {@code
+ *       bfloat16}; a reader refuses a type it does not know), {@code partitioner} ({@code modulo} or {@code range}, see {@link
  *       Partitioner}), {@code numShards} (P, 1..min(V, {@value #MAX_SHARDS})).
  *   <li>{@code shards}: P objects in shard order: {@code index}, {@code file}, {@code rows}, {@code
  *       minId}, {@code maxId}, {@code bytes} (file length) and {@code crc32c} (CRC-32C of the whole
@@ -72,14 +73,18 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * <ul>
  *   <li>{@code id}: int64, non-null, the ids of the shard in ascending order: exactly {@code
  *       partitioner.idAt(shard, 0..rows-1)}.
- *   <li>{@code embedding}: FixedSizeList&lt;float32&gt;[C], non-null: row i is the embedding of id i.
+ *   <li>{@code embedding}: FixedSizeList[C] of the manifest's value type, non-null: row i is the
+ *       embedding of id i. Items: {@code float32} FloatingPoint(SINGLE); {@code float16}
+ *       FloatingPoint(HALF); {@code bfloat16} Int(16, unsigned) holding the bfloat16 bits, the
+ *       field tagged with metadata {@value #META_DTYPE} = {@code bfloat16} (see {@link ValueType}).
  *   <li>optional optimizer state columns, each FixedSizeList&lt;float32&gt;[width], non-null, named
  *       and sized as the manifest's {@code optimizer.stateColumns}.
  * </ul>
  *
  * Schema metadata: {@value #META_FORMAT} = {@value #SHARD_FORMAT_NAME}, {@value #META_VERSION},
  * {@value #META_DIM}, {@value #META_SHARD}, {@value #META_NUM_SHARDS}, {@value #META_PARTITIONER},
- * {@value #META_ROWS} (V of the table). Values are little-endian (Arrow IPC's native order on all
+ * {@value #META_ROWS} (V of the table), and for 16-bit tables {@value #META_VALUE_TYPE} (the
+ * value type; float32 shards do not have it, as before 16-bit tables). Values are little-endian (Arrow IPC's native order on all
  * supported platforms).
  *
  * <h2>Vocabulary file</h2>
@@ -112,6 +117,8 @@ public final class TableFormat {
 
   public static final String MANIFEST_FILE = "manifest.json";
   public static final String VALUE_TYPE_FLOAT32 = "float32";
+  public static final String VALUE_TYPE_FLOAT16 = "float16";
+  public static final String VALUE_TYPE_BFLOAT16 = "bfloat16";
 
   public static final String ID_COLUMN = "id";
   public static final String EMBEDDING_COLUMN = "embedding";
@@ -125,6 +132,10 @@ public final class TableFormat {
   public static final String META_NUM_SHARDS = "embstore.shards";
   public static final String META_PARTITIONER = "embstore.partitioner";
   public static final String META_ROWS = "embstore.rows";
+  /** Schema metadata of 16-bit shards: the manifest's {@code valueType} (absent: float32). */
+  public static final String META_VALUE_TYPE = "embstore.valueType";
+  /** Field metadata of a bfloat16 {@code embedding} column (its items are uint16 bits). */
+  public static final String META_DTYPE = "embstore.dtype";
 
   /** Largest embedding dimension C. */
   public static final int MAX_DIM = 65536;
@@ -137,9 +148,14 @@ public final class TableFormat {
 
   private TableFormat() {}
 
-  /** Rows per record batch that writers use for dimension {@code dim} and state widths. */
+  /** Rows per record batch that writers use for float32 rows of dimension {@code dim} and state widths. */
   public static int batchRows(int dim, int stateWidth) {
-    long bytesPerRow = 8L + 4L * (dim + stateWidth);
+    return batchRows(dim, ValueType.FLOAT32, stateWidth);
+  }
+
+  /** Rows per record batch that writers use for rows of {@code dim} values of {@code type} and state widths. */
+  public static int batchRows(int dim, ValueType type, int stateWidth) {
+    long bytesPerRow = 8L + (long) type.bytes() * dim + 4L * stateWidth;
     return (int) Math.max(1, Math.min(MAX_BATCH_ROWS, TARGET_BATCH_BYTES / bytesPerRow));
   }
 
@@ -161,12 +177,18 @@ public final class TableFormat {
     return name.matches("shard-\\d{5}-v\\d{6,}\\.arrow") || name.matches("vocab-(\\d{5}-)?v\\d{6,}\\.arrow");
   }
 
-  /** The shard schema for dimension {@code dim}, shard {@code shard} and optional state columns. */
+  /** The shard schema of a float32 table; see {@link #shardSchema(int, ValueType, int, Partitioner, List)}. */
   public static Schema shardSchema(
       int dim, int shard, Partitioner partitioner, List<TableManifest.StateColumn> stateColumns) {
+    return shardSchema(dim, ValueType.FLOAT32, shard, partitioner, stateColumns);
+  }
+
+  /** The shard schema for dimension {@code dim}, value type {@code type}, shard {@code shard} and optional state columns. */
+  public static Schema shardSchema(
+      int dim, ValueType type, int shard, Partitioner partitioner, List<TableManifest.StateColumn> stateColumns) {
     List<Field> fields = new ArrayList<>();
     fields.add(new Field(ID_COLUMN, FieldType.notNullable(new ArrowType.Int(64, true)), null));
-    fields.add(floatList(EMBEDDING_COLUMN, dim));
+    fields.add(type.embeddingField(dim));
     for (TableManifest.StateColumn column : stateColumns) {
       fields.add(floatList(column.name(), column.width()));
     }
@@ -178,6 +200,10 @@ public final class TableFormat {
     meta.put(META_NUM_SHARDS, Integer.toString(partitioner.numShards()));
     meta.put(META_PARTITIONER, partitioner.name());
     meta.put(META_ROWS, Long.toString(partitioner.numRows()));
+    if (type.isCompact()) {
+      // float32 shards stay byte for byte what builds before 16-bit tables wrote.
+      meta.put(META_VALUE_TYPE, type.label());
+    }
     return new Schema(fields, meta);
   }
 

@@ -37,7 +37,7 @@ public final class TableManifest {
   private final long tableVersion;
   private final long rows;
   private final int dim;
-  private final String valueType;
+  private final ValueType valueType;
   private final String partitionerName;
   private final List<ShardEntry> shards;
   private final List<FileEntry> vocabulary;
@@ -51,7 +51,7 @@ public final class TableManifest {
     this.tableVersion = b.tableVersion;
     this.rows = b.rows;
     this.dim = b.dim;
-    this.valueType = b.valueType;
+    this.valueType = ValueType.of(b.valueType);
     this.partitionerName = b.partitioner;
     this.shards = List.copyOf(b.shards);
     this.vocabulary = List.copyOf(b.vocabulary);
@@ -74,7 +74,7 @@ public final class TableManifest {
     b.tableVersion = tableVersion;
     b.rows = rows;
     b.dim = dim;
-    b.valueType = valueType;
+    b.valueType = valueType.label();
     b.partitioner = partitionerName;
     b.shards = new ArrayList<>(shards);
     b.vocabulary = new ArrayList<>(vocabulary);
@@ -102,7 +102,8 @@ public final class TableManifest {
     return dim;
   }
 
-  public String valueType() {
+  /** The type of the embedding values (optimizer state is always float32). */
+  public ValueType valueType() {
     return valueType;
   }
 
@@ -163,9 +164,14 @@ public final class TableManifest {
     return properties;
   }
 
-  /** Bytes of the embedding values: V x C x 4. */
+  /** Bytes of the stored embedding values: V x C x the value type's size. */
   public long embeddingBytes() {
-    return rows * dim * 4L;
+    return rows * rowBytes();
+  }
+
+  /** Bytes of one stored row of embeddings: C x the value type's size. */
+  public long rowBytes() {
+    return (long) dim * valueType.bytes();
   }
 
   // ---------------------------------------------------------------- JSON
@@ -178,7 +184,7 @@ public final class TableManifest {
     root.put("tableVersion", tableVersion);
     root.put("rows", rows);
     root.put("dim", dim);
-    root.put("valueType", valueType);
+    root.put("valueType", valueType.label());
     root.put("partitioner", partitionerName);
     root.put("numShards", shards.size());
     ArrayNode shardArray = root.putArray("shards");
@@ -399,10 +405,6 @@ public final class TableManifest {
   // ---------------------------------------------------------------- validation
 
   private void validate() {
-    if (!TableFormat.VALUE_TYPE_FLOAT32.equals(valueType)) {
-      throw new IllegalArgumentException(
-          "valueType is '" + valueType + "' (supported: float32)");
-    }
     if (dim < 1 || dim > TableFormat.MAX_DIM) {
       throw new IllegalArgumentException(
           "dim " + dim + " is outside [1, " + TableFormat.MAX_DIM + "]");
@@ -621,6 +623,11 @@ public final class TableManifest {
 
     public Builder valueType(String v) {
       this.valueType = v;
+      return this;
+    }
+
+    public Builder valueType(ValueType v) {
+      this.valueType = v.label();
       return this;
     }
 

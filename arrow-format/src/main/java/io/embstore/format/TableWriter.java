@@ -32,6 +32,7 @@ public final class TableWriter implements AutoCloseable {
   private final TableManifest.Builder manifest;
   private final Partitioner partitioner;
   private final int dim;
+  private final ValueType valueType;
   private final long version;
   private final List<TableManifest.StateColumn> stateColumns;
   private final BufferAllocator allocator;
@@ -53,6 +54,7 @@ public final class TableWriter implements AutoCloseable {
     this.manifest = manifest;
     this.partitioner = shape.partitioner();
     this.dim = shape.dim();
+    this.valueType = shape.valueType();
     this.version = shape.tableVersion();
     this.stateColumns = shape.stateColumns();
     this.allocator = allocator;
@@ -132,6 +134,11 @@ public final class TableWriter implements AutoCloseable {
 
   public int dim() {
     return dim;
+  }
+
+  /** The value type the rows are stored in. */
+  public ValueType valueType() {
+    return valueType;
   }
 
   public long tableVersion() {
@@ -219,7 +226,7 @@ public final class TableWriter implements AutoCloseable {
       String file = TableFormat.shardFileName(index, version);
       removeLeftover(file);
       files.add(file);
-      writers[index] = ShardWriter.create(dir, file, index, partitioner, dim, stateColumns, allocator);
+      writers[index] = ShardWriter.create(dir, file, index, partitioner, dim, valueType, stateColumns, allocator);
       written[index] = true;
     }
     return writers[index];
@@ -267,6 +274,42 @@ public final class TableWriter implements AutoCloseable {
       if (src.remaining() < count * (long) rowBytes) {
         throw new IllegalArgumentException("Cannot append: buffer ended with " + count + " rows to go");
       }
+    }
+  }
+
+  /**
+   * {@link #appendInIdOrder} of rows already in the table's value type ({@link #valueType}: C
+   * little-endian values of it a row), copied bit for bit: a 16-bit source of the table's own type
+   * needs no float32 in between.
+   */
+  public void appendStoredInIdOrder(ByteBuffer src, int count) throws IOException {
+    if (nextId + count > partitioner.numRows()) {
+      throw new IllegalArgumentException(
+          "Cannot append " + count + " rows at id " + nextId + ": the table has " + partitioner.numRows() + " rows");
+    }
+    int rowBytes = dim * valueType.bytes();
+    if (src.remaining() < count * (long) rowBytes) {
+      throw new IllegalArgumentException("Cannot append: buffer holds " + src.remaining() + " bytes, need " + count * (long) rowBytes);
+    }
+    boolean contiguous = partitioner.numShards() == 1 || Partitioner.RANGE.equals(partitioner.name());
+    if (!contiguous && src.isDirect()) {
+      long address = MemoryUtil.getByteBufferAddress(src) + src.position();
+      for (int i = 0; i < count; i++) {
+        shard(partitioner.shardOf(nextId)).appendRow(address + (long) i * rowBytes, true, null);
+        nextId++;
+      }
+      src.position(src.position() + count * rowBytes);
+      return;
+    }
+    while (count > 0) {
+      int s = partitioner.shardOf(nextId);
+      int n = 1;
+      if (contiguous) {
+        n = (int) Math.min(count, partitioner.shardRows(s) - partitioner.positionOf(nextId));
+      }
+      shard(s).appendStored(src, n);
+      nextId += n;
+      count -= n;
     }
   }
 

@@ -32,7 +32,14 @@ public final class TestMatrices {
   public static TableManifest write(
       TableLocation dir, float[] matrix, long rows, int dim, int shards, String partitioner, BufferAllocator allocator)
       throws IOException {
-    try (TableWriter w = TableWriter.create(dir, TableManifest.builder().rows(rows).dim(dim).partitioner(partitioner), shards, allocator)) {
+    return write(dir, matrix, rows, dim, shards, partitioner, ValueType.FLOAT32, allocator);
+  }
+
+  /** Writes {@code matrix} (float32, narrowed to {@code type}) as a new table at {@code dir} and returns its manifest. */
+  public static TableManifest write(
+      TableLocation dir, float[] matrix, long rows, int dim, int shards, String partitioner, ValueType type, BufferAllocator allocator)
+      throws IOException {
+    try (TableWriter w = TableWriter.create(dir, TableManifest.builder().rows(rows).dim(dim).partitioner(partitioner).valueType(type), shards, allocator)) {
       w.createdBy("test");
       ByteBuffer buf = ByteBuffer.allocateDirect(matrix.length * 4).order(ByteOrder.LITTLE_ENDIAN);
       buf.asFloatBuffer().put(matrix);

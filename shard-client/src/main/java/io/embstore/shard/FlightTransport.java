@@ -61,12 +61,15 @@ final class FlightTransport implements ShardTransport {
   /** The server's fast lookup method ({@link LookupMethod}), from {@code describe}. */
   private volatile String lookupMethod;
   private final String bearer;
+  /** The type of the rows of fast-lookup replies: float32, or the table's 16-bit type (widened here). */
+  private final io.embstore.format.ValueType wireType;
   /** The last learning rate's app metadata: a trainer sends one rate for many calls in a row. */
   private volatile LearningRate lastLr = new LearningRate(Float.NaN, null);
 
-  FlightTransport(ShardEndpoint endpoint, String bearer, int numShards, int dim, BufferAllocator allocator,
-      ExecutorService executor) {
+  FlightTransport(ShardEndpoint endpoint, String bearer, int numShards, int dim, io.embstore.format.ValueType wireType,
+      BufferAllocator allocator, ExecutorService executor) {
     this.endpoint = endpoint;
+    this.wireType = wireType;
     this.bearer = bearer;
     this.dim = dim;
     this.rowBytes = dim * 4L;
@@ -130,7 +133,7 @@ final class FlightTransport implements ShardTransport {
 
   private synchronized LookupStreams lookupStreams(int shard) {
     if (lookupStreams[shard] == null) {
-      lookupStreams[shard] = new LookupStreams(endpoint.uri, endpoint.channel, lookupMethod, bearer, shard, dim, STREAMS_PER_SHARD);
+      lookupStreams[shard] = new LookupStreams(endpoint.uri, endpoint.channel, lookupMethod, bearer, shard, dim, wireType, STREAMS_PER_SHARD);
     }
     return lookupStreams[shard];
   }

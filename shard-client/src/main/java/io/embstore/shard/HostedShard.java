@@ -1,11 +1,16 @@
 package io.embstore.shard;
 
+import io.embstore.format.HalfFloats;
 import io.embstore.format.Partitioner;
 import io.embstore.format.ShardWriter;
 import io.embstore.format.Table;
 import io.embstore.format.TableFormat;
 import io.embstore.format.TableManifest;
+import io.embstore.format.ValueType;
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.util.List;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
@@ -15,10 +20,19 @@ import org.apache.arrow.memory.util.MemoryUtil;
 import org.apache.arrow.util.AutoCloseables;
 
 /**
- * One shard held in memory: a contiguous off-heap buffer of rows x C float32 (row i = the id at
- * position i, see {@link Partitioner#idAt}) plus one contiguous buffer per optimizer state column,
- * all from a child allocator named after the shard. A row's position is computed by the
- * partitioner; there is no hash map.
+ * One shard held in memory: a contiguous off-heap buffer of rows x C values of the table's {@link
+ * ValueType} (row i = the id at position i, see {@link Partitioner#idAt}; 2 bytes a value for a
+ * float16 or bfloat16 table) plus one contiguous float32 buffer per optimizer state column, all
+ * from a child allocator named after the shard. A row's position is computed by the partitioner;
+ * there is no hash map.
+ *
+ * <p>Rows of a 16-bit table are widened to float32 when they leave the shard (lookups, searches)
+ * and when an update applies the optimizer, in float32, to a widened copy of the row; the result
+ * is stored with stochastic rounding ({@link HalfFloats#encodeStochastic}), so that updates
+ * smaller than half a 16-bit step still move the row on average instead of being rounded away.
+ * The random bits of a row's rounding come from the update's number (the write-ahead log's
+ * sequence number when the shard has a log) and the row's position, so a replay of the log rounds
+ * exactly as the original updates did.
  *
  * <p>Concurrency: lookups copy rows without locking (a reader may see a row half-way through an
  * update: Hogwild). Updates lock the row's stripe (one of {@value #STRIPES} locks, by position), so
@@ -36,7 +50,12 @@ final class HostedShard implements AutoCloseable {
   final Partitioner partitioner;
   final int dim;
   final long rows;
+  /** Bytes of one float32 row: a lookup's reply row and an update's gradient row. */
   final long rowBytes;
+  /** The table's value type: how the rows are held. */
+  final ValueType valueType;
+  /** Bytes of one row as held: C x the value type's size. */
+  final long storedRowBytes;
   final Optimizer optimizer;
   final List<TableManifest.StateColumn> stateColumns;
   private final BufferAllocator allocator;
@@ -51,6 +70,9 @@ final class HostedShard implements AutoCloseable {
   private final Object snapshotLock = new Object();
   /** The write-ahead log, or null. */
   private ShardLog log;
+  /** Numbers the updates of a shard without a log, for the random bits of stochastic rounding. */
+  private final java.util.concurrent.atomic.AtomicLong updateNumber = new java.util.concurrent.atomic.AtomicLong();
+  private static final VarHandle INT_LE = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
 
   /** Sink of {@link #touch}'s loads, so that the JIT keeps them. */
   @SuppressWarnings("unused")
@@ -61,12 +83,14 @@ final class HostedShard implements AutoCloseable {
   final LongAdder updateRows = new LongAdder();
   final LongAdder updateRequests = new LongAdder();
 
-  private HostedShard(int index, Partitioner partitioner, int dim, Optimizer optimizer, BufferAllocator parent) {
+  private HostedShard(int index, Partitioner partitioner, int dim, ValueType type, Optimizer optimizer, BufferAllocator parent) {
     this.index = index;
     this.partitioner = partitioner;
     this.dim = dim;
     this.rows = partitioner.shardRows(index);
     this.rowBytes = dim * 4L;
+    this.valueType = type;
+    this.storedRowBytes = (long) dim * type.bytes();
     this.optimizer = optimizer;
     this.stateColumns = optimizer.stateColumns(dim);
     for (int i = 0; i < STRIPES; i++) {
@@ -76,7 +100,7 @@ final class HostedShard implements AutoCloseable {
     ArrowBuf emb = null;
     ArrowBuf[] st = new ArrowBuf[stateColumns.size()];
     try {
-      emb = child.buffer(rows * rowBytes);
+      emb = child.buffer(rows * storedRowBytes);
       for (int i = 0; i < st.length; i++) {
         st[i] = child.buffer(rows * stateColumns.get(i).width() * 4L);
         st[i].setZero(0, st[i].capacity());
@@ -114,15 +138,16 @@ final class HostedShard implements AutoCloseable {
    */
   static HostedShard load(Table table, int index, Optimizer optimizer, BufferAllocator parent) throws IOException {
     TableManifest m = table.manifest();
-    HostedShard shard = new HostedShard(index, m.partitioner(), m.dim(), optimizer, parent);
+    HostedShard shard = new HostedShard(index, m.partitioner(), m.dim(), m.valueType(), optimizer, parent);
     boolean sameState = m.optimizer() != null && m.optimizer().name().equals(optimizer.name())
         && m.stateColumns().equals(shard.stateColumns);
     try {
-      // One pass over the file: from HDFS or S3 a shard is streamed once, its checksum on the way.
+      // One pass over the file: from HDFS or S3 a shard is streamed once, its checksum on the way;
+      // the rows as stored (16-bit rows stay 16-bit).
       if (sameState) {
-        table.readShardFully(index, shard.allocator, shard.embeddings, shard.state);
+        table.readShardStored(index, shard.allocator, shard.embeddings, shard.state);
       } else {
-        table.readShardFully(index, shard.allocator, shard.embeddings);
+        table.readShardStored(index, shard.allocator, shard.embeddings);
       }
     } catch (IOException | RuntimeException e) {
       shard.close();
@@ -142,7 +167,7 @@ final class HostedShard implements AutoCloseable {
     ArrowBuf[][] into = new ArrowBuf[target.numShards()][];
     try {
       for (int s : indexes) {
-        HostedShard shard = new HostedShard(s, target, m.dim(), spec, parent);
+        HostedShard shard = new HostedShard(s, target, m.dim(), m.valueType(), spec, parent);
         out[s] = shard;
         boolean sameState = m.optimizer() != null && m.optimizer().name().equals(spec.name())
             && m.stateColumns().equals(shard.stateColumns);
@@ -153,7 +178,7 @@ final class HostedShard implements AutoCloseable {
         }
         into[s] = bufs;
       }
-      table.readRepartitioned(target, into, parent);
+      table.readRepartitioned(target, into, parent, true);
     } catch (IOException | RuntimeException e) {
       for (int s : indexes) {
         if (out[s] != null) {
@@ -168,15 +193,25 @@ final class HostedShard implements AutoCloseable {
   /** Creates shard {@code index} in memory, row of id {@code id} filled by {@code init}. */
   static HostedShard initialize(
       Partitioner partitioner, int dim, int index, RowInitializer init, Optimizer optimizer, BufferAllocator parent) {
-    HostedShard shard = new HostedShard(index, partitioner, dim, optimizer, parent);
+    return initialize(partitioner, dim, ValueType.FLOAT32, index, init, optimizer, parent);
+  }
+
+  /** {@link #initialize(Partitioner, int, int, RowInitializer, Optimizer, BufferAllocator)} of rows of {@code type} (narrowed to nearest even). */
+  static HostedShard initialize(
+      Partitioner partitioner, int dim, ValueType type, int index, RowInitializer init, Optimizer optimizer, BufferAllocator parent) {
+    HostedShard shard = new HostedShard(index, partitioner, dim, type, optimizer, parent);
     float[] row = new float[dim];
     try {
       for (long pos = 0; pos < shard.rows; pos++) {
         java.util.Arrays.fill(row, 0f);
         init.fill(partitioner.idAt(index, pos), row);
-        long at = shard.embAddress + pos * shard.rowBytes;
+        long at = shard.embAddress + pos * shard.storedRowBytes;
         for (int c = 0; c < dim; c++) {
-          MemoryUtil.putInt(at + 4L * c, Float.floatToRawIntBits(row[c]));
+          switch (type) {
+            case FLOAT32 -> MemoryUtil.putInt(at + 4L * c, Float.floatToRawIntBits(row[c]));
+            case FLOAT16 -> MemoryUtil.putShort(at + 2L * c, HalfFloats.toFloat16(row[c]));
+            case BFLOAT16 -> MemoryUtil.putShort(at + 2L * c, HalfFloats.toBfloat16(row[c]));
+          }
         }
       }
     } catch (RuntimeException e) {
@@ -194,18 +229,21 @@ final class HostedShard implements AutoCloseable {
   long openLog(java.nio.file.Path walDir, ShardLog.Sync sync, ShardLog.Origin origin, io.embstore.format.TableStorage storage)
       throws IOException {
     long[] stateRow = new long[stateAddress.length];
-    log = ShardLog.open(walDir, index, rows, dim, optimizer, origin, sync, storage, allocator, (seq, ids, grads, n, lr, base) -> {
-      for (int i = 0; i < n; i++) {
-        long id = MemoryUtil.getLong(ids + 8L * i);
-        if (!partitioner.contains(id) || partitioner.shardOf(id) != index) {
-          throw new IOException("update " + seq + " names id " + id + ", not one of " + partitioner.describeShard(index));
+    try (ArrowBuf scratch = valueType.isCompact() ? allocator.buffer(rowBytes) : null) {
+      long scratchAddress = scratch == null ? 0 : scratch.memoryAddress();
+      log = ShardLog.open(walDir, index, rows, dim, optimizer, origin, sync, storage, allocator, (seq, ids, grads, n, lr, base) -> {
+        for (int i = 0; i < n; i++) {
+          long id = MemoryUtil.getLong(ids + 8L * i);
+          if (!partitioner.contains(id) || partitioner.shardOf(id) != index) {
+            throw new IOException("update " + seq + " names id " + id + ", not one of " + partitioner.describeShard(index));
+          }
+          long pos = partitioner.positionOf(id);
+          if (!base.reflects(pos, seq)) {
+            applyRow(pos, grads + i * rowBytes, lr, stateRow, scratchAddress, seq);
+          }
         }
-        long pos = partitioner.positionOf(id);
-        if (!base.reflects(pos, seq)) {
-          applyRow(pos, grads + i * rowBytes, lr, stateRow);
-        }
-      }
-    });
+      });
+    }
     return log.replayed();
   }
 
@@ -252,7 +290,11 @@ final class HostedShard implements AutoCloseable {
     long outAddress = out.memoryAddress();
     for (int i = 0; i < n; i++) {
       long pos = partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i));
-      MemoryUtil.copyMemory(embAddress + pos * rowBytes, outAddress + i * rowBytes, rowBytes);
+      if (valueType.isCompact()) {
+        HalfFloats.decode(valueType, embAddress + pos * storedRowBytes, outAddress + i * rowBytes, dim);
+      } else {
+        MemoryUtil.copyMemory(embAddress + pos * rowBytes, outAddress + i * rowBytes, rowBytes);
+      }
     }
     lookupRows.add(n);
     lookupRequests.increment();
@@ -264,11 +306,20 @@ final class HostedShard implements AutoCloseable {
    * with one copy through a small buffer that stays in the cache.
    */
   void writeRows(ArrowBuf ids, int n, java.io.OutputStream out, byte[] chunk) throws IOException {
+    if (valueType.isCompact()) {
+      writeWidenedRows(ids, n, out, chunk);
+    } else {
+      writeStoredRows(ids, n, out, chunk);
+    }
+  }
+
+  /** {@link #writeRows} with the rows as held: C values of the table's type (float32 or 16 bits) a row. */
+  void writeStoredRows(ArrowBuf ids, int n, java.io.OutputStream out, byte[] chunk) throws IOException {
     long idAddress = ids.memoryAddress();
     int fill = 0;
     for (int i = 0; i < n; i++) {
-      long src = partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i)) * rowBytes;
-      long left = rowBytes;
+      long src = partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i)) * storedRowBytes;
+      long left = storedRowBytes;
       while (left > 0) {
         int take = (int) Math.min(left, chunk.length - fill);
         embeddings.getBytes(src, chunk, fill, take);
@@ -288,11 +339,42 @@ final class HostedShard implements AutoCloseable {
     lookupRequests.increment();
   }
 
-  /** Reads the row at {@code pos} (for tests and nearest-by-id). */
+  /** {@link #writeRows} of a 16-bit shard: each value widened to float32 straight into {@code chunk}. */
+  private void writeWidenedRows(ArrowBuf ids, int n, java.io.OutputStream out, byte[] chunk) throws IOException {
+    long idAddress = ids.memoryAddress();
+    int fill = 0;
+    for (int i = 0; i < n; i++) {
+      long at = embAddress + partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i)) * storedRowBytes;
+      for (int c = 0; c < dim; c++) {
+        if (fill + 4 > chunk.length) {
+          out.write(chunk, 0, fill);
+          fill = 0;
+        }
+        INT_LE.set(chunk, fill, Float.floatToRawIntBits(value(at, c)));
+        fill += 4;
+      }
+    }
+    if (fill > 0) {
+      out.write(chunk, 0, fill);
+    }
+    lookupRows.add(n);
+    lookupRequests.increment();
+  }
+
+  /** Value {@code c} of the row at address {@code at}, as float32. */
+  private float value(long at, int c) {
+    return switch (valueType) {
+      case FLOAT32 -> Float.intBitsToFloat(MemoryUtil.getInt(at + 4L * c));
+      case FLOAT16 -> HalfFloats.float16ToFloat(MemoryUtil.getShort(at + 2L * c));
+      case BFLOAT16 -> Float.intBitsToFloat((MemoryUtil.getShort(at + 2L * c) & 0xffff) << 16);
+    };
+  }
+
+  /** Reads the row at {@code pos} (for tests and nearest-by-id), as float32. */
   void readRow(long pos, float[] out) {
-    long at = embAddress + pos * rowBytes;
+    long at = embAddress + pos * storedRowBytes;
     for (int c = 0; c < dim; c++) {
-      out[c] = Float.intBitsToFloat(MemoryUtil.getInt(at + 4L * c));
+      out[c] = value(at, c);
     }
   }
 
@@ -332,18 +414,19 @@ final class HostedShard implements AutoCloseable {
    */
   long updateUnsynced(long idAddress, long gradAddress, int n, float lr) {
     if (log == null) {
-      applyUpdate(idAddress, gradAddress, n, lr);
+      applyUpdate(idAddress, gradAddress, n, lr, updateNumber.getAndIncrement());
       return 0;
     }
     long ticket;
     sequencer.lock();
     try {
+      long seq = log.nextSeq(); // the record's number: the replay rounds with the same bits
       try {
         ticket = log.append(idAddress, gradAddress, n, lr);
       } catch (IOException e) {
         throw logFailure("cannot append to write-ahead log " + log.dir() + " (" + e.getMessage() + "); nothing was applied", e);
       }
-      applyUpdate(idAddress, gradAddress, n, lr);
+      applyUpdate(idAddress, gradAddress, n, lr, seq);
     } finally {
       sequencer.unlock();
     }
@@ -362,18 +445,21 @@ final class HostedShard implements AutoCloseable {
    * Applies one update: row {@code i} of {@code n} gets the gradient at {@code gradAddress + i * C *
    * 4}. Ids must be validated and distinct, gradients finite. Not logged: callers use {@link #update}.
    */
-  private void applyUpdate(long idAddress, long gradAddress, int n, float lr) {
+  private void applyUpdate(long idAddress, long gradAddress, int n, float lr, long updateNumber) {
     touch(idAddress, n);
     long[] stateRow = new long[stateAddress.length];
-    for (int i = 0; i < n; i++) {
-      long pos = partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i));
-      long g = gradAddress + i * rowBytes;
-      ReentrantLock lock = stripes[(int) (pos & (STRIPES - 1))];
-      lock.lock();
-      try {
-        applyRow(pos, g, lr, stateRow);
-      } finally {
-        lock.unlock();
+    try (ArrowBuf scratch = valueType.isCompact() ? allocator.buffer(rowBytes) : null) {
+      long scratchAddress = scratch == null ? 0 : scratch.memoryAddress();
+      for (int i = 0; i < n; i++) {
+        long pos = partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i));
+        long g = gradAddress + i * rowBytes;
+        ReentrantLock lock = stripes[(int) (pos & (STRIPES - 1))];
+        lock.lock();
+        try {
+          applyRow(pos, g, lr, stateRow, scratchAddress, updateNumber);
+        } finally {
+          lock.unlock();
+        }
       }
     }
     updateRows.add(n);
@@ -389,9 +475,9 @@ final class HostedShard implements AutoCloseable {
     long sink = 0;
     for (int i = 0; i < n; i++) {
       long pos = partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i));
-      long at = embAddress + pos * rowBytes;
-      for (long o = 0; o < rowBytes; o += 64) {
-        sink += MemoryUtil.getLong(at + o);
+      long at = embAddress + pos * storedRowBytes;
+      for (long o = 0; o < storedRowBytes; o += 64) {
+        sink += MemoryUtil.getShort(at + o);
       }
       for (int k = 0; k < stateAddress.length; k++) {
         long width = stateColumns.get(k).width() * 4L;
@@ -404,11 +490,23 @@ final class HostedShard implements AutoCloseable {
     touched = sink;
   }
 
-  private void applyRow(long pos, long g, float lr, long[] stateRow) {
+  /**
+   * Applies the optimizer to the row at {@code pos}. A 16-bit row is widened into {@code scratch}
+   * (C float32), updated there and narrowed back with stochastic rounding, its random bits from
+   * {@code updateNumber} and {@code pos}.
+   */
+  private void applyRow(long pos, long g, float lr, long[] stateRow, long scratch, long updateNumber) {
     for (int k = 0; k < stateRow.length; k++) {
       stateRow[k] = stateAddress[k] + pos * stateColumns.get(k).width() * 4L;
     }
-    optimizer.apply(embAddress + pos * rowBytes, g, stateRow, dim, lr);
+    if (!valueType.isCompact()) {
+      optimizer.apply(embAddress + pos * rowBytes, g, stateRow, dim, lr);
+      return;
+    }
+    long at = embAddress + pos * storedRowBytes;
+    HalfFloats.decode(valueType, at, scratch, dim);
+    optimizer.apply(scratch, g, stateRow, dim, lr);
+    HalfFloats.encodeStochastic(valueType, scratch, at, dim, HalfFloats.mix64(updateNumber * 0x9e3779b97f4a7c15L ^ pos));
   }
 
   // ------------------------------------------------------------------ nearest
@@ -451,16 +549,17 @@ final class HostedShard implements AutoCloseable {
     }
     qn = Math.sqrt(qn);
     TopK top = new TopK(k);
+    boolean compact = valueType.isCompact();
     for (long pos = 0; pos < rows; pos++) {
       long id = partitioner.idAt(index, pos);
       if (id == exclude) {
         continue;
       }
-      long at = embAddress + pos * rowBytes;
+      long at = embAddress + pos * storedRowBytes;
       double dot = 0;
       double rn = 0;
       for (int c = 0; c < dim; c++) {
-        float x = Optimizer.get(at + 4L * c);
+        float x = compact ? value(at, c) : Optimizer.get(at + 4L * c);
         dot += (double) x * query[c];
         rn += (double) x * x;
       }
@@ -487,7 +586,7 @@ final class HostedShard implements AutoCloseable {
       long[] seqs = writeTo(writer, scratch);
       TableManifest.ShardEntry entry = writer.finish();
       if (log != null) {
-        ShardLog.Base base = new ShardLog.Base(ShardLog.Origin.of(version, entry), dir, TableFormat.batchRows(dim, stateWidth()), seqs);
+        ShardLog.Base base = new ShardLog.Base(ShardLog.Origin.of(version, entry), dir, chunkRows(), seqs);
         sequencer.lock();
         try {
           log.appendBase(base);
@@ -510,7 +609,7 @@ final class HostedShard implements AutoCloseable {
    * chunk copy is returned (chunk i reflects exactly the updates numbered below it); else null.
    */
   private long[] writeTo(ShardWriter writer, BufferAllocator scratch) throws IOException {
-    int chunk = TableFormat.batchRows(dim, stateWidth());
+    int chunk = chunkRows();
     long[] seqs = log == null ? null : new long[(int) Math.max(1, (rows + chunk - 1) / chunk)];
     if (seqs != null && rows == 0) {
       sequencer.lock();
@@ -521,7 +620,7 @@ final class HostedShard implements AutoCloseable {
         sequencer.unlock();
       }
     }
-    try (ArrowBuf embStage = scratch.buffer(chunk * rowBytes)) {
+    try (ArrowBuf embStage = scratch.buffer(chunk * storedRowBytes)) {
       ArrowBuf[] stateStage = new ArrowBuf[state.length];
       try {
         for (int i = 0; i < state.length; i++) {
@@ -541,7 +640,7 @@ final class HostedShard implements AutoCloseable {
             }
             lockAll();
             try {
-              embStage.setBytes(0, embeddings, from * rowBytes, n * rowBytes);
+              embStage.setBytes(0, embeddings, from * storedRowBytes, n * storedRowBytes);
               for (int i = 0; i < state.length; i++) {
                 long w = stateColumns.get(i).width() * 4L;
                 stateStage[i].setBytes(0, state[i], from * w, n * w);
@@ -554,7 +653,7 @@ final class HostedShard implements AutoCloseable {
               sequencer.unlock();
             }
           }
-          writer.append(embStage, 0, n, stateStage);
+          writer.appendStored(embStage, 0, n, stateStage);
         }
       } finally {
         for (ArrowBuf b : stateStage) {
@@ -565,6 +664,11 @@ final class HostedShard implements AutoCloseable {
       }
     }
     return seqs;
+  }
+
+  /** Rows per snapshot chunk: a record batch of the shard file. */
+  private int chunkRows() {
+    return TableFormat.batchRows(dim, valueType, stateWidth());
   }
 
   private int stateWidth() {

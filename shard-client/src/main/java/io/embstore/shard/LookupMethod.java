@@ -31,6 +31,12 @@ final class LookupMethod {
   static final String NAME = SERVICE + "/Lookup";
   /** Bytes of a request before its ids. */
   static final int HEADER_BYTES = 8;
+  /**
+   * Bit of a request's shard word asking for the rows as the server holds them (a 16-bit table's
+   * 2 bytes a value) instead of float32; shard indexes are below 2^16, so the bit is free, and a
+   * server that does not know it answers NOT_FOUND for the shard instead of misreading it.
+   */
+  static final int STORED_ROWS = 1 << 30;
 
   private LookupMethod() {}
 

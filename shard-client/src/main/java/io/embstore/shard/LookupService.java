@@ -179,7 +179,9 @@ final class LookupService {
       if (request.length < LookupMethod.HEADER_BYTES) {
         throw ShardErrors.invalid("Cannot look up: request of " + request.length + " bytes (at least " + LookupMethod.HEADER_BYTES + ")");
       }
-      int shard = b.getInt(0);
+      int word = b.getInt(0);
+      boolean stored = (word & LookupMethod.STORED_ROWS) != 0;
+      int shard = word & ~LookupMethod.STORED_ROWS;
       int n = b.getInt(4);
       if (n < 0 || request.length != LookupMethod.HEADER_BYTES + 8L * n) {
         throw ShardErrors.invalid("Cannot look up " + n + " ids: request of " + request.length + " bytes (expected "
@@ -196,7 +198,11 @@ final class LookupService {
       ids.setBytes(0, request, LookupMethod.HEADER_BYTES, 8L * n);
       h.checkIds(ids, n, "look up");
       ArrowBuf idsNow = ids;
-      call.sendMessage(new LookupMethod.Message(Math.toIntExact(n * h.rowBytes), out -> h.writeRows(idsNow, n, out, chunk)));
+      if (stored) {
+        call.sendMessage(new LookupMethod.Message(Math.toIntExact(n * h.storedRowBytes), out -> h.writeStoredRows(idsNow, n, out, chunk)));
+      } else {
+        call.sendMessage(new LookupMethod.Message(Math.toIntExact(n * h.rowBytes), out -> h.writeRows(idsNow, n, out, chunk)));
+      }
     }
 
     @Override

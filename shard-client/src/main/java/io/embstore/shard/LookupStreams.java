@@ -46,8 +46,16 @@ final class LookupStreams extends StreamPool<LookupStreams.Stream> implements Au
   private final String bearer;
   private final int shard;
   private final int rowBytes;
+  /** The rows of the replies: float32, or a 16-bit type that {@link ReplyReader} widens. */
+  private final io.embstore.format.ValueType wireType;
+  private final int wireRowBytes;
+  private static final java.lang.invoke.VarHandle SHORT_LE =
+      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
+  private static final java.lang.invoke.VarHandle INT_LE =
+      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
 
-  LookupStreams(String uri, ManagedChannel channel, String methodName, String bearer, int shard, int dim, int width) {
+  LookupStreams(String uri, ManagedChannel channel, String methodName, String bearer, int shard, int dim,
+      io.embstore.format.ValueType wireType, int width) {
     super(width);
     this.uri = uri;
     this.channel = channel;
@@ -55,6 +63,8 @@ final class LookupStreams extends StreamPool<LookupStreams.Stream> implements Au
     this.bearer = bearer;
     this.shard = shard;
     this.rowBytes = dim * 4;
+    this.wireType = wireType;
+    this.wireRowBytes = dim * wireType.bytes();
   }
 
   @Override
@@ -105,6 +115,8 @@ final class LookupStreams extends StreamPool<LookupStreams.Stream> implements Au
     private final Object callLock = new Object();
     /** Scratch of the reply reader (event loop only): rows pass through it on their way to the request. */
     private byte[] chunk;
+    /** The 16-bit rows of a reply before {@link #chunk} gets them widened (event loop only). */
+    private byte[] wire;
 
     private Stream() {
       MethodDescriptor<Request, Request> method = LookupMethod.descriptor(methodName, new RequestWriter(), new ReplyReader());
@@ -226,7 +238,7 @@ final class LookupStreams extends StreamPool<LookupStreams.Stream> implements Au
         int bytes = LookupMethod.HEADER_BYTES + 8 * r.n;
         return new LookupMethod.Message(bytes, out -> {
           ByteBuffer b = ByteBuffer.allocate(bytes).order(ByteOrder.LITTLE_ENDIAN);
-          b.putInt(shard).putInt(r.n);
+          b.putInt(wireType.isCompact() ? shard | LookupMethod.STORED_ROWS : shard).putInt(r.n);
           r.ids(b);
           out.write(b.array());
         });
@@ -256,10 +268,10 @@ final class LookupStreams extends StreamPool<LookupStreams.Stream> implements Au
         }
         try {
           int size = in.available();
-          long expected = (long) r.n * rowBytes;
+          long expected = (long) r.n * wireRowBytes;
           if (size != expected) {
             throw CallStatus.INTERNAL.withDescription("Cannot look up: reply of " + size + " bytes, expected " + expected
-                + " (" + r.n + " rows of " + rowBytes + " bytes)").toRuntimeException();
+                + " (" + r.n + " rows of " + wireRowBytes + " bytes)").toRuntimeException();
           }
           int rowsPerChunk = Math.max(1, (64 * 1024) / rowBytes);
           if (chunk == null || chunk.length < rowsPerChunk * rowBytes) {
@@ -267,15 +279,36 @@ final class LookupStreams extends StreamPool<LookupStreams.Stream> implements Au
           }
           ByteBuffer bytes = ByteBuffer.wrap(chunk).order(ByteOrder.LITTLE_ENDIAN);
           FloatBuffer floats = bytes.asFloatBuffer();
+          if (wireType.isCompact() && (wire == null || wire.length < rowsPerChunk * wireRowBytes)) {
+            wire = new byte[rowsPerChunk * wireRowBytes];
+          }
           for (int first = 0; first < r.n; first += rowsPerChunk) {
             int count = Math.min(rowsPerChunk, r.n - first);
-            readFully(in, chunk, count * rowBytes);
+            if (wireType.isCompact()) {
+              readFully(in, wire, count * wireRowBytes);
+              widen(wire, chunk, count * (wireRowBytes / 2));
+            } else {
+              readFully(in, chunk, count * rowBytes);
+            }
             r.rows(bytes, floats, first, count);
           }
         } catch (IOException e) {
           throw CallStatus.INTERNAL.withDescription("Cannot read a lookup reply: " + e).withCause(e).toRuntimeException();
         }
         return r;
+      }
+    }
+  }
+
+  /** Widens {@code values} 16-bit values of {@code from} into float32 in {@code to} (little-endian), exactly. */
+  private void widen(byte[] from, byte[] to, int values) {
+    if (wireType == io.embstore.format.ValueType.BFLOAT16) {
+      for (int i = 0; i < values; i++) {
+        INT_LE.set(to, 4 * i, ((short) SHORT_LE.get(from, 2 * i) & 0xffff) << 16);
+      }
+    } else {
+      for (int i = 0; i < values; i++) {
+        INT_LE.set(to, 4 * i, Float.floatToRawIntBits(io.embstore.format.HalfFloats.float16ToFloat((short) SHORT_LE.get(from, 2 * i))));
       }
     }
   }

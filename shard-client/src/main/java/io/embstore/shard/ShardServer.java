@@ -341,7 +341,7 @@ public final class ShardServer implements AutoCloseable {
         if (byIndex[s] == null) {
           byIndex[s] = opened != null
               ? HostedShard.load(opened, s, spec, allocator)
-              : HostedShard.initialize(m.partitioner(), m.dim(), s, b.init, spec, allocator);
+              : HostedShard.initialize(m.partitioner(), m.dim(), m.valueType(), s, b.init, spec, allocator);
         }
       }
       if (b.wal != null) {
@@ -517,7 +517,7 @@ public final class ShardServer implements AutoCloseable {
           String file = TableFormat.shardFileName(s, version);
           // A snapshot of this version killed before its commit may have left the file behind.
           TableWriter.removeUncommitted(dir, file, version);
-          ShardWriter w = ShardWriter.create(dir, file, s, m.partitioner(), m.dim(), shard.stateColumns, scratch);
+          ShardWriter w = ShardWriter.create(dir, file, s, m.partitioner(), m.dim(), m.valueType(), shard.stateColumns, scratch);
           writers.add(w);
           entries.add(shard.snapshotTo(w, scratch, dir.isLocal() ? dir.localPath().toAbsolutePath().toString() : dir.uri(), version));
         }

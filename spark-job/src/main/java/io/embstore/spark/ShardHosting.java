@@ -91,8 +91,12 @@ final class ShardHosting implements Hosting {
   }
 
   static TableManifest shape(long rows, int dim, int shards, Optimizer spec) {
+    return shape(rows, dim, io.embstore.format.ValueType.FLOAT32, shards, spec);
+  }
+
+  static TableManifest shape(long rows, int dim, io.embstore.format.ValueType type, int shards, Optimizer spec) {
     Partitioner p = Partitioner.modulo(rows, shards);
-    TableManifest.Builder b = TableManifest.builder().rows(rows).dim(dim).partitioner(Partitioner.MODULO).tableVersion(1);
+    TableManifest.Builder b = TableManifest.builder().rows(rows).dim(dim).valueType(type).partitioner(Partitioner.MODULO).tableVersion(1);
     for (int s = 0; s < shards; s++) {
       b.addShard(new TableManifest.ShardEntry(s, "placeholder", p.shardRows(s), p.minId(s), p.maxId(s), 0, 0));
     }
@@ -112,9 +116,13 @@ final class ShardHosting implements Hosting {
       TableLocation resumeCtx, int wanted, TableLocation snapshotRoot, String secret) throws IOException {
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     Optimizer spec = o.optimizer();
-    TableManifest in = resumeOut != null ? inShards(Table.open(resumeOut).manifest(), shards) : shape(rows, o.dim, shards, spec);
+    TableManifest in = resumeOut != null ? inShards(Table.open(resumeOut).manifest(), shards) : shape(rows, o.dim, o.valueType(), shards, spec);
     long contextRows = TrainJob.contextRows(o, rows);
-    TableManifest out = resumeCtx != null ? inShards(Table.open(resumeCtx).manifest(), shards) : shape(contextRows, o.dim, shards, spec);
+    TableManifest out = resumeCtx != null ? inShards(Table.open(resumeCtx).manifest(), shards) : shape(contextRows, o.dim, o.valueType(), shards, spec);
+    if (in.valueType() != o.valueType()) {
+      throw new IllegalArgumentException("Cannot resume " + resumeOut + ": its rows are " + in.valueType() + ", --dtype is " + o.valueType()
+          + " (resume with --dtype " + in.valueType() + ", or convert the table first: embstore convert)");
+    }
     if (in.numShards() != out.numShards() || in.rows() != rows || out.rows() != contextRows) {
       throw new IllegalArgumentException("Cannot resume " + resumeOut + ": " + in.rows() + " rows in "
           + in.numShards() + " shards, the corpus gives " + rows + " rows (and the context table has " + out.rows()

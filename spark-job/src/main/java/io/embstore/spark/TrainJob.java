@@ -201,6 +201,10 @@ public final class TrainJob {
             "Cannot resume " + out + ": " + ctx + " holds no table (the first checkpoint was cut short; train again without --resume into a new --output)");
       }
       checkContextMatches(out, resumed, Table.open(ctx).manifest());
+      if (resumed.valueType() != o.valueType()) {
+        throw new IllegalArgumentException("Cannot resume " + out + ": its rows are " + resumed.valueType() + ", --dtype is "
+            + o.valueType() + " (resume with --dtype " + resumed.valueType() + ", or convert the table first: embstore convert)");
+      }
       if (resumed.dim() != o.dim) {
         throw new IllegalArgumentException(
             "Cannot resume " + out + ": --dim " + o.dim + " but the checkpoint has dim " + resumed.dim());

@@ -95,6 +95,11 @@ public final class TrainOptions implements Serializable {
   @Option(names = "--optimizer", defaultValue = "sgd", description = "sgd (word2vec) or rowwise-adagrad. Default: ${DEFAULT-VALUE}.")
   String optimizer;
 
+  @Option(names = "--dtype", defaultValue = "float32",
+      description = "Value type of both matrices' rows: float32, float16 or bfloat16 (2 bytes a value; updates applied in float32"
+          + " and stored with stochastic rounding; optimizer state float32). Default: ${DEFAULT-VALUE}.")
+  String dtype;
+
   @Option(names = "--seed", defaultValue = "1", description = "Seed of initialisation, sampling and windows. Default: ${DEFAULT-VALUE}.")
   long seed;
 
@@ -187,6 +192,11 @@ public final class TrainOptions implements Serializable {
     return Optimizer.ROWWISE_ADAGRAD.equals(optimizer);
   }
 
+  /** The value type of both matrices ({@code --dtype}). */
+  io.embstore.format.ValueType valueType() {
+    return io.embstore.format.cli.Cli.valueType(dtype);
+  }
+
   /** The optimizer of both matrices' shard servers: {@code --optimizer} at learning rate {@code --alpha}. */
   Optimizer optimizer() {
     return optimizer(optimizer, alpha);
@@ -229,6 +239,8 @@ public final class TrainOptions implements Serializable {
       check(maxVocab == 0, "--max-vocab", maxVocab, "--tokenizer " + tokenizer + " sets V; every id of the tokenizer has a row");
     }
     check("shards".equals(hosting) || "memory".equals(hosting), "--hosting", hosting, "known: shards, memory");
+    check(List.of("float32", "float16", "bfloat16").contains(dtype), "--dtype", dtype, "known: float32, float16, bfloat16");
+    check("float32".equals(dtype) || "shards".equals(hosting), "--dtype", dtype, "16-bit rows need --hosting shards");
     String f = format.toLowerCase(Locale.ROOT);
     check(List.of("auto", "text", "parquet", "orc").contains(f), "--format", format, "known: auto, text, parquet, orc");
     format = f;

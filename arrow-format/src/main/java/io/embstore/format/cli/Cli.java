@@ -1,5 +1,6 @@
 package io.embstore.format.cli;
 
+import io.embstore.format.ValueType;
 import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -22,6 +23,16 @@ public final class Cli {
       "The table: a directory, or a URI (file:, hdfs://NAMENODE/DIR, s3a://BUCKET/DIR; Hadoop configuration from HADOOP_CONF_DIR).";
 
   private Cli() {}
+
+  /** The value type named by a {@code --dtype} option. */
+  public static ValueType valueType(String dtype) {
+    for (ValueType t : ValueType.values()) {
+      if (t.label().equals(dtype)) {
+        return t;
+      }
+    }
+    throw new IllegalArgumentException("Cannot use --dtype " + dtype + " (known: " + ValueType.known() + ")");
+  }
 
   /** The root command with every {@link Subcommand} found on the class path. */
   public static CommandLine root() {

@@ -41,6 +41,11 @@ public final class ExportCommand implements Callable<Integer>, Subcommand {
   @Option(names = "--output", required = true, paramLabel = "FILE", description = "The file to write; must not exist.")
   Path output;
 
+  @Option(names = "--dtype", defaultValue = "float32", paramLabel = "TYPE",
+      description = "Values written: float32 (default; every table decoded exactly), float16 (npy '<f2', safetensors F16) or bfloat16 (safetensors BF16);"
+          + " 16-bit values rounded to nearest even (the stored bits of a table of that type).")
+  String dtype;
+
   @Override
   public int order() {
     return 110;
@@ -51,7 +56,7 @@ public final class ExportCommand implements Callable<Integer>, Subcommand {
     long start = System.nanoTime();
     long bytes;
     try (BufferAllocator allocator = new RootAllocator()) {
-      bytes = Exporter.run(ExportFormat.of(to), TableLocation.of(table), output, tensor, allocator);
+      bytes = Exporter.run(ExportFormat.of(to), TableLocation.of(table), output, tensor, Cli.valueType(dtype), allocator);
     }
     double secs = (System.nanoTime() - start) / 1e9;
     spec.commandLine().getOut().printf(Locale.ROOT, "exported %s to %s: %d bytes in %.1f s%n", table, output, bytes, secs);

@@ -72,8 +72,14 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
       description = "The table to create: a directory, or a URI (file:, hdfs://NAMENODE/DIR, s3a://BUCKET/DIR); must not exist (required unless --list).")
   String output;
 
-  @Option(names = "--allow-non-finite", description = "Keep NaN and infinite values instead of rejecting the file.")
+  @Option(names = "--allow-non-finite", description = "Keep NaN and infinite values instead of rejecting the file"
+      + " (and, with --dtype float16, values beyond 65504, stored as infinity).")
   boolean allowNonFinite;
+
+  @Option(names = "--dtype", defaultValue = "float32", paramLabel = "TYPE",
+      description = "The table's value type: float32 (default), float16 or bfloat16 (2 bytes a value; float32 input rounded to nearest even,"
+          + " 16-bit safetensors of the same dtype kept bit for bit).")
+  String dtype;
 
   @Override
   public int order() {
@@ -110,7 +116,7 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
           Importer.run(
               new Importer.Options(
                   format, input, vocab, shards, partitioner, TableLocation.of(output), allowNonFinite,
-                  spec.commandLine().getErr(), tensor, tokenizer),
+                  spec.commandLine().getErr(), tensor, tokenizer, Cli.valueType(dtype)),
               allocator);
     }
     double secs = (System.nanoTime() - start) / 1e9;
@@ -118,10 +124,11 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
         .getOut()
         .printf(
             Locale.ROOT,
-            "imported %s: %d rows x %d dims into %s (%d %s shards%s) in %.1f s, %.0f MB/s%n",
+            "imported %s: %d rows x %d dims%s into %s (%d %s shards%s) in %.1f s, %.0f MB/s%n",
             input.getFileName(),
             m.rows(),
             m.dim(),
+            m.valueType().isCompact() ? " as " + m.valueType() : "",
             output,
             m.numShards(),
             m.partitioner().name(),

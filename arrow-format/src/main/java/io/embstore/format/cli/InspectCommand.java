@@ -88,7 +88,7 @@ public final class InspectCommand implements Callable<Integer>, Subcommand {
   private void summary(TableManifest m, PrintWriter out) {
     out.printf(Locale.ROOT, "table        %s%n", table);
     out.printf(Locale.ROOT, "format       embstore-table %d, table version %d%n", m.formatVersion(), m.tableVersion());
-    out.printf(Locale.ROOT, "shape        %d rows (V) x %d dims (C), %s, %s%n", m.rows(), m.dim(), m.valueType(), mb(m.embeddingBytes()));
+    out.printf(Locale.ROOT, "shape        %d rows (V) x %d dims (C), %s, %s, %d bytes per row%n", m.rows(), m.dim(), m.valueType(), mb(m.embeddingBytes()), m.rowBytes());
     out.printf(Locale.ROOT, "partitioner  %s, %d shards%n", m.partitioner().name(), m.numShards());
     for (TableManifest.ShardEntry s : m.shards()) {
       out.printf(

@@ -3,6 +3,8 @@ package io.embstore.format.convert;
 import io.embstore.format.Table;
 import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
+import io.embstore.format.HalfFloats;
+import io.embstore.format.ValueType;
 import io.embstore.format.Vocabulary;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
@@ -48,6 +50,26 @@ public final class Exporter {
    */
   public static long run(ExportFormat format, TableLocation tableDir, Path output, String tensor, BufferAllocator parent)
       throws IOException {
+    return run(format, tableDir, output, tensor, ValueType.FLOAT32, parent);
+  }
+
+  /**
+   * {@link #run(ExportFormat, TableLocation, Path, String, BufferAllocator)} writing values of
+   * {@code dtype}: float32 (every table's rows widened exactly), or float16 (npy {@code '<f2'},
+   * safetensors F16) and bfloat16 (safetensors BF16), narrowed with round to nearest even, which
+   * gives back the stored bits of a table of that type. word2vec files hold float32 only, and npy
+   * has no bfloat16.
+   */
+  public static long run(ExportFormat format, TableLocation tableDir, Path output, String tensor, ValueType dtype, BufferAllocator parent)
+      throws IOException {
+    if (dtype != ValueType.FLOAT32) {
+      if (format == ExportFormat.WORD2VEC || format == ExportFormat.WORD2VEC_BIN) {
+        throw new IllegalArgumentException("Cannot export to " + format.cliName() + " with --dtype " + dtype + " (word2vec files hold float32 values; export to npy or safetensors)");
+      }
+      if (format == ExportFormat.NPY && dtype == ValueType.BFLOAT16) {
+        throw new IllegalArgumentException("Cannot export to npy with --dtype bfloat16 (NumPy has no bfloat16 dtype; use float16 or float32, or export to safetensors)");
+      }
+    }
     if (tensor != null && format != ExportFormat.SAFETENSORS) {
       throw new IllegalArgumentException("Cannot export to " + format + ": --tensor applies to safetensors only");
     }
@@ -66,10 +88,11 @@ public final class Exporter {
       try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
         switch (format) {
           case NPY:
-            writeMatrix(table, ch, Npy.write(table.manifest().rows(), table.manifest().dim()), allocator);
+            writeMatrix(table, ch, Npy.write(dtype == ValueType.FLOAT16 ? Npy.FLOAT16_LE : Npy.FLOAT32_LE, table.manifest().rows(), table.manifest().dim()), dtype, allocator);
             break;
           case SAFETENSORS:
-            writeMatrix(table, ch, Safetensors.header(tensorName, table.manifest().rows(), table.manifest().dim()), allocator);
+            Safetensors.Dtype st = dtype == ValueType.FLOAT16 ? Safetensors.Dtype.F16 : dtype == ValueType.BFLOAT16 ? Safetensors.Dtype.BF16 : Safetensors.Dtype.F32;
+            writeMatrix(table, ch, Safetensors.header(tensorName, st, table.manifest().rows(), table.manifest().dim()), dtype, allocator);
             break;
           case WORD2VEC:
           case WORD2VEC_BIN:
@@ -87,18 +110,34 @@ public final class Exporter {
     }
   }
 
-  /** Writes {@code header}, then every row in id order as little-endian float32 (npy and safetensors). */
-  private static void writeMatrix(Table table, FileChannel ch, byte[] header, BufferAllocator allocator) throws IOException {
+  /** Writes {@code header}, then every row in id order as little-endian values of {@code dtype} (npy and safetensors). */
+  private static void writeMatrix(Table table, FileChannel ch, byte[] header, ValueType dtype, BufferAllocator allocator) throws IOException {
     TableManifest m = table.manifest();
     writeFully(ch, ByteBuffer.wrap(header));
     long rowBytes = m.dim() * 4L;
-    long capacity = Math.max(rowBytes, STAGING_BYTES / rowBytes * rowBytes);
+    long outRowBytes = (long) m.dim() * dtype.bytes();
+    long capacity = Math.max(outRowBytes, STAGING_BYTES / outRowBytes * outRowBytes);
     try (ArrowBuf staging = allocator.buffer(capacity)) {
       long[] fill = {0};
       table.forEachRowInIdOrder(
           allocator,
           false,
           (firstId, rows, buf, offset) -> {
+            if (dtype.isCompact()) {
+              // Narrowed row by row run into the staging buffer (bulk, from raw addresses).
+              long done = 0;
+              while (done < rows) {
+                long n = Math.min(rows - done, (capacity - fill[0]) / outRowBytes);
+                HalfFloats.encode(dtype, buf.memoryAddress() + offset + done * rowBytes, staging.memoryAddress() + fill[0], n * m.dim());
+                fill[0] += n * outRowBytes;
+                done += n;
+                if (fill[0] + outRowBytes > capacity) {
+                  writeFully(ch, staging.nioBuffer(0, (int) fill[0]));
+                  fill[0] = 0;
+                }
+              }
+              return;
+            }
             long bytes = rows * rowBytes;
             long at = offset;
             while (bytes > 0) {

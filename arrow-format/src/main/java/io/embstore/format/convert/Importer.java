@@ -5,6 +5,7 @@ import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import io.embstore.format.Tokenizer;
+import io.embstore.format.ValueType;
 import io.embstore.format.Vocabulary;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -44,6 +45,8 @@ public final class Importer {
    * @param tensor the tensor of a {@code safetensors} file (null: its only tensor)
    * @param tokenizer a {@link Tokenizer} name whose vocabulary the table gets and records ({@code
    *     npy}, {@code safetensors}; V must be its size), or null
+   * @param valueType the table's value type: float32 rows are narrowed to it (round to nearest
+   *     even); values beyond float16's range are refused unless {@code allowNonFinite}
    */
   public record Options(
       ImportFormat format,
@@ -55,12 +58,26 @@ public final class Importer {
       boolean allowNonFinite,
       PrintWriter progress,
       String tensor,
-      String tokenizer) {
+      String tokenizer,
+      ValueType valueType) {
+    public Options {
+      if (valueType == null) {
+        valueType = ValueType.FLOAT32;
+      }
+    }
+
+    /** Options of a float32 table. */
+    public Options(
+        ImportFormat format, Path input, Path vocab, int shards, String partitioner, TableLocation output, boolean allowNonFinite,
+        PrintWriter progress, String tensor, String tokenizer) {
+      this(format, input, vocab, shards, partitioner, output, allowNonFinite, progress, tensor, tokenizer, ValueType.FLOAT32);
+    }
+
     /** Options without a tensor name or a tokenizer. */
     public Options(
         ImportFormat format, Path input, Path vocab, int shards, String partitioner, TableLocation output, boolean allowNonFinite,
         PrintWriter progress) {
-      this(format, input, vocab, shards, partitioner, output, allowNonFinite, progress, null, null);
+      this(format, input, vocab, shards, partitioner, output, allowNonFinite, progress, null, null, ValueType.FLOAT32);
     }
   }
 
@@ -115,7 +132,7 @@ public final class Importer {
     TableWriter w =
         TableWriter.create(
             o.output(),
-            TableManifest.builder().rows(rows).dim(dim).partitioner(o.partitioner()),
+            TableManifest.builder().rows(rows).dim(dim).partitioner(o.partitioner()).valueType(o.valueType()),
             o.shards(),
             allocator);
     w.createdBy("embstore import --from " + o.format().cliName());

@@ -21,6 +21,7 @@ import java.util.Map;
 final class Npy {
   static final byte[] MAGIC = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y'};
   static final String FLOAT32_LE = "<f4";
+  static final String FLOAT16_LE = "<f2";
   /** NumPy aligns the start of the data to this many bytes. */
   static final int ALIGN = 64;
   /** NumPy leaves room for the first axis to grow to this many digits. */
@@ -146,7 +147,12 @@ final class Npy {
 
   /** The header NumPy writes for a C-order {@code '<f4'} array of {@code rows x cols}. */
   static byte[] write(long rows, int cols) {
-    String dict = "{'descr': '" + FLOAT32_LE + "', 'fortran_order': False, 'shape': (" + rows + ", " + cols + "), }";
+    return write(FLOAT32_LE, rows, cols);
+  }
+
+  /** The header NumPy writes for a C-order array of dtype {@code descr} ({@code '<f4'}, {@code '<f2'}) of {@code rows x cols}. */
+  static byte[] write(String descr, long rows, int cols) {
+    String dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + rows + ", " + cols + "), }";
     dict += " ".repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - Long.toString(rows).length()));
     byte[] body = dict.getBytes(StandardCharsets.ISO_8859_1);
     int major = 1;

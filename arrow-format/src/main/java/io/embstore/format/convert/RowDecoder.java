@@ -56,17 +56,6 @@ enum RowDecoder {
 
   /** The float32 of the binary16 bits {@code h}: the same value (sign, subnormals, infinities, NaN payload kept). */
   static float f16ToFloat(int h) {
-    int sign = (h & 0x8000) << 16;
-    int exponent = (h >>> 10) & 0x1f;
-    int mantissa = h & 0x3ff;
-    if (exponent == 0x1f) {
-      return Float.intBitsToFloat(sign | 0x7f800000 | (mantissa << 13));
-    }
-    if (exponent == 0) {
-      // Zero or subnormal: mantissa x 2^-24, exact in float32 (at most 10 significant bits).
-      float v = mantissa * 0x1p-24f;
-      return sign != 0 ? -v : v;
-    }
-    return Float.intBitsToFloat(sign | ((exponent + 127 - 15) << 23) | (mantissa << 13));
+    return io.embstore.format.HalfFloats.float16ToFloat((short) h);
   }
 }

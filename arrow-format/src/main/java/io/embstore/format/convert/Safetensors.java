@@ -323,12 +323,17 @@ final class Safetensors {
    * and the JSON, padded with spaces so that the data starts at a multiple of 8.
    */
   static byte[] header(String name, long rows, int dim) {
+    return header(name, Dtype.F32, rows, dim);
+  }
+
+  /** {@link #header(String, long, int)} of a tensor of {@code dtype} (F32, F16 or BF16). */
+  static byte[] header(String name, Dtype dtype, long rows, int dim) {
     ObjectNode root = JSON.createObjectNode();
     root.putObject(METADATA).put("format", "pt");
     ObjectNode t = root.putObject(name);
-    t.put("dtype", Dtype.F32.name());
+    t.put("dtype", dtype.name());
     t.putArray("shape").add(rows).add(dim);
-    t.putArray("data_offsets").add(0L).add(rows * dim * 4L);
+    t.putArray("data_offsets").add(0L).add(rows * dim * (dtype == Dtype.F32 ? 4L : 2L));
     byte[] json;
     try {
       json = JSON.writeValueAsBytes(root);

@@ -4,6 +4,7 @@ import io.embstore.format.TableFormat;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import io.embstore.format.Vocabulary;
+import io.embstore.format.ValueType;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -17,7 +18,9 @@ import org.apache.arrow.memory.BufferAllocator;
  * Imports one 2-D tensor of a safetensors file ({@link Safetensors}), streaming: the header is
  * checked whole, the input skips to the tensor's data, and rows pass through the {@link RowSink}'s
  * staging buffer, F32 rows copied as they are and F16 / BF16 rows read into a second staging
- * buffer and widened exactly ({@link RowDecoder}). The table records the tensor's name and dtype
+ * buffer and widened exactly ({@link RowDecoder}), except into a table of the tensor's own 16-bit
+ * type ({@code --dtype float16} for F16, {@code bfloat16} for BF16), which stores the source bytes
+ * as they are (no float32 in between). The table records the tensor's name and dtype
  * ({@code import.tensor}, {@code import.dtype}).
  */
 public final class SafetensorsImport {
@@ -39,9 +42,12 @@ public final class SafetensorsImport {
         w.vocabulary(vocab);
         w.property("import.tensor", t.name());
         w.property("import.dtype", t.dtype().name());
-        RowSink sink = new RowSink(w, file, o.allowNonFinite(), vocab == null ? null : vocab::token, o.progress());
+        // A 16-bit tensor into a table of its own type: the source bytes are the stored rows.
+        boolean asIs = (decoder == RowDecoder.F16 && o.valueType() == ValueType.FLOAT16)
+            || (decoder == RowDecoder.BF16 && o.valueType() == ValueType.BFLOAT16);
+        RowSink sink = new RowSink(w, file, o.allowNonFinite(), vocab == null ? null : vocab::token, o.progress(), asIs);
         long sourceRowBytes = (long) dim * decoder.sourceBytes();
-        ByteBuffer raw = decoder == RowDecoder.F32
+        ByteBuffer raw = decoder == RowDecoder.F32 || asIs
             ? null
             : ByteBuffer.allocateDirect((int) (sink.roomRows() * sourceRowBytes)).order(ByteOrder.LITTLE_ENDIAN);
         long left = rows;

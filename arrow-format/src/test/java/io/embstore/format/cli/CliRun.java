@@ -24,6 +24,10 @@ record CliRun(int exit, String out, String err) {
     return of(new InspectCommand(), args);
   }
 
+  static CliRun converting(String... args) {
+    return of(new ConvertCommand(), args);
+  }
+
   static CliRun verifying(String... args) {
     return of(new VerifyCommand(), args);
   }
