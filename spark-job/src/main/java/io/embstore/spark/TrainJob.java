@@ -592,6 +592,7 @@ public final class TrainJob {
     long train(int epoch, int partition, java.util.Iterator<int[]> it,
         org.apache.spark.util.LongAccumulator[] longs, org.apache.spark.util.DoubleAccumulator loss, int maxFailures)
         throws IOException {
+      long started = System.nanoTime();
       org.apache.spark.TaskContext tc = org.apache.spark.TaskContext.get();
       int attempt = tc == null ? 0 : tc.attemptNumber();
       if (attempt > 0) {
@@ -656,9 +657,12 @@ public final class TrainJob {
         in.close();
         out.close();
       }
-      LOG.info("epoch {} partition {}: {} tokens in {} batches; seconds: plan {}, pull wait {}, compute {}, push wait {}",
+      // "other": the rest of the task's wall time: reading the cached partition, the sentence
+      // shuffle, sub-sampling (SkipGram.add), opening the stores, progress accumulators
+      long phases = sg.planNanos + sg.pullNanos + sg.computeNanos + sg.pushNanos + sg.patchNanos;
+      LOG.info("epoch {} partition {}: {} tokens in {} batches; seconds: plan {}, pull {}, compute {}, push {}, patch {}, other {}",
           epoch + 1, partition, sg.tokensSeen, sg.batches, secs(sg.planNanos), secs(sg.pullNanos),
-          secs(sg.computeNanos), secs(sg.pushNanos));
+          secs(sg.computeNanos), secs(sg.pushNanos), secs(sg.patchNanos), secs(System.nanoTime() - started - phases));
       return sg.tokensSeen;
     }
   }
