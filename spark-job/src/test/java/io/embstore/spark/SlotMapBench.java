@@ -23,8 +23,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * vocabulary of {@code vocab} ids numbered by descending count, about 25 k distinct), each mapped
  * to its slot, the map cleared per batch. {@code map} = the current {@link LongIntMap} (ids below
  * {@link LongIntMap#DIRECT} in a direct table, the rest hashed with key and stamp in one cache
- * line) or {@code before} (the map before issue 20: three arrays, every id hashed, copied here).
- * Figures are nanoseconds per lookup.
+ * line) or {@code before} (the map before issue 20: three arrays, every id hashed, copied here);
+ * {@code draw} = the unigram^0.75 draws alone, {@code drawThenSlot} = a draw and its slot, as the
+ * plan does per negative. Figures are nanoseconds per lookup (or draw).
  *
  * <p>Run it with {@code bench/run jmh spark-job SlotMapBench} (never run by the tests).
  */
@@ -41,6 +42,8 @@ public class SlotMapBench {
   public int vocab;
 
   private long[] ids;
+  private long[] bits;
+  private Unigrams unigrams;
   private LongIntMap map;
   private Before before;
 
@@ -51,7 +54,12 @@ public class SlotMapBench {
       counts[i] = Math.max(5, 2_000_000L / (i + 1));
     }
     Unigrams u = Unigrams.ofCounts(counts, 0);
+    unigrams = u;
     SplittableRandom r = new SplittableRandom(11);
+    bits = new long[LOOKUPS];
+    for (int i = 0; i < LOOKUPS; i++) {
+      bits[i] = r.nextLong();
+    }
     ids = new long[LOOKUPS];
     for (int i = 0; i < LOOKUPS; i++) {
       // one center (a sub-sampled corpus token: roughly uniform over ranks seen) per 5 negatives
@@ -69,6 +77,32 @@ public class SlotMapBench {
     int s = 0;
     for (long id : ids) {
       s += m.slot(id);
+    }
+    return s + m.size();
+  }
+
+  /** The unigram^0.75 draws alone, without a map: what a negative costs before its slot probe. */
+  @Benchmark
+  @OperationsPerInvocation(LOOKUPS)
+  public int draw() {
+    Unigrams u = unigrams;
+    int s = 0;
+    for (long b : bits) {
+      s += u.sample(b);
+    }
+    return s;
+  }
+
+  /** A draw, then its slot, as the plan does for each negative. */
+  @Benchmark
+  @OperationsPerInvocation(LOOKUPS)
+  public int drawThenSlot() {
+    Unigrams u = unigrams;
+    LongIntMap m = map;
+    m.clear();
+    int s = 0;
+    for (long b : bits) {
+      s += m.slot(u.sample(b));
     }
     return s + m.size();
   }
