@@ -77,10 +77,15 @@ final class AliasSampler {
     return prob.length;
   }
 
-  /** One draw from 64 random bits: the high 32 pick the cell, the low 24 flip the coin. */
+  /**
+   * One draw from 64 random bits: the high 32 pick the cell, the low 24 flip the coin. The coin's
+   * outcome is random, so it selects without a branch (the sign of {@code coin - prob}, exact for
+   * floats: it is negative exactly when {@code coin < prob}).
+   */
   int sample(long bits) {
     int cell = (int) (((bits >>> 32) * prob.length) >>> 32);
     float coin = (bits & 0xFFFFFF) * 0x1.0p-24f;
-    return coin < prob[cell] ? cell : alias[cell];
+    int heads = Float.floatToRawIntBits(coin - prob[cell]) >> 31; // -1 when coin < prob, else 0
+    return (cell & heads) | (alias[cell] & ~heads);
   }
 }

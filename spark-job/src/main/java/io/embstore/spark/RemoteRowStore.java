@@ -7,9 +7,17 @@ import java.util.Arrays;
 /** A matrix served by shard servers: pulls are lookups, pushes are sparse updates. */
 final class RemoteRowStore implements RowStore {
   private final EmbeddingClient client;
+  private final boolean inProcess;
 
   RemoteRowStore(EmbeddingClient client) {
     this.client = client;
+    this.inProcess = client.inProcessShards().length == client.manifest().numShards();
+  }
+
+  /** Every shard of the matrix is hosted by this JVM's servers: calls run on the caller's thread. */
+  @Override
+  public boolean inProcess() {
+    return inProcess;
   }
 
   @Override

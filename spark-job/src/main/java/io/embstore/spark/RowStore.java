@@ -21,6 +21,15 @@ interface RowStore extends AutoCloseable {
    */
   void push(long[] ids, int n, float[] grads, float lr) throws IOException;
 
+  /**
+   * True when every call completes on the caller's thread before it returns (rows reached in
+   * process: nothing travels, so there is nothing for a prefetch to overlap). The default, false,
+   * makes no such promise.
+   */
+  default boolean inProcess() {
+    return false;
+  }
+
   /** {@link #pull} that may run in the background; the default runs it now. */
   default java.util.concurrent.CompletableFuture<Void> pullAsync(long[] ids, int n, float[] out) {
     try {

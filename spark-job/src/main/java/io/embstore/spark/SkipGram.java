@@ -33,7 +33,8 @@ import java.util.concurrent.CompletableFuture;
  * Hot loops use flat float[] arrays and int slot arrays: nothing is allocated per pair; the dot
  * products and row updates run as SIMD kernels ({@link VectorKernels}) when the Vector API module
  * is present. With {@code prefetch} the pull of the next batch overlaps this batch's compute (see
- * {@link #step}); the caller ends with {@link #flush}.
+ * {@link #step}), unless both stores are in process ({@link RowStore#inProcess}); the caller ends
+ * with {@link #flush}.
  */
 final class SkipGram {
   /** The Vector API kernels ({@link VectorKernels}) when the incubator module is present. */
@@ -109,6 +110,11 @@ final class SkipGram {
   private final int[] path;
   private final RowStore in;
   private final RowStore out;
+  /**
+   * {@code p.prefetch()} unless both stores are in process: there a pull runs on this thread before
+   * the compute it was to overlap, so prefetching would only add the patch and a batch of staleness.
+   */
+  private final boolean prefetch;
   private long rng;
 
   // Tokens of the batch being filled: sub-sampled tokens, sentence ends.
@@ -138,11 +144,15 @@ final class SkipGram {
   long rowsPulled;
   long rowsPushed;
   long batches;
-  /** Wall time per phase: plan, waiting for pulls, compute, waiting for pushes. */
+  /**
+   * Wall time per phase: plan; pulls (issuing them, which is the whole copy for in-process shards,
+   * and waiting for them); compute; pushes (issuing and waiting); and prefetch's patch.
+   */
   long planNanos;
   long pullNanos;
   long computeNanos;
   long pushNanos;
+  long patchNanos;
 
   /**
    * @param unigrams the keep probabilities of sub-sampling (applied when {@code p.sample() > 0})
@@ -172,6 +182,7 @@ final class SkipGram {
     this.hsBase = tree != null && p.negatives() > 0 ? tree.leaves() : 0;
     this.in = in;
     this.out = out;
+    this.prefetch = p.prefetch() && !(in.inProcess() && out.inProcess());
     this.rng = seed;
     for (int i = 0; i < batches3.length; i++) {
       batches3[i] = new Batch(k1);
@@ -263,7 +274,7 @@ final class SkipGram {
     nsentences = 0;
     rawTokens = 0;
     planNanos += System.nanoTime() - t0;
-    if (!p.prefetch()) {
+    if (!prefetch) {
       pull(b);
       awaitPull(b);
       compute(b);
@@ -279,7 +290,9 @@ final class SkipGram {
     }
     awaitPull(b); // before pushing prev: b's rows must not hold prev's update (the patch adds it)
     if (prev != null) {
+      long t1 = System.nanoTime();
       patch(b, prev);
+      patchNanos += System.nanoTime() - t1;
       push(prev);
     }
     pushing = prev;
@@ -325,11 +338,13 @@ final class SkipGram {
     if (b.ngroups == 0) {
       return;
     }
+    long t0 = System.nanoTime();
     b.inRows = ensure(b.inRows, b.nin * dim);
     b.outRows = ensure(b.outRows, b.nout * dim);
     // Both matrices at once: one round trip per batch, not two.
     b.pullIn = in.pullAsync(b.inSlots.keys(), b.nin, b.inRows);
     b.pullOut = out.pullAsync(b.outSlots.keys(), b.nout, b.outRows);
+    pullNanos += System.nanoTime() - t0;
   }
 
   private void awaitPull(Batch b) throws IOException {
@@ -349,8 +364,10 @@ final class SkipGram {
     if (b.ngroups == 0) {
       return;
     }
+    long t0 = System.nanoTime();
     b.pushIn = in.pushAsync(b.inSlots.keys(), b.nin, b.inAux, b.lr);
     b.pushOut = out.pushAsync(b.outSlots.keys(), b.nout, b.outAux, b.lr);
+    pushNanos += System.nanoTime() - t0;
   }
 
   private void awaitPush(Batch b) throws IOException {

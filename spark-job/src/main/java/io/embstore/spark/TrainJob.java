@@ -29,9 +29,10 @@ import scala.runtime.AbstractFunction1;
  *
  * <p>The driver builds the vocabulary and the encoded corpus, starts the hosting of both matrices
  * ({@link ShardHosting}: shard servers inside the executors), then runs each epoch as rounds of
- * corpus partitions, one Spark job per round. Between rounds, at most every {@code
- * --checkpoint-minutes} and at every epoch end, it writes a checkpoint whose manifest records the
- * epoch and the partitions done; {@code --resume} restarts from there.
+ * corpus partitions, one Spark job for the rounds that end before the next checkpoint is due
+ * ({@link #roundsPerJob}). Between rounds, at most every {@code --checkpoint-minutes} and at every
+ * epoch end, it writes a checkpoint whose manifest records the epoch and the partitions done;
+ * {@code --resume} restarts from there.
  */
 public final class TrainJob {
   private static final Logger LOG = LoggerFactory.getLogger(TrainJob.class);
@@ -295,14 +296,19 @@ public final class TrainJob {
       int recoveries = 0;
       int epoch = startEpoch;
       int r = startDone;
+      // Wall seconds of one round (slots partitions) in the last training job; 0 before the first.
+      double roundSeconds = 0;
       while (epoch < o.epochs) {
         progress.epoch(epoch);
-        int to = Math.min(numPartitions, r + slots);
+        int rounds = roundsPerJob(o.checkpointMinutes, (System.nanoTime() - lastCheckpoint) / 1e9, roundSeconds);
+        int to = (int) Math.min(numPartitions, r + (long) slots * rounds);
         boolean epochEnd = to == numPartitions;
         try {
           describe(sc, "embstore train: epoch " + (epoch + 1) + "/" + o.epochs
               + ", corpus partitions " + r + ".." + (to - 1) + " of " + numPartitions);
+          long j0 = System.nanoTime();
           task.runRound(epoch, r, to);
+          roundSeconds = (System.nanoTime() - j0) / 1e9 / Math.ceil((to - r) / (double) slots);
           boolean due = o.checkpointMinutes > 0 && (System.nanoTime() - lastCheckpoint) / 60e9 >= o.checkpointMinutes;
           if (epochEnd || due) {
             int nextEpoch = epochEnd ? epoch + 1 : epoch;
@@ -479,6 +485,27 @@ public final class TrainJob {
     }
   }
 
+  /**
+   * Rounds of {@code slots} partitions that the next training job runs: one Spark job for all the
+   * rounds that end before the next checkpoint is due, by the measured time of a round, so that the
+   * tasks are not held at a barrier after every round (each round waited for its slowest task, and
+   * paid a job's scheduling: 3-5 % of the task slots' time in issue 20's runs). A job never crosses
+   * an epoch's end (the caller caps it). Checkpoints fall where they fell with one job per round:
+   * after the round during which one became due. The first job of a run, without a measurement,
+   * is one round; with {@code --checkpoint-minutes 0} (checkpoints at epoch ends only) a job is the
+   * rest of the epoch.
+   */
+  static int roundsPerJob(double checkpointMinutes, double sinceCheckpointSeconds, double roundSeconds) {
+    if (checkpointMinutes == 0) {
+      return Integer.MAX_VALUE;
+    }
+    if (roundSeconds <= 0) {
+      return 1;
+    }
+    double left = checkpointMinutes * 60 - sinceCheckpointSeconds;
+    return (int) Math.max(1, Math.min(Integer.MAX_VALUE, Math.floor(left / roundSeconds)));
+  }
+
   /** Corpus tokens before partition {@code partition} of epoch {@code epoch} (offsets[0] is 0). */
   static long position(long totalTokens, long[] offsets, int epoch, int partition) {
     return epoch * totalTokens + offsets[partition];
@@ -596,6 +623,7 @@ public final class TrainJob {
     long train(int epoch, int partition, java.util.Iterator<int[]> it,
         org.apache.spark.util.LongAccumulator[] longs, org.apache.spark.util.DoubleAccumulator loss, int maxFailures)
         throws IOException {
+      long started = System.nanoTime();
       org.apache.spark.TaskContext tc = org.apache.spark.TaskContext.get();
       int attempt = tc == null ? 0 : tc.attemptNumber();
       if (attempt > 0) {
@@ -660,9 +688,12 @@ public final class TrainJob {
         in.close();
         out.close();
       }
-      LOG.info("epoch {} partition {}: {} tokens in {} batches; seconds: plan {}, pull wait {}, compute {}, push wait {}",
+      // "other": the rest of the task's wall time: reading the cached partition, the sentence
+      // shuffle, sub-sampling (SkipGram.add), opening the stores, progress accumulators
+      long phases = sg.planNanos + sg.pullNanos + sg.computeNanos + sg.pushNanos + sg.patchNanos;
+      LOG.info("epoch {} partition {}: {} tokens in {} batches; seconds: plan {}, pull {}, compute {}, push {}, patch {}, other {}",
           epoch + 1, partition, sg.tokensSeen, sg.batches, secs(sg.planNanos), secs(sg.pullNanos),
-          secs(sg.computeNanos), secs(sg.pushNanos));
+          secs(sg.computeNanos), secs(sg.pushNanos), secs(sg.patchNanos), secs(System.nanoTime() - started - phases));
       return sg.tokensSeen;
     }
   }

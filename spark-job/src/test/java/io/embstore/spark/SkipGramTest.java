@@ -72,6 +72,61 @@ class SkipGramTest {
   }
 
   /**
+   * Stores whose calls complete on the trainer's thread ({@link RowStore#inProcess}: every shard in
+   * the task's own JVM) leave nothing for a prefetch to overlap: the batch is computed and pushed by
+   * the step that planned it, as without prefetch, and no patch runs.
+   */
+  @Test
+  void withInProcessStoresPrefetchComputesEachBatchInItsOwnStep() throws Exception {
+    for (boolean inProcess : new boolean[] {false, true}) {
+      InMemoryRowStore in = initialInput(3);
+      InMemoryRowStore out = InMemoryRowStore.sgd(V, C);
+      SkipGram sg = new SkipGram(new SkipGram.Params(C, 2, 3, 0, true, true), Unigrams.ofCounts(counts(), 0),
+          inProcess ? inProcess(in) : in, inProcess ? inProcess(out) : out, 7);
+      sg.add(new int[] {0, 1, 2, 3, 0, 4});
+      sg.step(0.05f);
+      sg.add(new int[] {5, 1, 0, 2});
+      sg.step(0.05f);
+      if (inProcess) {
+        assertThat(sg.plannedGroups()).as("the second batch, computed in its own step").isGreaterThan(0);
+        assertThat(sg.patchNanos).as("no patch").isZero();
+      }
+      long computed = sg.computeNanos;
+      sg.flush();
+      if (inProcess) {
+        assertThat(sg.computeNanos).as("nothing held back for flush").isEqualTo(computed);
+      } else {
+        assertThat(sg.computeNanos).as("flush computes the batch prefetch held back").isGreaterThan(computed);
+      }
+    }
+  }
+
+  /** {@code store}, declaring its calls to complete on the caller's thread. */
+  private static RowStore inProcess(InMemoryRowStore store) {
+    return new RowStore() {
+      @Override
+      public int dim() {
+        return store.dim();
+      }
+
+      @Override
+      public void pull(long[] ids, int n, float[] out) {
+        store.pull(ids, n, out);
+      }
+
+      @Override
+      public void push(long[] ids, int n, float[] grads, float lr) {
+        store.push(ids, n, grads, lr);
+      }
+
+      @Override
+      public boolean inProcess() {
+        return true;
+      }
+    };
+  }
+
+  /**
    * word2vec.c's sequential update for the planned pairs, in doubles: per center and negative its
    * negative branch (clamped), per tree node its hs branch (skipped where the dot product
    * saturates). Returns the number of skipped nodes.

@@ -124,8 +124,25 @@ class TrainJobTest extends SparkTestBase {
     assertThat(stages).as("stage names").isNotEmpty().allMatch(n -> n.startsWith("embstore train: "));
     assertThat(stages).anyMatch(n -> n.startsWith("embstore train: count tokens and build the vocabulary"))
         .anyMatch(n -> n.startsWith("embstore train: host the shards of both matrices"))
-        .anyMatch(n -> n.matches("embstore train: epoch 1/3, corpus partitions 0\\.\\.1 of \\d+"))
-        .anyMatch(n -> n.matches("embstore train: epoch 3/3, corpus partitions \\d+\\.\\.\\d+ of \\d+"));
+        .anyMatch(n -> n.matches("embstore train: epoch 1/3, corpus partitions 0\\.\\.\\d+ of \\d+"));
+    // With checkpoints at epoch ends only, an epoch is one Spark job: its tasks never wait at a
+    // barrier between rounds (local[2]: 8 partitions).
+    assertThat(stages.stream().filter(n -> n.startsWith("embstore train: epoch")).distinct()).containsExactly(
+        "embstore train: epoch 1/3, corpus partitions 0..7 of 8", "embstore train: epoch 2/3, corpus partitions 0..7 of 8",
+        "embstore train: epoch 3/3, corpus partitions 0..7 of 8");
+  }
+
+  @Test
+  void aTrainingJobRunsTheRoundsThatEndBeforeTheNextCheckpointIsDue() {
+    // no measurement yet: one round
+    assertThat(TrainJob.roundsPerJob(10, 0, 0)).isEqualTo(1);
+    // 600 s between checkpoints, 100 s gone, rounds of 45 s: 11 rounds end before it is due
+    assertThat(TrainJob.roundsPerJob(10, 100, 45)).isEqualTo(11);
+    // less than a round left, or overdue: one round, after which the checkpoint is written
+    assertThat(TrainJob.roundsPerJob(10, 590, 45)).isEqualTo(1);
+    assertThat(TrainJob.roundsPerJob(10, 700, 45)).isEqualTo(1);
+    // checkpoints at epoch ends only: the rest of the epoch (the caller caps it there)
+    assertThat(TrainJob.roundsPerJob(0, 100, 45)).isEqualTo(Integer.MAX_VALUE);
   }
 
   /** king~queen and army~navy closer than king~water, by a margin. */

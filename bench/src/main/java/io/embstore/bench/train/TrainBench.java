@@ -197,7 +197,7 @@ public final class TrainBench {
       while ((line = r.readLine()) != null) {
         if (line.startsWith("RESULT ")) {
           result = line.substring(7).split(" ");
-        } else if (line.contains("train: epoch") || line.contains("trained") || line.contains("pull wait") || line.startsWith("  ")) {
+        } else if (line.contains("train: epoch") || line.contains("trained") || line.contains("seconds: plan") || line.startsWith("  ")) {
           System.out.println("   " + line);
         }
       }
