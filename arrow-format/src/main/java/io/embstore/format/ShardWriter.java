@@ -185,29 +185,7 @@ public final class ShardWriter implements AutoCloseable {
    * advances by {@code count * C * 4}); optimizer state columns are zero.
    */
   public void append(ByteBuffer src, int count) throws IOException {
-    checkRoom(count);
-    if (src.remaining() < (long) count * dim * 4) {
-      throw new IllegalArgumentException(
-          "Cannot append " + count + " rows: buffer holds " + src.remaining() + " bytes, need " + (long) count * dim * 4);
-    }
-    int rowBytes = dim * 4;
-    while (count > 0) {
-      int n = Math.min(count, batchRows - pending);
-      int at = src.position();
-      if (!valueType.isCompact()) {
-        embData.setBytes((long) pending * rowBytes, src, at, n * rowBytes);
-      } else if (src.isDirect()) {
-        HalfFloats.encode(valueType, MemoryUtil.getByteBufferAddress(src) + at, storedAddress(pending), (long) n * dim);
-      } else {
-        encodeHeap(src, at, n);
-      }
-      src.position(at + n * rowBytes);
-      for (int i = 0; i < stateData.length; i++) {
-        stateData[i].setZero((long) pending * stateWidths[i] * 4, (long) n * stateWidths[i] * 4);
-      }
-      advance(n);
-      count -= n;
-    }
+    append(src, count, false);
   }
 
   /**
@@ -215,16 +193,26 @@ public final class ShardWriter implements AutoCloseable {
    * row) from {@code src}, bit for bit (its position advances); optimizer state columns are zero.
    */
   public void appendStored(ByteBuffer src, int count) throws IOException {
+    append(src, count, true);
+  }
+
+  private void append(ByteBuffer src, int count, boolean stored) throws IOException {
     checkRoom(count);
-    if (src.remaining() < count * storedRowBytes) {
+    int rowBytes = (int) (stored ? storedRowBytes : dim * 4L);
+    if (src.remaining() < (long) count * rowBytes) {
       throw new IllegalArgumentException(
-          "Cannot append " + count + " rows: buffer holds " + src.remaining() + " bytes, need " + count * storedRowBytes);
+          "Cannot append " + count + " rows: buffer holds " + src.remaining() + " bytes, need " + (long) count * rowBytes);
     }
-    int rowBytes = (int) storedRowBytes;
     while (count > 0) {
       int n = Math.min(count, batchRows - pending);
       int at = src.position();
-      embData.setBytes((long) pending * rowBytes, src, at, n * rowBytes);
+      if (stored || !valueType.isCompact()) {
+        embData.setBytes(pending * storedRowBytes, src, at, n * rowBytes);
+      } else if (src.isDirect()) {
+        HalfFloats.encode(valueType, MemoryUtil.getByteBufferAddress(src) + at, storedAddress(pending), (long) n * dim);
+      } else {
+        encodeHeap(src, at, n);
+      }
       src.position(at + n * rowBytes);
       for (int i = 0; i < stateData.length; i++) {
         stateData[i].setZero((long) pending * stateWidths[i] * 4, (long) n * stateWidths[i] * 4);

@@ -237,44 +237,7 @@ public final class TableWriter implements AutoCloseable {
    * nextId + count - 1}, routing each to its shard; every shard is written.
    */
   public void appendInIdOrder(ByteBuffer src, int count) throws IOException {
-    if (nextId + count > partitioner.numRows()) {
-      throw new IllegalArgumentException(
-          "Cannot append " + count + " rows at id " + nextId + ": the table has " + partitioner.numRows() + " rows");
-    }
-    int rowBytes = dim * 4;
-    boolean contiguous = partitioner.numShards() == 1 || Partitioner.RANGE.equals(partitioner.name());
-    if (!contiguous && src.isDirect()) {
-      // Interleaved shards (modulo): one row to each in turn, straight from the buffer's memory.
-      if (src.remaining() < count * (long) rowBytes) {
-        throw new IllegalArgumentException("Cannot append: buffer holds " + src.remaining() + " bytes, need " + count * (long) rowBytes);
-      }
-      long address = MemoryUtil.getByteBufferAddress(src) + src.position();
-      for (int i = 0; i < count; i++) {
-        shard(partitioner.shardOf(nextId)).appendRow(address + (long) i * rowBytes, null);
-        nextId++;
-      }
-      src.position(src.position() + count * rowBytes);
-      return;
-    }
-    while (count > 0) {
-      int s = partitioner.shardOf(nextId);
-      int n = 1;
-      if (contiguous) {
-        long left = partitioner.shardRows(s) - partitioner.positionOf(nextId);
-        n = (int) Math.min(count, left);
-      }
-      ShardWriter w = shard(s);
-      if (n == 1) {
-        w.append(src, 1);
-      } else {
-        w.append(src, n);
-      }
-      nextId += n;
-      count -= n;
-      if (src.remaining() < count * (long) rowBytes) {
-        throw new IllegalArgumentException("Cannot append: buffer ended with " + count + " rows to go");
-      }
-    }
+    appendInIdOrder(src, count, false);
   }
 
   /**
@@ -283,19 +246,25 @@ public final class TableWriter implements AutoCloseable {
    * needs no float32 in between.
    */
   public void appendStoredInIdOrder(ByteBuffer src, int count) throws IOException {
+    appendInIdOrder(src, count, true);
+  }
+
+  private void appendInIdOrder(ByteBuffer src, int count, boolean stored) throws IOException {
     if (nextId + count > partitioner.numRows()) {
       throw new IllegalArgumentException(
           "Cannot append " + count + " rows at id " + nextId + ": the table has " + partitioner.numRows() + " rows");
     }
-    int rowBytes = dim * valueType.bytes();
-    if (src.remaining() < count * (long) rowBytes) {
+    int rowBytes = dim * (stored ? valueType.bytes() : 4);
+    boolean contiguous = partitioner.numShards() == 1 || Partitioner.RANGE.equals(partitioner.name());
+    boolean interleavedDirect = !contiguous && src.isDirect();
+    if ((stored || interleavedDirect) && src.remaining() < count * (long) rowBytes) {
       throw new IllegalArgumentException("Cannot append: buffer holds " + src.remaining() + " bytes, need " + count * (long) rowBytes);
     }
-    boolean contiguous = partitioner.numShards() == 1 || Partitioner.RANGE.equals(partitioner.name());
-    if (!contiguous && src.isDirect()) {
+    if (interleavedDirect) {
+      // Interleaved shards (modulo): one row to each in turn, straight from the buffer's memory.
       long address = MemoryUtil.getByteBufferAddress(src) + src.position();
       for (int i = 0; i < count; i++) {
-        shard(partitioner.shardOf(nextId)).appendRow(address + (long) i * rowBytes, true, null);
+        shard(partitioner.shardOf(nextId)).appendRow(address + (long) i * rowBytes, stored, null);
         nextId++;
       }
       src.position(src.position() + count * rowBytes);
@@ -303,13 +272,17 @@ public final class TableWriter implements AutoCloseable {
     }
     while (count > 0) {
       int s = partitioner.shardOf(nextId);
-      int n = 1;
-      if (contiguous) {
-        n = (int) Math.min(count, partitioner.shardRows(s) - partitioner.positionOf(nextId));
+      int n = contiguous ? (int) Math.min(count, partitioner.shardRows(s) - partitioner.positionOf(nextId)) : 1;
+      if (stored) {
+        shard(s).appendStored(src, n);
+      } else {
+        shard(s).append(src, n);
       }
-      shard(s).appendStored(src, n);
       nextId += n;
       count -= n;
+      if (src.remaining() < count * (long) rowBytes) {
+        throw new IllegalArgumentException("Cannot append: buffer ended with " + count + " rows to go");
+      }
     }
   }
 
