@@ -578,14 +578,14 @@ public final class ScaleBench implements Callable<Integer> {
         long rowsBytes = 0;
         for (String sh : h.group(2).split(", ")) {
           // both matrices: the input rows and the context rows of that shard (negative sampling: same count)
-          rowsBytes += 2 * p.shardRows(Integer.parseInt(sh)) * (m.dim() + state) * 4;
+          rowsBytes += 2 * p.shardRows(Integer.parseInt(sh)) * ((long) m.dim() * m.valueType().bytes() + state * 4);
         }
         long rss = executorRss.getOrDefault(h.group(1), -1L);
         say("   %-10s %10s %,16d %,14d %8.3f %,16d", h.group(1), "[" + h.group(2) + "]", rowsBytes, rss,
             (double) rss / rowsBytes, rss - rowsBytes);
       }
-      say("   (executor RSS polled every 0.5 s from /proc VmHWM; rows bytes = rows x C x 4 for both matrices%s)",
-          state == 0 ? ", SGD: no optimizer state" : " + state");
+      say("   (executor RSS polled every 0.5 s from /proc VmHWM; rows bytes = rows x C x %d (%s) for both matrices%s)",
+          m.valueType().bytes(), m.valueType(), state == 0 ? ", SGD: no optimizer state" : " + state");
     } finally {
       ProcessBuilder stop = new ProcessBuilder(deploy.resolve("local-cluster/stop.sh").toString()).redirectErrorStream(true)
           .redirectOutput(ProcessBuilder.Redirect.DISCARD);
@@ -651,8 +651,8 @@ public final class ScaleBench implements Callable<Integer> {
   private void memoryReport(TableManifest m, Map<String, long[]> last, long rootPeak) throws IOException {
     Partitioner p = m.partitioner();
     long stateWidth = m.stateColumns().stream().mapToLong(c -> c.width()).sum();
-    say("== memory (allocator peaks polled every 0.5 s until the servers closed; rows bytes = rows x C x 4%s)",
-        stateWidth == 0 ? ", SGD: no optimizer state" : " + state");
+    say("== memory (allocator peaks polled every 0.5 s until the servers closed; rows bytes = rows x C x %d (%s)%s)",
+        m.valueType().bytes(), m.valueType(), stateWidth == 0 ? ", SGD: no optimizer state" : " + state");
     say("   %-22s %5s %12s %14s %14s %8s", "server", "shard", "rows", "rows bytes", "peak bytes", "ratio");
     long sumRowsBytes = 0;
     long sumShardPeaks = 0;
@@ -662,7 +662,7 @@ public final class ScaleBench implements Callable<Integer> {
       if (sm.matches()) {
         int s = Integer.parseInt(sm.group(2));
         long rows = p.shardRows(s);
-        long bytes = rows * (m.dim() + stateWidth) * 4;
+        long bytes = rows * ((long) m.dim() * m.valueType().bytes() + stateWidth * 4);
         sumRowsBytes += bytes;
         sumShardPeaks += e.getValue()[1];
         serverRowsBytes.merge(sm.group(1), bytes, Long::sum);
