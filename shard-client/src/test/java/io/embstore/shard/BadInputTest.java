@@ -210,11 +210,13 @@ class BadInputTest {
         FlightStatusCode.RESOURCE_EXHAUSTED, "Cannot look up 11 ids: more than 10 per request (maxIdsPerRequest; split the request)");
     long[] many = new long[20_000]; // 160 KB of ids > 64 KiB
     // gRPC itself rejects a message over the limit before the handler sees it; grpc-java resets the
-    // stream, so a raw client reads CANCELLED (see docs/protocol.md); nothing is allocated for it.
+    // stream, so a raw client reads CANCELLED (see docs/protocol.md), or INTERNAL when the reset races
+    // the client's writes (grpc-java issue 11245: a message after the first of a bidirectional
+    // stream); nothing is allocated for it, and the checks below show the server kept serving.
     assertThatThrownBy(() -> exchange("{\"op\":\"lookup\",\"shard\":0}", Protocol.lookupRequest(), ids(many)))
         .isInstanceOf(FlightRuntimeException.class)
         .satisfies(e -> assertThat(((FlightRuntimeException) e).status().code())
-            .isIn(FlightStatusCode.RESOURCE_EXHAUSTED, FlightStatusCode.CANCELLED));
+            .isIn(FlightStatusCode.RESOURCE_EXHAUSTED, FlightStatusCode.CANCELLED, FlightStatusCode.INTERNAL));
     float[] g = new float[11 * C];
     assertStatus(() -> exchange("{\"op\":\"update\",\"shard\":0}", Protocol.updateRequest(C), grads(new long[11], g)),
         FlightStatusCode.RESOURCE_EXHAUSTED, "Cannot update 11 ids: more than 10 per request");

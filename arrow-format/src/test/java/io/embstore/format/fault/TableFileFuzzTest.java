@@ -225,7 +225,9 @@ class TableFileFuzzTest {
               }
               if (leak != null) {
                 // Arrow's MessageSerializer.deserializeRecordBatch does not release the buffer it
-                // read a record batch into when the batch's buffer offsets are bad (Arrow 19).
+                // read a record batch into when the batch's buffer offsets are bad (Arrow 19). It is
+                // recognised by its stack frames, which the build keeps even for exceptions the JIT
+                // would throw without one (-XX:-OmitStackTraceInFastThrow in the surefire argLine).
                 leaks++;
                 if (!causedIn(t, "org.apache.arrow.vector.ipc.message.MessageSerializer")) {
                   findings.putIfAbsent("leak after " + (t == null ? "success" : t.getClass().getName() + " from " + topFrame(rootCause(t))), what + ": " + leak + " / " + t);
