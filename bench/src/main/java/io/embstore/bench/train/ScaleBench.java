@@ -631,20 +631,38 @@ public final class ScaleBench implements Callable<Integer> {
         cmd.add(a);
       }
     }
-    cmd.addAll(List.of("-Xmx" + mllibHeap, "-cp", System.getProperty("java.class.path"),
+    // At a large vocabulary MLlib's driver runs out of heap in a thread that collects task results, and
+    // its main thread then waits forever: on the first OutOfMemoryError, print the threads (to the
+    // stdout read below) and end the JVM, so that the report says where MLlib was.
+    cmd.addAll(List.of("-Xmx" + mllibHeap, "-XX:OnOutOfMemoryError=jstack %p; kill -9 %p", "-cp", System.getProperty("java.class.path"),
         io.embstore.bench.train.scale.MllibScale.class.getName(), corpus, Integer.toString(d)));
     Path log = work.resolve("mllib.log");
     Process p = new ProcessBuilder(cmd).redirectError(log.toFile()).start();
     p.getOutputStream().close();
     String line = null;
+    long t0 = System.nanoTime();
+    List<String> mainThread = new ArrayList<>();
+    boolean inMain = false;
     try (java.io.BufferedReader r = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
       for (String l; (l = r.readLine()) != null; ) {
         if (l.startsWith("MLLIB ")) {
           line = l;
+        } else if (l.startsWith("\"")) {
+          inMain = l.startsWith("\"main\"");
+        } else if (inMain && l.trim().startsWith("at org.apache.spark.")) {
+          mainThread.add(l.trim().substring(3));
         }
       }
     }
     int exit = p.waitFor();
+    double seconds = (System.nanoTime() - t0) / 1e9;
+    if (line == null && !mainThread.isEmpty()) {
+      // The frames of MLlib's own code (the outermost Spark frames: where Word2Vec was) from the thread dump.
+      List<String> mllibFrames = mainThread.stream().filter(f -> f.startsWith("org.apache.spark.mllib.") || f.startsWith("org.apache.spark.rdd."))
+          .limit(4).toList();
+      line = String.format(Locale.ROOT, "MLLIB failed with OutOfMemoryError (-Xmx%s) after %.1f s; its main thread was in %s", mllibHeap,
+          seconds, String.join(" < ", mllibFrames.isEmpty() ? mainThread.subList(0, Math.min(4, mainThread.size())) : mllibFrames));
+    }
     say("   %s", line != null ? line : "MLlib's JVM ended (exit " + exit + ") without a result line; see " + log);
   }
 
