@@ -631,37 +631,76 @@ public final class ScaleBench implements Callable<Integer> {
         cmd.add(a);
       }
     }
-    // At a large vocabulary MLlib's driver runs out of heap in a thread that collects task results, and
-    // its main thread then waits forever: on the first OutOfMemoryError, print the threads (to the
-    // stdout read below) and end the JVM, so that the report says where MLlib was.
-    cmd.addAll(List.of("-Xmx" + mllibHeap, "-XX:OnOutOfMemoryError=jstack %p; kill -9 %p", "-cp", System.getProperty("java.class.path"),
+    cmd.addAll(List.of("-Xmx" + mllibHeap, "-cp", System.getProperty("java.class.path"),
         io.embstore.bench.train.scale.MllibScale.class.getName(), corpus, Integer.toString(d)));
     Path log = work.resolve("mllib.log");
     Process p = new ProcessBuilder(cmd).redirectError(log.toFile()).start();
     p.getOutputStream().close();
-    String line = null;
     long t0 = System.nanoTime();
-    List<String> mainThread = new ArrayList<>();
-    boolean inMain = false;
+    // At a large vocabulary MLlib's driver runs out of heap in a thread that collects task results, and
+    // its main thread then waits forever: once its log shows an OutOfMemoryError, take a thread dump
+    // (jstack) and end the JVM, so that the report says where MLlib was.
+    List<String> mainThread = new java.util.concurrent.CopyOnWriteArrayList<>();
+    java.util.concurrent.atomic.AtomicBoolean ended = new java.util.concurrent.atomic.AtomicBoolean();
+    Thread watchdog = new Thread(() -> {
+      try {
+        while (p.isAlive()) {
+          Thread.sleep(5000);
+          if (Files.exists(log) && Files.readString(log, StandardCharsets.ISO_8859_1).contains("java.lang.OutOfMemoryError")) {
+            // A JVM busy collecting garbage may not answer the attach at once: a few attempts.
+            for (int attempt = 0; attempt < 6 && mainThread.isEmpty(); attempt++) {
+              Thread.sleep(5000);
+              Process js = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "jstack").toString(), Long.toString(p.pid()))
+                  .redirectErrorStream(true).start();
+              String dump = new String(js.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+              Files.writeString(work.resolve("mllib-threads.txt"), dump);
+              boolean inMain = false;
+              for (String l : dump.split("\n")) {
+                if (l.startsWith("\"")) {
+                  inMain = l.startsWith("\"main\"");
+                } else if (inMain && l.trim().startsWith("at org.apache.spark.")) {
+                  mainThread.add(l.trim().substring(3));
+                }
+              }
+            }
+            ended.set(p.isAlive());
+            p.destroyForcibly();
+            return;
+          }
+        }
+      } catch (IOException | InterruptedException e) {
+        p.destroyForcibly();
+      }
+    }, "mllib-oom-watchdog");
+    watchdog.setDaemon(true);
+    watchdog.start();
+    String line = null;
     try (java.io.BufferedReader r = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
       for (String l; (l = r.readLine()) != null; ) {
         if (l.startsWith("MLLIB ")) {
           line = l;
-        } else if (l.startsWith("\"")) {
-          inMain = l.startsWith("\"main\"");
-        } else if (inMain && l.trim().startsWith("at org.apache.spark.")) {
-          mainThread.add(l.trim().substring(3));
         }
       }
     }
     int exit = p.waitFor();
+    watchdog.join();
     double seconds = (System.nanoTime() - t0) / 1e9;
-    if (line == null && !mainThread.isEmpty()) {
-      // The frames of MLlib's own code (the outermost Spark frames: where Word2Vec was) from the thread dump.
-      List<String> mllibFrames = mainThread.stream().filter(f -> f.startsWith("org.apache.spark.mllib.") || f.startsWith("org.apache.spark.rdd."))
-          .limit(4).toList();
-      line = String.format(Locale.ROOT, "MLLIB failed with OutOfMemoryError (-Xmx%s) after %.1f s; its main thread was in %s", mllibHeap,
-          seconds, String.join(" < ", mllibFrames.isEmpty() ? mainThread.subList(0, Math.min(4, mainThread.size())) : mllibFrames));
+    String logText = Files.exists(log) ? Files.readString(log, StandardCharsets.ISO_8859_1) : "";
+    // An OutOfMemoryError anywhere in MLlib's JVM is the outcome, whatever its main thread printed after
+    // it (when Spark stops the context on the error, main reads "SparkContext was shut down").
+    if (logText.contains("java.lang.OutOfMemoryError")) {
+      Matcher first = Pattern.compile("Exception in thread \"([^\"]+)\" java.lang.OutOfMemoryError").matcher(logText);
+      String where;
+      if (!mainThread.isEmpty()) {
+        // The frames of MLlib's own code and the RDD action it waits for, from the thread dump.
+        List<String> frames = mainThread.stream().filter(f -> f.startsWith("org.apache.spark.mllib.") || f.startsWith("org.apache.spark.rdd."))
+            .limit(4).toList();
+        where = "its main thread was in " + String.join(" < ", frames.isEmpty() ? mainThread.subList(0, Math.min(4, mainThread.size())) : frames);
+      } else {
+        where = "first in thread " + (first.find() ? first.group(1) : "?") + " (no thread dump: the JVM did not answer jstack)";
+      }
+      line = String.format(Locale.ROOT, "MLLIB failed with OutOfMemoryError (-Xmx%s) after %.1f s; %s%s", mllibHeap, seconds, where,
+          ended.get() ? "; its JVM, still running, ended by the harness" : "");
     }
     say("   %s", line != null ? line : "MLlib's JVM ended (exit " + exit + ") without a result line; see " + log);
   }
