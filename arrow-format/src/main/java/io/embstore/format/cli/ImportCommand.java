@@ -78,7 +78,8 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
 
   @Option(names = "--dtype", defaultValue = "float32", paramLabel = "TYPE",
       description = "The table's value type: float32 (default), float16 or bfloat16 (2 bytes a value; float32 input rounded to nearest even,"
-          + " 16-bit safetensors of the same dtype kept bit for bit).")
+          + " 16-bit safetensors of the same dtype kept bit for bit), or int8 (a read-only serving copy: each row quantized to C codes"
+          + " plus a float32 scale and bias, C + 8 bytes a row; NaN and infinity refused).")
   String dtype;
 
   @Override
