@@ -29,7 +29,8 @@ import org.apache.arrow.util.AutoCloseables;
  *
  * <p>Rows of an int8 table (C codes, a float32 scale and bias: C + 8 bytes, {@link Int8Rows}) are
  * decoded to float32 when they leave the shard (lookups, searches) and are never updated: {@link
- * #update} refuses, the shard keeps serving.
+ * #update} refuses, the shard keeps serving; it holds no optimizer state and is not snapshotted
+ * (the table it was loaded from is its state).
  *
  * <p>Rows of a 16-bit table are widened to float32 when they leave the shard (lookups, searches)
  * and when an update applies the optimizer, in float32, to a widened copy of the row; the result
@@ -97,7 +98,8 @@ final class HostedShard implements AutoCloseable {
     this.valueType = type;
     this.storedRowBytes = type.rowBytes(dim);
     this.optimizer = optimizer;
-    this.stateColumns = optimizer.stateColumns(dim);
+    // An int8 shard is never updated: no optimizer state, so it holds C + 8 bytes a row and nothing else.
+    this.stateColumns = type.isTrainable() ? optimizer.stateColumns(dim) : List.of();
     for (int i = 0; i < STRIPES; i++) {
       stripes[i] = new ReentrantLock();
     }

@@ -130,6 +130,13 @@ class Int8ServingTest {
     ShardServer s = servers.get(0);
     assertThatThrownBy(() -> s.hosted(0, "update").checkUpdatable())
         .hasMessageContaining("Cannot update shard 0: its rows are int8");
+    // Nothing to snapshot, and no optimizer state held, whatever the optimizer.
+    assertThatThrownBy(() -> s.writeShards(tmp.resolve("snap"), 2))
+        .hasMessage("Cannot snapshot the shards of " + TableLocation.of(tmp.resolve("snap")) + ": their rows are int8"
+            + " (a read-only serving copy never changes; its table is its snapshot)");
+    ShardServer adagrad = ShardServer.builder().table(dir).optimizer(Optimizer.adagrad(0.05, 1e-8)).allocator(allocator).start();
+    servers.add(adagrad);
+    assertThat(adagrad.stats().bytes()).isEqualTo(s.stats().bytes());
     assertThat(Table.open(dir).verify(allocator)).hasSize(3);
   }
 
