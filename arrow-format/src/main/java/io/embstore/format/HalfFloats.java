@@ -68,11 +68,9 @@ public final class HalfFloats {
     int x = Float.floatToRawIntBits(f);
     int sign = (x >>> 16) & 0x8000;
     int abs = x & 0x7fffffff;
-    if (abs >= 0x7f800000) {
-      return nonFinite16(sign, abs);
-    }
-    if (abs >= 0x47800000) {
-      return (short) (sign | 0x7c00); // >= 65536: beyond every rounding to 65504
+    int beyond = beyondRange16(sign, abs);
+    if (beyond >= 0) {
+      return (short) beyond;
     }
     if (abs < 0x38800000) {
       // Below 2^-14: a binary16 subnormal (units of 2^-24) or zero.
@@ -117,11 +115,9 @@ public final class HalfFloats {
     int x = Float.floatToRawIntBits(f);
     int sign = (x >>> 16) & 0x8000;
     int abs = x & 0x7fffffff;
-    if (abs >= 0x7f800000) {
-      return nonFinite16(sign, abs);
-    }
-    if (abs >= 0x47800000) {
-      return (short) (sign | 0x7c00);
+    int beyond = beyondRange16(sign, abs);
+    if (beyond >= 0) {
+      return (short) beyond;
     }
     long u = random & 0xffffffffL;
     if (abs < 0x38800000) {
@@ -154,6 +150,22 @@ public final class HalfFloats {
       return (x & 0x7fffffff) == 0x7f800000 ? (short) (x >>> 16) : nonFiniteB16(x);
     }
     return (short) ((x + (random & 0xffff)) >>> 16);
+  }
+
+  /**
+   * The binary16 bits (as a non-negative int) of the float32 with sign bit {@code sign} (as binary16's)
+   * and magnitude bits {@code abs} when every rounding gives the same answer: NaNs and infinities
+   * ({@link #nonFinite16}), and magnitudes of 65,536 and more (infinity: beyond every rounding to
+   * 65,504); -1 for every other value. Shared by {@link #toFloat16} and {@link #toFloat16Stochastic}.
+   */
+  private static int beyondRange16(int sign, int abs) {
+    if (abs >= 0x7f800000) {
+      return nonFinite16(sign, abs) & 0xffff;
+    }
+    if (abs >= 0x47800000) {
+      return sign | 0x7c00;
+    }
+    return -1;
   }
 
   private static short nonFinite16(int sign, int abs) {
