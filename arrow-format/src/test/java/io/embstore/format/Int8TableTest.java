@@ -174,6 +174,29 @@ class Int8TableTest {
   }
 
   @Test
+  void storedRowsAreCopiedAsTheyAreInIdOrder() throws IOException {
+    float[] m = TestMatrices.random(ROWS, DIM, 12);
+    Path source = tmp.resolve("source");
+    TestMatrices.write(TableLocation.of(source), m, ROWS, DIM, 1, "modulo", ValueType.INT8, allocator);
+    ByteBuffer stored = ByteBuffer.allocateDirect((int) (ROWS * (DIM + 8))).order(ByteOrder.LITTLE_ENDIAN);
+    try (ShardReader r = Table.open(source).openShard(0, allocator, true)) {
+      while (r.loadNextBatch()) {
+        stored.put(r.storedEmbeddings().nioBuffer(0, r.batchRows() * (DIM + 8)));
+      }
+    }
+    stored.flip();
+    for (String partitioner : new String[] {"modulo", "range"}) {
+      Path dir = tmp.resolve("copy-" + partitioner);
+      try (TableWriter w = TableWriter.create(TableLocation.of(dir),
+          TableManifest.builder().rows(ROWS).dim(DIM).partitioner(partitioner).valueType(ValueType.INT8), 3, allocator)) {
+        w.appendStoredInIdOrder(stored.duplicate(), (int) ROWS);
+        w.commit();
+      }
+      assertThat(decoded(dir, allocator)).isEqualTo(decoded(source, allocator));
+    }
+  }
+
+  @Test
   void everyFileOfAnInt8TableDetectsBitFlips() throws IOException {
     Path dir = tmp.resolve("t");
     TableManifest.Builder spec = TableManifest.builder().rows(ROWS).dim(DIM).partitioner("modulo").valueType(ValueType.INT8)
