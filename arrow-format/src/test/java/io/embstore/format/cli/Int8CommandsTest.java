@@ -88,6 +88,12 @@ class Int8CommandsTest {
     Path fromText = tmp.resolve("from-text");
     ok(CliRun.importing("--from", "word2vec", "--input", w2v.toString(), "--shards", "2", "--dtype", "int8", "--output", fromText.toString()));
     assertThat(rows(fromText)).isEqualTo(decoded);
+    // safetensors F32: the same.
+    Path st = Matrices.safetensors(tmp.resolve("m.safetensors"),
+        "{\"w\":{\"dtype\":\"F32\",\"shape\":[" + ROWS + "," + DIM + "],\"data_offsets\":[0," + ROWS * DIM * 4 + "]}}", Matrices.le(m));
+    Path fromSafetensors = tmp.resolve("from-safetensors");
+    ok(CliRun.importing("--from", "safetensors", "--input", st.toString(), "--shards", "1", "--dtype", "int8", "--output", fromSafetensors.toString()));
+    assertThat(rows(fromSafetensors)).isEqualTo(decoded);
 
     // export writes the decoded float32 rows.
     Path out = tmp.resolve("out.npy");
