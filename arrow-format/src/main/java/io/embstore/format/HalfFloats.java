@@ -198,6 +198,7 @@ public final class HalfFloats {
           MemoryUtil.putInt(dst + 4 * i, (MemoryUtil.getShort(src + 2 * i) & 0xffff) << 16);
         }
       }
+      default -> throw notPerValue(type);
     }
   }
 
@@ -213,6 +214,9 @@ public final class HalfFloats {
       MemoryUtil.copyMemory(src, dst, count * 4);
       return;
     }
+    if (type != ValueType.FLOAT16 && type != ValueType.BFLOAT16) {
+      throw notPerValue(type);
+    }
     long state = seed;
     long bits = 0;
     for (long i = 0; i < count; i++) {
@@ -226,6 +230,11 @@ public final class HalfFloats {
       short h = type == ValueType.FLOAT16 ? toFloat16Stochastic(f, (int) bits) : toBfloat16Stochastic(f, (int) bits);
       MemoryUtil.putShort(dst + 2 * i, h);
     }
+  }
+
+  /** int8 rows are converted a row at a time ({@link ValueType#encode}, {@link ValueType#decode}). */
+  private static IllegalArgumentException notPerValue(ValueType type) {
+    return new IllegalArgumentException("Cannot convert " + type + " values one at a time (use ValueType.encode or decode: rows)");
   }
 
   /** SplitMix64's finalizer: a well-mixed 64-bit value of {@code z}. */
@@ -252,6 +261,7 @@ public final class HalfFloats {
           MemoryUtil.putShort(dst + 2 * i, toBfloat16(Float.intBitsToFloat(MemoryUtil.getInt(src + 4 * i))));
         }
       }
+      default -> throw notPerValue(type);
     }
   }
 }

@@ -51,6 +51,13 @@ class Int8RowsTest {
       assertThatThrownBy(() -> ValueType.INT8.encode(src.memoryAddress(), stored.memoryAddress(), ROWS, DIM))
           .isInstanceOf(IllegalArgumentException.class)
           .hasMessage("Cannot quantize row 1 to int8: column 2 is NaN (int8 rows need finite values)");
+      // HalfFloats converts values, not rows: int8 is refused there instead of being misread.
+      assertThatThrownBy(() -> HalfFloats.decode(ValueType.INT8, stored.memoryAddress(), decoded.memoryAddress(), DIM))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessage("Cannot convert int8 values one at a time (use ValueType.encode or decode: rows)");
+      assertThatThrownBy(() -> HalfFloats.encodeStochastic(ValueType.INT8, src.memoryAddress(), stored.memoryAddress(), DIM, 1))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageStartingWith("Cannot convert int8 values one at a time");
     }
   }
 }
