@@ -134,9 +134,19 @@ class Int8ServingTest {
     assertThatThrownBy(() -> s.writeShards(tmp.resolve("snap"), 2))
         .hasMessage("Cannot snapshot the shards of " + TableLocation.of(tmp.resolve("snap")) + ": their rows are int8"
             + " (a read-only serving copy never changes; its table is its snapshot)");
-    ShardServer adagrad = ShardServer.builder().table(dir).optimizer(Optimizer.adagrad(0.05, 1e-8)).allocator(allocator).start();
+    ShardServer adagrad = ShardServer.builder().table(dir).optimizer(Optimizer.adagrad(0.05, 1e-8)).wal(tmp.resolve("wal"))
+        .allocator(allocator).start();
     servers.add(adagrad);
     assertThat(adagrad.stats().bytes()).isEqualTo(s.stats().bytes());
+    // With a write-ahead log too: an update is refused before anything is logged, and lookups go on.
+    try (EmbeddingClient client = EmbeddingClient.builder().table(dir).endpoints(List.of(adagrad.endpoint())).allocator(allocator).build()) {
+      assertThatThrownBy(() -> client.update(new long[] {4}, new float[dim], 0.1f))
+          .isInstanceOf(ShardException.class)
+          .hasMessageContaining("INVALID_ARGUMENT: Cannot update shard 0: its rows are int8");
+      float[] row = new float[dim];
+      client.lookup(new long[] {4}, row);
+      assertThat(row).isEqualTo(Arrays.copyOfRange(expected, 4 * dim, 5 * dim));
+    }
     assertThat(Table.open(dir).verify(allocator)).hasSize(3);
   }
 
