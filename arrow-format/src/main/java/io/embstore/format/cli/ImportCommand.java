@@ -73,7 +73,7 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
   String output;
 
   @Option(names = "--allow-non-finite", description = "Keep NaN and infinite values instead of rejecting the file"
-      + " (and, with --dtype float16, values beyond 65504, stored as infinity).")
+      + " (and, with --dtype float16, values beyond 65504, stored as infinity); refused with --dtype int8.")
   boolean allowNonFinite;
 
   @Option(names = "--dtype", defaultValue = "float32", paramLabel = "TYPE",
