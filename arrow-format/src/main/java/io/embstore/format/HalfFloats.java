@@ -68,11 +68,9 @@ public final class HalfFloats {
     int x = Float.floatToRawIntBits(f);
     int sign = (x >>> 16) & 0x8000;
     int abs = x & 0x7fffffff;
-    if (abs >= 0x7f800000) {
-      return nonFinite16(sign, abs);
-    }
-    if (abs >= 0x47800000) {
-      return (short) (sign | 0x7c00); // >= 65536: beyond every rounding to 65504
+    int beyond = beyondRange16(sign, abs);
+    if (beyond >= 0) {
+      return (short) beyond;
     }
     if (abs < 0x38800000) {
       // Below 2^-14: a binary16 subnormal (units of 2^-24) or zero.
@@ -117,11 +115,9 @@ public final class HalfFloats {
     int x = Float.floatToRawIntBits(f);
     int sign = (x >>> 16) & 0x8000;
     int abs = x & 0x7fffffff;
-    if (abs >= 0x7f800000) {
-      return nonFinite16(sign, abs);
-    }
-    if (abs >= 0x47800000) {
-      return (short) (sign | 0x7c00);
+    int beyond = beyondRange16(sign, abs);
+    if (beyond >= 0) {
+      return (short) beyond;
     }
     long u = random & 0xffffffffL;
     if (abs < 0x38800000) {
@@ -156,6 +152,22 @@ public final class HalfFloats {
     return (short) ((x + (random & 0xffff)) >>> 16);
   }
 
+  /**
+   * The binary16 bits (as a non-negative int) of the float32 with sign bit {@code sign} (as binary16's)
+   * and magnitude bits {@code abs} when every rounding gives the same answer: NaNs and infinities
+   * ({@link #nonFinite16}), and magnitudes of 65,536 and more (infinity: beyond every rounding to
+   * 65,504); -1 for every other value. Shared by {@link #toFloat16} and {@link #toFloat16Stochastic}.
+   */
+  private static int beyondRange16(int sign, int abs) {
+    if (abs >= 0x7f800000) {
+      return nonFinite16(sign, abs) & 0xffff;
+    }
+    if (abs >= 0x47800000) {
+      return sign | 0x7c00;
+    }
+    return -1;
+  }
+
   private static short nonFinite16(int sign, int abs) {
     if (abs == 0x7f800000) {
       return (short) (sign | 0x7c00);
@@ -186,6 +198,7 @@ public final class HalfFloats {
           MemoryUtil.putInt(dst + 4 * i, (MemoryUtil.getShort(src + 2 * i) & 0xffff) << 16);
         }
       }
+      default -> throw notPerValue(type);
     }
   }
 
@@ -201,6 +214,9 @@ public final class HalfFloats {
       MemoryUtil.copyMemory(src, dst, count * 4);
       return;
     }
+    if (type != ValueType.FLOAT16 && type != ValueType.BFLOAT16) {
+      throw notPerValue(type);
+    }
     long state = seed;
     long bits = 0;
     for (long i = 0; i < count; i++) {
@@ -214,6 +230,11 @@ public final class HalfFloats {
       short h = type == ValueType.FLOAT16 ? toFloat16Stochastic(f, (int) bits) : toBfloat16Stochastic(f, (int) bits);
       MemoryUtil.putShort(dst + 2 * i, h);
     }
+  }
+
+  /** int8 rows are converted a row at a time ({@link ValueType#encode}, {@link ValueType#decode}). */
+  private static IllegalArgumentException notPerValue(ValueType type) {
+    return new IllegalArgumentException("Cannot convert " + type + " values one at a time (use ValueType.encode or decode: rows)");
   }
 
   /** SplitMix64's finalizer: a well-mixed 64-bit value of {@code z}. */
@@ -240,6 +261,7 @@ public final class HalfFloats {
           MemoryUtil.putShort(dst + 2 * i, toBfloat16(Float.intBitsToFloat(MemoryUtil.getInt(src + 4 * i))));
         }
       }
+      default -> throw notPerValue(type);
     }
   }
 }

@@ -22,8 +22,9 @@ import org.apache.arrow.memory.BufferAllocator;
  * output is committed only after every input file's checksum matched.
  *
  * <p>With {@link Options#valueType} set to another type than the input's, the embeddings are
- * converted on the way ({@code embstore convert}): widened exactly to float32 and narrowed with
- * round to nearest even ({@link HalfFloats}); with the same type they are copied bit for bit.
+ * converted on the way ({@code embstore convert}): decoded to float32 (exactly from 16 bits, as
+ * code * scale + bias from int8) and narrowed with round to nearest even ({@link HalfFloats}) or
+ * quantized row by row ({@link Int8Rows}); with the same type they are copied bit for bit.
  *
  * <p>The manifest keeps V, C, the value type (unless converted), the optimizer (state columns, step) and the properties of the
  * input, records {@code reshard.source} (the input's location and table version) and is version 1

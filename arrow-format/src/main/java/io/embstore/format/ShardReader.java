@@ -372,7 +372,11 @@ public final class ShardReader implements AutoCloseable {
             "Cannot read " + file + ": row " + (rowsRead + i) + " has id " + actual + ", expected " + expected + " (" + partitioner.describeShard(shard) + ")");
       }
     }
-    checkLength((FixedSizeListVector) root.getVector(1), n, manifest.dim(), valueType.bytes());
+    if (valueType == ValueType.INT8) {
+      checkBytes(root.getVector(1).getName(), ((BaseFixedWidthVector) root.getVector(1)).getDataBuffer().capacity(), n, manifest.rowBytes());
+    } else {
+      checkLength((FixedSizeListVector) root.getVector(1), n, manifest.dim(), valueType.bytes());
+    }
     for (int i = 0; i < manifest.stateColumns().size(); i++) {
       checkLength((FixedSizeListVector) root.getVector(2 + i), n, manifest.stateColumns().get(i).width(), 4);
     }
@@ -383,11 +387,14 @@ public final class ShardReader implements AutoCloseable {
   }
 
   private void checkLength(FixedSizeListVector list, int rows, int width, int valueBytes) throws TableFormatException {
-    long have = list.getDataVector().getDataBuffer().capacity();
-    long need = (long) rows * width * valueBytes;
+    checkBytes(list.getName(), list.getDataVector().getDataBuffer().capacity(), rows, (long) width * valueBytes);
+  }
+
+  private void checkBytes(String column, long have, int rows, long rowBytes) throws TableFormatException {
+    long need = rows * rowBytes;
     if (have < need) {
       throw new TableFormatException(
-          "Cannot read " + file + ": column " + list.getName() + " holds " + have + " bytes for " + rows + " rows, need " + need);
+          "Cannot read " + file + ": column " + column + " holds " + have + " bytes for " + rows + " rows, need " + need);
     }
   }
 
@@ -408,7 +415,7 @@ public final class ShardReader implements AutoCloseable {
 
   /**
    * The current batch's embeddings: row-major float32, C values per row (widened from the stored
-   * type of a 16-bit table, exactly).
+   * type of a 16-bit table, exactly; decoded from an int8 table's codes, scale and bias).
    */
   public ArrowBuf embeddings() {
     ArrowBuf stored = storedEmbeddings();
@@ -424,14 +431,20 @@ public final class ShardReader implements AutoCloseable {
         }
         decoded = allocator.buffer(Math.max(need, 4));
       }
-      HalfFloats.decode(valueType, stored.memoryAddress(), decoded.memoryAddress(), (long) batchRows * manifest.dim());
+      valueType.decode(stored.memoryAddress(), decoded.memoryAddress(), batchRows, manifest.dim());
       decodedCurrent = true;
     }
     return decoded;
   }
 
-  /** The current batch's embeddings as stored: row-major, C values of {@link #valueType()} per row. */
+  /**
+   * The current batch's embeddings as stored: row-major, C values of {@link #valueType()} per row
+   * (int8: C + 8 bytes a row, {@link Int8Rows}).
+   */
   public ArrowBuf storedEmbeddings() {
+    if (valueType == ValueType.INT8) {
+      return ((BaseFixedWidthVector) root.getVector(1)).getDataBuffer();
+    }
     return ((BaseFixedWidthVector) ((FixedSizeListVector) root.getVector(1)).getDataVector()).getDataBuffer();
   }
 
@@ -452,7 +465,7 @@ public final class ShardReader implements AutoCloseable {
           throw new IllegalArgumentException("Cannot read " + file + ": the buffer holds " + embeddings.capacity() + " bytes, need " + (batchStart + batchRows) * rowBytes);
         }
         // Widened straight into the destination: no staging copy.
-        HalfFloats.decode(valueType, storedEmbeddings().memoryAddress(), embeddings.memoryAddress() + batchStart * rowBytes, (long) batchRows * manifest.dim());
+        valueType.decode(storedEmbeddings().memoryAddress(), embeddings.memoryAddress() + batchStart * rowBytes, batchRows, manifest.dim());
       } else {
         embeddings.setBytes(batchStart * rowBytes, embeddings(), 0, batchRows * rowBytes);
       }

@@ -21,7 +21,9 @@ import org.apache.arrow.vector.ipc.ArrowFileWriter;
  *
  * <p>Rows are given as float32 ({@link #append(ByteBuffer, int)}, {@link #append(ArrowBuf, long,
  * int, ArrowBuf...)}) and stored in the table's {@link ValueType}, narrowed with {@link
- * HalfFloats#encode} (round to nearest even) for a 16-bit table; or already in the stored type
+ * HalfFloats#encode} (round to nearest even) for a 16-bit table, quantized row by row ({@link
+ * Int8Rows}) for an int8 table, which refuses a row with a NaN or an infinity naming its id; or
+ * already in the stored type
  * ({@link #appendStored}), copied as they are (a conversion or a reshard of a 16-bit table).
  *
  * <p>Memory: one record batch (about {@value TableFormat#TARGET_BATCH_BYTES} bytes) off-heap, from a
@@ -127,7 +129,7 @@ public final class ShardWriter implements AutoCloseable {
     }
     this.batchRows = TableFormat.batchRows(dim, type, stateWidth);
     this.rowBytes = dim * 4L;
-    this.storedRowBytes = (long) dim * type.bytes();
+    this.storedRowBytes = type.rowBytes(dim);
     BufferAllocator child = null;
     VectorSchemaRoot r = null;
     TableLocation.Output ch = null;
@@ -144,7 +146,9 @@ public final class ShardWriter implements AutoCloseable {
     this.channel = ch;
     this.ids = (BigIntVector) root.getVector(0);
     ids.allocateNew(batchRows);
-    this.embData = allocateList((FixedSizeListVector) root.getVector(1), dim);
+    this.embData = type == ValueType.INT8
+        ? allocateBinary((org.apache.arrow.vector.FixedSizeBinaryVector) root.getVector(1))
+        : allocateList((FixedSizeListVector) root.getVector(1), dim);
     this.stateData = new ArrowBuf[stateWidths.length];
     for (int i = 0; i < stateWidths.length; i++) {
       stateData[i] = allocateList((FixedSizeListVector) root.getVector(2 + i), stateWidths[i]);
@@ -166,6 +170,14 @@ public final class ShardWriter implements AutoCloseable {
     list.getValidityBuffer().setOne(0, list.getValidityBuffer().capacity());
     data.getValidityBuffer().setOne(0, data.getValidityBuffer().capacity());
     return data.getDataBuffer();
+  }
+
+  /** The int8 column: one fixed-size binary value (C + 8 bytes) per row. */
+  private ArrowBuf allocateBinary(org.apache.arrow.vector.FixedSizeBinaryVector rows) {
+    rows.setInitialCapacity(batchRows);
+    rows.allocateNew();
+    rows.getValidityBuffer().setOne(0, rows.getValidityBuffer().capacity());
+    return rows.getDataBuffer();
   }
 
   public int shard() {
@@ -209,7 +221,7 @@ public final class ShardWriter implements AutoCloseable {
       if (stored || !valueType.isCompact()) {
         embData.setBytes(pending * storedRowBytes, src, at, n * rowBytes);
       } else if (src.isDirect()) {
-        HalfFloats.encode(valueType, MemoryUtil.getByteBufferAddress(src) + at, storedAddress(pending), (long) n * dim);
+        encodeRows(MemoryUtil.getByteBufferAddress(src) + at, n);
       } else {
         encodeHeap(src, at, n);
       }
@@ -226,9 +238,44 @@ public final class ShardWriter implements AutoCloseable {
     return embData.memoryAddress() + row * storedRowBytes;
   }
 
+  /**
+   * Encodes {@code n} float32 rows at {@code src} into the pending rows from {@code pending} on; an
+   * int8 row that cannot be quantized is refused naming its id.
+   */
+  private void encodeRows(long src, int n) {
+    if (valueType != ValueType.INT8) {
+      HalfFloats.encode(valueType, src, storedAddress(pending), (long) n * dim);
+      return;
+    }
+    for (int r = 0; r < n; r++) {
+      int failed = Int8Rows.encodeRow(src + r * rowBytes, storedAddress(pending + r), dim);
+      if (failed != Int8Rows.OK) {
+        throw notQuantizable(pending + r, Int8Rows.why(src + r * rowBytes, dim, failed));
+      }
+    }
+  }
+
+  private IllegalArgumentException notQuantizable(long pendingRow, String why) {
+    long id = partitioner.idAt(shard, written + pendingRow);
+    return new IllegalArgumentException("Cannot write id " + id + " to an int8 table: " + why);
+  }
+
   /** Narrows {@code n} float32 rows of a heap buffer (little-endian) from byte {@code at}. */
   private void encodeHeap(ByteBuffer src, int at, int n) {
     ByteBuffer le = src.duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    if (valueType == ValueType.INT8) {
+      float[] row = new float[dim];
+      for (int r = 0; r < n; r++) {
+        for (int c = 0; c < dim; c++) {
+          row[c] = le.getFloat(at + 4 * (r * dim + c));
+        }
+        int failed = Int8Rows.encodeRow(row, storedAddress(pending + r), dim);
+        if (failed != Int8Rows.OK) {
+          throw notQuantizable(pending + r, Int8Rows.why(row, dim, failed));
+        }
+      }
+      return;
+    }
     long out = storedAddress(pending);
     for (int i = 0; i < n * dim; i++) {
       float f = le.getFloat(at + 4 * i);
@@ -268,7 +315,7 @@ public final class ShardWriter implements AutoCloseable {
       if (stored || !valueType.isCompact()) {
         embData.setBytes(pending * storedRowBytes, embeddings, fromRow * storedRowBytes, n * storedRowBytes);
       } else {
-        HalfFloats.encode(valueType, embeddings.memoryAddress() + fromRow * rowBytes, storedAddress(pending), (long) n * dim);
+        encodeRows(embeddings.memoryAddress() + fromRow * rowBytes, n);
       }
       for (int i = 0; i < stateData.length; i++) {
         long w = stateWidths[i] * 4L;
@@ -300,7 +347,7 @@ public final class ShardWriter implements AutoCloseable {
     if (stored || !valueType.isCompact()) {
       MemoryUtil.copyMemory(embAddress, storedAddress(pending), storedRowBytes);
     } else {
-      HalfFloats.encode(valueType, embAddress, storedAddress(pending), dim);
+      encodeRows(embAddress, 1);
     }
     for (int i = 0; i < stateData.length; i++) {
       long w = stateWidths[i] * 4L;

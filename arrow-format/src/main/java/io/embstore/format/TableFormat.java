@@ -77,13 +77,16 @@ import org.apache.arrow.vector.types.pojo.Schema;
  *       embedding of id i. Items: {@code float32} FloatingPoint(SINGLE); {@code float16}
  *       FloatingPoint(HALF); {@code bfloat16} Int(16, unsigned) holding the bfloat16 bits, the
  *       field tagged with metadata {@value #META_DTYPE} = {@code bfloat16} (see {@link ValueType}).
+ *       For {@code int8} the column is instead FixedSizeBinary[C + 8], non-null, tagged with field
+ *       metadata {@value #META_DTYPE} = {@code int8}: C uint8 codes, then float32 scale and float32
+ *       bias, little-endian (FBGEMM's fused row-wise layout, see {@link Int8Rows}).
  *   <li>optional optimizer state columns, each FixedSizeList&lt;float32&gt;[width], non-null, named
  *       and sized as the manifest's {@code optimizer.stateColumns}.
  * </ul>
  *
  * Schema metadata: {@value #META_FORMAT} = {@value #SHARD_FORMAT_NAME}, {@value #META_VERSION},
  * {@value #META_DIM}, {@value #META_SHARD}, {@value #META_NUM_SHARDS}, {@value #META_PARTITIONER},
- * {@value #META_ROWS} (V of the table), and for 16-bit tables {@value #META_VALUE_TYPE} (the
+ * {@value #META_ROWS} (V of the table), and for 16-bit and int8 tables {@value #META_VALUE_TYPE} (the
  * value type; float32 shards do not have it, as before 16-bit tables). Values are little-endian (Arrow IPC's native order on all
  * supported platforms).
  *
@@ -119,6 +122,7 @@ public final class TableFormat {
   public static final String VALUE_TYPE_FLOAT32 = "float32";
   public static final String VALUE_TYPE_FLOAT16 = "float16";
   public static final String VALUE_TYPE_BFLOAT16 = "bfloat16";
+  public static final String VALUE_TYPE_INT8 = "int8";
 
   public static final String ID_COLUMN = "id";
   public static final String EMBEDDING_COLUMN = "embedding";
@@ -132,9 +136,9 @@ public final class TableFormat {
   public static final String META_NUM_SHARDS = "embstore.shards";
   public static final String META_PARTITIONER = "embstore.partitioner";
   public static final String META_ROWS = "embstore.rows";
-  /** Schema metadata of 16-bit shards: the manifest's {@code valueType} (absent: float32). */
+  /** Schema metadata of 16-bit and int8 shards: the manifest's {@code valueType} (absent: float32). */
   public static final String META_VALUE_TYPE = "embstore.valueType";
-  /** Field metadata of a bfloat16 {@code embedding} column (its items are uint16 bits). */
+  /** Field metadata of a bfloat16 {@code embedding} column (its items are uint16 bits) or an int8 one (binary rows). */
   public static final String META_DTYPE = "embstore.dtype";
 
   /** Largest embedding dimension C. */
@@ -155,7 +159,7 @@ public final class TableFormat {
 
   /** Rows per record batch that writers use for rows of {@code dim} values of {@code type} and state widths. */
   public static int batchRows(int dim, ValueType type, int stateWidth) {
-    long bytesPerRow = 8L + (long) type.bytes() * dim + 4L * stateWidth;
+    long bytesPerRow = 8L + type.rowBytes(dim) + 4L * stateWidth;
     return (int) Math.max(1, Math.min(MAX_BATCH_ROWS, TARGET_BATCH_BYTES / bytesPerRow));
   }
 

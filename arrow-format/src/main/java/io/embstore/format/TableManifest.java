@@ -169,9 +169,9 @@ public final class TableManifest {
     return rows * rowBytes();
   }
 
-  /** Bytes of one stored row of embeddings: C x the value type's size. */
+  /** Bytes of one stored row of embeddings: C x the value type's size (int8: C + 8). */
   public long rowBytes() {
-    return (long) dim * valueType.bytes();
+    return valueType.rowBytes(dim);
   }
 
   // ---------------------------------------------------------------- JSON

@@ -242,7 +242,7 @@ public final class TableWriter implements AutoCloseable {
 
   /**
    * {@link #appendInIdOrder} of rows already in the table's value type ({@link #valueType}: C
-   * little-endian values of it a row), copied bit for bit: a 16-bit source of the table's own type
+   * little-endian values of it a row, C + 8 bytes for int8), copied bit for bit: a 16-bit source of the table's own type
    * needs no float32 in between.
    */
   public void appendStoredInIdOrder(ByteBuffer src, int count) throws IOException {
@@ -254,7 +254,7 @@ public final class TableWriter implements AutoCloseable {
       throw new IllegalArgumentException(
           "Cannot append " + count + " rows at id " + nextId + ": the table has " + partitioner.numRows() + " rows");
     }
-    int rowBytes = dim * (stored ? valueType.bytes() : 4);
+    int rowBytes = (int) (stored ? valueType.rowBytes(dim) : dim * 4L);
     boolean contiguous = partitioner.numShards() == 1 || Partitioner.RANGE.equals(partitioner.name());
     boolean interleavedDirect = !contiguous && src.isDirect();
     if ((stored || interleavedDirect) && src.remaining() < count * (long) rowBytes) {

@@ -20,14 +20,22 @@ import org.apache.arrow.vector.types.pojo.FieldType;
  *       type, so the items are {@code Int(16, unsigned)} holding the bits, and the {@code embedding}
  *       field carries the metadata {@value TableFormat#META_DTYPE} = {@code bfloat16}; a reader
  *       widens each value {@code b} to the float32 with bits {@code b << 16}.
+ *   <li>{@link #INT8} ({@code int8}: FBGEMM's fused 8-bit row-wise quantization, for serving
+ *       copies): a row is C unsigned 8-bit codes followed by a float32 scale and a float32 bias, C +
+ *       8 bytes (see {@link Int8Rows}). The {@code embedding} column is {@code FixedSizeBinary(C +
+ *       8)}, not a list, tagged with the field metadata {@value TableFormat#META_DTYPE} = {@code
+ *       int8}; a reader decodes value c of a row as {@code code[c] * scale + bias} in float32.
  * </ul>
  *
- * Conversions between the types are in {@link HalfFloats}.
+ * Conversions between float32 and the 16-bit types are in {@link HalfFloats}, to and from int8 rows
+ * in {@link Int8Rows}; {@link #encode} and {@link #decode} convert whole rows of any type.
  */
 public enum ValueType {
   FLOAT32("float32", 4, new ArrowType.FloatingPoint(FloatingPointPrecision.SINGLE)),
   FLOAT16("float16", 2, new ArrowType.FloatingPoint(FloatingPointPrecision.HALF)),
-  BFLOAT16("bfloat16", 2, new ArrowType.Int(16, false));
+  BFLOAT16("bfloat16", 2, new ArrowType.Int(16, false)),
+  /** Rows of C + 8 bytes; {@link #bytes()} is the code's size, {@link #rowBytes(int)} the row's. */
+  INT8("int8", 1, null);
 
   private final String label;
   private final int bytes;
@@ -68,9 +76,14 @@ public enum ValueType {
     return label;
   }
 
-  /** Bytes of one value. */
+  /** Bytes of one value (int8: of one code; a row of int8 codes also holds its scale and bias). */
   public int bytes() {
     return bytes;
+  }
+
+  /** Bytes of one stored row of {@code dim} values: C x {@link #bytes()}, or C + 8 for int8. */
+  public long rowBytes(int dim) {
+    return this == INT8 ? Int8Rows.rowBytes(dim) : (long) dim * bytes;
   }
 
   /** Whether values are stored in fewer bits than float32 (and decoded on read). */
@@ -78,13 +91,58 @@ public enum ValueType {
     return this != FLOAT32;
   }
 
-  /** The Arrow type of the {@code embedding} list's items. */
+  /**
+   * Whether a shard server can apply updates to rows of this type: every type but int8 (a quantized
+   * serving copy is read-only; its rows would need requantizing on every update).
+   */
+  public boolean isTrainable() {
+    return this != INT8;
+  }
+
+  /**
+   * Decodes {@code rows} stored rows of {@code dim} values at {@code src} into float32 at {@code
+   * dst} (raw addresses; the ranges must not overlap): exact for the 16-bit types, {@code code *
+   * scale + bias} for int8.
+   */
+  public void decode(long src, long dst, long rows, int dim) {
+    if (this == INT8) {
+      Int8Rows.decode(src, dst, rows, dim);
+    } else {
+      HalfFloats.decode(this, src, dst, rows * dim);
+    }
+  }
+
+  /**
+   * Encodes {@code rows} rows of {@code dim} float32 at {@code src} into this type at {@code dst}:
+   * round to nearest even for the 16-bit types, row-wise quantization for int8.
+   *
+   * @throws IllegalArgumentException for int8, at the first row that cannot be quantized ({@link
+   *     Int8Rows#encode})
+   */
+  public void encode(long src, long dst, long rows, int dim) {
+    if (this == INT8) {
+      Int8Rows.encode(src, dst, rows, dim);
+    } else {
+      HalfFloats.encode(this, src, dst, rows * dim);
+    }
+  }
+
+  /** The Arrow type of the {@code embedding} list's items (null for int8: its column is binary). */
   ArrowType itemType() {
     return itemType;
   }
 
-  /** The {@code embedding} column: FixedSizeList of this type's items, {@code dim} per row. */
+  /**
+   * The {@code embedding} column: FixedSizeList of this type's items, {@code dim} per row; for int8
+   * FixedSizeBinary of C + 8 bytes, tagged.
+   */
   Field embeddingField(int dim) {
+    if (this == INT8) {
+      return new Field(
+          TableFormat.EMBEDDING_COLUMN,
+          new FieldType(false, new ArrowType.FixedSizeBinary(Math.toIntExact(rowBytes(dim))), null, Map.of(TableFormat.META_DTYPE, label)),
+          null);
+    }
     Field item = new Field("item", FieldType.notNullable(itemType), null);
     Map<String, String> meta = this == BFLOAT16 ? Map.of(TableFormat.META_DTYPE, label) : null;
     return new Field(
@@ -95,6 +153,15 @@ public enum ValueType {
 
   /** Whether {@code field} is this type's {@code embedding} column of width {@code dim}. */
   boolean matches(Field field, int dim) {
+    if (this == INT8) {
+      Map<String, String> meta = field.getMetadata();
+      return TableFormat.EMBEDDING_COLUMN.equals(field.getName())
+          && field.getType() instanceof ArrowType.FixedSizeBinary binary
+          && binary.getByteWidth() == rowBytes(dim)
+          && field.getChildren().isEmpty()
+          && meta != null
+          && label.equals(meta.get(TableFormat.META_DTYPE));
+    }
     if (!TableFormat.EMBEDDING_COLUMN.equals(field.getName())
         || !(field.getType() instanceof ArrowType.FixedSizeList list)
         || list.getListSize() != dim
@@ -110,6 +177,9 @@ public enum ValueType {
 
   /** How the column is described in messages: {@code FixedSizeList<float16>[C]}. */
   String describe(int dim) {
+    if (this == INT8) {
+      return "FixedSizeBinary[" + rowBytes(dim) + "] tagged " + TableFormat.META_DTYPE + "=int8 (" + dim + " codes, scale, bias)";
+    }
     return "FixedSizeList<" + label + ">[" + dim + "]";
   }
 

@@ -101,7 +101,7 @@ class CompactTableTest {
     rewriteManifest(dir, text -> text.replace("\"valueType\" : \"float32\"", "\"valueType\" : \"int4\""));
     assertThatThrownBy(() -> Table.open(dir))
         .isInstanceOf(TableFormatException.class)
-        .hasMessage("Cannot read " + dir.resolve("manifest.json") + ": valueType is 'int4' (this build knows float32, float16, bfloat16; upgrade embstore to read it)");
+        .hasMessage("Cannot read " + dir.resolve("manifest.json") + ": valueType is 'int4' (this build knows float32, float16, bfloat16, int8; upgrade embstore to read it)");
     assertThatThrownBy(() -> TableManifest.builder().rows(1).dim(1).valueType("float8").build())
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("valueType is 'float8'");

@@ -145,8 +145,10 @@ public final class EmbeddingClient implements AutoCloseable {
 
     /**
      * Asks the servers for rows in the table's stored type (2 bytes a value for a float16 or
-     * bfloat16 table) and widens them here, exactly: half the bytes on the wire for the same
-     * float32 rows. No effect on a float32 table, nor on in-process shards.
+     * bfloat16 table, C + 8 bytes a row for int8) and decodes them here: exactly for 16-bit rows,
+     * as code * scale + bias for int8, the same float32 the server would send (half, or a little
+     * over a quarter, of the bytes on the wire). No effect on a float32 table, nor on in-process
+     * shards.
      */
     public Builder storedRowsOnWire(boolean v) {
       this.storedRowsOnWire = v;

@@ -1,6 +1,7 @@
 package io.embstore.shard;
 
 import io.embstore.format.HalfFloats;
+import io.embstore.format.Int8Rows;
 import io.embstore.format.Partitioner;
 import io.embstore.format.ShardWriter;
 import io.embstore.format.Table;
@@ -25,6 +26,11 @@ import org.apache.arrow.util.AutoCloseables;
  * float16 or bfloat16 table) plus one contiguous float32 buffer per optimizer state column, all
  * from a child allocator named after the shard. A row's position is computed by the partitioner;
  * there is no hash map.
+ *
+ * <p>Rows of an int8 table (C codes, a float32 scale and bias: C + 8 bytes, {@link Int8Rows}) are
+ * decoded to float32 when they leave the shard (lookups, searches) and are never updated: {@link
+ * #update} refuses, the shard keeps serving; it holds no optimizer state and is not snapshotted
+ * (the table it was loaded from is its state).
  *
  * <p>Rows of a 16-bit table are widened to float32 when they leave the shard (lookups, searches)
  * and when an update applies the optimizer, in float32, to a widened copy of the row; the result
@@ -54,7 +60,7 @@ final class HostedShard implements AutoCloseable {
   final long rowBytes;
   /** The table's value type: how the rows are held. */
   final ValueType valueType;
-  /** Bytes of one row as held: C x the value type's size. */
+  /** Bytes of one row as held: C x the value type's size (int8: C + 8). */
   final long storedRowBytes;
   final Optimizer optimizer;
   final List<TableManifest.StateColumn> stateColumns;
@@ -90,9 +96,10 @@ final class HostedShard implements AutoCloseable {
     this.rows = partitioner.shardRows(index);
     this.rowBytes = dim * 4L;
     this.valueType = type;
-    this.storedRowBytes = (long) dim * type.bytes();
+    this.storedRowBytes = type.rowBytes(dim);
     this.optimizer = optimizer;
-    this.stateColumns = optimizer.stateColumns(dim);
+    // An int8 shard is never updated: no optimizer state, so it holds C + 8 bytes a row and nothing else.
+    this.stateColumns = type.isTrainable() ? optimizer.stateColumns(dim) : List.of();
     for (int i = 0; i < STRIPES; i++) {
       stripes[i] = new ReentrantLock();
     }
@@ -206,11 +213,19 @@ final class HostedShard implements AutoCloseable {
         java.util.Arrays.fill(row, 0f);
         init.fill(partitioner.idAt(index, pos), row);
         long at = shard.embAddress + pos * shard.storedRowBytes;
+        if (type == ValueType.INT8) {
+          int failed = Int8Rows.encodeRow(row, at, dim);
+          if (failed != Int8Rows.OK) {
+            throw new IllegalArgumentException("Cannot initialize id " + partitioner.idAt(index, pos) + " of an int8 shard: " + Int8Rows.why(row, dim, failed));
+          }
+          continue;
+        }
         for (int c = 0; c < dim; c++) {
           switch (type) {
             case FLOAT32 -> MemoryUtil.putInt(at + 4L * c, Float.floatToRawIntBits(row[c]));
             case FLOAT16 -> MemoryUtil.putShort(at + 2L * c, HalfFloats.toFloat16(row[c]));
             case BFLOAT16 -> MemoryUtil.putShort(at + 2L * c, HalfFloats.toBfloat16(row[c]));
+            default -> throw new IllegalStateException(type.label());
           }
         }
       }
@@ -291,7 +306,7 @@ final class HostedShard implements AutoCloseable {
     for (int i = 0; i < n; i++) {
       long pos = partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i));
       if (valueType.isCompact()) {
-        HalfFloats.decode(valueType, embAddress + pos * storedRowBytes, outAddress + i * rowBytes, dim);
+        valueType.decode(embAddress + pos * storedRowBytes, outAddress + i * rowBytes, 1, dim);
       } else {
         MemoryUtil.copyMemory(embAddress + pos * rowBytes, outAddress + i * rowBytes, rowBytes);
       }
@@ -313,7 +328,7 @@ final class HostedShard implements AutoCloseable {
     }
   }
 
-  /** {@link #writeRows} with the rows as held: C values of the table's type (float32 or 16 bits) a row. */
+  /** {@link #writeRows} with the rows as held: C values of the table's type (float32 or 16 bits) a row, C + 8 bytes for int8. */
   void writeStoredRows(ArrowBuf ids, int n, java.io.OutputStream out, byte[] chunk) throws IOException {
     long idAddress = ids.memoryAddress();
     int fill = 0;
@@ -339,18 +354,22 @@ final class HostedShard implements AutoCloseable {
     lookupRequests.increment();
   }
 
-  /** {@link #writeRows} of a 16-bit shard: each value widened to float32 straight into {@code chunk}. */
+  /** {@link #writeRows} of a 16-bit or int8 shard: each value decoded to float32 straight into {@code chunk}. */
   private void writeWidenedRows(ArrowBuf ids, int n, java.io.OutputStream out, byte[] chunk) throws IOException {
     long idAddress = ids.memoryAddress();
     int fill = 0;
+    boolean int8 = valueType == ValueType.INT8;
     for (int i = 0; i < n; i++) {
       long at = embAddress + partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i)) * storedRowBytes;
+      float scale = int8 ? Int8Rows.scale(at, dim) : 0f;
+      float bias = int8 ? Int8Rows.bias(at, dim) : 0f;
       for (int c = 0; c < dim; c++) {
         if (fill + 4 > chunk.length) {
           out.write(chunk, 0, fill);
           fill = 0;
         }
-        INT_LE.set(chunk, fill, Float.floatToRawIntBits(value(at, c)));
+        float v = int8 ? (MemoryUtil.getByte(at + c) & 0xff) * scale + bias : value(at, c);
+        INT_LE.set(chunk, fill, Float.floatToRawIntBits(v));
         fill += 4;
       }
     }
@@ -367,12 +386,17 @@ final class HostedShard implements AutoCloseable {
       case FLOAT32 -> Float.intBitsToFloat(MemoryUtil.getInt(at + 4L * c));
       case FLOAT16 -> HalfFloats.float16ToFloat(MemoryUtil.getShort(at + 2L * c));
       case BFLOAT16 -> Float.intBitsToFloat((MemoryUtil.getShort(at + 2L * c) & 0xffff) << 16);
+      case INT8 -> (MemoryUtil.getByte(at + c) & 0xff) * Int8Rows.scale(at, dim) + Int8Rows.bias(at, dim);
     };
   }
 
   /** Reads the row at {@code pos} (for tests and nearest-by-id), as float32. */
   void readRow(long pos, float[] out) {
     long at = embAddress + pos * storedRowBytes;
+    if (valueType == ValueType.INT8) {
+      Int8Rows.decodeRow(at, out, dim);
+      return;
+    }
     for (int c = 0; c < dim; c++) {
       out[c] = value(at, c);
     }
@@ -413,6 +437,7 @@ final class HostedShard implements AutoCloseable {
    * returns the record's ticket for {@link ShardLog#whenDurable} (0 without a log).
    */
   long updateUnsynced(long idAddress, long gradAddress, int n, float lr) {
+    checkUpdatable();
     if (log == null) {
       applyUpdate(idAddress, gradAddress, n, lr, updateNumber.getAndIncrement());
       return 0;
@@ -431,6 +456,14 @@ final class HostedShard implements AutoCloseable {
       sequencer.unlock();
     }
     return ticket;
+  }
+
+  /** INVALID_ARGUMENT for an update of an int8 shard: a quantized serving copy is read-only. */
+  void checkUpdatable() {
+    if (!valueType.isTrainable()) {
+      throw ShardErrors.invalid("Cannot update shard " + index + ": its rows are " + valueType
+          + " (a quantized serving copy is read-only; update a float32, float16 or bfloat16 table and convert it again)");
+    }
   }
 
   private org.apache.arrow.flight.FlightRuntimeException logFailure(String what, IOException e) {
@@ -496,6 +529,9 @@ final class HostedShard implements AutoCloseable {
    * {@code updateNumber} and {@code pos}.
    */
   private void applyRow(long pos, long g, float lr, long[] stateRow, long scratch, long updateNumber) {
+    if (!valueType.isTrainable()) {
+      throw new IllegalStateException("Cannot update shard " + index + ": its rows are " + valueType);
+    }
     for (int k = 0; k < stateRow.length; k++) {
       stateRow[k] = stateAddress[k] + pos * stateColumns.get(k).width() * 4L;
     }
@@ -504,7 +540,7 @@ final class HostedShard implements AutoCloseable {
       return;
     }
     long at = embAddress + pos * storedRowBytes;
-    HalfFloats.decode(valueType, at, scratch, dim);
+    valueType.decode(at, scratch, 1, dim);
     optimizer.apply(scratch, g, stateRow, dim, lr);
     HalfFloats.encodeStochastic(valueType, scratch, at, dim, HalfFloats.mix64(updateNumber * 0x9e3779b97f4a7c15L ^ pos));
   }
@@ -550,16 +586,20 @@ final class HostedShard implements AutoCloseable {
     qn = Math.sqrt(qn);
     TopK top = new TopK(k);
     boolean compact = valueType.isCompact();
+    float[] row = compact ? new float[dim] : null;
     for (long pos = 0; pos < rows; pos++) {
       long id = partitioner.idAt(index, pos);
       if (id == exclude) {
         continue;
       }
       long at = embAddress + pos * storedRowBytes;
+      if (compact) {
+        readRow(pos, row);
+      }
       double dot = 0;
       double rn = 0;
       for (int c = 0; c < dim; c++) {
-        float x = compact ? value(at, c) : Optimizer.get(at + 4L * c);
+        float x = compact ? row[c] : Optimizer.get(at + 4L * c);
         dot += (double) x * query[c];
         rn += (double) x * x;
       }

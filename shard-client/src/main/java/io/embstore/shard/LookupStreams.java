@@ -46,7 +46,7 @@ final class LookupStreams extends StreamPool<LookupStreams.Stream> implements Au
   private final String bearer;
   private final int shard;
   private final int rowBytes;
-  /** The rows of the replies: float32, or a 16-bit type that {@link ReplyReader} widens. */
+  /** The rows of the replies: float32, or a 16-bit or int8 type that {@link ReplyReader} decodes. */
   private final io.embstore.format.ValueType wireType;
   private final int wireRowBytes;
   private static final java.lang.invoke.VarHandle SHORT_LE =
@@ -64,7 +64,7 @@ final class LookupStreams extends StreamPool<LookupStreams.Stream> implements Au
     this.shard = shard;
     this.rowBytes = dim * 4;
     this.wireType = wireType;
-    this.wireRowBytes = dim * wireType.bytes();
+    this.wireRowBytes = Math.toIntExact(wireType.rowBytes(dim));
   }
 
   @Override
@@ -286,7 +286,7 @@ final class LookupStreams extends StreamPool<LookupStreams.Stream> implements Au
             int count = Math.min(rowsPerChunk, r.n - first);
             if (wireType.isCompact()) {
               readFully(in, wire, count * wireRowBytes);
-              widen(wire, chunk, count * (wireRowBytes / 2));
+              widen(wire, chunk, count);
             } else {
               readFully(in, chunk, count * rowBytes);
             }
@@ -300,8 +300,16 @@ final class LookupStreams extends StreamPool<LookupStreams.Stream> implements Au
     }
   }
 
-  /** Widens {@code values} 16-bit values of {@code from} into float32 in {@code to} (little-endian), exactly. */
-  private void widen(byte[] from, byte[] to, int values) {
+  /**
+   * Decodes {@code rows} rows of {@code from} into float32 in {@code to} (little-endian): 16-bit
+   * values widened exactly, int8 rows as code * scale + bias.
+   */
+  private void widen(byte[] from, byte[] to, int rows) {
+    if (wireType == io.embstore.format.ValueType.INT8) {
+      io.embstore.format.Int8Rows.decode(from, 0, to, 0, rows, rowBytes / 4);
+      return;
+    }
+    int values = rows * (wireRowBytes / 2);
     if (wireType == io.embstore.format.ValueType.BFLOAT16) {
       for (int i = 0; i < values; i++) {
         INT_LE.set(to, 4 * i, ((short) SHORT_LE.get(from, 2 * i) & 0xffff) << 16);

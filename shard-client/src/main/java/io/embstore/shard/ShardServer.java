@@ -507,6 +507,10 @@ public final class ShardServer implements AutoCloseable {
     for (int s : which) {
       hosted(s, "snapshot");
     }
+    if (!baseManifest.valueType().isTrainable()) {
+      throw ShardErrors.invalid("Cannot snapshot the shards of " + dir + ": their rows are " + baseManifest.valueType()
+          + " (a read-only serving copy never changes; its table is its snapshot)");
+    }
     TableManifest m = manifest();
     List<ShardWriter> writers = new ArrayList<>();
     List<TableManifest.ShardEntry> entries = new ArrayList<>();

@@ -194,6 +194,10 @@ public final class TrainJob {
             "Cannot train into " + out + ": it already holds a table (use --resume to continue it, or a new --output)");
       }
       resumed = Table.open(out).manifest();
+      if (!resumed.valueType().isTrainable()) {
+        throw new IllegalArgumentException("Cannot resume " + out + ": its rows are " + resumed.valueType()
+            + " (a quantized serving copy cannot be trained; convert it to float32, float16 or bfloat16 first: embstore convert --dtype float32)");
+      }
       if (!resumed.properties().containsKey(P_EPOCH)) {
         throw new IllegalArgumentException("Cannot resume " + out + ": the table was not written by embstore train");
       }

@@ -97,7 +97,8 @@ public final class TrainOptions implements Serializable {
 
   @Option(names = "--dtype", defaultValue = "float32",
       description = "Value type of both matrices' rows: float32, float16 or bfloat16 (2 bytes a value; updates applied in float32"
-          + " and stored with stochastic rounding; optimizer state float32). Default: ${DEFAULT-VALUE}.")
+          + " and stored with stochastic rounding; optimizer state float32); int8 is refused (serving copies only: embstore convert)."
+          + " Default: ${DEFAULT-VALUE}.")
   String dtype;
 
   @Option(names = "--seed", defaultValue = "1", description = "Seed of initialisation, sampling and windows. Default: ${DEFAULT-VALUE}.")
@@ -239,6 +240,8 @@ public final class TrainOptions implements Serializable {
       check(maxVocab == 0, "--max-vocab", maxVocab, "--tokenizer " + tokenizer + " sets V; every id of the tokenizer has a row");
     }
     check("shards".equals(hosting) || "memory".equals(hosting), "--hosting", hosting, "known: shards, memory");
+    check(!"int8".equals(dtype), "--dtype", dtype, "int8 tables are read-only serving copies: train in float32, float16 or bfloat16"
+        + " and convert the result with embstore convert --dtype int8");
     check(List.of("float32", "float16", "bfloat16").contains(dtype), "--dtype", dtype, "known: float32, float16, bfloat16");
     check("float32".equals(dtype) || "shards".equals(hosting), "--dtype", dtype, "16-bit rows need --hosting shards");
     String f = format.toLowerCase(Locale.ROOT);

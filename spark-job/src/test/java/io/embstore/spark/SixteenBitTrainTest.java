@@ -68,8 +68,42 @@ class SixteenBitTrainTest extends SparkTestBase {
 
   @Test
   void anUnknownDtypeIsRefused() {
+    assertThatThrownBy(() -> TrainOptions.parse(new SparkConf(false), "--input", "x", "--output", "y", "--dtype", "float8"))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("Cannot use --dtype: float8 (known: float32, float16, bfloat16)");
+  }
+
+  @Test
+  void trainingInInt8IsRefusedInOneLine() {
     assertThatThrownBy(() -> TrainOptions.parse(new SparkConf(false), "--input", "x", "--output", "y", "--dtype", "int8"))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessage("Cannot use --dtype: int8 (known: float32, float16, bfloat16)");
+        .hasMessage("Cannot use --dtype: int8 (int8 tables are read-only serving copies: train in float32, float16 or bfloat16"
+            + " and convert the result with embstore convert --dtype int8)");
+  }
+
+  @Test
+  void resumingAnInt8TableIsRefusedInOneLine() throws Exception {
+    Path corpus = proseSlice(dir, 10_000);
+    Path out = dir.resolve("int8");
+    int rows = 20;
+    int dim = 4;
+    try (io.embstore.format.TableWriter w = io.embstore.format.TableWriter.create(io.embstore.format.TableLocation.of(out),
+        io.embstore.format.TableManifest.builder().rows(rows).dim(dim).partitioner("modulo").valueType(ValueType.INT8), 2, allocator)) {
+      java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocateDirect(rows * dim * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      for (int i = 0; i < rows * dim; i++) {
+        buf.putFloat(i * 0.01f);
+      }
+      buf.flip();
+      w.appendInIdOrder(buf, rows);
+      w.property(TrainJob.P_EPOCH, "1");
+      w.commit();
+    }
+    assertThatThrownBy(() -> TrainJob.run(spark, TrainOptions.parse(new SparkConf(false),
+        "--input", corpus.toString(), "--output", out.toString(), "--epochs", "2", "--dim", "4", "--resume")))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageStartingWith("Cannot resume ")
+        .hasMessageContaining(out.toString())
+        .hasMessageEndingWith(": its rows are int8 (a quantized serving copy cannot be trained;"
+            + " convert it to float32, float16 or bfloat16 first: embstore convert --dtype float32)");
   }
 }

@@ -19,9 +19,10 @@ import picocli.CommandLine.Spec;
     name = "convert",
     mixinStandardHelpOptions = true,
     description = {
-      "Writes the rows of a table into a new table of another value type (float32, float16, bfloat16), with the same shards,"
+      "Writes the rows of a table into a new table of another value type (float32, float16, bfloat16, int8), with the same shards,"
           + " partitioner, optimizer state (float32) and vocabulary (streaming: memory does not grow with the number of rows).",
-      "16-bit values widen exactly to float32; float32 narrows with round to nearest even. Input and output may be on any storage."
+      "16-bit values widen exactly to float32; float32 narrows with round to nearest even. int8 (a read-only serving copy) quantizes each"
+          + " row to C codes plus a float32 scale and bias; from int8, rows are decoded (code * scale + bias). Input and output may be on any storage."
     })
 public final class ConvertCommand implements Callable<Integer>, Subcommand {
   @Spec CommandSpec spec;
@@ -29,7 +30,7 @@ public final class ConvertCommand implements Callable<Integer>, Subcommand {
   @Option(names = "--table", required = true, paramLabel = "TABLE", description = Cli.TABLE_HELP)
   String table;
 
-  @Option(names = "--dtype", required = true, paramLabel = "TYPE", description = "The new table's value type: float32, float16 or bfloat16.")
+  @Option(names = "--dtype", required = true, paramLabel = "TYPE", description = "The new table's value type: float32, float16, bfloat16 or int8.")
   String dtype;
 
   @Option(names = "--output", required = true, paramLabel = "TABLE", description = "The new table (a directory or a URI); must not exist.")

@@ -73,12 +73,13 @@ public final class ImportCommand implements Callable<Integer>, Subcommand {
   String output;
 
   @Option(names = "--allow-non-finite", description = "Keep NaN and infinite values instead of rejecting the file"
-      + " (and, with --dtype float16, values beyond 65504, stored as infinity).")
+      + " (and, with --dtype float16, values beyond 65504, stored as infinity); refused with --dtype int8.")
   boolean allowNonFinite;
 
   @Option(names = "--dtype", defaultValue = "float32", paramLabel = "TYPE",
       description = "The table's value type: float32 (default), float16 or bfloat16 (2 bytes a value; float32 input rounded to nearest even,"
-          + " 16-bit safetensors of the same dtype kept bit for bit).")
+          + " 16-bit safetensors of the same dtype kept bit for bit), or int8 (a read-only serving copy: each row quantized to C codes"
+          + " plus a float32 scale and bias, C + 8 bytes a row; NaN and infinity refused).")
   String dtype;
 
   @Override

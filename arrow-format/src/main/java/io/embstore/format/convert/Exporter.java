@@ -3,7 +3,6 @@ package io.embstore.format.convert;
 import io.embstore.format.Table;
 import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
-import io.embstore.format.HalfFloats;
 import io.embstore.format.ValueType;
 import io.embstore.format.Vocabulary;
 import java.io.BufferedOutputStream;
@@ -62,6 +61,10 @@ public final class Exporter {
    */
   public static long run(ExportFormat format, TableLocation tableDir, Path output, String tensor, ValueType dtype, BufferAllocator parent)
       throws IOException {
+    if (dtype == ValueType.INT8) {
+      throw new IllegalArgumentException("Cannot export with --dtype int8 (export writes float32, float16 or bfloat16 values;"
+          + " an int8 table exports decoded to float32 by default)");
+    }
     if (dtype != ValueType.FLOAT32) {
       if (format == ExportFormat.WORD2VEC || format == ExportFormat.WORD2VEC_BIN) {
         throw new IllegalArgumentException("Cannot export to " + format.cliName() + " with --dtype " + dtype + " (word2vec files hold float32 values; export to npy or safetensors)");
@@ -115,7 +118,7 @@ public final class Exporter {
     TableManifest m = table.manifest();
     writeFully(ch, ByteBuffer.wrap(header));
     long rowBytes = m.dim() * 4L;
-    long outRowBytes = (long) m.dim() * dtype.bytes();
+    long outRowBytes = dtype.rowBytes(m.dim());
     long capacity = Math.max(outRowBytes, STAGING_BYTES / outRowBytes * outRowBytes);
     try (ArrowBuf staging = allocator.buffer(capacity)) {
       long[] fill = {0};
@@ -128,7 +131,7 @@ public final class Exporter {
               long done = 0;
               while (done < rows) {
                 long n = Math.min(rows - done, (capacity - fill[0]) / outRowBytes);
-                HalfFloats.encode(dtype, buf.memoryAddress() + offset + done * rowBytes, staging.memoryAddress() + fill[0], n * m.dim());
+                dtype.encode(buf.memoryAddress() + offset + done * rowBytes, staging.memoryAddress() + fill[0], n, m.dim());
                 fill[0] += n * outRowBytes;
                 done += n;
                 if (fill[0] + outRowBytes > capacity) {

@@ -46,7 +46,8 @@ public final class Importer {
    * @param tokenizer a {@link Tokenizer} name whose vocabulary the table gets and records ({@code
    *     npy}, {@code safetensors}; V must be its size), or null
    * @param valueType the table's value type: float32 rows are narrowed to it (round to nearest
-   *     even); values beyond float16's range are refused unless {@code allowNonFinite}
+   *     even, or quantized row-wise for int8); values beyond float16's range are refused unless {@code
+   *     allowNonFinite}, which int8 refuses
    */
   public record Options(
       ImportFormat format,
@@ -109,6 +110,10 @@ public final class Importer {
     }
     if (o.tensor() != null && o.format() != ImportFormat.SAFETENSORS) {
       throw new IllegalArgumentException("Cannot import " + o.input() + ": --tensor applies to safetensors only");
+    }
+    if (o.valueType() == ValueType.INT8 && o.allowNonFinite()) {
+      throw new IllegalArgumentException("Cannot import " + o.input() + " with --dtype int8 and --allow-non-finite"
+          + " (int8 rows need finite values: a row's scale and bias are undefined with NaN or infinity)");
     }
     ByteInput.isGzip(o.input()); // fails with a clear message when the input is missing
     switch (o.format()) {

@@ -66,7 +66,7 @@ final class RowSink {
     this.tokenOf = tokenOf;
     this.progress = progress;
     this.dim = writer.dim();
-    this.rowBytes = dim * (stored ? writer.valueType().bytes() : 4);
+    this.rowBytes = (int) (stored ? writer.valueType().rowBytes(dim) : dim * 4L);
     this.totalRows = writer.partitioner().numRows();
     int rows = Math.max(1, TARGET_BYTES / rowBytes);
     this.staging = ByteBuffer.allocateDirect(rows * rowBytes).order(ByteOrder.LITTLE_ENDIAN);
@@ -194,7 +194,9 @@ final class RowSink {
                 + column
                 + " is "
                 + f
-                + " (non-finite values are rejected; pass --allow-non-finite to keep them)");
+                + (writer.valueType() == ValueType.INT8
+                    ? " (non-finite values are rejected; int8 rows cannot hold them)"
+                    : " (non-finite values are rejected; pass --allow-non-finite to keep them)"));
       }
     }
   }

@@ -26,7 +26,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * Another Arrow implementation reads our shard files: the JavaScript {@code apache-arrow} package
  * (npm, installed by {@code npm ci --prefix arrow-format/src/test/js}) reads a shard and prints its
  * ids, values and metadata, which must equal what we wrote; float16 shards through Arrow's own
- * HalfFloat decoding, bfloat16 shards by the recipe of {@code docs/format.md}.
+ * HalfFloat decoding, bfloat16 and int8 shards by the recipes of {@code docs/format.md} (int8: the
+ * same float32 bits as {@code ShardReader} decodes).
  */
 class ArrowJsReadsShardTest {
   private static Path js;
@@ -51,7 +52,10 @@ class ArrowJsReadsShardTest {
     // 16-bit rows: 8 MiB / (8 + 2048 x 2) bytes = 2044 rows per batch
     "modulo, 1, 0, 4100, 2048, float16",
     "range, 3, 2, 1000, 7, float16",
-    "modulo, 3, 1, 1000, 7, bfloat16"
+    "modulo, 3, 1, 1000, 7, bfloat16",
+    // int8 rows: C + 8 bytes, decoded by the recipe of docs/format.md to the same float32 bits as ShardReader
+    "modulo, 1, 0, 4100, 2048, int8",
+    "range, 3, 2, 1000, 7, int8"
   })
   void javascriptArrowReadsIdsValuesAndMetadata(String partitioner, int shards, int shard, int rows, int dim, String valueType)
       throws IOException {
@@ -62,6 +66,12 @@ class ArrowJsReadsShardTest {
     TableManifest manifest;
     try (BufferAllocator allocator = new RootAllocator()) {
       manifest = TestMatrices.write(TableLocation.of(table), m, rows, dim, shards, partitioner, type, allocator);
+      if (type == ValueType.INT8) {
+        int[] decoded = TestMatrices.readBits(table, allocator);
+        for (int i = 0; i < m.length; i++) {
+          m[i] = Float.intBitsToFloat(decoded[i]);
+        }
+      }
     }
     for (int i = 0; i < m.length; i++) {
       if (type == ValueType.FLOAT16) {

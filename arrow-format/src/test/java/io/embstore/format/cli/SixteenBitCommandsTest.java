@@ -142,7 +142,7 @@ class SixteenBitCommandsTest {
     Path out = tmp.resolve("out");
     CliRun r = CliRun.importing("--from", "npy", "--input", npy.toString(), "--shards", "2", "--dtype", "float8", "--output", out.toString());
     assertThat(r.exit()).isEqualTo(1);
-    assertThat(r.err()).isEqualTo("embstore import: Cannot use --dtype float8 (known: float32, float16, bfloat16)\n");
+    assertThat(r.err()).isEqualTo("embstore import: Cannot use --dtype float8 (known: float32, float16, bfloat16, int8)\n");
     assertThat(out).doesNotExist();
 
     float[] big = Arrays.copyOf(m, m.length);

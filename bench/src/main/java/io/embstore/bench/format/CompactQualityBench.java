@@ -19,15 +19,17 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * How much of a real matrix's neighbourhoods a 16-bit copy keeps: the MiniLM-L6 token embeddings
- * of {@code ../shared/data/embeddings} (30,522 x 384) imported as float32, converted with {@code
- * embstore convert}'s code ({@link Resharder}) to bfloat16 and float16, and read back; for {@code
- * --queries} random query rows, the exact cosine top-k (the query itself excluded) of each copy
- * against the float32 table's, as the mean fraction of the float32 top-k found.
+ * How much of a real matrix's neighbourhoods a 16-bit or int8 copy keeps: the MiniLM-L6 token
+ * embeddings of {@code ../shared/data/embeddings} (30,522 x 384) imported as float32, converted with
+ * {@code embstore convert}'s code ({@link Resharder}) to bfloat16, float16 and int8 (row-wise
+ * quantized), and read back (decoded); for {@code --queries} random query rows, the exact cosine
+ * top-k (the query itself excluded) of each copy against the float32 table's, as the mean fraction
+ * of the float32 top-k found. For int8 it also prints the largest quantization error in half steps
+ * of its row (at most 1 plus float32 rounding).
  *
  * <p>Run: {@code bench/run format.CompactQualityBench} (1,000 queries, k = 10; about a minute).
  */
-@Command(name = "CompactQualityBench", mixinStandardHelpOptions = true, description = "Top-k neighbours kept by 16-bit copies of the MiniLM table.")
+@Command(name = "CompactQualityBench", mixinStandardHelpOptions = true, description = "Top-k neighbours kept by 16-bit and int8 copies of the MiniLM table.")
 public final class CompactQualityBench implements Callable<Integer> {
   @Option(names = "--queries", description = "random query rows (default: ${DEFAULT-VALUE})")
   int queries = 1000;
@@ -67,7 +69,7 @@ public final class CompactQualityBench implements Callable<Integer> {
       }
       System.out.printf(Locale.ROOT, "CompactQualityBench: %s, %d x %d, %d random queries, exact cosine top-%d (the query excluded)%n",
           npy.getFileName(), rows, dim, queries, k);
-      for (ValueType type : new ValueType[] {ValueType.BFLOAT16, ValueType.FLOAT16}) {
+      for (ValueType type : new ValueType[] {ValueType.BFLOAT16, ValueType.FLOAT16, ValueType.INT8}) {
         TableLocation copy = TableLocation.of(work.resolve(type.label()));
         Resharder.run(new Resharder.Options(f32, copy, 0, null, type, null), root);
         float[] v = read(copy, root);
@@ -93,8 +95,25 @@ public final class CompactQualityBench implements Callable<Integer> {
           kept += (double) same / k;
           worst = Math.min(worst, (double) same / k);
         }
-        System.out.printf(Locale.ROOT, "%-8s keeps %.4f of the float32 top-%d on average (worst query %.1f); largest relative value error %.2e%n",
-            type, kept / queries, k, worst, maxError);
+        String error = String.format(Locale.ROOT, "largest relative value error %.2e", maxError);
+        if (type == ValueType.INT8) {
+          double halfSteps = 0;
+          for (int row = 0; row < rows; row++) {
+            float min = Float.POSITIVE_INFINITY;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int c = 0; c < dim; c++) {
+              min = Math.min(min, base[row * dim + c]);
+              max = Math.max(max, base[row * dim + c]);
+            }
+            double half = ((double) max - min) / 255 / 2;
+            for (int c = 0; c < dim && half > 0; c++) {
+              halfSteps = Math.max(halfSteps, Math.abs(v[row * dim + c] - base[row * dim + c]) / half);
+            }
+          }
+          error = String.format(Locale.ROOT, "largest error %.4f half steps of its row", halfSteps);
+        }
+        System.out.printf(Locale.ROOT, "%-8s keeps %.4f of the float32 top-%d on average (worst query %.1f); %s%n",
+            type, kept / queries, k, worst, error);
       }
     } finally {
       try (var s = Files.walk(work)) {

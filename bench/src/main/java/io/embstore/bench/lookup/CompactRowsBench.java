@@ -4,6 +4,7 @@ import io.embstore.bench.common.ChildProcess;
 import io.embstore.bench.common.IdStream;
 import io.embstore.bench.common.Measure;
 import io.embstore.format.HalfFloats;
+import io.embstore.format.Int8Rows;
 import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
@@ -26,13 +27,14 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * 16-bit rows against float32 rows, same run: the same seeded V x C matrix as a float32, a bfloat16
- * and a float16 table (2 shards each, row-wise Adagrad state of 1 float32 a row), each served by 2
- * shard servers in separate JVMs ({@link ServerMain} {@code shard}), one client in this JVM.
+ * 16-bit and int8 rows against float32 rows, same run: the same seeded V x C matrix as a float32, a
+ * bfloat16, a float16 and an int8 table (2 shards each), each served by 2 shard servers in separate
+ * JVMs ({@link ServerMain} {@code shard}, row-wise Adagrad: state of 1 float32 a row, none for the
+ * read-only int8 table), one client in this JVM.
  *
  * <ul>
  *   <li>server memory per row: the servers' allocated bytes / V, against C x 4 and C x 2 (+ 4 bytes
- *       of optimizer state);
+ *       of optimizer state) and C + 8 (int8: codes, scale, bias);
  *   <li>lookups of B ids (uniform), rows/s: float32 table; 16-bit table with float32 rows on the
  *       wire (widened on the server); 16-bit table with its 16-bit rows on the wire (widened by the
  *       client, {@code EmbeddingClient.Builder.storedRowsOnWire}); ratios against the float32
@@ -45,7 +47,7 @@ import picocli.CommandLine.Option;
  * <p>Run: {@code bench/run lookup.CompactRowsBench} (defaults: 50,257 x 768, B = 512, 5 rounds of
  * 2 s after 1 s of warm-up each); {@code --help} lists the options.
  */
-@Command(name = "CompactRowsBench", mixinStandardHelpOptions = true, description = "16-bit rows vs float32 rows: server memory and lookups.")
+@Command(name = "CompactRowsBench", mixinStandardHelpOptions = true, description = "16-bit and int8 rows vs float32 rows: server memory and lookups.")
 public final class CompactRowsBench implements Callable<Integer> {
   @Option(names = "--rows", description = "V (default: ${DEFAULT-VALUE})")
   long rows = 50_257;
@@ -71,6 +73,9 @@ public final class CompactRowsBench implements Callable<Integer> {
   @Option(names = "--server-heap", description = "-Xmx of each server JVM (default: ${DEFAULT-VALUE})")
   String serverHeap = "512m";
 
+  @Option(names = "--types", split = ",", description = "value types, the first the baseline of the ratios (default: float32,bfloat16,float16,int8)")
+  String[] typeNames = {"float32", "bfloat16", "float16", "int8"};
+
   @Option(names = "--dir", description = "where the tables are written (default: a temporary directory, deleted)")
   Path dir;
 
@@ -84,7 +89,7 @@ public final class CompactRowsBench implements Callable<Integer> {
     Path work = dir != null ? dir : Files.createTempDirectory("compact-rows-bench");
     out.printf(Locale.ROOT, "CompactRowsBench: %d x %d, B = %d, %d rounds of every configuration in turn (%d ms each, after %d ms warm-up);"
         + " load average %s%n", rows, dim, batch, rounds, durationMs, warmupMs, Measure.loadAverage());
-    ValueType[] types = {ValueType.FLOAT32, ValueType.BFLOAT16, ValueType.FLOAT16};
+    ValueType[] types = java.util.Arrays.stream(typeNames).map(ValueType::of).toArray(ValueType[]::new);
     List<ChildProcess> servers = new ArrayList<>();
     List<EmbeddingClient> clients = new ArrayList<>();
     List<String> names = new ArrayList<>();
@@ -105,9 +110,14 @@ public final class CompactRowsBench implements Callable<Integer> {
             allocated += Long.parseLong(p.ask("mem", "mem").split(" ")[0]);
           }
           double perRow = (double) allocated / rows;
-          long ideal = (long) dim * type.bytes();
-          out.printf(Locale.ROOT, "%-8s server memory %,.0f bytes a row (C x %d = %,d; with the row-wise Adagrad state %,d): %.3fx%n",
-              type, perRow, type.bytes(), ideal, ideal + 4, perRow / (ideal + 4));
+          long ideal = type.rowBytes(dim);
+          if (type == ValueType.INT8) {
+            out.printf(Locale.ROOT, "%-8s server memory %,.0f bytes a row (C + 8 = %,d; no optimizer state: never updated): %.3fx%n",
+                type, perRow, ideal, perRow / ideal);
+          } else {
+            out.printf(Locale.ROOT, "%-8s server memory %,.0f bytes a row (C x %d = %,d; with the row-wise Adagrad state %,d): %.3fx%n",
+                type, perRow, type.bytes(), ideal, ideal + 4, perRow / (ideal + 4));
+          }
           for (boolean stored : type.isCompact() ? new boolean[] {false, true} : new boolean[] {false}) {
             EmbeddingClient client = EmbeddingClient.builder().table(table).endpoints(endpoints).storedRowsOnWire(stored)
                 .allocator(root).build();
@@ -155,6 +165,7 @@ public final class CompactRowsBench implements Callable<Integer> {
         for (int k = 0; k < clients.size(); k++) {
           double rate = Measure.median(rates[k]);
           boolean compactWire = !names.get(k).endsWith("float32");
+          long wireRowBytes = compactWire ? ValueType.of(names.get(k).split(" ")[1]).rowBytes(dim) : dim * 4L;
           // The ratio within each round (measured seconds apart) is steadier than the ratio of medians on a shared machine.
           double[] ratios = new double[rounds];
           for (int round = 0; round < rounds; round++) {
@@ -163,7 +174,7 @@ public final class CompactRowsBench implements Callable<Integer> {
           double[] sorted = ratios.clone();
           java.util.Arrays.sort(sorted);
           out.printf(Locale.ROOT, "| %s | %,.0f | %.0f | %.0f | %.2fx | %.2fx (%.2f-%.2f) |%n", names.get(k), rate,
-              rate * dim * (compactWire ? 2 : 4) / 1e6, Measure.median(p50[k]), rate / base, Measure.median(ratios), sorted[0], sorted[rounds - 1]);
+              rate * wireRowBytes / 1e6, Measure.median(p50[k]), rate / base, Measure.median(ratios), sorted[0], sorted[rounds - 1]);
         }
         out.printf(Locale.ROOT, "load average at the end %s%n", Measure.loadAverage());
       } finally {
@@ -216,12 +227,22 @@ public final class CompactRowsBench implements Callable<Integer> {
     for (long skip = 0; skip < wanted * dim; skip++) {
       r.nextDouble();
     }
+    float[] seeded = new float[dim];
     for (int c = 0; c < dim; c++) {
-      float f = (float) (r.nextDouble() * 2 - 1);
+      seeded[c] = (float) (r.nextDouble() * 2 - 1);
+    }
+    float[] quantized = new float[dim];
+    ByteBuffer row = ByteBuffer.allocateDirect(dim + Int8Rows.EXTRA_BYTES);
+    long at = org.apache.arrow.memory.util.MemoryUtil.getByteBufferAddress(row);
+    Int8Rows.encodeRow(seeded, at, dim);
+    Int8Rows.decodeRow(at, quantized, dim);
+    for (int c = 0; c < dim; c++) {
+      float f = seeded[c];
       float expected = switch (type) {
         case FLOAT32 -> f;
         case FLOAT16 -> HalfFloats.float16ToFloat(HalfFloats.toFloat16(f));
         case BFLOAT16 -> HalfFloats.bfloat16ToFloat(HalfFloats.toBfloat16(f));
+        case INT8 -> quantized[c];
       };
       if (out[dim + c] != expected) {
         throw new IllegalStateException("Cannot benchmark: id " + wanted + " column " + c + " is " + out[dim + c] + ", expected " + expected);

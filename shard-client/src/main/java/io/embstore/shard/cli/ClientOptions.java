@@ -25,8 +25,13 @@ final class ClientOptions {
   long deadlineMs;
 
   EmbeddingClient connect(String token) throws IOException {
+    return connect(token, false);
+  }
+
+  /** {@link #connect(String)}; {@code storedRows}: lookups ask for rows as stored ({@link EmbeddingClient.Builder#storedRowsOnWire}). */
+  EmbeddingClient connect(String token, boolean storedRows) throws IOException {
     EmbeddingClient.Builder b = EmbeddingClient.builder().table(TableLocation.of(table)).endpoints(endpoints)
-        .deadline(java.time.Duration.ofMillis(deadlineMs));
+        .deadline(java.time.Duration.ofMillis(deadlineMs)).storedRowsOnWire(storedRows);
     String t = token != null ? token : authToken != null ? authToken : System.getenv("EMBSTORE_TOKEN");
     if (t != null) {
       b.token(t);
