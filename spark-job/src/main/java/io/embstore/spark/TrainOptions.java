@@ -188,13 +188,18 @@ public final class TrainOptions implements Serializable {
     };
   }
 
+  /** The output table ({@code --output}). */
+  public String output() {
+    return output;
+  }
+
   boolean adagrad() {
     return Optimizer.ROWWISE_ADAGRAD.equals(optimizer);
   }
 
   /** The value type of both matrices ({@code --dtype}). */
   io.embstore.format.ValueType valueType() {
-    return io.embstore.format.cli.Cli.valueType(dtype);
+    return io.embstore.format.ValueType.of(dtype);
   }
 
   /** The optimizer of both matrices' shard servers: {@code --optimizer} at learning rate {@code --alpha}. */

@@ -101,4 +101,14 @@ class TrainCommandTest {
         .containsExactly("embstore train: Cannot read --input " + missing + ": no such file or directory");
     assertThat(dir.resolve("never")).doesNotExist();
   }
+
+  @Test
+  void trainCommandReportsABadOptionOnOneLineWithExitOne() {
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    int code = Cli.run(new TrainCommand(), new PrintWriter(out), new PrintWriter(err),
+        "--input", "a.txt", "--output", "t", "--negatives", "-1");
+    assertThat(code).isEqualTo(1);
+    assertThat(err.toString()).startsWith("embstore train: Cannot use --negatives: -1 (must be in 0..1000)");
+  }
 }

@@ -24,14 +24,13 @@ public final class Cli {
 
   private Cli() {}
 
-  /** The value type named by a {@code --dtype} option. */
+  /** The value type named by a {@code --dtype} option ({@link ValueType#of}, the error naming the option). */
   public static ValueType valueType(String dtype) {
-    for (ValueType t : ValueType.values()) {
-      if (t.label().equals(dtype)) {
-        return t;
-      }
+    try {
+      return ValueType.of(dtype);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("Cannot use --dtype " + dtype + " (known: " + ValueType.known() + ")");
     }
-    throw new IllegalArgumentException("Cannot use --dtype " + dtype + " (known: " + ValueType.known() + ")");
   }
 
   /** The root command with every {@link Subcommand} found on the class path. */

@@ -1,7 +1,10 @@
 package io.embstore.format.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
+import io.embstore.format.Table;
 import io.embstore.format.TableLocation;
 import io.embstore.format.TestMatrices;
 import io.embstore.format.storage.MiniHdfs;
@@ -16,7 +19,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The storage contract on a real HDFS (MiniDFSCluster: NameNode and DataNode in this JVM, on
  * 127.0.0.1), plus HDFS's own bad input: an unreachable NameNode, an unknown scheme, a directory
- * the user may not write, each one line naming the URI, exit 1, nothing left behind.
+ * the user may not write, each an error naming the URI, nothing left behind (the commands' one-line
+ * errors on HDFS: deploy's {@code HdfsCommandsIT}).
  */
 class HdfsStorageTest extends TableStorageContract {
   static MiniHdfs hdfs;
@@ -37,20 +41,16 @@ class HdfsStorageTest extends TableStorageContract {
     // Port 1 on loopback: nothing listens there, so every connection is refused at once.
     String uri = "hdfs://127.0.0.1:1/t";
     long t0 = System.nanoTime();
-    CliRun r = CliRun.verifying("--table", uri);
+    Throwable e = catchThrowable(() -> Table.open(uri).verify(allocator));
     long millis = (System.nanoTime() - t0) / 1_000_000;
-    assertThat(r.exit()).isEqualTo(1);
-    assertThat(r.err().strip()).startsWith("embstore verify: Cannot reach " + uri + ": ").contains("Connection refused")
-        .doesNotContain("\n");
-    System.out.printf("verify of %s failed after %d ms: %s%n", uri, millis, r.err().strip());
+    assertThat(messages(e)).startsWith("Cannot reach " + uri + ": ").contains("Connection refused");
+    System.out.printf("verify of %s failed after %d ms: %s%n", uri, millis, messages(e));
   }
 
   @Test
   void anUnknownSchemeIsOneLine() {
-    CliRun r = CliRun.verifying("--table", "nosuchfs://host/t");
-    assertThat(r.exit()).isEqualTo(1);
-    assertThat(r.err().strip()).startsWith("embstore verify: Cannot open table nosuchfs://host/t: unknown storage scheme 'nosuchfs'")
-        .doesNotContain("\n");
+    assertThatThrownBy(() -> Table.open("nosuchfs://host/t").verify(allocator))
+        .satisfies(e -> assertThat(messages(e)).startsWith("Cannot open table nosuchfs://host/t: unknown storage scheme 'nosuchfs'"));
   }
 
   @Test
@@ -63,11 +63,8 @@ class HdfsStorageTest extends TableStorageContract {
     String uri = hdfs.uri("/locked/t");
     // Another user than the one who started HDFS (its superuser, whom permissions do not stop).
     UserGroupInformation alice = UserGroupInformation.createRemoteUser("alice");
-    CliRun r = alice.doAs((PrivilegedExceptionAction<CliRun>) () ->
-        CliRun.importing("--from", "npy", "--input", npy.toString(), "--shards", "2", "--output", uri));
-    assertThat(r.exit()).isEqualTo(1);
-    assertThat(r.err().strip()).startsWith("embstore import: Cannot create " + uri + ": ").contains("Permission denied")
-        .contains("user=alice").doesNotContain("\n");
+    Throwable e = alice.doAs((PrivilegedExceptionAction<Throwable>) () -> catchThrowable(() -> importNpy(npy, null, 2, uri)));
+    assertThat(messages(e)).startsWith("Cannot create " + uri + ": ").contains("Permission denied").contains("user=alice");
     assertThat(fs.listStatus(locked)).isEmpty();
     assertThat(TableLocation.of(uri).exists()).isFalse();
   }

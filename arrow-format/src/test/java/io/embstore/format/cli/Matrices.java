@@ -9,17 +9,17 @@ import java.nio.file.Path;
 import java.util.Locale;
 
 /** Writes small test inputs: npy files (with any header dict) and word2vec / GloVe files. */
-final class Matrices {
+public final class Matrices {
   private Matrices() {}
 
-  static byte[] le(float[] values) {
+  public static byte[] le(float[] values) {
     ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
     b.asFloatBuffer().put(values);
     return b.array();
   }
 
   /** An .npy version 1.0 file with the given header dict and data bytes. */
-  static Path npy(Path file, String dict, byte[] data) throws IOException {
+  public static Path npy(Path file, String dict, byte[] data) throws IOException {
     byte[] body = dict.getBytes(StandardCharsets.ISO_8859_1);
     int hlen = body.length + 1;
     int pad = 64 - ((10 + hlen) % 64);
@@ -36,17 +36,17 @@ final class Matrices {
     return file;
   }
 
-  static String dict(String descr, boolean fortran, String shape) {
+  public static String dict(String descr, boolean fortran, String shape) {
     return "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': " + shape + ", }";
   }
 
   /** A float32 matrix as a valid npy file. */
-  static Path npy(Path file, float[] m, long rows, int dim) throws IOException {
+  public static Path npy(Path file, float[] m, long rows, int dim) throws IOException {
     return npy(file, dict("<f4", false, "(" + rows + ", " + dim + ")"), le(m));
   }
 
   /** word2vec text: header (unless null), then token and values per line. */
-  static Path text(Path file, String header, String[] tokens, float[] m, int dim) throws IOException {
+  public static Path text(Path file, String header, String[] tokens, float[] m, int dim) throws IOException {
     StringBuilder sb = new StringBuilder();
     if (header != null) {
       sb.append(header).append('\n');
@@ -62,7 +62,7 @@ final class Matrices {
     return file;
   }
 
-  static String[] tokens(int n) {
+  public static String[] tokens(int n) {
     String[] t = new String[n];
     for (int i = 0; i < n; i++) {
       t[i] = "tok" + i;
@@ -71,7 +71,7 @@ final class Matrices {
   }
 
   /** A safetensors file: the length of {@code json} padded with spaces to a multiple of 8, the JSON, then {@code data}. */
-  static Path safetensors(Path file, String json, byte[] data) throws IOException {
+  public static Path safetensors(Path file, String json, byte[] data) throws IOException {
     byte[] h = json.getBytes(StandardCharsets.UTF_8);
     byte[] padded = java.util.Arrays.copyOf(h, (h.length + 7) / 8 * 8);
     java.util.Arrays.fill(padded, h.length, padded.length, (byte) ' ');
@@ -79,7 +79,7 @@ final class Matrices {
   }
 
   /** A safetensors file with any length field: {@code declared}, then {@code header} and {@code data} as they are. */
-  static Path safetensors(Path file, long declared, byte[] header, byte[] data) throws IOException {
+  public static Path safetensors(Path file, long declared, byte[] header, byte[] data) throws IOException {
     ByteBuffer b = ByteBuffer.allocate(8 + header.length + data.length).order(ByteOrder.LITTLE_ENDIAN);
     b.putLong(declared).put(header).put(data);
     Files.write(file, b.array());

@@ -1,7 +1,9 @@
 package io.embstore.format.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.embstore.format.Table;
 import io.embstore.format.storage.S3Fixture;
 import java.nio.file.Path;
 import org.junit.jupiter.api.BeforeAll;
@@ -31,12 +33,9 @@ class S3StorageTest extends TableStorageContract {
   void aMissingBucketIsOneLineNamingTheUri() throws Exception {
     Path npy = Matrices.npy(tmp.resolve("m.npy"), io.embstore.format.TestMatrices.random(10, 2, 1), 10, 2);
     String uri = "s3a://no-such-bucket/t";
-    CliRun r = CliRun.importing("--from", "npy", "--input", npy.toString(), "--shards", "2", "--output", uri);
-    assertThat(r.exit()).isEqualTo(1);
-    assertThat(r.err().strip()).startsWith("embstore import: Cannot reach " + uri + ": ").containsIgnoringCase("bucket")
-        .doesNotContain("\n");
-    CliRun v = CliRun.verifying("--table", uri);
-    assertThat(v.exit()).isEqualTo(1);
-    assertThat(v.err().strip()).startsWith("embstore verify: Cannot reach " + uri + ": ").doesNotContain("\n");
+    assertThatThrownBy(() -> importNpy(npy, null, 2, uri))
+        .satisfies(e -> assertThat(messages(e)).startsWith("Cannot reach " + uri + ": ").containsIgnoringCase("bucket"));
+    assertThatThrownBy(() -> Table.open(uri).verify(allocator))
+        .satisfies(e -> assertThat(messages(e)).startsWith("Cannot reach " + uri + ": "));
   }
 }

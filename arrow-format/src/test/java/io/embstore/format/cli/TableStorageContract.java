@@ -4,13 +4,20 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.embstore.format.Partitioner;
+import io.embstore.format.Resharder;
 import io.embstore.format.Table;
 import io.embstore.format.TableLocation;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import io.embstore.format.TestMatrices;
 import io.embstore.format.Vocabulary;
+import io.embstore.format.convert.ExportFormat;
+import io.embstore.format.convert.Exporter;
+import io.embstore.format.convert.ImportFormat;
+import io.embstore.format.convert.Importer;
 import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.Writer;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -31,8 +38,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The table tests every storage must pass, through the commands and the Java API: import, verify,
- * inspect, export, reshard (every row and optimizer state value compared bit for bit, the
+ * The table tests every storage must pass, through the Java API the commands run (Importer,
+ * Table, Exporter, Resharder): import, verify, a row by token, export, reshard (every row and optimizer state value compared bit for bit, the
  * vocabulary carried over), the next version's commit and its clean-up, a failed import that
  * leaves nothing, and a second writer of the same version refused. Subclasses give the storage:
  * the local disk, HDFS (MiniDFSCluster), S3 (S3Mock through S3A).
@@ -54,12 +61,29 @@ abstract class TableStorageContract {
     allocator.close();
   }
 
-  static void ok(CliRun r) {
-    assertThat(r.exit()).as("stderr: %s", r.err()).isZero();
+  /** What {@code embstore import --from npy} does: the npy file into a new table at {@code uri}. */
+  TableManifest importNpy(Path npy, Path vocab, int shards, String uri) throws IOException {
+    return Importer.run(new Importer.Options(ImportFormat.NPY, npy, vocab, shards, "modulo", TableLocation.of(uri), false,
+        new PrintWriter(Writer.nullWriter())), allocator);
+  }
+
+  /** What {@code embstore reshard} does. */
+  TableManifest reshard(String in, int shards, String partitioner, String out) throws IOException {
+    return Resharder.run(new Resharder.Options(TableLocation.of(in), TableLocation.of(out), shards, partitioner,
+        new PrintWriter(Writer.nullWriter())), allocator);
+  }
+
+  /** The messages of {@code e} and its causes, joined by ": " (what a command's error line says). */
+  static String messages(Throwable e) {
+    StringBuilder sb = new StringBuilder();
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      sb.append(sb.length() > 0 ? ": " : "").append(t.getMessage());
+    }
+    return sb.toString();
   }
 
   @Test
-  void importVerifyInspectExportThroughTheCommands() throws IOException {
+  void importVerifyReadAndExportATable() throws IOException {
     int rows = 5000;
     int dim = 24;
     float[] m = TestMatrices.random(rows, dim, 41);
@@ -71,21 +95,19 @@ abstract class TableStorageContract {
     }
     Files.write(vocab, tokens, StandardCharsets.UTF_8);
     String uri = table("imported");
-    ok(CliRun.importing("--from", "npy", "--input", npy.toString(), "--vocab", vocab.toString(), "--shards", "3", "--output", uri));
+    importNpy(npy, vocab, 3, uri);
 
-    CliRun verified = CliRun.verifying("--table", uri);
-    ok(verified);
-    assertThat(verified.out()).contains("shard-00002-v000001.arrow: ok (1666 rows").contains("vocab-v000001.arrow: ok (5000 tokens)")
-        .contains("ok: " + uri);
-    CliRun summary = CliRun.inspecting("--table", uri);
-    ok(summary);
-    assertThat(summary.out()).contains("table        " + uri).contains("5000 rows (V) x 24 dims (C)");
-    CliRun row = CliRun.inspecting("--table", uri, "--token", "w4321");
-    ok(row);
-    assertThat(row.out().strip().split("\t")[1].split(" ")[5]).isEqualTo(Float.toString(m[4321 * dim + 5]));
+    Table t = Table.open(uri);
+    assertThat(String.join("\n", t.verify(allocator))).contains("shard-00002-v000001.arrow: ok (1666 rows")
+        .contains("vocab-v000001.arrow: ok (5000 tokens)");
+    assertThat(t.manifest().rows()).isEqualTo(5000);
+    assertThat(t.manifest().dim()).isEqualTo(24);
+    float[] row = new float[dim];
+    t.readRow(t.vocabulary(allocator).requireId("w4321"), row, allocator);
+    assertThat(row[5]).isEqualTo(m[4321 * dim + 5]);
 
     Path back = tmp.resolve("back.npy");
-    ok(CliRun.exporting("--to", "npy", "--table", uri, "--output", back.toString()));
+    Exporter.run(ExportFormat.NPY, TableLocation.of(uri), back, null, allocator);
     assertThat(Files.readAllBytes(back)).isEqualTo(Files.readAllBytes(npy));
   }
 
@@ -102,11 +124,10 @@ abstract class TableStorageContract {
     writeWithState(TableLocation.of(in), rows, dim, 4, "modulo", adagrad, emb, acc, vocab);
 
     String out = table("reshard-out");
-    CliRun r = CliRun.of(new ReshardCommand(), "--table", in, "--shards", "7", "--partitioner", "range", "--output", out);
-    ok(r);
-    assertThat(r.out()).contains("resharded " + in + " into " + out + ": 20011 rows x 16 dims, 7 range shards");
+    TableManifest m = reshard(in, 7, "range", out);
+    assertThat(m.rows()).isEqualTo(20_011);
+    assertThat(m.dim()).isEqualTo(16);
     Table t = Table.open(out);
-    TableManifest m = t.manifest();
     assertThat(m.numShards()).isEqualTo(7);
     assertThat(m.partitioner()).isEqualTo(Partitioner.range(rows, 7));
     assertThat(m.optimizer()).isEqualTo(adagrad);
@@ -117,7 +138,7 @@ abstract class TableStorageContract {
 
     // And back to modulo with another P, from the resharded table: still every bit.
     String again = table("reshard-again");
-    ok(CliRun.of(new ReshardCommand(), "--table", out, "--shards", "3", "--output", again));
+    reshard(out, 3, null, again);
     Table t2 = Table.open(again);
     assertThat(t2.manifest().partitioner()).isEqualTo(Partitioner.range(rows, 3));
     assertRows(t2, emb, acc, dim);
@@ -198,16 +219,14 @@ abstract class TableStorageContract {
     Path truncated = Matrices.npy(tmp.resolve("short.npy"), Matrices.dict("<f4", false, "(" + rows + ", " + dim + ")"),
         java.util.Arrays.copyOf(data, data.length - 12));
     String uri = table("failed");
-    CliRun r = CliRun.importing("--from", "npy", "--input", truncated.toString(), "--shards", "2", "--output", uri);
-    assertThat(r.exit()).isEqualTo(1);
-    assertThat(r.err().strip()).startsWith("embstore import: Cannot import ").contains("truncated").doesNotContain("\n");
+    assertThatThrownBy(() -> importNpy(truncated, null, 2, uri))
+        .satisfies(e -> assertThat(messages(e)).startsWith("Cannot import ").contains("truncated"));
     assertThat(TableLocation.of(uri).exists()).as("%s after a failed import", uri).isFalse();
 
     Path good = Matrices.npy(tmp.resolve("good.npy"), TestMatrices.random(rows, dim, 3), rows, dim);
-    ok(CliRun.importing("--from", "npy", "--input", good.toString(), "--shards", "2", "--output", uri));
-    CliRun again = CliRun.importing("--from", "npy", "--input", good.toString(), "--shards", "3", "--output", uri);
-    assertThat(again.exit()).isEqualTo(1);
-    assertThat(again.err().strip()).isEqualTo("embstore import: Cannot import into " + uri + ": it already exists (choose a new directory or remove it)");
+    importNpy(good, null, 2, uri);
+    assertThatThrownBy(() -> importNpy(good, null, 3, uri))
+        .satisfies(e -> assertThat(messages(e)).isEqualTo("Cannot import into " + uri + ": it already exists (choose a new directory or remove it)"));
     assertThat(Table.open(uri).manifest().numShards()).isEqualTo(2);
   }
 

@@ -10,14 +10,14 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** Optional external tools of the interoperability tests, and the shared data directory. */
-final class Tools {
+public final class Tools {
   /** Debian's python3 (with python3-numpy / python3-gensim), not whatever python3 is on PATH. */
-  static final String PYTHON = "/usr/bin/python3";
+  public static final String PYTHON = "/usr/bin/python3";
 
   private Tools() {}
 
   /** Whether /usr/bin/python3 can import {@code module}. */
-  static boolean pythonHas(String module) {
+  public static boolean pythonHas(String module) {
     if (!Files.isExecutable(Paths.get(PYTHON))) {
       return false;
     }
@@ -28,7 +28,7 @@ final class Tools {
     }
   }
 
-  static boolean nodeAvailable() {
+  public static boolean nodeAvailable() {
     try {
       return run("node", "--version").exit == 0;
     } catch (IOException e) {
@@ -37,7 +37,7 @@ final class Tools {
   }
 
   /** The repository root (system property embstore.repo.dir, else found from the working dir). */
-  static Path repoDir() {
+  public static Path repoDir() {
     String p = System.getProperty("embstore.repo.dir");
     if (p != null && Files.isDirectory(Paths.get(p, "arrow-format"))) {
       return Paths.get(p);
@@ -47,19 +47,19 @@ final class Tools {
   }
 
   /** The shared data directory (system property embstore.shared.dir, else ../shared of the repo). */
-  static Path sharedDir() {
+  public static Path sharedDir() {
     String p = System.getProperty("embstore.shared.dir");
     return p != null ? Paths.get(p) : repoDir().resolve("../shared").normalize();
   }
 
-  record Result(int exit, String out, String err) {}
+  public record Result(int exit, String out, String err) {}
 
   /** Runs a process to completion (at most 5 minutes) and returns its exit code and output. */
-  static Result run(String... command) throws IOException {
+  public static Result run(String... command) throws IOException {
     return run(List.of(command));
   }
 
-  static Result run(List<String> command) throws IOException {
+  public static Result run(List<String> command) throws IOException {
     Path out = Files.createTempFile("tool-out", ".txt");
     Path err = Files.createTempFile("tool-err", ".txt");
     try {
@@ -86,7 +86,7 @@ final class Tools {
   }
 
   /** Runs a Python script with /usr/bin/python3 and returns stdout; fails on a non-zero exit. */
-  static String python(String script, String... args) throws IOException {
+  public static String python(String script, String... args) throws IOException {
     List<String> cmd = new ArrayList<>(List.of(PYTHON, "-c", script));
     cmd.addAll(List.of(args));
     Result r = run(cmd);

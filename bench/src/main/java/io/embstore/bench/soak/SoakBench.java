@@ -3,7 +3,6 @@ package io.embstore.bench.soak;
 import io.embstore.bench.common.ChildProcess;
 import io.embstore.bench.common.IdStream;
 import io.embstore.bench.common.Measure;
-import io.embstore.bench.common.ServeMain;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import io.embstore.shard.EmbeddingClient;
@@ -97,7 +96,7 @@ public final class SoakBench {
     }
 
     void start() throws IOException {
-      process = ChildProcess.java("serve-" + name, List.of("-Xms512m", "-Xmx512m"), ServeMain.class.getName(), args);
+      process = ChildProcess.java("serve-" + name, List.of("-Xms512m", "-Xmx512m"), io.embstore.shard.ServerLauncher.class.getName(), args);
       String ready = process.await("embstore serve: serving");
       endpoint = ready.substring(ready.lastIndexOf(" at ") + 4).trim();
     }

@@ -116,7 +116,7 @@ public final class WalBench {
     if (!mode.equals("no log")) {
       args.addAll(List.of("--wal", wal.toString(), "--wal-sync", mode));
     }
-    try (ChildProcess server = ChildProcess.java("serve-" + mode.replace(' ', '-'), List.of("-Xmx1g"), io.embstore.bench.common.ServeMain.class.getName(), args);
+    try (ChildProcess server = ChildProcess.java("serve-" + mode.replace(' ', '-'), List.of("-Xmx1g"), io.embstore.shard.ServerLauncher.class.getName(), args);
         BufferAllocator a = root.newChildAllocator("walbench-client", 0, Long.MAX_VALUE)) {
       String ready = server.await("embstore serve: serving");
       String endpoint = ready.substring(ready.lastIndexOf(" at ") + 4).trim();

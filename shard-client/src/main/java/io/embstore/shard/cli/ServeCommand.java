@@ -2,29 +2,24 @@ package io.embstore.shard.cli;
 
 import io.embstore.format.cli.Subcommand;
 import io.embstore.shard.Optimizer;
+import io.embstore.shard.ServerLauncher;
 import io.embstore.shard.ShardServer;
 import java.io.File;
-import java.io.PrintWriter;
 import io.embstore.format.TableLocation;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code embstore serve}: hosts shards of a table until SIGTERM/SIGINT. Once ready it prints one
- * line with its endpoint ({@code grpc+tcp://HOST:PORT}), which scripts read to learn a port picked
- * with {@code --port 0}. The endpoint is one a client can connect to ({@link ShardServer#endpoint}):
- * bound to a wildcard address ({@code --host 0.0.0.0} or {@code ::}), which no client can dial, it
- * names the loopback address {@code 127.0.0.1} instead, the one address certain to reach the server
- * from the machine that started it (a host name may resolve to an address the server does not
- * answer on, or to none); the line then also says that the server listens on every address, for
- * clients elsewhere to use the machine's own.
+ * {@code embstore serve}: hosts shards of a table until SIGTERM/SIGINT. The options become a {@link
+ * ShardServer.Builder}; {@link ServerLauncher} runs it and prints the ready line with the endpoint
+ * ({@code grpc+tcp://HOST:PORT}), which scripts read to learn a port picked with {@code --port 0}
+ * (with {@code --host 0.0.0.0} or {@code ::} it names {@code 127.0.0.1}, see {@link
+ * ServerLauncher}).
  */
 @Command(
     name = "serve",
@@ -85,8 +80,7 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
 
   @Spec CommandSpec spec;
 
-  private final CountDownLatch stop = new CountDownLatch(1);
-  private volatile ShardServer server;
+  private final ServerLauncher launcher = new ServerLauncher();
 
   @Override
   public int order() {
@@ -137,48 +131,17 @@ public final class ServeCommand implements Callable<Integer>, Subcommand {
     if (tlsClientCa != null) {
       b.clientCa(tlsClientCa);
     }
-    CountDownLatch closed = new CountDownLatch(1);
-    Thread hook = new Thread(() -> {
-      stop.countDown();
-      try {
-        closed.await();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }, "embstore-serve-shutdown");
-    try (ShardServer s = b.start()) {
-      server = s;
-      Runtime.getRuntime().addShutdownHook(hook);
-      PrintWriter out = spec.commandLine().getOut();
-      out.println("embstore serve: serving shards " + Arrays.toString(s.shards()) + " of " + table + " at " + readyEndpoint(s));
-      out.flush();
-      stop.await();
-    } finally {
-      closed.countDown();
-      try {
-        Runtime.getRuntime().removeShutdownHook(hook);
-      } catch (IllegalStateException | IllegalArgumentException e) {
-        // the JVM is shutting down (the hook is running) or it was never added
-      }
-    }
+    launcher.run(b, table, spec.commandLine().getOut());
     return 0;
-  }
-
-  /** The endpoint of the ready line, followed by where the server listens when that is every address. */
-  private static String readyEndpoint(ShardServer s) {
-    if (!s.listensOnEveryAddress()) {
-      return s.endpoint();
-    }
-    return s.endpoint() + " (listening on every address, " + s.listenAddress() + ")";
   }
 
   /** Stops serving (what SIGTERM does); for running the command in-process. */
   void stop() {
-    stop.countDown();
+    launcher.stop();
   }
 
   /** The running server, or null before it is ready. */
   ShardServer server() {
-    return server;
+    return launcher.server();
   }
 }
