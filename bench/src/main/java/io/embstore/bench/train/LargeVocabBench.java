@@ -49,7 +49,7 @@ public final class LargeVocabBench implements Callable<Integer> {
     private Cli() {}
 
     public static void main(String[] args) {
-      System.exit(io.embstore.format.cli.Cli.root().execute(args));
+      System.exit(io.embstore.cli.Cli.root().execute(args));
     }
   }
 
