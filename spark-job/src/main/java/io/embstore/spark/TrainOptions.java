@@ -21,6 +21,10 @@ import picocli.CommandLine.Option;
  * spark.embstore.min-count}, set with {@code spark-submit --conf} or {@code spark-defaults.conf}),
  * else the default shown in the help. {@link #defaults(SparkConf)} implements the middle step as a
  * picocli default provider.
+ *
+ * <p>The options are picocli's annotations because {@link TrainJob#main} parses them under {@code
+ * spark-submit} (the reason spark-job depends on picocli); {@code embstore train} (deploy's {@code
+ * TrainCommand}) mixes in the same class.
  */
 public final class TrainOptions implements Serializable {
   private static final long serialVersionUID = 1L;
