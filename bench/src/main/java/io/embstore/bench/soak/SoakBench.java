@@ -27,7 +27,8 @@ import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 
 /**
- * Bounded soak with a crash: two {@code embstore serve} processes (each hosting half of a 4-shard
+ * Bounded soak with a crash: two shard server processes ({@link io.embstore.shard.ServerLauncher},
+ * what {@code embstore serve} runs, with serve's options; each hosting half of a 4-shard
  * table, with {@code --wal} (sync {@code always}) and bearer tokens) and 8 clients (threads, each
  * with its own {@link EmbeddingClient} and the write token) mixing lookups of 256 ids (70%), sparse
  * updates of 64 ids (20%) and nearest-neighbour searches (10%), ids Zipf(1.1)-distributed. Half-way

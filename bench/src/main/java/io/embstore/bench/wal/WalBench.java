@@ -30,7 +30,8 @@ import org.apache.arrow.memory.RootAllocator;
 
 /**
  * Update throughput of a shard server with a write-ahead log against the same server without one,
- * measured in the same run: {@code embstore serve} in a JVM of its own (both shards of a 2-shard
+ * measured in the same run: a shard server in a JVM of its own ({@link
+ * io.embstore.shard.ServerLauncher}, what {@code embstore serve} runs; both shards of a 2-shard
  * table, row-wise Adagrad), W writer threads of one {@link EmbeddingClient} in this JVM calling
  * {@code update} with B uniform random ids in a loop. Modes: no log, {@code --wal-sync always}
  * (group commit), {@code --wal-sync 10ms}, {@code --wal-sync none}; each round runs every mode once
