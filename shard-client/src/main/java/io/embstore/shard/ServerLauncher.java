@@ -80,16 +80,31 @@ public final class ServerLauncher {
    */
   public static void main(String[] args) {
     try {
-      ShardServer.Builder b = ShardServer.builder();
-      String table = null;
-      String optimizer = null;
-      Double lr = null;
-      for (int i = 0; i < args.length; i += 2) {
-        if (i + 1 >= args.length) {
-          throw new IllegalArgumentException("Cannot launch a shard server: " + args[i] + " has no value");
-        }
-        String v = args[i + 1];
-        switch (args[i]) {
+      Launch l = parse(args);
+      new ServerLauncher().run(l.builder(), l.table(), new PrintWriter(System.out, true));
+      System.exit(0);
+    } catch (Exception e) {
+      System.err.println("embstore serve: " + e.getMessage() + (e.getCause() == null ? "" : ": " + e.getCause().getMessage()));
+      System.exit(1);
+    }
+  }
+
+  /** A builder and the table it serves, from the arguments of {@link #main}. */
+  record Launch(ShardServer.Builder builder, String table) {}
+
+  static Launch parse(String... args) {
+    ShardServer.Builder b = ShardServer.builder();
+    String table = null;
+    String optimizer = null;
+    Double lr = null;
+    for (int i = 0; i < args.length; i += 2) {
+      String name = args[i];
+      if (i + 1 >= args.length) {
+        throw new IllegalArgumentException("Cannot launch a shard server: " + name + " has no value");
+      }
+      String v = args[i + 1];
+      try {
+        switch (name) {
           case "--table" -> b.table(TableLocation.of(table = v));
           case "--shards" -> b.shards(Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray());
           case "--host" -> b.host(v);
@@ -100,23 +115,21 @@ public final class ServerLauncher {
           case "--lr" -> lr = Double.parseDouble(v);
           case "--wal" -> b.wal(Path.of(v));
           case "--wal-sync" -> b.walSync(v);
-          default -> throw new IllegalArgumentException("Cannot launch a shard server: unknown argument " + args[i]
+          default -> throw new IllegalArgumentException("Cannot launch a shard server: unknown argument " + name
               + " (known: --table --shards --host --port --read-token --write-token --optimizer --lr --wal --wal-sync)");
         }
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException("Cannot launch a shard server: " + name + " " + v + " (not a number)", e);
       }
-      if (table == null) {
-        throw new IllegalArgumentException("Cannot launch a shard server: --table is required");
-      }
-      if (optimizer != null) {
-        b.optimizer(Optimizer.parse(optimizer, lr == null ? Map.of() : Map.of("lr", lr)));
-      } else if (lr != null) {
-        throw new IllegalArgumentException("Cannot launch a shard server: --lr needs --optimizer");
-      }
-      new ServerLauncher().run(b, table, new PrintWriter(System.out, true));
-      System.exit(0);
-    } catch (Exception e) {
-      System.err.println("embstore serve: " + e.getMessage() + (e.getCause() == null ? "" : ": " + e.getCause().getMessage()));
-      System.exit(1);
     }
+    if (table == null) {
+      throw new IllegalArgumentException("Cannot launch a shard server: --table is required");
+    }
+    if (optimizer != null) {
+      b.optimizer(Optimizer.parse(optimizer, lr == null ? Map.of() : Map.of("lr", lr)));
+    } else if (lr != null) {
+      throw new IllegalArgumentException("Cannot launch a shard server: --lr " + lr + " needs --optimizer");
+    }
+    return new Launch(b, table);
   }
 }
