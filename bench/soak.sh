@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bounded soak of the shard servers: bench/soak.sh [seconds] (default 600).
-# 8 clients mixing lookups, updates and nearest (Zipf ids) against 2 `embstore serve` processes with --wal and tokens,
+# 8 clients mixing lookups, updates and nearest (Zipf ids) against 2 shard server processes (ServerLauncher, what
+# `embstore serve` runs) with --wal and tokens,
 # one of them killed with SIGKILL half-way and restarted; prints throughput, errors,
 # RSS per 5-second interval, p50/p99 per minute, lost acknowledged updates and a verdict. Exit code 0 = every check passed.
 # CI runs `bench/soak.sh 60`.

@@ -15,8 +15,8 @@
  *       encoding), recorded by a table so that lookups by text need no flag.
  * </ul>
  *
- * <p>Sub-packages: {@code convert} (NumPy, word2vec, GloVe and safetensors import/export) and {@code cli} (the
- * {@code import}, {@code export}, {@code inspect} and {@code verify} commands, and the command-line
- * conventions every module's commands follow).
+ * <p>Sub-package {@code convert}: NumPy, word2vec, GloVe and safetensors import/export. The
+ * commands over this API ({@code import}, {@code export}, {@code inspect}, {@code verify}, {@code
+ * reshard}, {@code convert}) live in the deploy module ({@code io.embstore.cli}).
  */
 package io.embstore.format;

@@ -1,8 +1,6 @@
 package io.embstore.cli;
 
-import io.embstore.format.cli.Subcommand;
 import io.embstore.shard.ShardHealth;
-import io.embstore.shard.cli.TlsClientOptions;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.util.ArrayList;

@@ -1,6 +1,5 @@
 package io.embstore.cli;
 
-import io.embstore.format.cli.Cli;
 
 /** The {@code embstore} command: every subcommand of every module on the class path. */
 public final class Main {

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.embstore.format.Partitioner;
 import io.embstore.format.TestMatrices;
-import io.embstore.format.cli.Cli;
 import io.embstore.shard.ShardServer;
 import java.io.PrintWriter;
 import java.io.StringWriter;

@@ -2,7 +2,7 @@ package io.embstore.deploy;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.embstore.format.cli.Cli;
+import io.embstore.cli.Cli;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

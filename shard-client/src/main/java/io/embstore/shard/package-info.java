@@ -18,7 +18,10 @@
  *       {@code HostedShard} (one shard's rows and optimizer state in memory, stripe locks,
  *       gathers, in-place updates, the scan of a search, chunked snapshot copies), {@code ShardLog}
  *       (a shard's write-ahead log: group commit, replay, snapshot cuts, truncation), {@code TopK},
- *       {@link io.embstore.shard.RowInitializer}, {@code TokenAuthenticator}, {@code RecentRates}.
+ *       {@link io.embstore.shard.RowInitializer}, {@code TokenAuthenticator}, {@code RecentRates};
+ *       {@link io.embstore.shard.ServerLauncher} (a server as the work of its JVM: ready line,
+ *       serving until SIGTERM; {@code embstore serve} and the server processes of tests and
+ *       benchmarks).
  *   <li>The client: {@link io.embstore.shard.EmbeddingClient} (the facade: builder, lookup,
  *       update, nearest, tokens), {@code RequestPlan} (dedup and routing of one call), {@code
  *       FanOut} (run the parts of a call, the one retry, error aggregation), {@code
@@ -33,8 +36,8 @@
  *       naming shard and endpoint), {@link io.embstore.shard.Neighbor}.
  * </ul>
  *
- * <p>The client reaches the server's code only through {@code InProcessTransport}. Sub-package
- * {@code cli}: the {@code serve}, {@code lookup} and {@code nearest} commands. Consistency,
- * failures and limits: {@code docs/reliability.md}; figures: {@code bench/README.md}.
+ * <p>The client reaches the server's code only through {@code InProcessTransport}. The {@code
+ * serve}, {@code lookup}, {@code nearest} and {@code health} commands live in the deploy module
+ * ({@code io.embstore.cli}). Consistency, failures and limits: {@code docs/reliability.md}; figures: {@code bench/README.md}.
  */
 package io.embstore.shard;

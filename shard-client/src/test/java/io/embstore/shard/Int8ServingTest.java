@@ -7,11 +7,7 @@ import io.embstore.format.Table;
 import io.embstore.format.TableLocation;
 import io.embstore.format.TestMatrices;
 import io.embstore.format.ValueType;
-import io.embstore.format.cli.Cli;
-import io.embstore.shard.cli.LookupCommand;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -148,29 +144,6 @@ class Int8ServingTest {
       assertThat(row).isEqualTo(Arrays.copyOfRange(expected, 4 * dim, 5 * dim));
     }
     assertThat(Table.open(dir).verify(allocator)).hasSize(3);
-  }
-
-  @Test
-  void lookupWithStoredRowsPrintsTheSameRows() throws IOException {
-    int rows = 30;
-    int dim = 5;
-    Path dir = tmp.resolve("t");
-    TestMatrices.write(TableLocation.of(dir), TestMatrices.random(rows, dim, 4), rows, dim, 2, "modulo", ValueType.INT8, allocator);
-    String endpoints = String.join(",", serve(dir, new int[] {0, 1}));
-    String plain = lookup("--table", dir.toString(), "--endpoints", endpoints, "--ids", "0,7,29");
-    String stored = lookup("--table", dir.toString(), "--endpoints", endpoints, "--ids", "0,7,29", "--stored-rows");
-    assertThat(stored).isEqualTo(plain);
-    float[] expected = fileRows(dir);
-    assertThat(plain.lines().toList().get(1)).isEqualTo("7\t" + String.join(" ",
-        java.util.stream.IntStream.range(0, dim).mapToObj(c -> Float.toString(expected[7 * dim + c])).toList()));
-  }
-
-  private static String lookup(String... args) {
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    int code = Cli.run(new LookupCommand(), new PrintWriter(out, true), new PrintWriter(err, true), args);
-    assertThat(code).as("stderr: %s", err).isZero();
-    return out.toString();
   }
 
   private static long[] bruteForceTop(float[] m, int rows, int dim, float[] q, int k) {

@@ -21,6 +21,10 @@ import picocli.CommandLine.Option;
  * spark.embstore.min-count}, set with {@code spark-submit --conf} or {@code spark-defaults.conf}),
  * else the default shown in the help. {@link #defaults(SparkConf)} implements the middle step as a
  * picocli default provider.
+ *
+ * <p>The options are picocli's annotations because {@link TrainJob#main} parses them under {@code
+ * spark-submit} (the reason spark-job depends on picocli); {@code embstore train} (deploy's {@code
+ * TrainCommand}) mixes in the same class.
  */
 public final class TrainOptions implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -189,13 +193,18 @@ public final class TrainOptions implements Serializable {
     };
   }
 
+  /** The output table ({@code --output}). */
+  public String output() {
+    return output;
+  }
+
   boolean adagrad() {
     return Optimizer.ROWWISE_ADAGRAD.equals(optimizer);
   }
 
   /** The value type of both matrices ({@code --dtype}). */
   io.embstore.format.ValueType valueType() {
-    return io.embstore.format.cli.Cli.valueType(dtype);
+    return io.embstore.format.ValueType.of(dtype);
   }
 
   /** The optimizer of both matrices' shard servers: {@code --optimizer} at learning rate {@code --alpha}. */

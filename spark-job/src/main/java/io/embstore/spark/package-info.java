@@ -5,9 +5,12 @@
  *
  * <ul>
  *   <li>Entry points: {@link io.embstore.spark.TrainJob} ({@code spark-submit --class}; the
- *       driver's loop of rounds, checkpoints, recovery and resume), {@link
- *       io.embstore.spark.TrainCommand} ({@code embstore train}, local mode), {@link
- *       io.embstore.spark.TrainOptions} (every option, one precedence order).
+ *       driver's loop of rounds, checkpoints, recovery and resume; {@code TrainJob.runHere}: the
+ *       job with its driver in this JVM, for {@code embstore train}, whose command lives in the
+ *       deploy module), {@link io.embstore.spark.TrainOptions} (every option, one precedence
+ *       order). This module keeps picocli for {@code TrainOptions} alone: {@code TrainJob.main}
+ *       parses it under {@code spark-submit}, where no {@code embstore} command is on the class
+ *       path (the shaded job jar carries picocli).
  *   <li>Data: {@code Corpus} (text, Parquet or ORC input; the vocabulary built with Spark; encoded,
  *       partitioned sentences), {@code SentenceOrder} (the seeded order a task reads its partition
  *       in), {@code HuffmanTree}, {@code AliasSampler} (negatives).

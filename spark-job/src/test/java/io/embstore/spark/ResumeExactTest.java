@@ -34,7 +34,7 @@ class ResumeExactTest {
 
   @BeforeAll
   static void startSpark() {
-    spark = TrainCommand.localSession("local[1]");
+    spark = TrainJob.localSession("local[1]");
   }
 
   @AfterAll

@@ -18,7 +18,7 @@ public abstract class SparkTestBase {
 
   @BeforeAll
   static void startSpark() {
-    spark = TrainCommand.localSession("local[2]");
+    spark = TrainJob.localSession("local[2]");
   }
 
   @AfterAll

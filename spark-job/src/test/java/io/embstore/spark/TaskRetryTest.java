@@ -27,7 +27,7 @@ class TaskRetryTest {
 
   @BeforeAll
   static void startSpark() {
-    spark = TrainCommand.localSession("local[2,2]");
+    spark = TrainJob.localSession("local[2,2]");
   }
 
   @AfterAll

@@ -3,9 +3,6 @@ package io.embstore.spark;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.embstore.format.cli.Cli;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.util.function.Predicate;
 import java.util.stream.Stream;
 import org.apache.spark.SparkConf;
@@ -76,15 +73,5 @@ class TrainOptionsTest {
     assertThatThrownBy(() -> TrainOptions.parse(new SparkConf(false), "--input", "a", "--output", "t", "--negatives", "0"))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("Cannot use --negatives: 0 (must be at least 1 without --hs)");
-  }
-
-  @Test
-  void trainCommandReportsABadOptionOnOneLineWithExitOne() {
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    int code = Cli.run(new TrainCommand(), new PrintWriter(out), new PrintWriter(err),
-        "--input", "a.txt", "--output", "t", "--negatives", "-1");
-    assertThat(code).isEqualTo(1);
-    assertThat(err.toString()).startsWith("embstore train: Cannot use --negatives: -1 (must be in 0..1000)");
   }
 }

@@ -3,7 +3,6 @@ package io.embstore.bench.soak;
 import io.embstore.bench.common.ChildProcess;
 import io.embstore.bench.common.IdStream;
 import io.embstore.bench.common.Measure;
-import io.embstore.bench.common.ServeMain;
 import io.embstore.format.TableManifest;
 import io.embstore.format.TableWriter;
 import io.embstore.shard.EmbeddingClient;
@@ -28,7 +27,8 @@ import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 
 /**
- * Bounded soak with a crash: two {@code embstore serve} processes (each hosting half of a 4-shard
+ * Bounded soak with a crash: two shard server processes ({@link io.embstore.shard.ServerLauncher},
+ * what {@code embstore serve} runs, with serve's options; each hosting half of a 4-shard
  * table, with {@code --wal} (sync {@code always}) and bearer tokens) and 8 clients (threads, each
  * with its own {@link EmbeddingClient} and the write token) mixing lookups of 256 ids (70%), sparse
  * updates of 64 ids (20%) and nearest-neighbour searches (10%), ids Zipf(1.1)-distributed. Half-way
@@ -97,7 +97,7 @@ public final class SoakBench {
     }
 
     void start() throws IOException {
-      process = ChildProcess.java("serve-" + name, List.of("-Xms512m", "-Xmx512m"), ServeMain.class.getName(), args);
+      process = ChildProcess.java("serve-" + name, List.of("-Xms512m", "-Xmx512m"), io.embstore.shard.ServerLauncher.class.getName(), args);
       String ready = process.await("embstore serve: serving");
       endpoint = ready.substring(ready.lastIndexOf(" at ") + 4).trim();
     }

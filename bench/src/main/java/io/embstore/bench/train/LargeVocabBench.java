@@ -44,12 +44,21 @@ public final class LargeVocabBench implements Callable<Integer> {
     System.exit(new CommandLine(new LargeVocabBench()).execute(args));
   }
 
-  /** The command line of the tool, for a child JVM. */
+  /**
+   * The command line of the tool, for a child JVM: that of the build on the class path first. A
+   * build from before the commands moved to deploy ({@code --compare-with}) has it in arrow-format.
+   */
   public static final class Cli {
     private Cli() {}
 
-    public static void main(String[] args) {
-      System.exit(io.embstore.format.cli.Cli.root().execute(args));
+    public static void main(String[] args) throws ReflectiveOperationException {
+      Class<?> cli;
+      try {
+        cli = Class.forName("io.embstore.format.cli.Cli");
+      } catch (ClassNotFoundException e) {
+        cli = io.embstore.cli.Cli.class;
+      }
+      System.exit(((CommandLine) cli.getMethod("root").invoke(null)).execute(args));
     }
   }
 

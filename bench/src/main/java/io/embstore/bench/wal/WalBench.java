@@ -30,7 +30,8 @@ import org.apache.arrow.memory.RootAllocator;
 
 /**
  * Update throughput of a shard server with a write-ahead log against the same server without one,
- * measured in the same run: {@code embstore serve} in a JVM of its own (both shards of a 2-shard
+ * measured in the same run: a shard server in a JVM of its own ({@link
+ * io.embstore.shard.ServerLauncher}, what {@code embstore serve} runs; both shards of a 2-shard
  * table, row-wise Adagrad), W writer threads of one {@link EmbeddingClient} in this JVM calling
  * {@code update} with B uniform random ids in a loop. Modes: no log, {@code --wal-sync always}
  * (group commit), {@code --wal-sync 10ms}, {@code --wal-sync none}; each round runs every mode once
@@ -116,7 +117,7 @@ public final class WalBench {
     if (!mode.equals("no log")) {
       args.addAll(List.of("--wal", wal.toString(), "--wal-sync", mode));
     }
-    try (ChildProcess server = ChildProcess.java("serve-" + mode.replace(' ', '-'), List.of("-Xmx1g"), io.embstore.bench.common.ServeMain.class.getName(), args);
+    try (ChildProcess server = ChildProcess.java("serve-" + mode.replace(' ', '-'), List.of("-Xmx1g"), io.embstore.shard.ServerLauncher.class.getName(), args);
         BufferAllocator a = root.newChildAllocator("walbench-client", 0, Long.MAX_VALUE)) {
       String ready = server.await("embstore serve: serving");
       String endpoint = ready.substring(ready.lastIndexOf(" at ") + 4).trim();

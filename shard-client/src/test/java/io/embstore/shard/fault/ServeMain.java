@@ -1,13 +1,11 @@
 package io.embstore.shard.fault;
 
-import io.embstore.format.cli.Cli;
-import io.embstore.shard.cli.ServeCommand;
-import java.io.PrintWriter;
+import io.embstore.shard.ServerLauncher;
 
 /**
- * {@code embstore serve} in a process of its own, for tests that kill it: the arguments are those
- * of {@code serve}; it prints the command's ready line. Exits by itself after 15 minutes so that a
- * test that dies never leaves it behind.
+ * A shard server in a process of its own, for tests that kill it: {@link ServerLauncher#main} (the
+ * arguments are those of {@code embstore serve} it knows; it prints serve's ready line). Exits by
+ * itself after 15 minutes so that a test that dies never leaves it behind.
  */
 public final class ServeMain {
   private ServeMain() {}
@@ -23,6 +21,6 @@ public final class ServeMain {
     }, "serve-time-limit");
     limit.setDaemon(true);
     limit.start();
-    System.exit(Cli.run(new ServeCommand(), new PrintWriter(System.out, true), new PrintWriter(System.err, true), args));
+    ServerLauncher.main(args);
   }
 }

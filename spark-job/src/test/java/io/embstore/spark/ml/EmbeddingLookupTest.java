@@ -351,7 +351,7 @@ class EmbeddingLookupTest extends SparkTestBase {
     try {
       List<String> endpoints = new ArrayList<>();
       for (String shards : new String[] {"0,2", "1"}) {
-        ChildJvm c = ChildJvm.start(ServeMain.class, ChildJvm.defaultJvmArgs(), Files.createTempFile(tmp, "serve", ".err"),
+        ChildJvm c = ChildJvm.start(io.embstore.shard.ServerLauncher.class, ChildJvm.defaultJvmArgs(), Files.createTempFile(tmp, "serve", ".err"),
             "--table", table.toString(), "--shards", shards, "--host", "127.0.0.1", "--port", "0", "--read-token", "r3ad");
         servers.add(c);
         String ready = c.awaitLine(l -> l.startsWith("embstore serve: serving shards"), 120_000);
