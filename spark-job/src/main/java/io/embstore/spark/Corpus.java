@@ -177,7 +177,7 @@ final class Corpus implements AutoCloseable {
         unigrams.runs(), 16L * unigrams.runs(), vocabularySeconds));
     try {
       // Round-robin from a start seeded by the input partition's index: the same files read with the
-      // same splits give the same partitions, which --resume checks (TrainJob.checkCorpusMatches).
+      // same splits give the same partitions, which --resume checks (Resume.checkCorpusMatches).
       JavaRDD<int[]> parts = encoded.repartition(numPartitions).persist(StorageLevel.MEMORY_AND_DISK());
       p.stage("encode and partition the corpus (" + numPartitions + " partitions)");
       TrainJob.describe(sc, "embstore train: encode and partition the corpus (" + numPartitions + " partitions)");

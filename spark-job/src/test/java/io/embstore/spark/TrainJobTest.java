@@ -353,4 +353,35 @@ class TrainJobTest extends SparkTestBase {
         .hasMessageStartingWith("Job aborted due to stage failure");
     assertThat(out.resolve("manifest.json")).doesNotExist();
   }
+
+  /**
+   * Jobs that follow each other in one JVM (here the driver, the executor of local mode) each leave
+   * nothing behind in the per-executor host: its servers, clients, heap matrices and derived tables
+   * go when the job's hosting closes, so the next job builds its own under a new key.
+   */
+  @Test
+  void eachJobsExecutorStateEndsWithItsHostingSoTheNextJobStartsFresh() throws Exception {
+    Path corpus = proseSlice(dir, 100_000);
+    java.util.Set<String> before = ExecutorHost.keys();
+    List<String> keys = new java.util.ArrayList<>();
+    for (String hosting : new String[] {"shards", "memory", "shards"}) {
+      Path out = dir.resolve("job-" + keys.size());
+      List<String> routing;
+      try (LogLines hostingLog = LogLines.of(ShardHosting.class.getName())) {
+        TrainJob.run(spark, TrainOptions.parse(new SparkConf(false), "--input", corpus.toString(), "--output", out.toString(),
+            "--epochs", "1", "--dim", "8", "--partitions", "2", "--checkpoint-minutes", "0", "--hosting", hosting));
+        routing = hostingLog.lines.stream().filter(l -> l.startsWith("routing client")).toList();
+      }
+      assertThat(ExecutorHost.keys()).as(hosting + " job " + keys.size()).isEqualTo(before);
+      assertThat(Table.open(out).verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
+      if (hosting.equals("shards")) {
+        // "routing client KEY/in: ...": this job's clients, one per matrix, under its own key
+        assertThat(routing).hasSize(2);
+        keys.add(routing.get(0).substring("routing client ".length(), routing.get(0).indexOf('/')));
+      } else {
+        keys.add("memory");
+      }
+    }
+    assertThat(keys.get(2)).isNotEqualTo(keys.get(0));
+  }
 }
