@@ -61,6 +61,9 @@ import scala.Tuple2;
  *       time) into the sampler's order file, 4 bytes per id seen, sent to the executors as a Spark
  *       file ({@link org.apache.spark.SparkContext#addFile}). Ids that are already numbered by
  *       descending count (ties by id), all of them seen, need no file.
+ *   <li>A tokenizer's ids ({@code --tokenizer}): V is the tokenizer's (small and fixed), so one
+ *       pass counts every id into one {@code long[V]}; the driver orders the ids for the sampler
+ *       as above (the same order file) and the vocabulary takes its counts from the same array.
  * </ul>
  */
 final class Corpus implements AutoCloseable {
@@ -122,33 +125,21 @@ final class Corpus implements AutoCloseable {
     long t0 = System.nanoTime();
     JavaRDD<int[]> encoded;
     long rows;
-    Unigrams.Spec unigrams;
+    Unigrams.Spec unigrams = null;
     Hosting.VocabularyWriter vocabulary = null;
     Path scratch = null;
     JavaRDD<int[]> tokenized = null;
+    Tokenizer tokenizer = null;
     if (o.tokenizer != null) {
       if (df != null) {
         throw new IllegalArgumentException("Cannot use --tokenizer " + o.tokenizer + " with " + format + " input " + o.inputs
             + ": it tokenizes text files (a " + format + " column of ids trains with --vocab-size)");
       }
-      Tokenizer tokenizer = Tokenizer.of(o.tokenizer);
+      tokenizer = Tokenizer.of(o.tokenizer);
       rows = tokenizer.vocabularySize();
-      // Encoded once: counting, the vocabulary's counts and the partitioning read it again.
+      // Encoded once: counting and the partitioning read it again.
       tokenized = tokenizedSentences(spark, o).persist(StorageLevel.MEMORY_AND_DISK());
       encoded = tokenized;
-      scratch = Files.createTempDirectory("embstore-train-");
-      try {
-        unigrams = countIds(spark, encoded, o, rows, scratch, p);
-        if (known == null) {
-          p.stage("count the tokenizer's ids for the vocabulary");
-          TrainJob.describe(sc, "embstore train: count the tokenizer's ids for the vocabulary");
-          vocabulary = new TokenizerVocabulary(tokenizer, idCounts(encoded, (int) rows));
-        }
-      } catch (Exception e) { // a failed Spark job surfaces as SparkException, a checked exception Scala does not declare
-        deleteScratch(scratch);
-        tokenized.unpersist(false);
-        throw badId(e);
-      }
     } else if (df == null || stringColumn(df, o)) {
       JavaRDD<String[]> text = df == null ? textSentences(spark, o) : stringSentences(df, o);
       TokenIds ids = known != null ? TokenIds.read(spark, known, o, p) : TokenIds.count(spark, text, o, p);
@@ -163,11 +154,26 @@ final class Corpus implements AutoCloseable {
       }
       encoded = idSentences(df, o);
       rows = o.vocabSize;
+    }
+    if (unigrams == null) {
+      // Ids (a tokenizer's or a column's): the sampler's order file goes into a scratch directory
+      // that lives as long as the corpus.
       scratch = Files.createTempDirectory("embstore-train-");
       try {
-        unigrams = countIds(spark, encoded, o, rows, scratch, p);
+        if (tokenizer != null) {
+          // One pass: V is the tokenizer's (small and fixed), so the counts of every id are one
+          // array, from which the driver orders the ids and the vocabulary takes its counts.
+          long[] counts = countTokenizerIds(sc, encoded, (int) rows, p);
+          unigrams = sampler(sc, List.of(byCount(counts)).iterator(), o, rows, scratch);
+          vocabulary = known == null ? new TokenizerVocabulary(tokenizer, counts) : null;
+        } else {
+          unigrams = countIds(spark, encoded, o, rows, scratch, p);
+        }
       } catch (Exception e) { // a failed Spark job surfaces as SparkException, a checked exception Scala does not declare
         deleteScratch(scratch);
+        if (tokenized != null) {
+          tokenized.unpersist(false);
+        }
         throw badId(e);
       }
     }
@@ -177,7 +183,7 @@ final class Corpus implements AutoCloseable {
         unigrams.runs(), 16L * unigrams.runs(), vocabularySeconds));
     try {
       // Round-robin from a start seeded by the input partition's index: the same files read with the
-      // same splits give the same partitions, which --resume checks (TrainJob.checkCorpusMatches).
+      // same splits give the same partitions, which --resume checks (Resume.checkCorpusMatches).
       JavaRDD<int[]> parts = encoded.repartition(numPartitions).persist(StorageLevel.MEMORY_AND_DISK());
       p.stage("encode and partition the corpus (" + numPartitions + " partitions)");
       TrainJob.describe(sc, "embstore train: encode and partition the corpus (" + numPartitions + " partitions)");
@@ -610,13 +616,29 @@ final class Corpus implements AutoCloseable {
       }
       return out.iterator();
     });
+    try {
+      return sampler(sc, chunks.toLocalIterator(), o, rows, scratch);
+    } finally {
+      counted.cache().unpersist(false);
+    }
+  }
+
+  /**
+   * The sampler's statistics of ids in rank order (descending count, ties by id), given as chunks
+   * of ids and their runs of equal counts ({@code {count, n, ...}}): the runs, and the ids in the
+   * order file that {@link org.apache.spark.SparkContext#addFile} sends to every executor, written
+   * into {@code scratch} one chunk at a time; none when the ids are already numbered by descending
+   * count and all of them are seen.
+   */
+  private static Unigrams.Spec sampler(JavaSparkContext sc, Iterator<Tuple2<int[], long[]>> chunks, TrainOptions o, long rows,
+      Path scratch) throws IOException {
     String name = "embstore-ids-by-count-" + UUID.randomUUID() + ".bin";
     Path file = scratch.resolve(name);
     Unigrams.Builder runs = new Unigrams.Builder();
     boolean countOrder = true;
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-      for (Iterator<Tuple2<int[], long[]>> it = chunks.toLocalIterator(); it.hasNext(); ) {
-        Tuple2<int[], long[]> chunk = it.next();
+      while (chunks.hasNext()) {
+        Tuple2<int[], long[]> chunk = chunks.next();
         int[] ids = chunk._1();
         for (int i = 0; i < ids.length && countOrder; i++) {
           countOrder = ids[i] == runs.ranks() + i;
@@ -632,7 +654,6 @@ final class Corpus implements AutoCloseable {
         }
       }
     }
-    counted.cache().unpersist(false);
     if (runs.ranks() < 1) {
       throw new IllegalArgumentException("Cannot train on " + o.inputs + ": the corpus holds no token id");
     }
@@ -643,6 +664,34 @@ final class Corpus implements AutoCloseable {
     }
     sc.addFile(file.toString());
     return runs.build(o.sample, name);
+  }
+
+  /**
+   * The ids of {@code counts} seen at least once, by descending count (ties by id: the order of
+   * {@link #countIds}'s sort), with their runs of equal counts: one chunk for {@link #sampler}.
+   */
+  static Tuple2<int[], long[]> byCount(long[] counts) {
+    int seen = 0;
+    for (long c : counts) {
+      if (c > 0) {
+        seen++;
+      }
+    }
+    Integer[] order = new Integer[seen];
+    for (int id = 0, n = 0; id < counts.length; id++) {
+      if (counts[id] > 0) {
+        order[n++] = id;
+      }
+    }
+    // stable: equal counts keep ascending ids
+    Arrays.sort(order, (a, b) -> Long.compare(counts[b], counts[a]));
+    int[] ids = new int[seen];
+    RunLengths runs = new RunLengths(0);
+    for (int i = 0; i < seen; i++) {
+      ids[i] = order[i];
+      runs.add(counts[order[i]]);
+    }
+    return new Tuple2<>(ids, runs.toArray());
   }
 
   // ------------------------------------------------------------------ reading the input
@@ -829,12 +878,20 @@ final class Corpus implements AutoCloseable {
     });
   }
 
-  /** How often each of the {@code v} ids occurs: a tree aggregation of one {@code long[v]} per task. */
-  static long[] idCounts(JavaRDD<int[]> encoded, int v) {
-    return encoded.treeAggregate(new long[v], (acc, s) -> {
+  /**
+   * How often each of the {@code v} ids of a tokenizer occurs: a tree aggregation of one {@code
+   * long[v]} per task (the build's progress counts the tokens read and, at the end, the distinct
+   * ids).
+   */
+  static long[] countTokenizerIds(JavaSparkContext sc, JavaRDD<int[]> encoded, int v, BuildProgress p) {
+    p.stage("count token ids");
+    TrainJob.describe(sc, "embstore train: count token ids");
+    LongAccumulator read = p.counter(BuildProgress.TOKENS);
+    long[] counts = encoded.treeAggregate(new long[v], (acc, s) -> {
       for (int id : s) {
         acc[id]++;
       }
+      read.add(s.length);
       return acc;
     }, (a, b) -> {
       for (int i = 0; i < a.length; i++) {
@@ -842,6 +899,8 @@ final class Corpus implements AutoCloseable {
       }
       return a;
     });
+    p.counter(BuildProgress.DISTINCT).add(Arrays.stream(counts).filter(c -> c > 0).count());
+    return counts;
   }
 
   /**

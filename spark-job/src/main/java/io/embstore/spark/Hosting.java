@@ -12,8 +12,11 @@ import java.util.Map;
  * through a serializable {@link Opener}, checkpointed by the driver between rounds.
  */
 interface Hosting extends AutoCloseable {
-  /** Opens the stores of both matrices inside a task (cached per JVM by the implementation). */
+  /** Opens the stores of both matrices inside a task (cached per JVM in the {@link ExecutorHost}). */
   interface Opener extends Serializable {
+    /** The hosting's key: what the tasks' state is held under in their JVM's {@link ExecutorHost}. */
+    String key();
+
     RowStore input() throws IOException;
 
     RowStore output() throws IOException;

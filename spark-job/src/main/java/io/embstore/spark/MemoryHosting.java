@@ -10,7 +10,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Map;
 import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 
@@ -18,10 +17,10 @@ import org.apache.arrow.memory.RootAllocator;
  * Both matrices as heap arrays of the driver JVM: for local mode only (tasks run in the driver),
  * as the no-network baseline of the benchmark and the math check of the job. Not the product
  * path: the real job hosts shards in executors ({@link ShardHosting}). Optimizer state is not
- * checkpointed here.
+ * checkpointed here. The matrices are registered with this JVM's {@link ExecutorHost} under the
+ * hosting's key, where the tasks' openers find them, and dropped when the hosting closes.
  */
 final class MemoryHosting implements Hosting {
-  private static final Map<String, InMemoryRowStore[]> STORES = new ConcurrentHashMap<>();
   private final String key = UUID.randomUUID().toString();
   private final InMemoryRowStore input;
   private final InMemoryRowStore output;
@@ -46,7 +45,7 @@ final class MemoryHosting implements Hosting {
         System.arraycopy(row, 0, v, (int) id * dim, dim);
       }
     }
-    STORES.put(key, new InMemoryRowStore[] {input, output});
+    ExecutorHost.addStores(key, input, output);
   }
 
   private static void load(TableLocation dir, InMemoryRowStore store) throws IOException {
@@ -80,12 +79,7 @@ final class MemoryHosting implements Hosting {
   }
 
   private static RowStore store(String key, int which) {
-    InMemoryRowStore[] s = STORES.get(key);
-    if (s == null) {
-      throw new IllegalStateException(
-          "Cannot open the in-memory matrices of run " + key + ": not in this JVM (memory hosting works in local mode only)");
-    }
-    RowStore store = s[which];
+    RowStore store = ExecutorHost.store(key, which);
     // Closing a task's view must not free the shared matrix.
     return new RowStore() {
       @Override
@@ -150,6 +144,6 @@ final class MemoryHosting implements Hosting {
 
   @Override
   public void close() {
-    STORES.remove(key);
+    ExecutorHost.release(key);
   }
 }

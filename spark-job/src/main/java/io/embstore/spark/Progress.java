@@ -21,7 +21,7 @@ final class Progress implements AutoCloseable {
   static final int PULLED = 3;
   static final int PUSHED = 4;
   static final int BATCHES = 5;
-  /** Partition attempts that trained a partition again after a failed attempt (see {@code TrainJob.Task}). */
+  /** Partition attempts that trained a partition again after a failed attempt (see {@code TrainTask#train}). */
   static final int RETRIED = 6;
   static final int LOSS = 7;
 

@@ -19,7 +19,6 @@ import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -43,7 +42,7 @@ import scala.reflect.ClassTag$;
  * each executor (preferred location {@code executor_HOST_ID}); the task starts, in that JVM, one
  * {@link ShardServer} per matrix for the shards assigned to that executor (shard s goes to
  * executor s mod E) and returns the endpoints. The servers then outlive the task: they live in
- * the JVM-wide {@link Host} and hold no task slot, so every slot trains. Training tasks route
+ * the JVM-wide {@link ExecutorHost} and hold no task slot, so every slot trains. Training tasks route
  * through an {@link EmbeddingClient} per executor JVM; the driver checkpoints with {@link
  * TableSnapshot}: each server writes its own shard files straight to the table's storage (with the
  * driver's Hadoop configuration, sent along with the hosting task), the driver only the manifest. A
@@ -307,9 +306,9 @@ final class ShardHosting implements Hosting {
     String host = SparkEnv.get().blockManager().blockManagerId().host();
     long seed = r.seed();
     TableStorage storage = TableStorage.hadoop(deserialize(r.hadoopConf()));
-    ShardServer.Builder in = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator())
+    ShardServer.Builder in = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(ExecutorHost.allocator())
         .storage(storage).writeToken(r.secret()).snapshotDir(r.snapshotRoot());
-    ShardServer.Builder out = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(Host.allocator())
+    ShardServer.Builder out = ShardServer.builder().shards(r.shards()).optimizer(spec).host(host).allocator(ExecutorHost.allocator())
         .storage(storage).writeToken(r.secret()).snapshotDir(r.snapshotRoot());
     // Each matrix from its committed table when there is one (in the job's shard count: another
     // count is re-partitioned as it loads), else its initial rows: a first checkpoint cut between
@@ -332,8 +331,8 @@ final class ShardHosting implements Hosting {
       a.close();
       throw ex;
     }
-    Host.add(r.key(), "in", a);
-    Host.add(r.key(), "out", b);
+    ExecutorHost.addServer(r.key(), "in", a);
+    ExecutorHost.addServer(r.key(), "out", b);
     return new Placement(SparkEnv.get().executorId(), host, a.endpoint(), b.endpoint(), r.shards());
   }
 
@@ -380,12 +379,12 @@ final class ShardHosting implements Hosting {
       boolean localShards, String secret) implements Opener {
     @Override
     public RowStore input() throws IOException {
-      return new RemoteRowStore(Host.client(key, "in", parse(in), inEndpoints, localShards, secret));
+      return new RemoteRowStore(ExecutorHost.client(key, "in", parse(in), inEndpoints, localShards, secret));
     }
 
     @Override
     public RowStore output() throws IOException {
-      return new RemoteRowStore(Host.client(key, "out", parse(out), outEndpoints, localShards, secret));
+      return new RemoteRowStore(ExecutorHost.client(key, "out", parse(out), outEndpoints, localShards, secret));
     }
 
     @Override
@@ -451,11 +450,11 @@ final class ShardHosting implements Hosting {
       }
       TrainJob.describe(sc, description);
       sc.sc().makeRDD(CollectionConverters.asScala(tasks).toSeq(), ClassTag$.MODULE$.apply(String.class))
-          .toJavaRDD().foreach(Host::release);
+          .toJavaRDD().foreach(ExecutorHost::release);
     } catch (RuntimeException e) {
       LOG.warn("Cannot stop every shard server of run {}: {} (they end with their executors)", key, e.toString());
     } finally {
-      Host.release(key);
+      ExecutorHost.release(key);
     }
   }
 
@@ -490,99 +489,8 @@ final class ShardHosting implements Hosting {
     String host = SparkEnv.get().blockManager().blockManagerId().host();
     TableStorage storage = TableStorage.hadoop(deserialize(r.hadoopConf()));
     ShardServer server = ShardServer.builder().table(storage.location(r.table())).storage(storage).shards(r.shards()).host(host)
-        .allocator(Host.allocator()).start();
-    Host.add(r.key(), "rows", server);
+        .allocator(ExecutorHost.allocator()).start();
+    ExecutorHost.addServer(r.key(), "rows", server);
     return new Placement(SparkEnv.get().executorId(), host, server.endpoint(), null, r.shards());
-  }
-
-  /**
-   * The JVM-wide holder of the servers and clients of each run in this executor. It owns the one
-   * allocator of the hosted shards (created on first use, kept for the JVM's life: a JVM-wide
-   * service has no main to close it in).
-   */
-  static final class Host {
-    private static final Map<String, List<AutoCloseable>> SERVERS = new HashMap<>();
-    /** The server of each matrix of a run ({@code key/in}, {@code key/out}) in this JVM. */
-    private static final Map<String, ShardServer> LOCAL = new HashMap<>();
-    private static final Map<String, EmbeddingClient> CLIENTS = new HashMap<>();
-    private static BufferAllocator root;
-
-    static synchronized BufferAllocator allocator() {
-      if (root == null) {
-        root = new RootAllocator();
-      }
-      return root;
-    }
-
-    /**
-     * Allocated and peak bytes of every allocator under this JVM's hosting root (the servers'
-     * shards, their Flight buffers, the routing clients), for benchmarks that check memory per
-     * shard. Keys are paths of allocator names from the root, each below the root suffixed with
-     * {@code #} and the allocator's identity hash ({@code "/ROOT/shard-server#1b2c3d/shard-1#4e5f"}),
-     * which tells siblings of one name apart and stays the same while the allocator lives; values
-     * {@code {allocated, peak}}. Just the root before the first run.
-     */
-    static synchronized Map<String, long[]> memory() {
-      Map<String, long[]> out = new java.util.TreeMap<>();
-      if (root != null) {
-        walk(root, "/" + root.getName(), out);
-      }
-      return out;
-    }
-
-    private static void walk(BufferAllocator a, String path, Map<String, long[]> out) {
-      out.put(path, new long[] {a.getAllocatedMemory(), a.getPeakMemoryAllocation()});
-      for (BufferAllocator c : a.getChildAllocators()) {
-        walk(c, path + "/" + c.getName() + "#" + Integer.toHexString(System.identityHashCode(c)), out);
-      }
-    }
-
-    static synchronized void add(String key, String matrix, ShardServer server) {
-      SERVERS.computeIfAbsent(key, k -> new ArrayList<>()).add(server);
-      LOCAL.put(key + "/" + matrix, server);
-    }
-
-    static synchronized EmbeddingClient client(String run, String matrix, TableManifest m, List<String> endpoints,
-        boolean localShards, String secret) throws IOException {
-      String key = run + "/" + matrix;
-      EmbeddingClient c = CLIENTS.get(key);
-      if (c == null) {
-        ShardServer own = LOCAL.get(key);
-        c = EmbeddingClient.builder().manifest(m).endpoints(endpoints)
-            .inProcess(localShards && own != null ? List.of(own) : List.of()).allocator(allocator())
-            .token(secret).deadline(Duration.ofMinutes(5)).build();
-        CLIENTS.put(key, c);
-        int[] local = c.inProcessShards();
-        int[] remote = IntStream.range(0, m.numShards()).filter(s -> Arrays.binarySearch(local, s) < 0).toArray();
-        LOG.info("routing client {}: in process shards {}; through Arrow Flight shards {}", key, Arrays.toString(local),
-            Arrays.toString(remote));
-      }
-      return c;
-    }
-
-    static void release(String key) {
-      List<AutoCloseable> close = new ArrayList<>();
-      synchronized (Host.class) {
-        // Servers first: a task whose call fails on a stopped server finds the server gone when the
-        // driver checks (--lose-shards-at-task). Closing the clients first let the other task fail
-        // on "the client is closed" while every server still answered the driver's health check,
-        // which then saw no lost server and failed the job instead of recovering.
-        close.addAll(SERVERS.getOrDefault(key, Collections.emptyList()));
-        SERVERS.remove(key);
-        LOCAL.keySet().removeIf(k -> k.startsWith(key + "/"));
-        for (String k : new ArrayList<>(CLIENTS.keySet())) {
-          if (k.startsWith(key + "/")) {
-            close.add(CLIENTS.remove(k));
-          }
-        }
-      }
-      for (AutoCloseable c : close) {
-        try {
-          c.close();
-        } catch (Exception e) {
-          LOG.warn("Cannot close {} of run {}: {}", c, key, e.toString());
-        }
-      }
-    }
   }
 }

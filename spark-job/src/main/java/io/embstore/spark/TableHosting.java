@@ -87,7 +87,7 @@ public final class TableHosting implements AutoCloseable {
    * process.
    */
   public static EmbeddingClient client(String key, byte[] manifestJson, List<String> endpoints) throws IOException {
-    return ShardHosting.Host.client(key, "rows", ShardHosting.parse(manifestJson), endpoints, true, null);
+    return ExecutorHost.client(key, "rows", ShardHosting.parse(manifestJson), endpoints, true, null);
   }
 
   /** Stops the shard servers in every executor (one short job, skipped when the context has stopped) and this JVM's clients. */
@@ -97,7 +97,7 @@ public final class TableHosting implements AutoCloseable {
       return;
     }
     if (sc.sc().isStopped()) {
-      ShardHosting.Host.release(key);
+      ExecutorHost.release(key);
     } else {
       ShardHosting.release(sc, key, placements, "embstore: stop the shard servers of " + table);
     }

@@ -30,14 +30,14 @@ class CheckpointPairTest {
 
   @Test
   void theSameCheckpointOrAContextOneAheadResumes() {
-    assertThatCode(() -> TrainJob.checkContextMatches(OUT, at(1, 4, 8, 16), at(1, 4, 8, 16))).doesNotThrowAnyException();
-    assertThatCode(() -> TrainJob.checkContextMatches(OUT, at(1, 4, 8, 16), at(1, 6, 8, 16))).doesNotThrowAnyException();
-    assertThatCode(() -> TrainJob.checkContextMatches(OUT, at(1, 6, 8, 16), at(2, 0, 8, 16))).doesNotThrowAnyException();
+    assertThatCode(() -> Resume.checkContextMatches(OUT, at(1, 4, 8, 16), at(1, 4, 8, 16))).doesNotThrowAnyException();
+    assertThatCode(() -> Resume.checkContextMatches(OUT, at(1, 4, 8, 16), at(1, 6, 8, 16))).doesNotThrowAnyException();
+    assertThatCode(() -> Resume.checkContextMatches(OUT, at(1, 6, 8, 16), at(2, 0, 8, 16))).doesNotThrowAnyException();
   }
 
   @Test
   void aContextBehindTheOutputIsRefused() {
-    assertThatThrownBy(() -> TrainJob.checkContextMatches(OUT, at(2, 0, 8, 16), at(1, 6, 8, 16)))
+    assertThatThrownBy(() -> Resume.checkContextMatches(OUT, at(2, 0, 8, 16), at(1, 6, 8, 16)))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("Cannot resume /data/table: the context table is at epoch 1, 6 partitions done, behind the output at"
             + " epoch 2, 0 partitions done (a checkpoint commits the context table first, so this pair was not written by one run)");
@@ -45,14 +45,14 @@ class CheckpointPairTest {
 
   @Test
   void aContextFromAnotherTrainingIsRefused() {
-    assertThatThrownBy(() -> TrainJob.checkContextMatches(OUT, at(1, 4, 8, 16), at(1, 4, 6, 16)))
+    assertThatThrownBy(() -> Resume.checkContextMatches(OUT, at(1, 4, 8, 16), at(1, 4, 6, 16)))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("Cannot resume /data/table: /data/table/_context is not this training's context table"
             + " (partitions 6 against 8, dim 16 against 16)");
-    assertThatThrownBy(() -> TrainJob.checkContextMatches(OUT, at(1, 4, 8, 16), at(1, 4, 8, 32)))
+    assertThatThrownBy(() -> Resume.checkContextMatches(OUT, at(1, 4, 8, 16), at(1, 4, 8, 32)))
         .hasMessageContaining("dim 32 against 16");
     TableManifest bare = table(16).build();
-    assertThatThrownBy(() -> TrainJob.checkContextMatches(OUT, at(1, 4, 8, 16), bare))
+    assertThatThrownBy(() -> Resume.checkContextMatches(OUT, at(1, 4, 8, 16), bare))
         .hasMessageContaining("is not this training's context table (partitions null against 8");
   }
 
@@ -60,14 +60,14 @@ class CheckpointPairTest {
   void aResumeMustRebuildTheSamePartitions() {
     String fp = "1000 tokens in 8 partitions, crc32 1a2b3c";
     TableManifest cp = table(16).properties(Map.of(TrainJob.P_CORPUS, fp)).build();
-    assertThatCode(() -> TrainJob.checkCorpusMatches(OUT, cp, fp)).doesNotThrowAnyException();
-    assertThatThrownBy(() -> TrainJob.checkCorpusMatches(OUT, cp, "1000 tokens in 8 partitions, crc32 ffff"))
+    assertThatCode(() -> Resume.checkCorpusMatches(OUT, cp, fp)).doesNotThrowAnyException();
+    assertThatThrownBy(() -> Resume.checkCorpusMatches(OUT, cp, "1000 tokens in 8 partitions, crc32 ffff"))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("Cannot resume /data/table: the corpus now reads as 1000 tokens in 8 partitions, crc32 ffff,"
             + " the checkpoint was trained on 1000 tokens in 8 partitions, crc32 1a2b3c (resume with the same --input"
             + " files, corpus options and Spark parallelism: Spark splits large inputs by spark.default.parallelism,"
             + " and a sentence's partition follows its split)");
     // checkpoints written before the fingerprint was recorded resume unchecked
-    assertThatCode(() -> TrainJob.checkCorpusMatches(OUT, table(16).build(), fp)).doesNotThrowAnyException();
+    assertThatCode(() -> Resume.checkCorpusMatches(OUT, table(16).build(), fp)).doesNotThrowAnyException();
   }
 }

@@ -389,4 +389,47 @@ class CorpusTest extends SparkTestBase {
     }).collect());
     return out;
   }
+
+  /**
+   * A tokenizer's ids are counted once (one array of V counts); the sampler's order comes from
+   * that array in the order of the id input's distributed sort: descending count, ties by id, ids
+   * never seen left out, with the runs of equal counts.
+   */
+  @Test
+  void theTokenizersCountsOrderTheIdsByDescendingCountTiesById() {
+    scala.Tuple2<int[], long[]> chunk = Corpus.byCount(new long[] {3, 0, 7, 3, 1, 7, 0});
+    assertThat(chunk._1()).containsExactly(2, 5, 0, 3, 4);
+    assertThat(chunk._2()).containsExactly(7, 2, 3, 2, 1, 1);
+  }
+
+  /**
+   * The tokenizer's one counting pass gives the sampler the statistics that id input's distributed
+   * count and sort gives the same ids: the same runs, ranks and total, the same id order file.
+   */
+  @Test
+  void aTokenizersIdsGetTheSamplerThatTheSameIdsAsAnIdColumnGet() throws Exception {
+    List<String> lines = List.of("The cat sat on the mat.", "The dog sat on the log, and the cat saw the dog.",
+        "A cat and a dog", "on the mat the cat sat");
+    Corpus tokenized = load("--input", text(lines).toString(), "--tokenizer", "gpt2");
+    io.embstore.format.Tokenizer gpt2 = io.embstore.format.Tokenizer.of("gpt2");
+    List<List<Integer>> ids = new ArrayList<>();
+    for (String line : lines) {
+      ids.add(Arrays.stream(gpt2.encode(line)).mapToInt(x -> (int) x).boxed().collect(Collectors.toList()));
+    }
+    Path parquet = write("parquet", "gpt2-ids.parquet-dir", "ids", DataTypes.IntegerType, ids);
+    Corpus column = load("--input", parquet.toString(), "--column", "ids", "--vocab-size", Long.toString(tokenized.rows()));
+
+    Unigrams.Spec a = tokenized.unigrams;
+    Unigrams.Spec b = column.unigrams;
+    assertThat(a.runCounts()).isEqualTo(b.runCounts());
+    assertThat(a.runStarts()).isEqualTo(b.runStarts());
+    assertThat(a.ranks()).isEqualTo(b.ranks());
+    assertThat(a.total()).isEqualTo(b.total());
+    assertThat(a.orderFile()).isNotNull();
+    assertThat(Files.readAllBytes(Path.of(org.apache.spark.SparkFiles.get(a.orderFile()))))
+        .isEqualTo(Files.readAllBytes(Path.of(org.apache.spark.SparkFiles.get(b.orderFile()))));
+    assertThat(counts(tokenized)).isEqualTo(counts(column));
+    tokenized.close();
+    column.close();
+  }
 }

@@ -11,7 +11,7 @@ import org.junit.jupiter.api.Test;
 class HostedMemoryTest {
   @Test
   void reportsAllocatedAndPeakBytesOfEveryAllocatorUnderTheHostingRoot() {
-    BufferAllocator root = ShardHosting.Host.allocator();
+    BufferAllocator root = ExecutorHost.allocator();
     try (BufferAllocator a = root.newChildAllocator("memtest", 0, Long.MAX_VALUE);
         BufferAllocator b = root.newChildAllocator("memtest", 0, Long.MAX_VALUE);
         BufferAllocator shard = a.newChildAllocator("shard-0", 0, Long.MAX_VALUE)) {

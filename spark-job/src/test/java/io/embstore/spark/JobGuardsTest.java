@@ -87,7 +87,7 @@ class JobGuardsTest extends SparkTestBase {
         SkipGram.initInputRow(o.seed, 1, expected);
         assertThat(java.util.Arrays.copyOfRange(rows, 4, 8)).containsExactly(expected);
       }
-      assertThat(ShardHosting.Host.memory().keySet()).anyMatch(k -> k.contains("shard-server"));
+      assertThat(ExecutorHost.memory().keySet()).anyMatch(k -> k.contains("shard-server"));
       // With the secret, a snapshot outside the output is refused; below it, it is written.
       try (EmbeddingClient c = EmbeddingClient.builder().manifest(ShardHosting.shape(100, 4, 2, null)).endpoints(endpoints)
           .token(secret).allocator(allocator).deadline(Duration.ofSeconds(30)).build()) {

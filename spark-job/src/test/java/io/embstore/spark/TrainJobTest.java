@@ -329,6 +329,7 @@ class TrainJobTest extends SparkTestBase {
   @Test
   void lostShardServersAreRestartedFromTheLastCheckpointAndTheJobFinishes() throws Exception {
     Path corpus = proseSlice(dir, 200_000);
+    java.util.Set<String> before = ExecutorHost.keys();
     for (String[] c : new String[][] {{"after-checkpoint", "5", "0.00001"}, {"before-checkpoint", "1", "0"}}) {
       Path out = dir.resolve(c[0]);
       // ordinal 5 = epoch 2, partition 1 (after the epoch-1 checkpoint); ordinal 1 = epoch 1, partition 1
@@ -337,6 +338,8 @@ class TrainJobTest extends SparkTestBase {
           "--input", corpus.toString(), "--output", out.toString(), "--epochs", "2", "--dim", "20",
           "--partitions", "4", "--checkpoint-minutes", c[2], "--progress-seconds", "2", "--lose-shards-at-task", c[1]));
       assertThat(r.summary()).as(c[0]).contains("1 recoveries from lost shard servers");
+      // the lost hosting's state and the recovery's are both gone from this JVM's host
+      assertThat(ExecutorHost.keys()).as(c[0]).isEqualTo(before);
       Table t = Table.open(out);
       assertThat(t.verify(allocator)).as(c[0]).isNotEmpty().allMatch(l -> l.contains(": ok"));
       assertThat(t.manifest().properties()).containsEntry(TrainJob.P_COMPLETE, "true").containsEntry(TrainJob.P_EPOCH, "2");
@@ -352,5 +355,37 @@ class TrainJobTest extends SparkTestBase {
         // other one, whose servers were stopped under it.
         .hasMessageStartingWith("Job aborted due to stage failure");
     assertThat(out.resolve("manifest.json")).doesNotExist();
+    assertThat(ExecutorHost.keys()).as("after the failed job").isEqualTo(before);
+  }
+
+  /**
+   * Jobs that follow each other in one JVM (here the driver, the executor of local mode) each leave
+   * nothing behind in the per-executor host: its servers, clients, heap matrices and derived tables
+   * go when the job's hosting closes, so the next job builds its own under a new key.
+   */
+  @Test
+  void eachJobsExecutorStateEndsWithItsHostingSoTheNextJobStartsFresh() throws Exception {
+    Path corpus = proseSlice(dir, 100_000);
+    java.util.Set<String> before = ExecutorHost.keys();
+    List<String> keys = new java.util.ArrayList<>();
+    for (String hosting : new String[] {"shards", "memory", "shards"}) {
+      Path out = dir.resolve("job-" + keys.size());
+      List<String> routing;
+      try (LogLines hostingLog = LogLines.of(ShardHosting.class.getName())) {
+        TrainJob.run(spark, TrainOptions.parse(new SparkConf(false), "--input", corpus.toString(), "--output", out.toString(),
+            "--epochs", "1", "--dim", "8", "--partitions", "2", "--checkpoint-minutes", "0", "--hosting", hosting));
+        routing = hostingLog.lines.stream().filter(l -> l.startsWith("routing client")).toList();
+      }
+      assertThat(ExecutorHost.keys()).as(hosting + " job " + keys.size()).isEqualTo(before);
+      assertThat(Table.open(out).verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
+      if (hosting.equals("shards")) {
+        // "routing client KEY/in: ...": this job's clients, one per matrix, under its own key
+        assertThat(routing).hasSize(2);
+        keys.add(routing.get(0).substring("routing client ".length(), routing.get(0).indexOf('/')));
+      } else {
+        keys.add("memory");
+      }
+    }
+    assertThat(keys.get(2)).isNotEqualTo(keys.get(0));
   }
 }
