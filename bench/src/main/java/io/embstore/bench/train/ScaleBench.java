@@ -578,7 +578,7 @@ public final class ScaleBench implements Callable<Integer> {
         long rowsBytes = 0;
         for (String sh : h.group(2).split(", ")) {
           // both matrices: the input rows and the context rows of that shard (negative sampling: same count)
-          rowsBytes += 2 * p.shardRows(Integer.parseInt(sh)) * ((long) m.dim() * m.valueType().bytes() + state * 4);
+          rowsBytes += 2 * p.shardRows(Integer.parseInt(sh)) * (m.valueType().rowBytes(m.dim()) + state * 4);
         }
         long rss = executorRss.getOrDefault(h.group(1), -1L);
         say("   %-10s %10s %,16d %,14d %8.3f %,16d", h.group(1), "[" + h.group(2) + "]", rowsBytes, rss,
@@ -719,7 +719,7 @@ public final class ScaleBench implements Callable<Integer> {
       if (sm.matches()) {
         int s = Integer.parseInt(sm.group(2));
         long rows = p.shardRows(s);
-        long bytes = rows * ((long) m.dim() * m.valueType().bytes() + stateWidth * 4);
+        long bytes = rows * (m.valueType().rowBytes(m.dim()) + stateWidth * 4);
         sumRowsBytes += bytes;
         sumShardPeaks += e.getValue()[1];
         serverRowsBytes.merge(sm.group(1), bytes, Long::sum);
