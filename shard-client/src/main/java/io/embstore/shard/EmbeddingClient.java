@@ -305,9 +305,20 @@ public final class EmbeddingClient implements AutoCloseable {
     return byShard[shard] instanceof FlightTransport f ? f.streamCounts(shard) : new long[4];
   }
 
+  private RequestPlan plan(long[] ids, int n, String verb) {
+    ensureOpen(verb + " " + n + " ids");
+    return new RequestPlan(ids, n, partitioner, verb);
+  }
+
   private RequestPlan plan(long[] ids, String verb) {
-    ensureOpen(verb + " " + ids.length + " ids");
-    return new RequestPlan(ids, partitioner, verb);
+    return plan(ids, ids.length, verb);
+  }
+
+  /** IllegalArgumentException unless {@code 0 <= n <= ids.length}. */
+  private static void checkCount(int n, long[] ids, String verb) {
+    if (n < 0 || n > ids.length) {
+      throw new IllegalArgumentException("Cannot " + verb + " " + n + " ids: the id array holds " + ids.length);
+    }
   }
 
   private long deadline() {
@@ -324,9 +335,18 @@ public final class EmbeddingClient implements AutoCloseable {
 
   /** {@link #lookup(long[], float[])} without waiting; many may be in flight. */
   public CompletableFuture<Void> lookupAsync(long[] ids, float[] out) {
+    return lookupAsync(ids, ids.length, out);
+  }
+
+  /**
+   * {@link #lookupAsync(long[], float[])} of the first {@code n} ids of {@code ids}, rows into {@code
+   * out[0 .. n*C)}: callers that reuse larger arrays pass them as they are, nothing is copied.
+   */
+  public CompletableFuture<Void> lookupAsync(long[] ids, int n, float[] out) {
     try {
-      checkOut(ids.length, out.length);
-      RequestPlan plan = plan(ids, "look up");
+      checkCount(n, ids, "look up");
+      checkOut(n, out.length);
+      RequestPlan plan = plan(ids, n, "look up");
       RequestPlan.Scatter scatter = arrayScatter(out);
       long deadline = deadline();
       return FanOut.async(plan.shards, byShard, (s, attempt) -> byShard[s].lookup(plan, s, scatter, deadline, attempt, true),
@@ -429,19 +449,44 @@ public final class EmbeddingClient implements AutoCloseable {
     }
   }
 
+  /**
+   * {@link #updateAsync(long[], float[], float)} of the first {@code n} ids of {@code ids} with the
+   * gradients {@code grads[0 .. n*C)}: callers that reuse larger arrays pass them as they are,
+   * nothing is copied.
+   */
+  public CompletableFuture<Void> updateAsync(long[] ids, int n, float[] grads, float learningRate) {
+    try {
+      checkLearningRate(learningRate);
+      checkCount(n, ids, "update");
+      if ((long) n * dim > grads.length) {
+        throw new IllegalArgumentException(
+            "Cannot update " + n + " ids: " + grads.length + " gradient values, need " + (long) n * dim + " (C=" + dim + ")");
+      }
+      return update(ids, n, grads, learningRate, true);
+    } catch (IOException | RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+  }
+
   /** Validates, plans and sends an update; waits for it unless {@code async} (then returns its future, else null). */
   private CompletableFuture<Void> update(long[] ids, float[] grads, float lr, boolean async) throws IOException {
     if ((long) ids.length * dim != grads.length) {
       throw new IllegalArgumentException(
           "Cannot update " + ids.length + " ids: " + grads.length + " gradient values, need " + (long) ids.length * dim + " (C=" + dim + ")");
     }
-    for (int i = 0; i < grads.length; i++) {
+    return update(ids, ids.length, grads, lr, async);
+  }
+
+  /** {@link #update(long[], float[], float, boolean)} of the first {@code n} ids and {@code n*C} gradient values. */
+  private CompletableFuture<Void> update(long[] ids, int n, float[] grads, float lr, boolean async) throws IOException {
+    int values = n * dim;
+    for (int i = 0; i < values; i++) {
       if (!Float.isFinite(grads[i])) {
         throw new IllegalArgumentException(
             "Cannot update id " + ids[i / dim] + ": gradient value " + (i % dim) + " is " + grads[i] + " (gradients must be finite; nothing was sent)");
       }
     }
-    RequestPlan plan = plan(ids, "update");
+    RequestPlan plan = plan(ids, n, "update");
     float[] sums = plan.sumGradients(grads, dim);
     long deadline = deadline();
     FanOut.Send send = (s, attempt) -> byShard[s].update(plan, sums, s, lr, deadline);

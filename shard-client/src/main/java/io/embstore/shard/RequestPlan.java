@@ -33,7 +33,12 @@ final class RequestPlan {
    * request position ({@code verb} as in "look up").
    */
   RequestPlan(long[] ids, Partitioner partitioner, String verb) {
-    n = ids.length;
+    this(ids, ids.length, partitioner, verb);
+  }
+
+  /** Plans the first {@code count} of {@code ids} (the rest of the array is not read). */
+  RequestPlan(long[] ids, int count, Partitioner partitioner, String verb) {
+    n = count;
     LongIntMap map = new LongIntMap(n);
     firstReq = new int[n];
     nextReq = new int[n];

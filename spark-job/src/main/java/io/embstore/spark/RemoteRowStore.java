@@ -30,15 +30,15 @@ final class RemoteRowStore implements RowStore {
     client.lookup(ids.length == n ? ids : Arrays.copyOf(ids, n), out);
   }
 
+  // The trainer's arrays are larger than the batch: the client takes the count, nothing is copied.
   @Override
   public java.util.concurrent.CompletableFuture<Void> pullAsync(long[] ids, int n, float[] out) {
-    return client.lookupAsync(ids.length == n ? ids : Arrays.copyOf(ids, n), out);
+    return client.lookupAsync(ids, n, out);
   }
 
   @Override
   public java.util.concurrent.CompletableFuture<Void> pushAsync(long[] ids, int n, float[] grads, float lr) {
-    int len = n * client.dim();
-    return client.updateAsync(ids.length == n ? ids : Arrays.copyOf(ids, n), grads.length == len ? grads : Arrays.copyOf(grads, len), lr);
+    return client.updateAsync(ids, n, grads, lr);
   }
 
   @Override
