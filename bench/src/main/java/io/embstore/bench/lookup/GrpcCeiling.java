@@ -128,12 +128,7 @@ final class GrpcCeiling {
             }
           }))
           .build();
-      this.server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
-          .directExecutor()
-          .maxInboundMessageSize(Integer.MAX_VALUE)
-          .addService(service)
-          .build()
-          .start();
+      this.server = serve(service);
     }
 
     int port() {
@@ -144,6 +139,16 @@ final class GrpcCeiling {
     public void close() throws InterruptedException {
       server.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     }
+  }
+
+  /** Starts {@code service} on 127.0.0.1, any port, answering on the Netty event loop, messages of any size. */
+  static Server serve(ServerServiceDefinition service) throws IOException {
+    return NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
+          .directExecutor()
+          .maxInboundMessageSize(Integer.MAX_VALUE)
+          .addService(service)
+          .build()
+          .start();
   }
 
   /** Sends a prepared InputStream as is (the server's reply type). */

@@ -5,13 +5,11 @@ import io.grpc.MethodDescriptor;
 import io.grpc.Server;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.netty.NettyChannelBuilder;
-import io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.HashMap;
@@ -165,12 +163,7 @@ public final class TrafficCeiling {
             }
           }))
           .build();
-      this.server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
-          .directExecutor()
-          .maxInboundMessageSize(Integer.MAX_VALUE)
-          .addService(service)
-          .build()
-          .start();
+      this.server = GrpcCeiling.serve(service);
     }
 
     int port() {
