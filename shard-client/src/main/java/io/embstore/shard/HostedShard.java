@@ -68,6 +68,13 @@ final class HostedShard implements AutoCloseable {
   private final ArrowBuf embeddings;
   private final ArrowBuf[] state;
   private final long embAddress;
+  /**
+   * Float views of a float32 shard's rows for bulk copies into arrays ({@link #readRow(long, float[],
+   * int)}): view k holds rows {@code [k * viewRows, (k + 1) * viewRows)}, as a buffer holds at most 2
+   * GiB. Null for other value types.
+   */
+  private final java.nio.FloatBuffer[] views;
+  private final long viewRows;
   private final long[] stateAddress;
   private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
   /** Orders logging and applying of updates, and snapshot chunk copies, when the shard has a log. */
@@ -120,6 +127,17 @@ final class HostedShard implements AutoCloseable {
     this.embeddings = emb;
     this.state = st;
     this.embAddress = emb.memoryAddress();
+    this.viewRows = Math.max(1, Integer.MAX_VALUE / Math.max(1, storedRowBytes));
+    if (type == ValueType.FLOAT32 && rows > 0) {
+      this.views = new java.nio.FloatBuffer[(int) ((rows + viewRows - 1) / viewRows)];
+      for (int k = 0; k < views.length; k++) {
+        long first = k * viewRows;
+        long bytes = Math.min(viewRows, rows - first) * storedRowBytes;
+        views[k] = emb.nioBuffer(first * storedRowBytes, (int) bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+      }
+    } else {
+      this.views = null;
+    }
     this.stateAddress = new long[st.length];
     for (int i = 0; i < st.length; i++) {
       stateAddress[i] = st[i].memoryAddress();
@@ -414,6 +432,11 @@ final class HostedShard implements AutoCloseable {
 
   /** Reads the row at {@code pos} as float32 into {@code out[off .. off + C)}. */
   void readRow(long pos, float[] out, int off) {
+    if (views != null) {
+      // a bulk copy (memcpy) where a loop of loads would be one value at a time
+      views[(int) (pos / viewRows)].get((int) (pos % viewRows) * dim, out, off, dim);
+      return;
+    }
     long at = embAddress + pos * storedRowBytes;
     if (valueType == ValueType.INT8) {
       Int8Rows.decodeRow(at, out, off, dim);
