@@ -212,6 +212,26 @@ class InProcessUpdateTest {
     }
   }
 
+  /** A plan made for a larger table names an id past the shard's table: the same message as the staged path's. */
+  @ParameterizedTest(name = "{0} {1}")
+  @MethodSource("cases")
+  void idsOutsideTheTableFailWithTheStagedPathsMessage(Optimizer optimizer, ValueType type) throws Exception {
+    try (ShardServer server = server(type, optimizer)) {
+      InProcessTransport t = new InProcessTransport(server, allocator);
+      RequestPlan plan = new RequestPlan(new long[] {2, 7000}, Partitioner.modulo(2 * ROWS, 2), "look up");
+      Throwable lookup = t.lookup(plan, 0, new RequestPlan.ArrayScatter(new float[2 * DIM], DIM), 0, 0, false).await();
+      Throwable lookupStaged = t.lookupStaged(plan, 0, new RequestPlan.ArrayScatter(new float[2 * DIM], DIM)).await();
+      assertThat(lookup).isInstanceOf(FlightRuntimeException.class).hasMessage(lookupStaged.getMessage())
+          .hasMessageContaining("Cannot look up id 7000: outside [0, 6000) (request row 1");
+      Throwable update = t.update(plan, new float[2 * DIM], 0, 0.1f, 0).await();
+      Throwable updateStaged = t.updateStaged(plan, new float[2 * DIM], 0, 0.1f).await();
+      assertThat(update).isInstanceOf(FlightRuntimeException.class).hasMessage(updateStaged.getMessage())
+          .hasMessageContaining("Cannot update id 7000: outside [0, 6000) (request row 1");
+      assertThat(((FlightRuntimeException) update).status().code()).isEqualTo(FlightStatusCode.INVALID_ARGUMENT);
+      assertThat(server.stats().updateRows()).isZero();
+    }
+  }
+
   /** int8 rows are decoded straight into the caller's array, as the staged path decodes them; updates are refused alike. */
   @org.junit.jupiter.api.Test
   void int8RowsDecodeIntoTheArrayAsStagedAndUpdatesAreRefusedAlike() throws Exception {
