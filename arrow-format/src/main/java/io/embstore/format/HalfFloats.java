@@ -203,6 +203,32 @@ public final class HalfFloats {
   }
 
   /**
+   * Widens {@code count} values of {@code type} at {@code src} into {@code dst[off .. off + count)}:
+   * {@link #decode(ValueType, long, long, long)} into a heap array, the same values bit for bit
+   * (float32 is copied).
+   */
+  public static void decode(ValueType type, long src, float[] dst, int off, int count) {
+    switch (type) {
+      case FLOAT32 -> {
+        for (int i = 0; i < count; i++) {
+          dst[off + i] = Float.intBitsToFloat(MemoryUtil.getInt(src + 4L * i));
+        }
+      }
+      case FLOAT16 -> {
+        for (int i = 0; i < count; i++) {
+          dst[off + i] = Float.intBitsToFloat(FLOAT16_BITS[MemoryUtil.getShort(src + 2L * i) & 0xffff]);
+        }
+      }
+      case BFLOAT16 -> {
+        for (int i = 0; i < count; i++) {
+          dst[off + i] = Float.intBitsToFloat((MemoryUtil.getShort(src + 2L * i) & 0xffff) << 16);
+        }
+      }
+      default -> throw notPerValue(type);
+    }
+  }
+
+  /**
    * Narrows {@code count} float32 values at {@code src} into {@code type} at {@code dst} with
    * stochastic rounding ({@link #toFloat16Stochastic}, {@link #toBfloat16Stochastic}), the random
    * bits drawn from a SplitMix64 sequence started at {@code seed}: the same seed gives the same

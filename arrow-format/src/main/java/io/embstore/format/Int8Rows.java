@@ -169,10 +169,15 @@ public final class Int8Rows {
 
   /** Decodes the row at {@code src} into {@code out[0..dim)}. */
   public static void decodeRow(long src, float[] out, int dim) {
+    decodeRow(src, out, 0, dim);
+  }
+
+  /** Decodes the row at {@code src} into {@code out[off .. off + dim)}. */
+  public static void decodeRow(long src, float[] out, int off, int dim) {
     float scale = scale(src, dim);
     float bias = bias(src, dim);
     for (int c = 0; c < dim; c++) {
-      out[c] = (MemoryUtil.getByte(src + c) & 0xff) * scale + bias;
+      out[off + c] = (MemoryUtil.getByte(src + c) & 0xff) * scale + bias;
     }
   }
 

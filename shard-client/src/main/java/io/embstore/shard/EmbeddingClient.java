@@ -410,8 +410,7 @@ public final class EmbeddingClient implements AutoCloseable {
   }
 
   private RequestPlan.Scatter arrayScatter(float[] out) {
-    int c = dim;
-    return (bytes, floats, row, request) -> floats.get(row * c, out, request * c, c);
+    return new RequestPlan.ArrayScatter(out, dim);
   }
 
   /** A blocking lookup: this thread sends every shard's part, then waits for (and reads) the replies. */

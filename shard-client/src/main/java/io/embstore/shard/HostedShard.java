@@ -68,6 +68,13 @@ final class HostedShard implements AutoCloseable {
   private final ArrowBuf embeddings;
   private final ArrowBuf[] state;
   private final long embAddress;
+  /**
+   * Float views of a float32 shard's rows for bulk copies into arrays ({@link #readRow(long, float[],
+   * int)}): view k holds rows {@code [k * viewRows, (k + 1) * viewRows)}, as a buffer holds at most 2
+   * GiB. Null for other value types.
+   */
+  private final java.nio.FloatBuffer[] views;
+  private final long viewRows;
   private final long[] stateAddress;
   private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
   /** Orders logging and applying of updates, and snapshot chunk copies, when the shard has a log. */
@@ -120,6 +127,17 @@ final class HostedShard implements AutoCloseable {
     this.embeddings = emb;
     this.state = st;
     this.embAddress = emb.memoryAddress();
+    this.viewRows = Math.max(1, Integer.MAX_VALUE / Math.max(1, storedRowBytes));
+    if (type == ValueType.FLOAT32 && rows > 0) {
+      this.views = new java.nio.FloatBuffer[(int) ((rows + viewRows - 1) / viewRows)];
+      for (int k = 0; k < views.length; k++) {
+        long first = k * viewRows;
+        long bytes = Math.min(viewRows, rows - first) * storedRowBytes;
+        views[k] = emb.nioBuffer(first * storedRowBytes, (int) bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+      }
+    } else {
+      this.views = null;
+    }
     this.stateAddress = new long[st.length];
     for (int i = 0; i < st.length; i++) {
       stateAddress[i] = st[i].memoryAddress();
@@ -285,15 +303,22 @@ final class HostedShard implements AutoCloseable {
   void checkIds(ArrowBuf ids, int n, String verb) {
     long address = ids.memoryAddress();
     for (int i = 0; i < n; i++) {
-      long id = MemoryUtil.getLong(address + 8L * i);
-      if (!partitioner.contains(id)) {
-        throw ShardErrors.invalid(
-            "Cannot " + verb + " id " + id + ": outside [0, " + partitioner.numRows() + ") (request row " + i + ", " + partitioner.describeShard(index) + ")");
-      }
-      if (partitioner.shardOf(id) != index) {
-        throw ShardErrors.invalid(
-            "Cannot " + verb + " id " + id + ": not owned by " + partitioner.describeShard(index) + " (request row " + i + "; it belongs to shard " + partitioner.shardOf(id) + ")");
-      }
+      checkId(MemoryUtil.getLong(address + 8L * i), i, verb);
+    }
+  }
+
+  /**
+   * Throws INVALID_ARGUMENT (via {@link ShardErrors}) when {@code id}, row {@code row} of a request,
+   * is outside [0, V) or not owned by this shard.
+   */
+  void checkId(long id, int row, String verb) {
+    if (!partitioner.contains(id)) {
+      throw ShardErrors.invalid(
+          "Cannot " + verb + " id " + id + ": outside [0, " + partitioner.numRows() + ") (request row " + row + ", " + partitioner.describeShard(index) + ")");
+    }
+    if (partitioner.shardOf(id) != index) {
+      throw ShardErrors.invalid(
+          "Cannot " + verb + " id " + id + ": not owned by " + partitioner.describeShard(index) + " (request row " + row + "; it belongs to shard " + partitioner.shardOf(id) + ")");
     }
   }
 
@@ -390,16 +415,39 @@ final class HostedShard implements AutoCloseable {
     };
   }
 
-  /** Reads the row at {@code pos} (for tests and nearest-by-id), as float32. */
-  void readRow(long pos, float[] out) {
-    long at = embAddress + pos * storedRowBytes;
-    if (valueType == ValueType.INT8) {
-      Int8Rows.decodeRow(at, out, dim);
+  /**
+   * Copies the rows of {@code ids[u]}, u = {@code which[from + r]} for r in [0, n) (validated), as
+   * float32 into {@code out} at {@code out[slot[u] * C ..]}: an in-process lookup, straight from the
+   * shard's memory into the caller's array (16-bit and int8 rows decoded on the way), counted as one
+   * lookup request.
+   */
+  void copyRows(long[] ids, int[] slot, int[] which, int from, int n, float[] out) {
+    for (int r = 0; r < n; r++) {
+      int u = which[from + r];
+      readRow(partitioner.positionOf(ids[u]), out, slot[u] * dim);
+    }
+    lookupRows.add(n);
+    lookupRequests.increment();
+  }
+
+  /** Reads the row at {@code pos} as float32 into {@code out[off .. off + C)}. */
+  void readRow(long pos, float[] out, int off) {
+    if (views != null) {
+      // a bulk copy (memcpy) where a loop of loads would be one value at a time
+      views[(int) (pos / viewRows)].get((int) (pos % viewRows) * dim, out, off, dim);
       return;
     }
-    for (int c = 0; c < dim; c++) {
-      out[c] = value(at, c);
+    long at = embAddress + pos * storedRowBytes;
+    if (valueType == ValueType.INT8) {
+      Int8Rows.decodeRow(at, out, off, dim);
+    } else {
+      HalfFloats.decode(valueType, at, out, off, dim);
     }
+  }
+
+  /** Reads the row at {@code pos} (for tests and nearest-by-id), as float32. */
+  void readRow(long pos, float[] out) {
+    readRow(pos, out, 0);
   }
 
   // ------------------------------------------------------------------ update
@@ -500,6 +548,52 @@ final class HostedShard implements AutoCloseable {
   }
 
   /**
+   * Applies one update from the caller's heap, in process, to a shard without a write-ahead log
+   * (one with a log takes {@link #update}: its record needs the gradients' bytes anyway): row r in
+   * [0, n) is the id {@code ids[which[from + r]]}, its summed gradient at {@code sums[which[from +
+   * r] * C ..]}. Validates the ids first (as {@link #checkIds}, verb "update"), then does what
+   * {@link #update} does, with the same arithmetic, locks, rounding bits and counters: each row's
+   * gradient is staged in a C-float scratch (it stays in L1) and the optimizer applied from there,
+   * so no buffer of the whole batch's gradients is written.
+   */
+  void update(long[] ids, int[] which, int from, int n, float[] sums, float lr) {
+    for (int r = 0; r < n; r++) {
+      checkId(ids[which[from + r]], r, "update");
+    }
+    checkUpdatable();
+    if (log != null) {
+      throw new IllegalStateException("Cannot update shard " + index + " from the heap: it has a write-ahead log (" + log.dir() + ")");
+    }
+    long number = updateNumber.getAndIncrement();
+    long sink = 0;
+    for (int r = 0; r < n; r++) {
+      sink += touchRow(partitioner.positionOf(ids[which[from + r]]));
+    }
+    touched = sink;
+    long[] stateRow = new long[stateAddress.length];
+    boolean compact = valueType.isCompact();
+    try (ArrowBuf scratch = allocator.buffer(compact ? 2 * rowBytes : rowBytes)) {
+      long g = scratch.memoryAddress();
+      long wide = compact ? g + rowBytes : 0;
+      java.nio.FloatBuffer grad = scratch.nioBuffer(0, (int) rowBytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+      for (int r = 0; r < n; r++) {
+        int u = which[from + r];
+        long pos = partitioner.positionOf(ids[u]);
+        grad.put(0, sums, u * dim, dim);
+        ReentrantLock lock = stripes[(int) (pos & (STRIPES - 1))];
+        lock.lock();
+        try {
+          applyRow(pos, g, lr, stateRow, wide, number);
+        } finally {
+          lock.unlock();
+        }
+      }
+    }
+    updateRows.add(n);
+    updateRequests.increment();
+  }
+
+  /**
    * Loads one word of every cache line of the rows of {@code ids[0..n)} and of their optimizer
    * state: the loads are independent, so the CPU overlaps their cache misses, where the update loop
    * (a lock, a fence, per row) takes them one row at a time.
@@ -507,20 +601,26 @@ final class HostedShard implements AutoCloseable {
   private void touch(long idAddress, int n) {
     long sink = 0;
     for (int i = 0; i < n; i++) {
-      long pos = partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i));
-      long at = embAddress + pos * storedRowBytes;
-      for (long o = 0; o < storedRowBytes; o += 64) {
-        sink += MemoryUtil.getShort(at + o);
-      }
-      for (int k = 0; k < stateAddress.length; k++) {
-        long width = stateColumns.get(k).width() * 4L;
-        long st = stateAddress[k] + pos * width;
-        for (long o = 0; o < width; o += 64) {
-          sink += MemoryUtil.getInt(st + o);
-        }
-      }
+      sink += touchRow(partitioner.positionOf(MemoryUtil.getLong(idAddress + 8L * i)));
     }
     touched = sink;
+  }
+
+  /** {@link #touch}'s loads for the row at {@code pos}; returns their sum. */
+  private long touchRow(long pos) {
+    long sink = 0;
+    long at = embAddress + pos * storedRowBytes;
+    for (long o = 0; o < storedRowBytes; o += 64) {
+      sink += MemoryUtil.getShort(at + o);
+    }
+    for (int k = 0; k < stateAddress.length; k++) {
+      long width = stateColumns.get(k).width() * 4L;
+      long st = stateAddress[k] + pos * width;
+      for (long o = 0; o < width; o += 64) {
+        sink += MemoryUtil.getInt(st + o);
+      }
+    }
+    return sink;
   }
 
   /**

@@ -171,6 +171,29 @@ final class RequestPlan {
     return data.nioBuffer(0, rows * dim * 4).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
   }
 
+  /**
+   * Copies row {@code u}'s C floats in {@code out}, already at its first request position, to the
+   * other request positions that asked for distinct id {@code u}.
+   */
+  void copyToRepeats(int u, float[] out, int dim) {
+    int first = firstReq[u];
+    for (int i = nextReq[first]; i >= 0; i = nextReq[i]) {
+      System.arraycopy(out, first * dim, out, i * dim, dim);
+    }
+  }
+
+  /**
+   * A scatter into a float array, row of request position i at {@code out[i * dim ..]}: a transport
+   * that holds the rows itself (in process) writes them there directly instead of through {@link
+   * #copy}.
+   */
+  record ArrayScatter(float[] out, int dim) implements Scatter {
+    @Override
+    public void copy(java.nio.ByteBuffer bytes, FloatBuffer floats, int row, int request) {
+      floats.get(row * dim, out, request * dim, dim);
+    }
+  }
+
   /** Copies reply rows to the request positions that asked for them. */
   interface Scatter {
     /**

@@ -126,6 +126,30 @@ class WriteAheadLogTest {
     }
   }
 
+  /** In process, a shard with a log keeps the staged path (its record needs the bytes): logged and replayed alike. */
+  @Test
+  void updatesInProcessAreLoggedAndReplayedToTheSameRowsAndState() throws Exception {
+    writeTable(2_000, 2);
+    Optimizer adam = Optimizer.adam(0.01, 0.9, 0.999, 1e-8);
+    try (ReferenceRows ref = new ReferenceRows(allocator, matrix, 2_000, DIM, adam)) {
+      ShardServer s = start(adam, null);
+      SplittableRandom r = new SplittableRandom(2);
+      try (EmbeddingClient c = EmbeddingClient.builder().table(table).endpoints(List.of(s.endpoint())).inProcess(List.of(s))
+          .allocator(allocator).build()) {
+        for (int i = 0; i < 60; i++) {
+          Batch b = batch(r, 2_000, 1 + r.nextInt(40), 0, 1);
+          c.update(b.ids(), b.grads(), b.lr());
+          ref.apply(b.ids(), b.grads(), ReferenceRows.wireRate(b.lr()));
+        }
+      }
+      assertThat(s.stats().inProcessRequests()).isPositive();
+      stop(s);
+      ShardServer again = start(adam, null);
+      assertThat(again.hosted(0, "test").log().replayed()).isPositive();
+      assertHolds(again, ref);
+    }
+  }
+
   @Test
   void aSnapshotTakenWhileUpdatesGoOnIsACutTheLogReplaysOnExactly() throws Exception {
     // 200,000 rows of dim 8 with Adam's state: four chunks of 65,536 rows, copied one after the other.
