@@ -21,6 +21,7 @@ import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.stream.IntStream;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
@@ -40,7 +41,8 @@ import org.apache.arrow.vector.complex.FixedSizeListVector;
  * for the parts, retries a lookup or search once when its server was UNAVAILABLE (updates are never
  * retried, so an update is applied at most once) and reports failures as a {@link ShardException}
  * naming shard and endpoint. Reply rows are copied straight into the caller's array or Arrow buffer
- * in request order. Every call has a deadline ({@link Builder#deadline}).
+ * in request order. Every call has a deadline ({@link Builder#deadline}). The client counts the
+ * rows it sends in process and over Flight ({@link #rowCounts}).
  */
 public final class EmbeddingClient implements AutoCloseable {
   /** Threads that read replies nobody waits for (async calls), run searches and retries and take snapshots. */
@@ -64,6 +66,11 @@ public final class EmbeddingClient implements AutoCloseable {
   private final ShardTransport[] byShard;
   /** Set by {@link #close}: later calls fail with a clear error instead of a rejected task. */
   private volatile boolean closed;
+  /** Distinct rows sent, by call kind and path ({@link #rowCounts}); added to once per shard of a call. */
+  private final LongAdder lookedUpInProcess = new LongAdder();
+  private final LongAdder lookedUpOverFlight = new LongAdder();
+  private final LongAdder updatedInProcess = new LongAdder();
+  private final LongAdder updatedOverFlight = new LongAdder();
 
   public static Builder builder() {
     return new Builder();
@@ -300,6 +307,58 @@ public final class EmbeddingClient implements AutoCloseable {
     return IntStream.range(0, byShard.length).filter(s -> byShard[s] instanceof InProcessTransport).toArray();
   }
 
+  /**
+   * The rows this client has sent since it was built, by path: the distinct ids of each shard's
+   * part of every lookup and update (a call's duplicates are sent once), counted as the part is
+   * handed to its shard's transport, whether or not the shard then answers; a lookup retried after
+   * UNAVAILABLE counts once. Searches move no rows and are not counted. Cheap: one add per shard of
+   * a call.
+   */
+  public RowCounts rowCounts() {
+    return new RowCounts(lookedUpInProcess.sum(), lookedUpOverFlight.sum(), updatedInProcess.sum(), updatedOverFlight.sum());
+  }
+
+  /**
+   * Rows a client sent ({@link #rowCounts}): looked up and updated, in process ({@link
+   * Builder#inProcess}) and over Arrow Flight.
+   */
+  public record RowCounts(long lookedUpInProcess, long lookedUpOverFlight, long updatedInProcess, long updatedOverFlight) {
+    /** Rows looked up or updated in process. */
+    public long inProcess() {
+      return lookedUpInProcess + updatedInProcess;
+    }
+
+    /** Rows looked up or updated over Arrow Flight. */
+    public long overFlight() {
+      return lookedUpOverFlight + updatedOverFlight;
+    }
+
+    /** The counts since {@code earlier} (a snapshot of the same client). */
+    public RowCounts minus(RowCounts earlier) {
+      return new RowCounts(lookedUpInProcess - earlier.lookedUpInProcess, lookedUpOverFlight - earlier.lookedUpOverFlight,
+          updatedInProcess - earlier.updatedInProcess, updatedOverFlight - earlier.updatedOverFlight);
+    }
+  }
+
+  /** Adds {@code plan}'s rows per shard to the counters of its path. */
+  private void count(RequestPlan plan, LongAdder inProcess, LongAdder overFlight) {
+    long local = 0;
+    long remote = 0;
+    for (int s : plan.shards) {
+      if (byShard[s] instanceof InProcessTransport) {
+        local += plan.size(s);
+      } else {
+        remote += plan.size(s);
+      }
+    }
+    if (local > 0) {
+      inProcess.add(local);
+    }
+    if (remote > 0) {
+      overFlight.add(remote);
+    }
+  }
+
   /** Streams opened and dead idle streams skipped so far for {@code shard}'s lookups and updates (tests). */
   long[] streamCounts(int shard) {
     return byShard[shard] instanceof FlightTransport f ? f.streamCounts(shard) : new long[4];
@@ -349,6 +408,7 @@ public final class EmbeddingClient implements AutoCloseable {
       RequestPlan plan = plan(ids, n, "look up");
       RequestPlan.Scatter scatter = arrayScatter(out);
       long deadline = deadline();
+      count(plan, lookedUpInProcess, lookedUpOverFlight);
       return FanOut.async(plan.shards, byShard, (s, attempt) -> byShard[s].lookup(plan, s, scatter, deadline, attempt, true),
           true, deadline, s -> "look up " + plan.size(s) + " ids on", executor);
     } catch (RuntimeException e) {
@@ -416,6 +476,7 @@ public final class EmbeddingClient implements AutoCloseable {
   /** A blocking lookup: this thread sends every shard's part, then waits for (and reads) the replies. */
   private void lookup(RequestPlan plan, RequestPlan.Scatter scatter) throws ShardException {
     long deadline = deadline();
+    count(plan, lookedUpInProcess, lookedUpOverFlight);
     FanOut.await(plan.shards, byShard, (s, attempt) -> byShard[s].lookup(plan, s, scatter, deadline, attempt, false),
         true, deadline, s -> "look up " + plan.size(s) + " ids on");
   }
@@ -488,6 +549,7 @@ public final class EmbeddingClient implements AutoCloseable {
     RequestPlan plan = plan(ids, n, "update");
     float[] sums = plan.sumGradients(grads, dim);
     long deadline = deadline();
+    count(plan, updatedInProcess, updatedOverFlight);
     FanOut.Send send = (s, attempt) -> byShard[s].update(plan, sums, s, lr, deadline);
     FanOut.What what = s -> "update " + plan.size(s) + " ids on";
     if (async) {

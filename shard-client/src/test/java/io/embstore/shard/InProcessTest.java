@@ -128,6 +128,49 @@ class InProcessTest {
 
   /** Searches and snapshots go the in-process way too, with the answers and files of the Flight way. */
   @Test
+  void theClientCountsTheDistinctRowsItSentByPath() throws Exception {
+    // modulo over 4 shards: the first server's shards 0 and 2 (even ids) in process, 1 and 3 through Flight
+    long[] ids = {0, 1, 2, 3, 4, 5, 4, 7, 1}; // distinct: 0, 2, 4 in process; 1, 3, 5, 7 through Flight
+    float[] rows = new float[ids.length * DIM];
+    float[] grads = new float[ids.length * DIM];
+    Arrays.fill(grads, 0.01f);
+    try (EmbeddingClient mixed = EmbeddingClient.builder().table(inProcess.dir).endpoints(inProcess.endpoints())
+            .inProcess(List.of(inProcess.servers.get(0))).allocator(allocator).build();
+        EmbeddingClient flight = client(viaFlight, false)) {
+      assertThat(mixed.inProcessShards()).containsExactly(0, 2);
+      assertThat(mixed.rowCounts()).isEqualTo(new EmbeddingClient.RowCounts(0, 0, 0, 0));
+      mixed.lookup(ids, rows);
+      assertThat(mixed.rowCounts()).isEqualTo(new EmbeddingClient.RowCounts(3, 4, 0, 0));
+      mixed.lookupAsync(ids, rows).join();
+      mixed.update(ids, grads, 0.1f);
+      mixed.updateAsync(new long[] {6, 9}, new float[2 * DIM], 0.1f).join();
+      EmbeddingClient.RowCounts before = mixed.rowCounts();
+      assertThat(before).isEqualTo(new EmbeddingClient.RowCounts(6, 8, 4, 5));
+      assertThat(before.inProcess()).isEqualTo(10);
+      assertThat(before.overFlight()).isEqualTo(13);
+      // searches move no rows; a call refused before sending counts nothing
+      mixed.nearest(Arrays.copyOf(new float[] {1}, DIM), 3);
+      assertThatThrownBy(() -> mixed.lookup(new long[] {1, 500}, new float[2 * DIM])).isInstanceOf(IllegalArgumentException.class);
+      assertThatThrownBy(() -> mixed.update(new long[] {2}, new float[] {1, 2, 3, 4, 5, Float.NaN}, 0.1f))
+          .isInstanceOf(IllegalArgumentException.class);
+      assertThat(mixed.rowCounts()).isEqualTo(before);
+      assertThat(mixed.rowCounts().minus(new EmbeddingClient.RowCounts(1, 2, 3, 4)))
+          .isEqualTo(new EmbeddingClient.RowCounts(5, 6, 1, 1));
+      // what each server received: the in-process server's rows, the Flight server's rows
+      Messages.Stats local = inProcess.servers.get(0).stats();
+      Messages.Stats remote = inProcess.servers.get(1).stats();
+      assertThat(new long[] {local.lookupRows(), remote.lookupRows(), local.updateRows(), remote.updateRows()})
+          .containsExactly(6, 8, 4, 5);
+      assertThat(remote.inProcessRequests()).isZero();
+
+      flight.lookup(ids, rows);
+      flight.update(ids, grads, 0.1f);
+      assertThat(flight.rowCounts()).isEqualTo(new EmbeddingClient.RowCounts(0, 7, 0, 7));
+      assertThat(inProcessRequests(viaFlight)).isZero();
+    }
+  }
+
+  @Test
   void searchesAndSnapshotsGiveWhatTheyGiveThroughFlight() throws Exception {
     try (EmbeddingClient flight = client(viaFlight, false); EmbeddingClient local = client(inProcess, true)) {
       float[] query = new float[DIM];

@@ -63,6 +63,8 @@ final class ExecutorHost {
     /** The server of each matrix ({@code in}, {@code out}, {@code rows}) in this JVM. */
     final Map<String, ShardServer> local = new HashMap<>();
     final Map<String, EmbeddingClient> clients = new HashMap<>();
+    /** The clients' row counts already added to a run's figures by a task ({@link #unreportedRows}). */
+    final Map<String, EmbeddingClient.RowCounts> reported = new HashMap<>();
     /** {@code MemoryHosting}'s two matrices (driver only). */
     InMemoryRowStore[] stores;
     /** Guards the one build of {@link #tables}, apart from the host's lock (it reads files). */
@@ -156,6 +158,30 @@ final class ExecutorHost {
           Arrays.toString(remote));
     }
     return c;
+  }
+
+  /**
+   * The rows this JVM's routing clients of hosting {@code key} have sent since the last call (every
+   * matrix summed; zero when it has none), for a task to add to the run's figures as it ends. The
+   * clients are shared by the tasks of this JVM, so a task reports what every task of the JVM sent
+   * since the previous report: each row is reported once, and all of them once the last task of
+   * the JVM has ended.
+   */
+  static synchronized EmbeddingClient.RowCounts unreportedRows(String key) {
+    Entry e = ENTRIES.get(key);
+    EmbeddingClient.RowCounts sum = new EmbeddingClient.RowCounts(0, 0, 0, 0);
+    if (e == null) {
+      return sum;
+    }
+    for (Map.Entry<String, EmbeddingClient> c : e.clients.entrySet()) {
+      EmbeddingClient.RowCounts now = c.getValue().rowCounts();
+      EmbeddingClient.RowCounts before = e.reported.put(c.getKey(), now);
+      EmbeddingClient.RowCounts delta = before == null ? now : now.minus(before);
+      sum = new EmbeddingClient.RowCounts(sum.lookedUpInProcess() + delta.lookedUpInProcess(),
+          sum.lookedUpOverFlight() + delta.lookedUpOverFlight(), sum.updatedInProcess() + delta.updatedInProcess(),
+          sum.updatedOverFlight() + delta.updatedOverFlight());
+    }
+    return sum;
   }
 
   /**

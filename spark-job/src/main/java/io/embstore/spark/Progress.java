@@ -23,9 +23,12 @@ final class Progress implements AutoCloseable {
   static final int BATCHES = 5;
   /** Partition attempts that trained a partition again after a failed attempt (see {@code TrainTask#train}). */
   static final int RETRIED = 6;
-  static final int LOSS = 7;
+  /** Rows pulled and pushed by the routing clients in process and over Arrow Flight ({@code EmbeddingClient#rowCounts}). */
+  static final int ROWS_IN_PROCESS = 7;
+  static final int ROWS_OVER_FLIGHT = 8;
+  static final int LOSS = 9;
 
-  final LongAccumulator[] longs = new LongAccumulator[7];
+  final LongAccumulator[] longs = new LongAccumulator[9];
   final DoubleAccumulator lossSum;
   private final LiveAccumulators live;
   private final long totalTokens;
@@ -38,7 +41,8 @@ final class Progress implements AutoCloseable {
 
   Progress(SparkContext sc, long totalTokens, int epochs, long baseTokens, double seconds) {
     this.live = new LiveAccumulators(sc, seconds, this::log, "embstore-train-progress");
-    String[] names = {"tokens", "pairs", "lossPairs", "rowsPulled", "rowsPushed", "batches", "retriedPartitions"};
+    String[] names = {"tokens", "pairs", "lossPairs", "rowsPulled", "rowsPushed", "batches", "retriedPartitions",
+        "rowsInProcess", "rowsOverFlight"};
     for (int i = 0; i < names.length; i++) {
       longs[i] = sc.longAccumulator("embstore.train." + names[i]);
       live.track(longs[i]);
@@ -63,7 +67,8 @@ final class Progress implements AutoCloseable {
   }
 
   /**
-   * tokens, pairs, lossCount, pulled, pushed, batches, retried, lossSum for the progress line: live
+   * tokens, pairs, lossCount, pulled, pushed, batches, retried, rows in process, rows over Flight,
+   * lossSum for the progress line: live
    * values (see {@link LiveAccumulators}).
    */
   double[] values() {
@@ -72,7 +77,7 @@ final class Progress implements AutoCloseable {
 
   /** The accumulators' values: exact once the training jobs have returned (for the summary). */
   double[] merged() {
-    double[] v = new double[8];
+    double[] v = new double[LOSS + 1];
     for (int i = 0; i < longs.length; i++) {
       v[i] = longs[i].value();
     }
@@ -105,8 +110,19 @@ final class Progress implements AutoCloseable {
             + "%,d rows pulled, %,d rows pushed",
         (long) v[TOKENS], secs, v[TOKENS] / secs, (long) v[PAIRS], v[LOSS] / Math.max(1, v[LOSS_COUNT]),
         (long) v[BATCHES], (long) v[PULLED], (long) v[PUSHED])
+        + routes(v[ROWS_IN_PROCESS], v[ROWS_OVER_FLIGHT])
         + (v[RETRIED] == 0 ? "" : String.format(Locale.ROOT,
             ", %,d partitions trained again by a retried task (the failed attempts' pushes stay applied)", (long) v[RETRIED]));
+  }
+
+  /**
+   * The summary's part on where the routing clients' rows went, empty when the matrices were not
+   * reached through a routing client (heap matrices).
+   */
+  static String routes(double inProcess, double overFlight) {
+    double all = inProcess + overFlight;
+    return all == 0 ? "" : String.format(Locale.ROOT, "; rows pulled+pushed: %,d in process, %,d over Flight (%.1f %% over Flight)",
+        (long) inProcess, (long) overFlight, 100 * overFlight / all);
   }
 
   @Override

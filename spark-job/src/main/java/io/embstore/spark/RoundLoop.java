@@ -117,10 +117,13 @@ final class RoundLoop {
         }
       }
       int recoveries = recovery.count();
-      String summary = progress.summary() + (recoveries == 0 ? "" : ", " + recoveries + " recoveries from lost shard servers");
+      double seconds = (System.nanoTime() - t0) / 1e9;
+      // the whole job beside the training loop's own seconds: vocabulary, hosting, checkpoints, table written
+      String summary = progress.summary() + (recoveries == 0 ? "" : ", " + recoveries + " recoveries from lost shard servers")
+          + String.format(java.util.Locale.ROOT, "; job %.1f s in all", seconds);
       LOG.info(summary);
       corpus.sentences.unpersist(false);
-      return new TrainJob.Result(last, summary, corpus.totalTokens, (System.nanoTime() - t0) / 1e9);
+      return new TrainJob.Result(last, summary, corpus.totalTokens, seconds);
     } finally {
       if (hosting != null) {
         hosting.close();

@@ -148,6 +148,10 @@ final class TrainTask implements Serializable {
       in.close();
       out.close();
     }
+    // after every call of this task: what the JVM's clients sent since the last report of a task
+    io.embstore.shard.EmbeddingClient.RowCounts routed = ExecutorHost.unreportedRows(opener.key());
+    longs[Progress.ROWS_IN_PROCESS].add(routed.inProcess());
+    longs[Progress.ROWS_OVER_FLIGHT].add(routed.overFlight());
     // "other": the rest of the task's wall time: reading the cached partition, the sentence
     // shuffle, sub-sampling (SkipGram.add), opening the stores, progress accumulators
     long phases = sg.planNanos + sg.pullNanos + sg.computeNanos + sg.pushNanos + sg.patchNanos;

@@ -85,6 +85,7 @@ class TrainJobTest extends SparkTestBase {
         .allMatch(l -> l.endsWith("; through Arrow Flight shards []"));
     System.out.println(r.summary());
     assertProgressAndStageNames(progress, r, stages);
+    assertRowsByPath(r, 0.0);
     Table t = Table.open(out);
     assertThat(t.verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
     assertThat(Table.open(out.resolve(TrainJob.CONTEXT_DIR)).verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
@@ -132,6 +133,22 @@ class TrainJobTest extends SparkTestBase {
         "embstore train: epoch 3/3, corpus partitions 0..7 of 8");
   }
 
+  /**
+   * The summary's rows by path: every row pulled and pushed (the trainer's counts) went in process
+   * or over Flight, {@code percentOverFlight} of them over Flight; then the whole job's seconds.
+   */
+  private static void assertRowsByPath(TrainJob.Result r, double percentOverFlight) {
+    Matcher m = Pattern.compile("([\\d,]+) rows pulled, ([\\d,]+) rows pushed; rows pulled\\+pushed: ([\\d,]+) in process, "
+        + "([\\d,]+) over Flight \\((\\d+\\.\\d) % over Flight\\); job (\\d+\\.\\d) s in all").matcher(r.summary());
+    assertThat(m.find()).as(r.summary()).isTrue();
+    long[] n = IntStream.rangeClosed(1, 4).mapToLong(i -> Long.parseLong(m.group(i).replace(",", ""))).toArray();
+    assertThat(n[0]).isPositive();
+    assertThat(n[2] + n[3]).as(r.summary()).isEqualTo(n[0] + n[1]);
+    assertThat(Double.parseDouble(m.group(5))).as(r.summary()).isEqualTo(percentOverFlight);
+    assertThat(percentOverFlight == 0 ? n[3] : n[2]).as(r.summary()).isZero();
+    assertThat(Double.parseDouble(m.group(6))).as(r.summary()).isCloseTo(r.seconds(), org.assertj.core.data.Offset.offset(0.051));
+  }
+
   @Test
   void aTrainingJobRunsTheRoundsThatEndBeforeTheNextCheckpointIsDue() {
     // no measurement yet: one round
@@ -171,6 +188,7 @@ class TrainJobTest extends SparkTestBase {
           .allMatch(l -> l.contains(": in process shards [];"));
     }
     System.out.println(r.summary());
+    assertRowsByPath(r, 100.0);
     Table t = Table.open(out);
     assertThat(t.verify(allocator)).isNotEmpty().allMatch(l -> l.contains(": ok"));
     assertThat(t.manifest().properties()).containsEntry(TrainJob.P_OBJECTIVE, "hierarchical-softmax+negative-sampling")

@@ -137,6 +137,37 @@ public final class ChildProcess implements AutoCloseable {
     return new long[] {rss, hwm};
   }
 
+  /**
+   * CPU seconds (user + system, its threads included) that process {@code pid} has used, from
+   * /proc/PID/stat; 0 when unknown (not Linux, or the process is gone).
+   */
+  public static double cpuSeconds(long pid) {
+    try {
+      String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+      // after the command name in parentheses: field 3 (state) first, utime and stime are fields 14 and 15
+      String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+      return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / (double) CLOCK_TICKS;
+    } catch (IOException | RuntimeException e) {
+      return 0;
+    }
+  }
+
+  /** USER_HZ, the unit of /proc/PID/stat's times (100 on every Linux we run on; getconf says). */
+  private static final long CLOCK_TICKS = clockTicks();
+
+  private static long clockTicks() {
+    try {
+      Process p = new ProcessBuilder("getconf", "CLK_TCK").redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+      return p.waitFor() == 0 ? Long.parseLong(out) : 100;
+    } catch (IOException | RuntimeException e) {
+      return 100;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return 100;
+    }
+  }
+
   private static long kb(String line) {
     String[] f = line.trim().split("\\s+");
     return Long.parseLong(f[1]) * 1024;

@@ -483,81 +483,25 @@ public final class ScaleBench implements Callable<Integer> {
   private void clusterRun(List<String> trainArgs, Path table) throws Exception {
     long idsSeen = ids;
     Path repo = Paths.get("").toAbsolutePath();
-    Path deploy = repo.resolve("deploy");
-    Path sparkHome = deploy.resolve("target/spark-home");
-    Path jobJar;
-    try (var s = Files.list(repo.resolve("spark-job/target"))) {
-      jobJar = s.filter(f -> f.getFileName().toString().matches("embstore-spark-job-.*-job\\.jar")).findFirst()
-          .orElseThrow(() -> new IllegalStateException("Cannot find the shaded job jar in spark-job/target (mvn -DskipTests package)"));
-    }
-    Path clusterDir = work.resolve("cluster");
-    deleteTree(clusterDir);
-    Map<String, String> env = new LinkedHashMap<>(Map.of("SPARK_HOME", sparkHome.toString(), "SPARK_SCALA_VERSION", "2.13",
-        "SPARK_LOCAL_IP", "127.0.0.1", "CLUSTER_DIR", clusterDir.toString(), "WORKER_MEMORY", workerMemory, "WORKER_CORES", "1",
-        "START_TIMEOUT", "180"));
-    String master;
-    try {
-      ProcessBuilder sb = new ProcessBuilder(deploy.resolve("local-cluster/start.sh").toString(), Integer.toString(cluster))
-          .redirectErrorStream(true).redirectOutput(work.resolve("cluster-start.log").toFile());
-      sb.environment().putAll(env);
-      Process start = sb.start();
-      start.getOutputStream().close();
-      if (start.waitFor() != 0) {
-        throw new IllegalStateException("Cannot start the cluster: " + Files.readString(work.resolve("cluster-start.log")));
-      }
-      java.util.Properties ce = new java.util.Properties();
-      try (var in = Files.newBufferedReader(clusterDir.resolve("cluster.env"))) {
-        ce.load(in);
-      }
-      master = ce.getProperty("MASTER_URL");
-      List<String> cmd = new ArrayList<>();
-      cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-      for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-        if (!a.startsWith("-Xmx") && !a.startsWith("-Xms") && !a.startsWith("-XX:MaxDirectMemorySize") && !a.startsWith("-agent")
-            && !a.startsWith("-Dembstore")) {
-          cmd.add(a);
-        }
-      }
-      Path gcLog = work.resolve("driver-gc.log");
-      Files.deleteIfExists(gcLog);
-      cmd.addAll(List.of("-Xmx" + driverHeap, "-Xlog:gc:file=" + gcLog, "-cp", sparkHome.resolve("jars") + "/*",
-          "org.apache.spark.deploy.SparkSubmit", "--master", master, "--executor-memory", executorHeap,
-          "--total-executor-cores", Integer.toString(cluster), "--conf", "spark.ui.enabled=false",
-          "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.executor.heartbeatInterval=2s",
-          "--conf", "spark.executor.extraJavaOptions=-XX:MaxDirectMemorySize=" + executorDirect,
-          "--class", "io.embstore.spark.TrainJob", jobJar.toString()));
-      cmd.addAll(trainArgs);
-      cmd.addAll(List.of("--min-executors", Integer.toString(cluster)));
+    Path jobJar = LocalCluster.jobJar(repo);
+    try (LocalCluster c = LocalCluster.start(repo, work, cluster, workerMemory)) {
       say("== training: standalone cluster of %d Workers (one executor JVM each, heap %s, direct memory %s), driver -Xmx%s,"
           + " the shaded job jar through SparkSubmit: %s", cluster, executorHeap, executorDirect, driverHeap,
           String.join(" ", trainArgs.subList(2, trainArgs.size())));
       String loadBefore = loadAverage();
+      Path gcLog = work.resolve("driver-gc.log");
       Path log = work.resolve("driver.log");
-      ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
-      pb.environment().putAll(env);
-      long t0 = System.nanoTime();
-      Process driver = pb.start();
-      driver.getOutputStream().close();
-      long driverRss = 0;
-      Map<String, Long> executorRss = new TreeMap<>();
-      while (driver.isAlive()) {
-        driverRss = Math.max(driverRss, io.embstore.bench.common.ChildProcess.rss(driver.pid())[1]);
-        for (Map.Entry<String, Long> e : executorPids(clusterDir).entrySet()) {
-          executorRss.merge(e.getKey(), io.embstore.bench.common.ChildProcess.rss(e.getValue())[1], Math::max);
-        }
-        Thread.sleep(500);
-      }
-      double wall = (System.nanoTime() - t0) / 1e9;
-      String out = Files.readString(log);
+      LocalCluster.Run run = c.train(jobJar, trainArgs, driverHeap, executorHeap, executorDirect, gcLog, log);
+      String out = run.output();
       Matcher seen = Pattern.compile("vocabulary and sampler: V=[\\d,]+, ([\\d,]+) ids seen").matcher(out);
       idsSeen = seen.find() ? Long.parseLong(seen.group(1).replace(",", "")) : ids;
-      if (driver.exitValue() != 0) {
-        throw new IllegalStateException("Cannot train on the cluster: exit " + driver.exitValue() + "; " + log + ":\n"
+      if (run.exit() != 0) {
+        throw new IllegalStateException("Cannot train on the cluster: exit " + run.exit() + "; " + log + ":\n"
             + out.substring(Math.max(0, out.length() - 6000)));
       }
       out.lines().filter(l -> l.contains("vocabulary and sampler") || l.contains("TrainJob: trained ") || l.contains("hosts shards"))
           .forEach(l -> say("   %s", l.replaceFirst("^(\\d\\d/\\d\\d/\\d\\d )?\\d\\d:\\d\\d:\\d\\d\\s+", "")));
-      say("   wall %.1f s (SparkSubmit to exit), load average before %s, after %s", wall, loadBefore, loadAverage());
+      say("   wall %.1f s (SparkSubmit to exit), load average before %s, after %s", run.wallSeconds(), loadBefore, loadAverage());
       long driverPeak = 0;
       long driverPeakAfter = 0;
       if (Files.exists(gcLog)) {
@@ -568,10 +512,10 @@ public final class ScaleBench implements Callable<Integer> {
         }
       }
       say("== memory: driver heap peak %.0f MB before a collection, %.0f MB after one (GC log; -Xmx%s), driver RSS peak %.2f GB",
-          driverPeak / 1e6, driverPeakAfter / 1e6, driverHeap, driverRss / 1e9);
+          driverPeak / 1e6, driverPeakAfter / 1e6, driverHeap, run.driverRss() / 1e9);
       TableManifest m = Table.open(table).manifest();
       Partitioner p = m.partitioner();
-      long state = m.stateColumns().stream().mapToLong(c -> c.width()).sum();
+      long state = m.stateColumns().stream().mapToLong(col -> col.width()).sum();
       Matcher h = HOSTS.matcher(out);
       say("   %-10s %10s %16s %14s %8s %16s", "executor", "shards", "rows bytes", "RSS peak", "ratio", "RSS - rows");
       while (h.find()) {
@@ -580,42 +524,16 @@ public final class ScaleBench implements Callable<Integer> {
           // both matrices: the input rows and the context rows of that shard (negative sampling: same count)
           rowsBytes += 2 * p.shardRows(Integer.parseInt(sh)) * (m.valueType().rowBytes(m.dim()) + state * 4);
         }
-        long rss = executorRss.getOrDefault(h.group(1), -1L);
+        long rss = run.executorRss().getOrDefault(h.group(1), -1L);
         say("   %-10s %10s %,16d %,14d %8.3f %,16d", h.group(1), "[" + h.group(2) + "]", rowsBytes, rss,
             (double) rss / rowsBytes, rss - rowsBytes);
       }
-      say("   (executor RSS polled every 0.5 s from /proc VmHWM; rows bytes = rows x C x %d (%s) for both matrices%s)",
-          m.valueType().bytes(), m.valueType(), state == 0 ? ", SGD: no optimizer state" : " + state");
-    } finally {
-      ProcessBuilder stop = new ProcessBuilder(deploy.resolve("local-cluster/stop.sh").toString()).redirectErrorStream(true)
-          .redirectOutput(ProcessBuilder.Redirect.DISCARD);
-      stop.environment().putAll(env);
-      stop.start().waitFor();
+      say("   (executor RSS polled every %d ms from /proc VmHWM; rows bytes = rows x C x %d (%s) for both matrices%s)",
+          LocalCluster.POLL_MILLIS, m.valueType().bytes(), m.valueType(), state == 0 ? ", SGD: no optimizer state" : " + state");
     }
     if (mllib) {
       mllibRun(trainArgs.get(1), idsSeen);
     }
-  }
-
-  /** {executor id: pid} of the executor JVMs (CoarseGrainedExecutorBackend) under the cluster's Workers. */
-  private static Map<String, Long> executorPids(Path clusterDir) throws IOException {
-    Map<String, Long> out = new TreeMap<>();
-    try (var pids = Files.list(clusterDir)) {
-      for (Path f : (Iterable<Path>) pids::iterator) {
-        if (!f.getFileName().toString().matches("worker.*\\.pid")) {
-          continue;
-        }
-        java.util.Optional<ProcessHandle> worker = ProcessHandle.of(Long.parseLong(Files.readString(f).trim()));
-        worker.ifPresent(w -> w.descendants().forEach(d -> {
-          String c = d.info().commandLine().orElse("");
-          Matcher m = Pattern.compile("CoarseGrainedExecutorBackend.* --executor-id (\\S+)").matcher(c);
-          if (m.find()) {
-            out.put(m.group(1), d.pid());
-          }
-        }));
-      }
-    }
-    return out;
   }
 
   /** MLlib's Word2Vec on the same corpus, every id a word (minCount 1), in a JVM of --mllib-heap. */

@@ -46,6 +46,18 @@ import scala.jdk.javaapi.CollectionConverters;
  * {@code embstore2}); {@code --jfr} records the embstore child JVM with Java Flight Recorder
  * (profile settings). The Spark children run in {@code local[2]}; {@code
  * BENCH_JAVA_OPTS="-Dembstore.bench.master=local[1]"} sets another master.
+ *
+ * <p>{@code --cluster N} also trains embstore (with {@code --train-args}) on a standalone cluster
+ * of N Workers, one 1-core executor JVM each ({@link LocalCluster}: deploy/local-cluster, the
+ * shaded job jar through SparkSubmit, {@code --total-executor-cores N}; needs {@code mvn install
+ * -DskipTests} first), row {@code cluster-N}: tokens/s and wall over the job's own time (the
+ * summary's {@code job S s in all}, the span the local rows measure), CPU seconds of the driver
+ * and executor JVMs over their whole lives (polled from /proc, JVM and Spark start included, so a
+ * little more than the local rows count), as peak RSS the sum of the JVMs' peaks (each is printed
+ * below the table), the analogy accuracy of the table it wrote, and the share of the rows pulled and pushed
+ * that went through Arrow Flight (the other executor's shards) rather than in process. Each
+ * executor hosts about 1/N of the shards of both matrices. The local embstore child prints the
+ * same share (0 % with co-located shards).
  */
 public final class TrainBench {
   private TrainBench() {}
@@ -57,11 +69,13 @@ public final class TrainBench {
     }
     if (Arrays.asList(args).contains("--help") || args.length % 2 != 0) {
       System.out.println(String.join("\n",
-          "Usage: bench/run train.TrainBench [--epochs N] [--skip mllib,gensim] [--tokens N]",
+          "Usage: bench/run train.TrainBench [--epochs N] [--skip mllib,gensim] [--tokens N] [--cluster N]",
           "                                  [--train-args \"TrainJob options\"] [--also-args \"TrainJob options\"] [--jfr FILE]",
           "  --epochs N        passes over the corpus (default 5, the issue's setting)",
           "  --skip LIST       systems not to run: embstore, mllib, gensim (comma-separated)",
           "  --tokens N        train on the first N corpus tokens only (default: all 3.8 M)",
+          "  --cluster N       also train embstore on a standalone cluster of N Workers, one 1-core executor each (row cluster-N;",
+          "                    needs mvn install -DskipTests); --skip embstore leaves out the local row only",
           "  --train-args S    extra TrainJob options for embstore, e.g. \"--batch-tokens 65536\"",
           "  --also-args S     train embstore a second time with these options instead (row embstore2)",
           "  --jfr FILE        record the embstore child JVM with Java Flight Recorder",
@@ -79,6 +93,10 @@ public final class TrainBench {
     String alsoArgs = opts.get("also-args");
     jfr = opts.get("jfr");
     List<String> skip = Arrays.asList(opts.getOrDefault("skip", "").split(","));
+    int cluster = Integer.parseInt(opts.getOrDefault("cluster", "0"));
+    if (cluster < 0) {
+      throw new IllegalArgumentException("Cannot train on a cluster of " + cluster + " Workers (need at least 1; 0: no cluster row)");
+    }
     Path shared = Paths.get(System.getProperty("embstore.shared.dir", "../shared"));
     Path gz = shared.resolve("data/corpus/prose4.txt.gz");
     Path questions = shared.resolve("data/eval/derived-analogies.txt");
@@ -99,6 +117,11 @@ public final class TrainBench {
       String[] r = runChild("embstore", corpus, questions, work, epochs, tokens, alsoArgs.trim());
       r[0] = "embstore2";
       results.add(r);
+    }
+    ClusterRow clusterRow = null;
+    if (cluster > 0) {
+      clusterRow = clusterRun(cluster, corpus, questions, work, epochs, tokens, trainArgs);
+      results.add(clusterRow.result);
     }
     if (!skip.contains("mllib")) {
       results.add(runChild("mllib", corpus, questions, work, epochs, tokens, opts.getOrDefault("mllib-partitions", "2") + " " + opts.getOrDefault("mllib-seed", "1")));
@@ -121,9 +144,12 @@ public final class TrainBench {
       byName.put(r[0], new double[] {tps, wall, rss, acc, cpu});
       System.out.printf(Locale.ROOT, "%-10s %,14.0f %10.1f %10.1f %7.2f GB %9.2f%%%n", r[0], tps, wall, cpu, rss / 1e9, 100 * acc);
     }
-    for (String mine : List.of("embstore", "embstore2")) {
+    if (clusterRow != null) {
+      System.out.println(clusterRow.note);
+    }
+    for (String mine : List.of("embstore", "embstore2", "cluster-" + cluster)) {
       double[] ours = byName.get(mine);
-      for (String other : List.of("mllib", "gensim")) {
+      for (String other : mine.startsWith("cluster") ? List.of("embstore", "gensim") : List.of("mllib", "gensim")) {
         double[] o = byName.get(other);
         if (ours != null && o != null) {
           System.out.printf(Locale.ROOT, "%s / %s: tokens/s %.2fx, accuracy %.2fx, cpu seconds %.2fx%n", mine, other,
@@ -254,17 +280,9 @@ public final class TrainBench {
       TrainJob.run(spark, o);
       seconds = (System.nanoTime() - t0) / 1e9;
       cpuSeconds = (os.getProcessCpuTime() - cpu0) / 1e9;
-      try (BufferAllocator al = new RootAllocator()) {
-        Table t = Table.open(out);
-        Vocabulary v = t.vocabulary(al);
-        words = v.tokens();
-        vectors = new float[words.size() * dim];
-        t.forEachRowInIdOrder(al, false, (first, n, buf, off) -> {
-          for (int i = 0; i < n * dim; i++) {
-            vectors[(int) (first * dim) + i] = buf.getFloat(off + 4L * i);
-          }
-        });
-      }
+      TableVectors tv = TableVectors.read(out, dim);
+      words = tv.words;
+      vectors = tv.vectors;
     } else {
       JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
       JavaRDD<Iterable<String>> sentences = sc.textFile(corpus.toString(), 2)
@@ -293,6 +311,90 @@ public final class TrainBench {
     System.out.printf(Locale.ROOT, "RESULT %s %.1f %.2f %d %.5f %.2f%n", system, tokens * epochs / seconds, seconds, peakRss(),
         acc[1] == 0 ? 0.0 : (double) acc[0] / acc[1], cpuSeconds);
     spark.stop();
+  }
+
+  /** A trained table's tokens (id order) and rows, back to back. */
+  private record TableVectors(List<String> words, float[] vectors) {
+    static TableVectors read(Path table, int dim) throws IOException {
+      try (BufferAllocator al = new RootAllocator()) {
+        Table t = Table.open(table);
+        Vocabulary v = t.vocabulary(al);
+        List<String> words = v.tokens();
+        float[] vectors = new float[words.size() * dim];
+        t.forEachRowInIdOrder(al, false, (first, n, buf, off) -> {
+          for (int i = 0; i < n * dim; i++) {
+            vectors[(int) (first * dim) + i] = buf.getFloat(off + 4L * i);
+          }
+        });
+        return new TableVectors(words, vectors);
+      }
+    }
+  }
+
+  /** The cluster row's result (as a child's RESULT fields) and the lines printed below the table. */
+  private record ClusterRow(String[] result, String note) {}
+
+  private static final String DRIVER_HEAP = "2g";
+  private static final String EXECUTOR_HEAP = "2g";
+  private static final String EXECUTOR_DIRECT = "2g";
+  private static final java.util.regex.Pattern JOB_SECONDS = java.util.regex.Pattern.compile("; job (\\d+\\.\\d) s in all");
+  private static final java.util.regex.Pattern ROUTES = java.util.regex.Pattern.compile(
+      "rows pulled\\+pushed: ([\\d,]+) in process, ([\\d,]+) over Flight \\((\\d+\\.\\d) % over Flight\\)");
+
+  /**
+   * Trains embstore on a standalone cluster of {@code workers} Workers (see the class javadoc) and
+   * evaluates the table it wrote; the cluster is stopped before this returns.
+   */
+  private static ClusterRow clusterRun(int workers, Path corpus, Path questions, Path work, int epochs, long tokens,
+      String trainArgs) throws Exception {
+    String name = "cluster-" + workers;
+    System.out.printf(Locale.ROOT, "== %s: standalone cluster of %d Workers, one 1-core executor JVM each (heap %s, direct memory %s),"
+        + " driver -Xmx%s, the shaded job jar through SparkSubmit%n", name, workers, EXECUTOR_HEAP, EXECUTOR_DIRECT, DRIVER_HEAP);
+    Path repo = Paths.get("").toAbsolutePath();
+    Path jobJar = LocalCluster.jobJar(repo);
+    Path clusterWork = work.resolve(name);
+    Files.createDirectories(clusterWork);
+    Path out = clusterWork.resolve("embstore-table");
+    deleteTree(out);
+    List<String> jobArgs = new ArrayList<>(List.of("--input", corpus.toString(), "--output", out.toString(),
+        "--epochs", Integer.toString(epochs), "--checkpoint-minutes", "0"));
+    if (!trainArgs.isBlank()) {
+      jobArgs.addAll(Arrays.asList(trainArgs.trim().split("\\s+")));
+    }
+    String loadBefore = loadAverage();
+    LocalCluster.Run run;
+    try (LocalCluster c = LocalCluster.start(repo, clusterWork, workers, "3g")) {
+      run = c.train(jobJar, jobArgs, DRIVER_HEAP, EXECUTOR_HEAP, EXECUTOR_DIRECT, null, clusterWork.resolve("driver.log"));
+    }
+    String log = run.output();
+    if (run.exit() != 0) {
+      throw new IllegalStateException("Cannot benchmark " + name + ": the driver exited with " + run.exit() + "; " + run.log()
+          + ":\n" + log.substring(Math.max(0, log.length() - 4000)));
+    }
+    log.lines().filter(l -> l.contains("TrainJob: trained ") || l.contains("hosts shards") || l.contains("routing client"))
+        .forEach(l -> System.out.println("   " + l.replaceFirst("^(\\d\\d/\\d\\d/\\d\\d )?\\d\\d:\\d\\d:\\d\\d\\s+", "")));
+    java.util.regex.Matcher job = JOB_SECONDS.matcher(log);
+    java.util.regex.Matcher routes = ROUTES.matcher(log);
+    if (!job.find() || !routes.find()) {
+      throw new IllegalStateException("Cannot benchmark " + name + ": no summary line with the job's seconds and the rows by path in "
+          + run.log());
+    }
+    double seconds = Double.parseDouble(job.group(1));
+    TableVectors tv = TableVectors.read(out, 100);
+    long[] acc = Analogies.evaluate(tv.words, tv.vectors, 100, questions, 30_000);
+    System.out.printf(Locale.ROOT, "  %s: %d of %d analogies correct%n", name, acc[0], acc[1]);
+    StringBuilder cpu = new StringBuilder();
+    run.executorCpuSeconds().forEach((id, secs) -> cpu.append(String.format(Locale.ROOT, ", executor %s %.1f s (RSS peak %.2f GB)",
+        id, secs, run.executorRss().getOrDefault(id, -1L) / 1e9)));
+    String note = String.format(Locale.ROOT, "%s: rows pulled+pushed: %s in process, %s over Flight (%s %% over Flight); cpu s: driver"
+        + " %.1f (RSS peak %.2f GB)%s (whole JVM lives, polled from /proc every %d ms); SparkSubmit to exit %.1f s;"
+        + " load average before %s, after %s", name, routes.group(1), routes.group(2), routes.group(3), run.driverCpuSeconds(),
+        run.driverRss() / 1e9, cpu, LocalCluster.POLL_MILLIS, run.wallSeconds(), loadBefore, loadAverage());
+    String[] result = {name, String.format(Locale.ROOT, "%.1f", tokens * epochs / seconds), Double.toString(seconds),
+        Long.toString(run.driverRss() + run.executorRss().values().stream().mapToLong(Long::longValue).sum()),
+        String.format(Locale.ROOT, "%.5f", acc[1] == 0 ? 0.0 : (double) acc[0] / acc[1]),
+        String.format(Locale.ROOT, "%.2f", run.cpuSeconds())};
+    return new ClusterRow(result, note);
   }
 
   private static String[] gensim(Path corpus, Path questions, int epochs, long tokens) throws Exception {
