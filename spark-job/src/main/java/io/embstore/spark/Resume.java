@@ -47,6 +47,14 @@ final class Resume {
    * holds, refused (one line naming the value and what it must be) when the options do not
    * continue it.
    */
+  /** Refuses to resume {@code table} (at {@code at}) with another {@code --dtype} than its rows'. */
+  static void checkValueType(TableLocation at, TableManifest table, TrainOptions o) {
+    if (table.valueType() != o.valueType()) {
+      throw new IllegalArgumentException("Cannot resume " + at + ": its rows are " + table.valueType() + ", --dtype is "
+          + o.valueType() + " (resume with --dtype " + table.valueType() + ", or convert the table first: embstore convert)");
+    }
+  }
+
   static Resume open(TableLocation out, TrainOptions o) throws IOException {
     TableLocation ctx = out.resolve(CONTEXT_DIR);
     if (!out.hasManifest()) {
@@ -69,10 +77,7 @@ final class Resume {
           "Cannot resume " + out + ": " + ctx + " holds no table (the first checkpoint was cut short; train again without --resume into a new --output)");
     }
     checkContextMatches(out, resumed, Table.open(ctx).manifest());
-    if (resumed.valueType() != o.valueType()) {
-      throw new IllegalArgumentException("Cannot resume " + out + ": its rows are " + resumed.valueType() + ", --dtype is "
-          + o.valueType() + " (resume with --dtype " + resumed.valueType() + ", or convert the table first: embstore convert)");
-    }
+    checkValueType(out, resumed, o);
     if (resumed.dim() != o.dim) {
       throw new IllegalArgumentException(
           "Cannot resume " + out + ": --dim " + o.dim + " but the checkpoint has dim " + resumed.dim());

@@ -118,10 +118,7 @@ final class ShardHosting implements Hosting {
     TableManifest in = resumeOut != null ? inShards(Table.open(resumeOut).manifest(), shards) : shape(rows, o.dim, o.valueType(), shards, spec);
     long contextRows = TrainJob.contextRows(o, rows);
     TableManifest out = resumeCtx != null ? inShards(Table.open(resumeCtx).manifest(), shards) : shape(contextRows, o.dim, o.valueType(), shards, spec);
-    if (in.valueType() != o.valueType()) {
-      throw new IllegalArgumentException("Cannot resume " + resumeOut + ": its rows are " + in.valueType() + ", --dtype is " + o.valueType()
-          + " (resume with --dtype " + in.valueType() + ", or convert the table first: embstore convert)");
-    }
+    Resume.checkValueType(resumeOut, in, o);
     if (in.numShards() != out.numShards() || in.rows() != rows || out.rows() != contextRows) {
       throw new IllegalArgumentException("Cannot resume " + resumeOut + ": " + in.rows() + " rows in "
           + in.numShards() + " shards, the corpus gives " + rows + " rows (and the context table has " + out.rows()
