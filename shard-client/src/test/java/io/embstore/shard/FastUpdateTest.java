@@ -421,6 +421,32 @@ class FastUpdateTest {
     assertThat(changed).as("values the updates changed").isGreaterThan(1000);
   }
 
+  /** Rows wider than the client's 64 KiB staging buffer go out one at a time from a buffer of their own. */
+  @Test
+  void rowsWiderThanTheStagingBufferArriveWhole() throws Exception {
+    int dim = 20_000; // 80,000-byte rows
+    try (ShardFixture wide = new ShardFixture(tmp.resolve("wide"), 16, dim, 2, "modulo", allocator)) {
+      ShardServer s = wide.start(ShardServer.builder().table(wide.dir).optimizer(Optimizer.sgd(1)).allocator(allocator));
+      try (EmbeddingClient client = EmbeddingClient.builder().table(wide.dir).endpoints(List.of(s.endpoint())).allocator(allocator).build()) {
+        long[] ids = {3, 8, 5};
+        float[] grads = new float[ids.length * dim];
+        for (int i = 0; i < grads.length; i++) {
+          grads[i] = (i % 7) / 8f;
+        }
+        client.update(ids, grads, 0.5f);
+        float[] rows = new float[ids.length * dim];
+        client.lookup(ids, rows);
+        for (int i = 0; i < ids.length; i++) {
+          for (int c = 0; c < dim; c++) {
+            assertThat(rows[i * dim + c]).as("id %d col %d", ids[i], c)
+                .isEqualTo(wide.matrix[(int) (ids[i] * dim + c)] - 0.5f * grads[i * dim + c]);
+          }
+        }
+      }
+      assertThat(s.fastUpdateRequests()).isEqualTo(2);
+    }
+  }
+
   /** Concurrent async updates through the routing client share at most two streams a shard and are all applied. */
   @Test
   void concurrentUpdatesThroughTheClientSharePipelinedStreams() throws Exception {
