@@ -131,15 +131,17 @@ class PipelineTest {
 
   /**
    * A shard that never answers: every request queued on its streams (blocking and async lookups, an
-   * async update) fails with TIMED_OUT naming the shard and the endpoint; the update is not retried.
+   * async update, on the fast update method or the update exchange) fails with TIMED_OUT naming the
+   * shard and the endpoint; the update is not retried.
    */
-  @Test
-  void everyRequestPipelinedToASlowShardFailsAtTheDeadline() throws Exception {
+  @org.junit.jupiter.params.ParameterizedTest(name = "updateExchange={0}")
+  @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+  void everyRequestPipelinedToASlowShardFailsAtTheDeadline(boolean updateExchange) throws Exception {
     ShardServer real = fx.start(allocator, 0, 1);
     try (SlowShardServer slow = new SlowShardServer(real, allocator)) {
       String endpoint = slow.endpoint();
       try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(List.of(endpoint))
-          .deadline(Duration.ofMillis(400)).allocator(allocator).build()) {
+          .deadline(Duration.ofMillis(400)).updateExchange(updateExchange).allocator(allocator).build()) {
         List<CompletableFuture<Void>> lookups = new ArrayList<>();
         for (int i = 0; i < 5; i++) {
           lookups.add(client.lookupAsync(new long[] {2 * i}, new float[C]));
