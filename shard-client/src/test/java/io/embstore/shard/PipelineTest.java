@@ -228,8 +228,9 @@ class PipelineTest {
           lookupPeak / 1048576.0, updatePeak / 1048576.0, callBytesPerShard >> 20);
       // Two shards, one lookup and one update stream each. A lookup stream holds the replies gRPC
       // has not yet written (a budget) and the one being gathered, plus the small id requests read
-      // ahead; an update stream the batch being applied and the five Flight reads ahead. One batch
-      // per shard and call would be callBytesPerShard each.
+      // ahead; an update stream the batch being applied and the five Flight reads ahead (over the
+      // update exchange) or its one request buffer (over the fast update method: 4.0 MiB in all on
+      // 2026-12-02). One batch per shard and call would be callBytesPerShard each.
       long batch = ShardTransport.MAX_BATCH_BYTES;
       assertThat(lookupPeak).as("Flight buffers in lookups").isLessThanOrEqualTo(2 * (ShardProducer.MAX_UNWRITTEN_REPLY_BYTES + 2 * batch) + batch);
       assertThat(updatePeak).as("Flight buffers with updates").isLessThanOrEqualTo(2 * 10 * batch);
