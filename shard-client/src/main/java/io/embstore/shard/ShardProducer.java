@@ -554,12 +554,11 @@ final class ShardProducer extends NoOpFlightProducer {
     try (ArrowBuf uniqueIds = allocator.buffer(distinct * 8L);
         ArrowBuf sums = allocator.buffer(distinct * rowBytes)) {
       sums.setZero(0, sums.capacity());
-      long gAddress = gradAddress;
       long sAddress = sums.memoryAddress();
       for (int i = 0; i < n; i++) {
         int s = slotOf[i];
         uniqueIds.setLong(s * 8L, MemoryUtil.getLong(idAddress + 8L * i));
-        long src = gAddress + i * rowBytes;
+        long src = gradAddress + i * rowBytes;
         long dst = sAddress + s * rowBytes;
         for (int c = 0; c < shard.dim; c++) {
           float sum = Float.intBitsToFloat(MemoryUtil.getInt(dst + 4L * c)) + Float.intBitsToFloat(MemoryUtil.getInt(src + 4L * c));
