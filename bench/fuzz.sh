@@ -4,7 +4,7 @@
 # Targets (regression tests in the normal test run, on the inputs checked in under
 # src/test/resources/.../<Class>Inputs/<target>/): arrow-format's FormatFuzzTest (manifest, shardFile,
 # importNpy, importWord2vecText, importWord2vecBinary, importGlove, importSafetensors) and shard-client's
-# ShardFuzzTest (exchangeCommand, snapshotBody, updateMetadata, requestBatch, fastLookup, action, walSegment). Each target runs
+# ShardFuzzTest (exchangeCommand, snapshotBody, updateMetadata, requestBatch, fastLookup, fastUpdate, action, walSegment). Each target runs
 # in its own surefire JVM with JAZZER_FUZZ=1 for SECONDS (default 60), instrumenting io.embstore.**;
 # the generated corpus stays in <module>/.cifuzz-corpus/ (ignored by git; later runs start from it),
 # the logs in FUZZ_WORK (default a temporary directory), and a finding is written by Jazzer into the
@@ -29,6 +29,7 @@ all=(
   shard-client:io.embstore.shard.ShardFuzzTest#updateMetadata
   shard-client:io.embstore.shard.ShardFuzzTest#requestBatch
   shard-client:io.embstore.shard.ShardFuzzTest#fastLookup
+  shard-client:io.embstore.shard.ShardFuzzTest#fastUpdate
   shard-client:io.embstore.shard.ShardFuzzTest#action
   shard-client:io.embstore.shard.ShardFuzzTest#walSegment
 )

@@ -72,6 +72,9 @@ public final class EmbeddingClient implements AutoCloseable {
   private final LongAdder updatedInProcess = new LongAdder();
   private final LongAdder updatedOverFlight = new LongAdder();
 
+  /** The system property whose value {@code true} makes {@link Builder#updateExchange} default to true. */
+  public static final String UPDATE_EXCHANGE_PROPERTY = "embstore.client.updateExchange";
+
   public static Builder builder() {
     return new Builder();
   }
@@ -89,6 +92,7 @@ public final class EmbeddingClient implements AutoCloseable {
     private byte[] clientCertificate;
     private byte[] clientKey;
     private boolean storedRowsOnWire;
+    private boolean updateExchange = Boolean.getBoolean(UPDATE_EXCHANGE_PROPERTY);
 
     private Builder() {}
 
@@ -162,6 +166,18 @@ public final class EmbeddingClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Sends updates on the servers' Flight {@code update} exchange instead of their fast update
+     * method ({@code docs/protocol.md}, "Fast updates"): same results, more CPU on both sides; for
+     * protocol tests and comparisons. Default false, or true when the system property {@value
+     * #UPDATE_EXCHANGE_PROPERTY} is {@code true} (for benchmarks of code that builds its own
+     * clients, such as the training job). No effect on in-process shards.
+     */
+    public Builder updateExchange(boolean v) {
+      this.updateExchange = v;
+      return this;
+    }
+
     /** PEM certificate chain and PKCS#8 private key presented to servers that require client certificates (mutual TLS). */
     public Builder clientCertificate(byte[] certChainPem, byte[] privateKeyPem) {
       this.clientCertificate = certChainPem.clone();
@@ -213,7 +229,8 @@ public final class EmbeddingClient implements AutoCloseable {
         if (!local.contains(uri)) {
           ShardEndpoint e = ShardEndpoint.connect(uri, credentials, b.deadline.toMillis(), allocator);
           route(new FlightTransport(e, b.token, m.numShards(), m.dim(),
-              b.storedRowsOnWire ? m.valueType() : io.embstore.format.ValueType.FLOAT32, allocator, executor), m, routes);
+              b.storedRowsOnWire ? m.valueType() : io.embstore.format.ValueType.FLOAT32, b.updateExchange, allocator, executor),
+              m, routes);
         }
       }
       for (int s = 0; s < routes.length; s++) {

@@ -28,9 +28,12 @@ import org.apache.arrow.vector.types.pojo.Schema;
  *
  * <p>Lookups go on the server's fast lookup method ({@link LookupMethod}, announced by {@code
  * describe}): long-lived streams pooled per shard ({@link LookupStreams}) whose replies are copied
- * from gRPC's buffers straight into the caller's rows on the event loop. Updates go on long-lived
- * Flight DoExchange streams pooled per shard ({@link ExchangePool}: opening a stream per call cost
- * several round trips). On both, concurrent requests share a stream without waiting for each other's
+ * from gRPC's buffers straight into the caller's rows on the event loop. Updates go on the server's
+ * fast update method ({@link UpdateMethod}, also from {@code describe}): long-lived streams pooled
+ * per shard ({@link UpdateStreams}) whose requests are drained from the caller's ids and gradients
+ * into gRPC's buffers; or, when the client is built with {@code updateExchange} or the server
+ * offers no such method, on long-lived Flight DoExchange streams pooled per shard ({@link
+ * ExchangePool}: opening a stream per call cost several round trips). On all, concurrent requests share a stream without waiting for each other's
  * replies, which come back in order. A shard's part larger than the server's limits (from {@code
  * describe}) or {@link #MAX_BATCH_BYTES} goes as several even batches on one stream. Async lookups of
  * one shard are micro-batched ({@link Batcher}) into one request. Searches open an exchange per call;
@@ -55,6 +58,12 @@ final class FlightTransport implements ShardTransport {
   /** Fast lookup streams per shard, created on first use once {@link #describe} named the method. */
   private final LookupStreams[] lookupStreams;
   private final ExchangePool[] updatePools;
+  /** Fast update streams per shard, created on first use once {@link #describe} named the method. */
+  private final UpdateStreams[] updateStreams;
+  /** Send updates on the update exchange even when the server offers the fast update method. */
+  private final boolean updateExchange;
+  /** The server's fast update method ({@link UpdateMethod}), from {@code describe}; null: the exchange. */
+  private volatile String updateMethod;
   private final Batcher[] batchers;
   private volatile int maxIds = ShardServer.DEFAULT_MAX_IDS;
   private volatile int maxMessageBytes = ShardServer.DEFAULT_MAX_MESSAGE_BYTES;
@@ -67,7 +76,9 @@ final class FlightTransport implements ShardTransport {
   private volatile LearningRate lastLr = new LearningRate(Float.NaN, null);
 
   FlightTransport(ShardEndpoint endpoint, String bearer, int numShards, int dim, io.embstore.format.ValueType wireType,
-      BufferAllocator allocator, ExecutorService executor) {
+      boolean updateExchange, BufferAllocator allocator, ExecutorService executor) {
+    this.updateExchange = updateExchange;
+    this.updateStreams = new UpdateStreams[numShards];
     this.endpoint = endpoint;
     this.wireType = wireType;
     this.bearer = bearer;
@@ -101,6 +112,7 @@ final class FlightTransport implements ShardTransport {
     maxIds = d.maxIdsPerRequest();
     maxMessageBytes = d.maxMessageBytes();
     lookupMethod = d.lookupMethod();
+    updateMethod = updateExchange ? null : d.updateMethod();
     return d;
   }
 
@@ -133,9 +145,16 @@ final class FlightTransport implements ShardTransport {
 
   private synchronized LookupStreams lookupStreams(int shard) {
     if (lookupStreams[shard] == null) {
-      lookupStreams[shard] = new LookupStreams(endpoint.uri, endpoint.channel, lookupMethod, bearer, shard, dim, wireType, STREAMS_PER_SHARD);
+      lookupStreams[shard] = new LookupStreams(endpoint.channel, lookupMethod, bearer, shard, dim, wireType, STREAMS_PER_SHARD);
     }
     return lookupStreams[shard];
+  }
+
+  private synchronized UpdateStreams updateStreams(int shard) {
+    if (updateStreams[shard] == null) {
+      updateStreams[shard] = new UpdateStreams(endpoint.channel, updateMethod, bearer, shard, dim, STREAMS_PER_SHARD);
+    }
+    return updateStreams[shard];
   }
 
   private synchronized ExchangePool updatePool(int shard) {
@@ -157,20 +176,32 @@ final class FlightTransport implements ShardTransport {
         executor, endpoint.channel::resetConnectBackoff, STREAMS_PER_SHARD);
   }
 
-  /** Streams opened and dead idle streams skipped so far by the lookup and update pools of {@code shard} (tests). */
+  /**
+   * Streams opened by the lookup and update pools of {@code shard} (fast update streams and update
+   * exchanges together), and dead idle update exchanges skipped, so far (tests).
+   */
   synchronized long[] streamCounts(int shard) {
     LookupStreams l = lookupStreams[shard];
     ExchangePool u = updatePools[shard];
-    return new long[] {l == null ? 0 : l.opened.get(), 0, u == null ? 0 : u.opened.get(), u == null ? 0 : u.skipped.get()};
+    UpdateStreams f = updateStreams[shard];
+    return new long[] {l == null ? 0 : l.opened.get(), 0, (u == null ? 0 : u.opened.get()) + (f == null ? 0 : f.opened.get()),
+        u == null ? 0 : u.skipped.get()};
   }
 
   @Override
   public void expire(long now) {
     LookupStreams[] lookups;
     ExchangePool[] updates;
+    UpdateStreams[] fastUpdates;
     synchronized (this) {
       lookups = lookupStreams.clone();
       updates = updatePools.clone();
+      fastUpdates = updateStreams.clone();
+    }
+    for (UpdateStreams u : fastUpdates) {
+      if (u != null) {
+        u.expire(now);
+      }
     }
     for (LookupStreams l : lookups) {
       if (l != null) {
@@ -218,7 +249,7 @@ final class FlightTransport implements ShardTransport {
    * (a new one when {@code attempt > 0}); the rows are scattered on the event loop as they arrive.
    */
   private Pending sendLookup(RequestPlan plan, int shard, RequestPlan.Scatter scatter, long deadline, int attempt) {
-    LookupStreams.Stream stream;
+    MethodStreams<LookupStreams.Request>.Stream stream;
     try {
       stream = attempt == 0 ? lookupStreams(shard).take() : lookupStreams(shard).fresh();
     } catch (RuntimeException e) {
@@ -354,7 +385,7 @@ final class FlightTransport implements ShardTransport {
       for (Part p : parts) {
         deadline = Math.min(deadline, p.deadline);
       }
-      LookupStreams.Stream stream;
+      MethodStreams<LookupStreams.Request>.Stream stream;
       try {
         stream = lookupStreams(shard).take();
       } catch (RuntimeException e) {
@@ -424,6 +455,9 @@ final class FlightTransport implements ShardTransport {
     int total = plan.size(shard);
     long perRow = 8 + rowBytes;
     int chunk = idsPerBatch(perRow, perRow);
+    if (updateMethod != null) {
+      return sendUpdate(plan, sums, shard, lr, deadline, total, chunk);
+    }
     byte[] lrJson = Float.isNaN(lr) ? null : lrMetadata(lr);
     ExchangePool.Pipe pipe;
     try {
@@ -461,6 +495,38 @@ final class FlightTransport implements ShardTransport {
       }, metadata);
     }
     return new Requests(pipe, requests, null);
+  }
+
+  /**
+   * Sends one shard's part of an update (one request per chunk of at most {@code chunk} ids) on a
+   * pooled fast update stream, pipelined; each request carries its learning rate in its header.
+   */
+  private Pending sendUpdate(RequestPlan plan, float[] sums, int shard, float lr, long deadline, int total, int chunk) {
+    MethodStreams<UpdateStreams.Request>.Stream stream;
+    try {
+      stream = updateStreams(shard).take();
+    } catch (RuntimeException e) {
+      return Pending.of(e);
+    }
+    int count = (total + chunk - 1) / chunk;
+    UpdateStreams.Request[] requests = new UpdateStreams.Request[count];
+    for (int k = 0; k < count; k++) {
+      int from = batchStart(total, count, k);
+      int n = batchStart(total, count, k + 1) - from;
+      requests[k] = new UpdateStreams.Request(deadline, n, lr) {
+        @Override
+        void ids(int first, int ids, ByteBuffer out) {
+          plan.writeIds(shard, from + first, ids, out);
+        }
+
+        @Override
+        void gradients(int first, int rows, FloatBuffer out) {
+          plan.writeGradients(shard, from + first, rows, sums, dim, out);
+        }
+      };
+      stream.send(requests[k]);
+    }
+    return Pending.of(count == 1 ? requests[0] : CompletableFuture.allOf(requests));
   }
 
   // ------------------------------------------------------------------ nearest
@@ -521,6 +587,11 @@ final class FlightTransport implements ShardTransport {
       for (ExchangePool p : updatePools) {
         if (p != null) {
           parts.add(p);
+        }
+      }
+      for (UpdateStreams u : updateStreams) {
+        if (u != null) {
+          parts.add(u);
         }
       }
     }

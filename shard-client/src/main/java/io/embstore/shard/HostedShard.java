@@ -301,7 +301,11 @@ final class HostedShard implements AutoCloseable {
    * buffer) that is outside [0, V) or not owned by this shard.
    */
   void checkIds(ArrowBuf ids, int n, String verb) {
-    long address = ids.memoryAddress();
+    checkIds(ids.memoryAddress(), n, verb);
+  }
+
+  /** {@link #checkIds(ArrowBuf, int, String)} of {@code n} int64 ids at {@code address}. */
+  void checkIds(long address, int n, String verb) {
     for (int i = 0; i < n; i++) {
       checkId(MemoryUtil.getLong(address + 8L * i), i, verb);
     }

@@ -4,7 +4,7 @@ import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
-import io.grpc.ServerServiceDefinition;
+import io.grpc.ServerMethodDefinition;
 import io.grpc.Status;
 import java.io.IOException;
 import java.io.InputStream;
@@ -76,7 +76,7 @@ final class LookupService {
     }
   };
 
-  ServerServiceDefinition definition() {
+  ServerMethodDefinition<byte[], LookupMethod.Message> method() {
     ServerCallHandler<byte[], LookupMethod.Message> handler = (call, headers) -> {
       Stream s = new Stream(call);
       streams.add(s);
@@ -95,9 +95,7 @@ final class LookupService {
       s.start();
       return s;
     };
-    return ServerServiceDefinition.builder(LookupMethod.SERVICE)
-        .addMethod(LookupMethod.descriptor(LookupMethod.NAME, REQUEST, REPLY), handler)
-        .build();
+    return ServerMethodDefinition.create(LookupMethod.descriptor(LookupMethod.NAME, REQUEST, REPLY), handler);
   }
 
   private static Status stoppingStatus() {

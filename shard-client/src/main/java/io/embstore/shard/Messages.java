@@ -135,12 +135,13 @@ final class Messages {
   record ShardInfo(int index, long rows, long minId, long maxId, String description) {}
 
   /**
-   * The result of {@code describe}: what a server hosts, the limits it enforces, and the gRPC method
-   * of its fast lookups ({@link LookupMethod}; null when it has none).
+   * The result of {@code describe}: what a server hosts, the limits it enforces, and the gRPC methods
+   * of its fast lookups ({@link LookupMethod}) and fast updates ({@link UpdateMethod}; each null when
+   * it has none).
    */
   record Describe(int protocolVersion, String table, long tableVersion, long rows, int dim, String partitioner,
       int numShards, List<ShardInfo> shards, TableManifest.Optimizer optimizer, int maxIdsPerRequest,
-      int maxMessageBytes, boolean auth, String lookupMethod) {
+      int maxMessageBytes, boolean auth, String lookupMethod, String updateMethod) {
     byte[] toJson() {
       ObjectNode n = JSON.createObjectNode();
       n.put("protocolVersion", protocolVersion);
@@ -162,6 +163,9 @@ final class Messages {
       if (lookupMethod != null) {
         n.put("lookupMethod", lookupMethod);
       }
+      if (updateMethod != null) {
+        n.put("updateMethod", updateMethod);
+      }
       return encode(n);
     }
 
@@ -178,7 +182,8 @@ final class Messages {
             number(n, "tableVersion"), number(n, "rows"), integer(n, "dim"), text(n, "partitioner"),
             integer(n, "numShards"), shards, TableManifest.Optimizer.fromJson(object(n, "optimizer")),
             integer(n, "maxIdsPerRequest"), integer(n, "maxMessageBytes"), n.path("auth").asBoolean(false),
-            n.path("lookupMethod").isTextual() ? n.get("lookupMethod").asText() : null);
+            n.path("lookupMethod").isTextual() ? n.get("lookupMethod").asText() : null,
+            n.path("updateMethod").isTextual() ? n.get("updateMethod").asText() : null);
       } catch (IllegalArgumentException e) {
         throw bad("describe", endpoint, e);
       }

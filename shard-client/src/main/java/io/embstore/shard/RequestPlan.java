@@ -166,6 +166,17 @@ final class RequestPlan {
     return sums;
   }
 
+  /**
+   * {@link #writeGradients(int, int, int, float[], int, ArrowBuf)} into {@code out} from index 0
+   * (a fast update's staging buffer).
+   */
+  void writeGradients(int shard, int from, int count, float[] sums, int dim, FloatBuffer out) {
+    int[] uniques = uniquesOf[shard];
+    for (int i = 0; i < count; i++) {
+      out.put(i * dim, sums, uniques[from + i] * dim, dim);
+    }
+  }
+
   /** A little-endian float view of the first {@code rows} rows of {@code data}. */
   static FloatBuffer floatView(ArrowBuf data, int rows, int dim) {
     return data.nioBuffer(0, rows * dim * 4).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();

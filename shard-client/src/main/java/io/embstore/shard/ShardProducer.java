@@ -270,7 +270,7 @@ final class ShardProducer extends NoOpFlightProducer {
           checkNoNullValues(gradList, n, shard.dim, ids, "update id", "gradient", "gradients must not be null; nothing was applied");
           checkFinite(ids.memoryAddress(), grads.memoryAddress(), n, shard.dim);
           long[] ticket = new long[1];
-          int rows = applyDeduplicated(shard, ids, grads, n, (float) lr, ticket);
+          int rows = applyDeduplicated(shard, ids.memoryAddress(), grads.memoryAddress(), n, (float) lr, ticket, allocator);
           if (deferred != null) {
             deferred.add(ticket[0], rows);
             continue;
@@ -464,10 +464,15 @@ final class ShardProducer extends NoOpFlightProducer {
     if (Double.isNaN(lr)) {
       lr = optimizer.lr();
     }
+    checkLearningRate(lr);
+    return lr;
+  }
+
+  /** INVALID_ARGUMENT unless {@code lr} is a positive finite float32. */
+  static void checkLearningRate(double lr) {
     if (!(lr > 0) || !Double.isFinite(lr) || !Float.isFinite((float) lr)) {
       throw ShardErrors.invalid("Cannot update: learning rate " + lr + " (must be a positive finite number)");
     }
-    return lr;
   }
 
   /**
@@ -524,9 +529,13 @@ final class ShardProducer extends NoOpFlightProducer {
     }
   }
 
-  /** Sums duplicate ids (in a scratch buffer), logs and applies; returns the number of distinct rows, the log ticket in {@code ticket[0]}. */
-  private int applyDeduplicated(HostedShard shard, ArrowBuf ids, ArrowBuf grads, int n, float lr, long[] ticket) {
-    long idAddress = ids.memoryAddress();
+  /**
+   * Sums duplicate ids (in a scratch buffer from {@code allocator}), logs and applies; returns the
+   * number of distinct rows, the log ticket in {@code ticket[0]}. The ids ({@code n} int64 at {@code
+   * idAddress}) and gradients ({@code n x C} float32 at {@code gradAddress}) are checked.
+   */
+  static int applyDeduplicated(HostedShard shard, long idAddress, long gradAddress, int n, float lr, long[] ticket,
+      BufferAllocator allocator) {
     LongIntMap slots = new LongIntMap(n);
     int[] slotOf = new int[n];
     int distinct = 0;
@@ -538,19 +547,18 @@ final class ShardProducer extends NoOpFlightProducer {
       }
     }
     if (distinct == n) {
-      ticket[0] = shard.updateUnsynced(idAddress, grads.memoryAddress(), n, lr);
+      ticket[0] = shard.updateUnsynced(idAddress, gradAddress, n, lr);
       return n;
     }
     long rowBytes = shard.rowBytes;
     try (ArrowBuf uniqueIds = allocator.buffer(distinct * 8L);
         ArrowBuf sums = allocator.buffer(distinct * rowBytes)) {
       sums.setZero(0, sums.capacity());
-      long gAddress = grads.memoryAddress();
       long sAddress = sums.memoryAddress();
       for (int i = 0; i < n; i++) {
         int s = slotOf[i];
         uniqueIds.setLong(s * 8L, MemoryUtil.getLong(idAddress + 8L * i));
-        long src = gAddress + i * rowBytes;
+        long src = gradAddress + i * rowBytes;
         long dst = sAddress + s * rowBytes;
         for (int c = 0; c < shard.dim; c++) {
           float sum = Float.intBitsToFloat(MemoryUtil.getInt(dst + 4L * c)) + Float.intBitsToFloat(MemoryUtil.getInt(src + 4L * c));

@@ -62,6 +62,7 @@ public final class ShardServer implements AutoCloseable {
   private final BufferAllocator flightAllocator;
   private ShardProducer producer;
   private LookupService lookups;
+  private UpdateService updates;
   private final AtomicLong step;
   private final long startNanos = System.nanoTime();
   private FlightServer flight;
@@ -382,11 +383,15 @@ public final class ShardServer implements AutoCloseable {
       // Flight's executor (Flight hands them to it itself), and the one slow action, snapshot, runs on
       // its own thread (ShardProducer.doAction).
       this.lookups = new LookupService(this, tokens, flightAllocator);
+      this.updates = new UpdateService(this, tokens, flightAllocator);
       fb.transportHint("grpc.builderConsumer", (Consumer<io.grpc.netty.NettyServerBuilder>) nsb -> {
         nsb.directExecutor();
-        // the fast lookup method next to the Flight service, on the same port and TLS; it checks
-        // the same tokens itself (Flight's auth middleware covers the Flight service only)
-        nsb.addService(lookups.definition());
+        // the fast lookup and update methods next to the Flight service, on the same port and TLS;
+        // they check the same tokens themselves (Flight's auth middleware covers the Flight service only)
+        nsb.addService(io.grpc.ServerServiceDefinition.builder(LookupMethod.SERVICE)
+            .addMethod(lookups.method())
+            .addMethod(updates.method())
+            .build());
       });
       this.flight = fb.build();
       flight.start();
@@ -573,6 +578,11 @@ public final class ShardServer implements AutoCloseable {
     }
   }
 
+  /** Update requests applied through the fast update method so far (tests). */
+  long fastUpdateRequests() {
+    return updates.applied.sum();
+  }
+
   int maxIdsPerRequest() {
     return maxIds;
   }
@@ -613,7 +623,7 @@ public final class ShardServer implements AutoCloseable {
     return new Messages.Describe(Protocol.VERSION,
         tableDir == null ? null : tableDir.isLocal() ? tableDir.localPath().toAbsolutePath().toString() : tableDir.uri(),
         m.tableVersion(), m.rows(), m.dim(), p.name(), p.numShards(), shards, m.optimizer(), maxIds, maxMessageBytes, auth,
-        LookupMethod.NAME);
+        LookupMethod.NAME, UpdateMethod.NAME);
   }
 
   /**
@@ -737,6 +747,7 @@ public final class ShardServer implements AutoCloseable {
       parts.add(() -> {
         producer.stopExchanges();
         lookups.stop();
+        updates.stop();
         flight.shutdown();
         if (!flight.awaitTermination(5, TimeUnit.SECONDS)) {
           flight.close();
@@ -746,6 +757,7 @@ public final class ShardServer implements AutoCloseable {
       // cancelled long-lived exchanges end their handlers just after the call is done
       parts.add(() -> producer.awaitHandlers(5000));
       parts.add(() -> lookups.awaitIdle(5000));
+      parts.add(() -> updates.awaitIdle(5000));
       parts.add(producer::shutdownAcks);
     }
     for (HostedShard s : byIndex) {

@@ -15,6 +15,8 @@
  *   <li>The server: {@link io.embstore.shard.ShardServer} (builder, loading or initialising
  *       shards, limits, auth, TLS, {@code describe}, {@code stats}, snapshots, close), {@code
  *       ShardProducer} (the Flight handlers: decode a request, call the shard, encode the reply),
+ *       {@code LookupService} and {@code UpdateService} (the plain gRPC methods of fast lookups and
+ *       updates; their byte layouts in {@code LookupMethod} and {@code UpdateMethod}),
  *       {@code HostedShard} (one shard's rows and optimizer state in memory, stripe locks,
  *       gathers, in-place updates, the scan of a search, chunked snapshot copies), {@code ShardLog}
  *       (a shard's write-ahead log: group commit, replay, snapshot cuts, truncation), {@code TopK},
@@ -26,9 +28,11 @@
  *       update, nearest, tokens), {@code RequestPlan} (dedup and routing of one call), {@code
  *       FanOut} (run the parts of a call, the one retry, error aggregation), {@code
  *       ShardTransport} with its two implementations {@code FlightTransport} (pooled pipelined
- *       streams per shard, {@code StreamPool}: Flight exchanges on {@code ExchangePool} for updates
- *       and searches, the fast lookup method's streams on {@code LookupStreams} (answered by the
- *       server's {@code LookupService}); micro-batched async lookups) and {@code
+ *       streams per shard, {@code StreamPool}: the fast lookup and update methods' streams on {@code
+ *       MethodStreams}, {@code LookupStreams} and {@code UpdateStreams} (answered by the server's
+ *       {@code LookupService} and {@code UpdateService}), Flight update exchanges on {@code
+ *       ExchangePool} when asked for or the server has no fast update method; micro-batched async
+ *       lookups) and {@code
  *       InProcessTransport} (a {@code ShardServer} of the client's JVM, handed to the builder),
  *       {@code ShardEndpoint} (URI, channel, TLS, token), {@link io.embstore.shard.TableSnapshot}
  *       (a new table version written by the servers), {@link io.embstore.shard.ShardHealth} (the

@@ -13,10 +13,15 @@ import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
-/** The client keeps its exchanges open between requests: requests of any size share them, and a restarted server is picked up. */
+/**
+ * The client keeps its streams open between requests: requests of any size share them, and a
+ * restarted server is picked up. Each test runs with updates on the fast update method and on the
+ * Flight update exchange ({@code updateExchange}: the exchange pool's own path).
+ */
 class ExchangePoolTest {
   static final long V = 1000;
   static final int C = 4;
@@ -44,10 +49,11 @@ class ExchangePoolTest {
     }
   }
 
-  @Test
-  void requestsOfGrowingAndShrinkingSizeShareStreamsAndStayExact() throws Exception {
+  @ParameterizedTest(name = "updateExchange={0}")
+  @ValueSource(booleans = {false, true})
+  void requestsOfGrowingAndShrinkingSizeShareStreamsAndStayExact(boolean updateExchange) throws Exception {
     fx.start(allocator, 0, 1);
-    try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).allocator(allocator).build()) {
+    try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).updateExchange(updateExchange).allocator(allocator).build()) {
       SplittableRandom r = new SplittableRandom(5);
       for (int n : new int[] {1, 3, 700, 2, 1000, 1, 64}) {
         long[] ids = r.longs(n, 0, V).toArray();
@@ -81,10 +87,11 @@ class ExchangePoolTest {
   }
 
   /** The learning rate of each request travels with its batch, so requests on one stream can differ. */
-  @Test
-  void eachUpdateOnAReusedStreamUsesItsOwnLearningRate() throws Exception {
+  @ParameterizedTest(name = "updateExchange={0}")
+  @ValueSource(booleans = {false, true})
+  void eachUpdateOnAReusedStreamUsesItsOwnLearningRate(boolean updateExchange) throws Exception {
     fx.start(ShardServer.builder().table(fx.dir).optimizer(Optimizer.sgd(0.5)).allocator(allocator));
-    try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).allocator(allocator).build()) {
+    try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).updateExchange(updateExchange).allocator(allocator).build()) {
       float[] g = {1, 2, 3, 4};
       client.update(new long[] {6}, g, 0.25f);
       client.update(new long[] {6}, g, 0.125f);
@@ -105,11 +112,12 @@ class ExchangePoolTest {
    * A server restart leaves the client's pooled streams dead; the same client's next lookup and
    * update succeed on new streams, and the update is applied exactly once.
    */
-  @Test
-  void aClientRecoversFromAServerRestartOnTheSamePort() throws Exception {
+  @ParameterizedTest(name = "updateExchange={0}")
+  @ValueSource(booleans = {false, true})
+  void aClientRecoversFromAServerRestartOnTheSamePort(boolean updateExchange) throws Exception {
     ShardServer first = fx.start(allocator, 0, 1);
     int port = first.port();
-    try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).allocator(allocator).build()) {
+    try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(fx.endpoints()).updateExchange(updateExchange).allocator(allocator).build()) {
       long[] ids = {1, 2, 3, 998};
       float[] out = new float[ids.length * C];
       client.lookup(ids, out);

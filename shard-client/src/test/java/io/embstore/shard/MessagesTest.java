@@ -77,9 +77,9 @@ class MessagesTest {
   void describeRoundTrips() throws IOException {
     Messages.Describe d = new Messages.Describe(1, "/t", 4, 1000, 16, "modulo", 4,
         List.of(new Messages.ShardInfo(0, 250, 0, 996, "shard 0 of 4"), new Messages.ShardInfo(2, 250, 2, 998, "shard 2 of 4")),
-        adagrad(17), 1 << 20, 256 << 20, true, "embstore.Shard/Lookup");
+        adagrad(17), 1 << 20, 256 << 20, true, "embstore.Shard/Lookup", "embstore.Shard/Update");
     assertThat(Messages.Describe.parse(d.toJson(), E)).isEqualTo(d);
-    Messages.Describe noTable = new Messages.Describe(1, null, 1, 10, 2, "range", 1, List.of(), adagrad(0), 5, 2048, false, null);
+    Messages.Describe noTable = new Messages.Describe(1, null, 1, 10, 2, "range", 1, List.of(), adagrad(0), 5, 2048, false, null, null);
     assertThat(Messages.Describe.parse(noTable.toJson(), E)).isEqualTo(noTable);
     assertThatThrownBy(() -> Messages.Describe.parse(utf8("{\"protocolVersion\":1}"), E))
         .isInstanceOf(IOException.class)

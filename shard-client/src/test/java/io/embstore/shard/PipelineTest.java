@@ -131,15 +131,17 @@ class PipelineTest {
 
   /**
    * A shard that never answers: every request queued on its streams (blocking and async lookups, an
-   * async update) fails with TIMED_OUT naming the shard and the endpoint; the update is not retried.
+   * async update, on the fast update method or the update exchange) fails with TIMED_OUT naming the
+   * shard and the endpoint; the update is not retried.
    */
-  @Test
-  void everyRequestPipelinedToASlowShardFailsAtTheDeadline() throws Exception {
+  @org.junit.jupiter.params.ParameterizedTest(name = "updateExchange={0}")
+  @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+  void everyRequestPipelinedToASlowShardFailsAtTheDeadline(boolean updateExchange) throws Exception {
     ShardServer real = fx.start(allocator, 0, 1);
     try (SlowShardServer slow = new SlowShardServer(real, allocator)) {
       String endpoint = slow.endpoint();
       try (EmbeddingClient client = EmbeddingClient.builder().table(fx.dir).endpoints(List.of(endpoint))
-          .deadline(Duration.ofMillis(400)).allocator(allocator).build()) {
+          .deadline(Duration.ofMillis(400)).updateExchange(updateExchange).allocator(allocator).build()) {
         List<CompletableFuture<Void>> lookups = new ArrayList<>();
         for (int i = 0; i < 5; i++) {
           lookups.add(client.lookupAsync(new long[] {2 * i}, new float[C]));
@@ -226,8 +228,9 @@ class PipelineTest {
           lookupPeak / 1048576.0, updatePeak / 1048576.0, callBytesPerShard >> 20);
       // Two shards, one lookup and one update stream each. A lookup stream holds the replies gRPC
       // has not yet written (a budget) and the one being gathered, plus the small id requests read
-      // ahead; an update stream the batch being applied and the five Flight reads ahead. One batch
-      // per shard and call would be callBytesPerShard each.
+      // ahead; an update stream the batch being applied and the five Flight reads ahead (over the
+      // update exchange) or its one request buffer (over the fast update method: 4.0 MiB in all on
+      // 2026-12-02). One batch per shard and call would be callBytesPerShard each.
       long batch = ShardTransport.MAX_BATCH_BYTES;
       assertThat(lookupPeak).as("Flight buffers in lookups").isLessThanOrEqualTo(2 * (ShardProducer.MAX_UNWRITTEN_REPLY_BYTES + 2 * batch) + batch);
       assertThat(updatePeak).as("Flight buffers with updates").isLessThanOrEqualTo(2 * 10 * batch);

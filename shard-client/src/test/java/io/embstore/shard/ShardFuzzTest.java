@@ -44,7 +44,7 @@ import org.junit.jupiter.api.BeforeAll;
  * the exchange command (the DoExchange descriptor), the {@code snapshot} action body with its
  * directory check, the learning rate in an update batch's app metadata, whole request batches sent
  * to a running server (op, shard, schema, widths, row counts, ids, values and null bits all drawn
- * from the input), and the write-ahead log's segment reader (the one file a server reads back that
+ * from the input), raw messages to the fast lookup and update methods, and the write-ahead log's segment reader (the one file a server reads back that
  * it wrote itself). A request must be answered with an explicit status, never UNKNOWN or INTERNAL,
  * with a message starting {@code Cannot}, and a refused request changes no row; a damaged log
  * segment must be refused with an IOException, without a leak.
@@ -308,6 +308,71 @@ class ShardFuzzTest {
       assertThat(String.valueOf(status.getDescription())).as("message of %s", status.getCode()).startsWith("Cannot");
     }
     assertThat(rowsChecksum()).as("rows after a fast lookup stream answered %s", status.getCode()).isEqualTo(rows);
+  }
+
+  /**
+   * Raw messages to the fast update method ({@code embstore.Shard/Update}): up to four requests of
+   * fuzzed bytes on one stream, often with a well-formed header (shard, count, learning rate,
+   * reserved word) and ids and gradients of the right or a wrong width. The stream ends OK or with
+   * an explicit status whose message starts with "Cannot"; the rows change only when the server
+   * answered a request, and the server answers the next stream.
+   */
+  @FuzzTest(maxDuration = "10s")
+  void fastUpdate(FuzzedDataProvider d) throws Exception {
+    int messages = d.consumeInt(1, 4);
+    List<byte[]> requests = new ArrayList<>();
+    for (int i = 0; i < messages; i++) {
+      if (d.consumeBoolean()) {
+        int n = d.consumeInt(-2, 40);
+        int ids = Math.max(0, Math.min(n, d.remainingBytes() / 8));
+        int values = d.consumeBoolean() ? ids * DIM : d.consumeInt(0, 200);
+        float lr = d.pickValue(new Float[] {0.1f, Float.NaN, 0f, -1f, Float.POSITIVE_INFINITY, 1e30f});
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(16 + 8 * ids + 4 * values).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+            .putInt(d.consumeInt(-1, 2)).putInt(n).putFloat(lr).putInt(d.consumeBoolean() ? 0 : d.consumeInt());
+        for (int k = 0; k < ids; k++) {
+          b.putLong(d.consumeLong(-2, ROWS + 1));
+        }
+        for (int k = 0; k < values; k++) {
+          b.putFloat(d.consumeBoolean() ? d.consumeInt(-8, 8) / 8f : d.consumeFloat());
+        }
+        requests.add(b.array());
+      } else {
+        requests.add(d.consumeBytes(d.consumeInt(0, 200)));
+      }
+    }
+    if (lookupChannel == null) {
+      lookupChannel = io.grpc.netty.NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+    }
+    io.grpc.ClientCall<byte[], byte[]> call = lookupChannel.newCall(
+        LookupMethod.descriptor(UpdateMethod.NAME, FastLookupTest.BYTES, FastLookupTest.BYTES), io.grpc.CallOptions.DEFAULT);
+    java.util.concurrent.CompletableFuture<io.grpc.Status> closed = new java.util.concurrent.CompletableFuture<>();
+    java.util.concurrent.atomic.AtomicInteger answered = new java.util.concurrent.atomic.AtomicInteger();
+    call.start(new io.grpc.ClientCall.Listener<>() {
+      @Override
+      public void onMessage(byte[] reply) {
+        answered.incrementAndGet();
+      }
+
+      @Override
+      public void onClose(io.grpc.Status status, io.grpc.Metadata trailers) {
+        closed.complete(status);
+      }
+    }, new io.grpc.Metadata());
+    call.request(Integer.MAX_VALUE);
+    for (byte[] r : requests) {
+      call.sendMessage(r);
+    }
+    call.halfClose();
+    io.grpc.Status status = closed.get(20, java.util.concurrent.TimeUnit.SECONDS);
+    if (!status.isOk()) {
+      assertThat(status.getCode()).as("status of %s", status).isNotIn(io.grpc.Status.Code.UNKNOWN, io.grpc.Status.Code.INTERNAL);
+      assertThat(String.valueOf(status.getDescription())).as("message of %s", status.getCode()).startsWith("Cannot");
+    }
+    long after = rowsChecksum();
+    if (answered.get() == 0) {
+      assertThat(after).as("rows after a fast update stream answered %s with no reply", status.getCode()).isEqualTo(rows);
+    }
+    rows = after;
   }
 
   @FuzzTest(maxDuration = "10s")

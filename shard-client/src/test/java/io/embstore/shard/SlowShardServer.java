@@ -15,8 +15,8 @@ import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 
 /**
- * A Flight server that describes itself like {@code real} but never answers an exchange or a fast
- * lookup until closed: a slow shard. It has its own allocator because Flight frees a request batch it never
+ * A Flight server that describes itself like {@code real} but never answers an exchange, a fast
+ * lookup or a fast update until closed: a slow shard. It has its own allocator because Flight frees a request batch it never
  * read on a handler thread after the call has completed; {@link #close} releases the exchanges,
  * stops the server and closes that allocator once it has drained (throwing on a real leak).
  */
@@ -47,7 +47,7 @@ final class SlowShardServer implements AutoCloseable {
         writer.completed();
       }
     };
-    // its fast lookup method reads requests and never answers either
+    // its fast lookup and update methods read requests and never answer either
     io.grpc.MethodDescriptor.Marshaller<byte[]> bytes = new io.grpc.MethodDescriptor.Marshaller<>() {
       @Override
       public java.io.InputStream stream(byte[] value) {
@@ -65,6 +65,10 @@ final class SlowShardServer implements AutoCloseable {
     };
     io.grpc.ServerServiceDefinition lookups = io.grpc.ServerServiceDefinition.builder(LookupMethod.SERVICE)
         .addMethod(LookupMethod.descriptor(LookupMethod.NAME, bytes, bytes), (call, headers) -> {
+          call.request(Integer.MAX_VALUE);
+          return new io.grpc.ServerCall.Listener<>() {};
+        })
+        .addMethod(LookupMethod.descriptor(UpdateMethod.NAME, bytes, bytes), (call, headers) -> {
           call.request(Integer.MAX_VALUE);
           return new io.grpc.ServerCall.Listener<>() {};
         })

@@ -161,6 +161,12 @@ class ShardAccessTest {
         float[] out = new float[DIM];
         trusting.lookup(new long[] {7}, out);
         assertThat(out[0]).isEqualTo(matrix[7 * DIM]);
+        // an update over TLS (the fast update method, the client's default), then the row it changed
+        float[] grad = new float[DIM];
+        grad[0] = 1f;
+        trusting.update(new long[] {7}, grad, 0.5f);
+        trusting.lookup(new long[] {7}, out);
+        assertThat(out[0]).isEqualTo(matrix[7 * DIM] - 0.5f);
       }
       Throwable t = catchThrowable(() -> EmbeddingClient.builder().table(dir).endpoints(List.of(server.endpoint())).allocator(allocator)
           .trustedCertificates(Files.readAllBytes(otherCa.resolve("ca.pem"))).deadline(Duration.ofSeconds(20)).build());
