@@ -10,9 +10,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.grpc.MetadataAdapter;
@@ -28,15 +25,11 @@ import org.slf4j.LoggerFactory;
  * straight into gRPC's buffers. Flow control: the next request of a stream is read only when gRPC
  * can take another reply, so replies that a slow client does not read never pile up in the server.
  */
-final class LookupService {
+final class LookupService extends MethodService {
   private static final Logger LOG = LoggerFactory.getLogger(LookupService.class);
 
   private final ShardServer server;
   private final BufferAllocator allocator;
-  private final Set<Stream> streams = ConcurrentHashMap.newKeySet();
-  /** Requests being answered now; the server frees its shards only when none is. */
-  private final AtomicInteger busy = new AtomicInteger();
-  private volatile boolean stopping;
 
   /** Checks each stream's bearer token (Flight's auth middleware covers the Flight service only); null: no auth. */
   private final TokenAuthenticator tokens;
@@ -79,9 +72,7 @@ final class LookupService {
   ServerMethodDefinition<byte[], LookupMethod.Message> method() {
     ServerCallHandler<byte[], LookupMethod.Message> handler = (call, headers) -> {
       Stream s = new Stream(call);
-      streams.add(s);
-      if (stopping) {
-        s.close(stoppingStatus());
+      if (!open(s)) {
         return s;
       }
       if (tokens != null) {
@@ -98,32 +89,8 @@ final class LookupService {
     return ServerMethodDefinition.create(LookupMethod.descriptor(LookupMethod.NAME, REQUEST, REPLY), handler);
   }
 
-  private static Status stoppingStatus() {
-    return Status.UNAVAILABLE.withDescription("Cannot serve: the server is stopping");
-  }
-
-  /** Ends every stream with UNAVAILABLE (clients go elsewhere or fail fast) and reads no more requests. */
-  void stop() {
-    stopping = true;
-    for (Stream s : streams) {
-      s.close(stoppingStatus());
-    }
-  }
-
-  /** Waits up to {@code millis} until no request is being answered. */
-  boolean awaitIdle(long millis) throws InterruptedException {
-    long end = System.nanoTime() + millis * 1_000_000L;
-    while (busy.get() > 0) {
-      if (System.nanoTime() > end) {
-        return false;
-      }
-      Thread.sleep(5);
-    }
-    return true;
-  }
-
   /** One client stream. Every use of the call is under this object's lock (gRPC calls are not thread-safe). */
-  private final class Stream extends ServerCall.Listener<byte[]> {
+  private final class Stream extends ServerCall.Listener<byte[]> implements MethodService.ClosableStream {
     private final ServerCall<byte[], LookupMethod.Message> call;
     /** The request's ids, as the shard's checks and gathers read them; grown as needed. */
     private ArrowBuf ids;
@@ -228,7 +195,8 @@ final class LookupService {
       release();
     }
 
-    void close(Status status) {
+    @Override
+    public void close(Status status) {
       synchronized (this) {
         if (closed) {
           return;

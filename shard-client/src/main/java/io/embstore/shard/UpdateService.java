@@ -13,9 +13,6 @@ import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayDeque;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.grpc.MetadataAdapter;
@@ -38,19 +35,15 @@ import org.slf4j.LoggerFactory;
  * a client pipelines share one. Flow control: the next request of a stream is read only when gRPC can
  * take another reply, so a client that does not read replies cannot make the server buffer requests.
  */
-final class UpdateService {
+final class UpdateService extends MethodService {
   private static final Logger LOG = LoggerFactory.getLogger(UpdateService.class);
 
   private final ShardServer server;
   private final BufferAllocator allocator;
   /** Checks each stream's bearer token; null: no auth. */
   private final TokenAuthenticator tokens;
-  private final Set<Stream> streams = ConcurrentHashMap.newKeySet();
-  /** Requests being applied now; the server frees its shards only when none is. */
-  private final AtomicInteger busy = new AtomicInteger();
   /** Requests applied so far (tests: which path an update took). */
   final java.util.concurrent.atomic.LongAdder applied = new java.util.concurrent.atomic.LongAdder();
-  private volatile boolean stopping;
 
   UpdateService(ShardServer server, TokenAuthenticator tokens, BufferAllocator allocator) {
     this.server = server;
@@ -88,9 +81,7 @@ final class UpdateService {
   ServerMethodDefinition<InputStream, Integer> method() {
     ServerCallHandler<InputStream, Integer> handler = (call, headers) -> {
       Stream s = new Stream(call);
-      streams.add(s);
-      if (stopping) {
-        s.close(stoppingStatus());
+      if (!open(s)) {
         return s;
       }
       if (tokens != null) {
@@ -107,35 +98,11 @@ final class UpdateService {
     return ServerMethodDefinition.create(LookupMethod.descriptor(UpdateMethod.NAME, REQUEST, REPLY), handler);
   }
 
-  private static Status stoppingStatus() {
-    return Status.UNAVAILABLE.withDescription("Cannot serve: the server is stopping");
-  }
-
-  /** Ends every stream with UNAVAILABLE and reads no more requests. */
-  void stop() {
-    stopping = true;
-    for (Stream s : streams) {
-      s.close(stoppingStatus());
-    }
-  }
-
-  /** Waits up to {@code millis} until no request is being applied. */
-  boolean awaitIdle(long millis) throws InterruptedException {
-    long end = System.nanoTime() + millis * 1_000_000L;
-    while (busy.get() > 0) {
-      if (System.nanoTime() > end) {
-        return false;
-      }
-      Thread.sleep(5);
-    }
-    return true;
-  }
-
   /** A request applied and not yet answered: its log (null: none to wait for), its record's ticket, its rows. */
   private record Applied(ShardLog log, HostedShard shard, long ticket, int rows) {}
 
   /** One client stream. Every use of the call and the buffer is under this object's lock. */
-  private final class Stream extends ServerCall.Listener<InputStream> {
+  private final class Stream extends ServerCall.Listener<InputStream> implements MethodService.ClosableStream {
     private final ServerCall<InputStream, Integer> call;
     /** Whether the stream's token is the write token (always, without auth). */
     private boolean mayWrite = true;
@@ -354,7 +321,8 @@ final class UpdateService {
       release();
     }
 
-    void close(Status status) {
+    @Override
+    public void close(Status status) {
       synchronized (this) {
         if (closed) {
           return;
