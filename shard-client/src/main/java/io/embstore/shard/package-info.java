@@ -16,7 +16,8 @@
  *       shards, limits, auth, TLS, {@code describe}, {@code stats}, snapshots, close), {@code
  *       ShardProducer} (the Flight handlers: decode a request, call the shard, encode the reply),
  *       {@code LookupService} and {@code UpdateService} (the plain gRPC methods of fast lookups and
- *       updates; their byte layouts in {@code LookupMethod} and {@code UpdateMethod}),
+ *       updates; their byte layouts in {@code LookupMethod} and {@code UpdateMethod}; their
+ *       open streams and stop in {@code MethodService}),
  *       {@code HostedShard} (one shard's rows and optimizer state in memory, stripe locks,
  *       gathers, in-place updates, the scan of a search, chunked snapshot copies), {@code ShardLog}
  *       (a shard's write-ahead log: group commit, replay, snapshot cuts, truncation), {@code TopK},
