@@ -271,12 +271,14 @@ final class Corpus implements AutoCloseable {
       TrainJob.describe(sc, "embstore train: count tokens and build the vocabulary");
       LongAccumulator read = p.counter(BuildProgress.TOKENS);
       LongAccumulator distinct = p.counter(BuildProgress.DISTINCT);
-      StructType schema = new StructType().add("tokens", DataTypes.createArrayType(DataTypes.StringType, false), false);
-      Dataset<Row> sentences = spark.createDataFrame(text.map(s -> {
+      StructType schema = new StructType().add("token", DataTypes.StringType, false).add("n", DataTypes.LongType, false);
+      Dataset<Row> partial = spark.createDataFrame(text.mapPartitions(it -> new PartialCounts<String[], String>(it, (s, m) -> {
         read.add(s.length);
-        return RowFactory.create((Object) s);
-      }), schema);
-      Counted counted = countAndSort(sc, sentences, "token", o.minCount, distinct);
+        for (String t : s) {
+          m.computeIfAbsent(t, k -> new long[1])[0]++;
+        }
+      }, PartialCounts.LIMIT)), schema);
+      Counted counted = countAndSort(sc, partial, o.minCount, distinct);
       JavaRDD<Row> sorted = counted.sorted();
       p.stage("number the vocabulary");
       List<long[]> stats = new ArrayList<>(sorted.mapPartitionsWithIndex((i, it) -> runsOf(i, it, 1), true).collect());
@@ -392,22 +394,70 @@ final class Corpus implements AutoCloseable {
     }
   }
 
+  /**
+   * The values of one partition's sentences as rows (value, n), counted in a hash map of at most
+   * about {@code limit} values that is emitted and started again whenever it is full: a value may
+   * come in several rows (the aggregation after sums them), and a task's memory stays bounded
+   * however many distinct values its partition holds. Handing Spark SQL a row per token instead
+   * (its own partial aggregation after) converted every token to Spark's internal form first: in
+   * issue 20's profile of the vocabulary that conversion cost more than the counting.
+   */
+  static final class PartialCounts<S, K> implements Iterator<Row> {
+    /** Distinct values counted before the map is emitted (about 17 MB of heap for short tokens). */
+    static final int LIMIT = 1 << 17;
+
+    private final Iterator<S> sentences;
+    private final java.util.function.BiConsumer<S, Map<K, long[]>> count;
+    private final int limit;
+    private Iterator<Map.Entry<K, long[]>> pending = Collections.emptyIterator();
+
+    /** {@code count} adds the values of one sentence to the map, each to its {@code long[1]}. */
+    PartialCounts(Iterator<S> sentences, java.util.function.BiConsumer<S, Map<K, long[]>> count, int limit) {
+      this.sentences = sentences;
+      this.count = count;
+      this.limit = limit;
+    }
+
+    @Override
+    public boolean hasNext() {
+      while (!pending.hasNext()) {
+        if (!sentences.hasNext()) {
+          return false;
+        }
+        Map<K, long[]> counts = new HashMap<>();
+        while (counts.size() < limit && sentences.hasNext()) {
+          count.accept(sentences.next(), counts);
+        }
+        pending = counts.entrySet().iterator();
+      }
+      return true;
+    }
+
+    @Override
+    public Row next() {
+      if (!hasNext()) {
+        throw new java.util.NoSuchElementException();
+      }
+      Map.Entry<K, long[]> e = pending.next();
+      return RowFactory.create(e.getKey(), e.getValue()[0]);
+    }
+  }
+
   /** The cached counts and their sort (unpersist the cache once the sort's shuffle has run). */
   private record Counted(Dataset<Row> cache, JavaRDD<Row> sorted) {}
 
   /**
-   * The distinct values of the array column of {@code sentences} (its only column) as rows (value,
-   * count), those counted fewer than {@code minCount} times left out, sorted by descending count,
-   * then by value: a Spark aggregation cached on disk so that it is computed once (the sort samples
-   * it, then reads it), counting each distinct value in {@code distinct}, and a distributed sort
-   * whose partitions later jobs on the returned RDD reuse. The cache's spark.sql.shuffle.partitions
-   * (200 by default) are merged into a task per slot: a cached plan keeps its partitions, and 200
-   * tasks per stage cost more than the work on small inputs.
+   * The distinct values of {@code partial} (rows (value, n): {@link PartialCounts} of each input
+   * partition) as rows (value, count), those counted fewer than {@code minCount} times left out,
+   * sorted by descending count, then by value: a Spark aggregation cached on disk so that it is
+   * computed once (the sort samples it, then reads it), counting each distinct value in {@code
+   * distinct}, and a distributed sort whose partitions later jobs on the returned RDD reuse. The
+   * cache's spark.sql.shuffle.partitions (200 by default) are merged into a task per slot: a cached
+   * plan keeps its partitions, and 200 tasks per stage cost more than the work on small inputs.
    */
-  private static Counted countAndSort(JavaSparkContext sc, Dataset<Row> sentences, String value, long minCount,
-      LongAccumulator distinct) {
-    Dataset<Row> counted = sentences.select(functions.explode(functions.col(sentences.columns()[0])).as(value))
-        .groupBy(value).count()
+  private static Counted countAndSort(JavaSparkContext sc, Dataset<Row> partial, long minCount, LongAccumulator distinct) {
+    String value = partial.columns()[0];
+    Dataset<Row> counted = partial.groupBy(value).agg(functions.sum("n").as("count"))
         .filter((FilterFunction<Row>) r -> {
           distinct.add(1);
           return r.getLong(1) >= minCount;
@@ -587,16 +637,14 @@ final class Corpus implements AutoCloseable {
     TrainJob.describe(sc, "embstore train: count token ids");
     LongAccumulator read = p.counter(BuildProgress.TOKENS);
     LongAccumulator distinct = p.counter(BuildProgress.DISTINCT);
-    StructType schema = new StructType().add("ids", DataTypes.createArrayType(DataTypes.IntegerType, false), false);
-    Dataset<Row> sentences = spark.createDataFrame(encoded.map(s -> {
+    StructType schema = new StructType().add("id", DataTypes.IntegerType, false).add("n", DataTypes.LongType, false);
+    Dataset<Row> partial = spark.createDataFrame(encoded.mapPartitions(it -> new PartialCounts<int[], Integer>(it, (s, m) -> {
       read.add(s.length);
-      Integer[] boxed = new Integer[s.length];
-      for (int i = 0; i < s.length; i++) {
-        boxed[i] = s[i];
+      for (int id : s) {
+        m.computeIfAbsent(id, k -> new long[1])[0]++;
       }
-      return RowFactory.create((Object) boxed);
-    }), schema);
-    Counted counted = countAndSort(sc, sentences, "id", 1, distinct);
+    }, PartialCounts.LIMIT)), schema);
+    Counted counted = countAndSort(sc, partial, 1, distinct);
     JavaRDD<Row> sorted = counted.sorted();
     p.stage("write the sampler's id order");
     // Packed on the executors into chunks of ids (4 bytes each) and their runs, so that the driver
@@ -741,7 +789,12 @@ final class Corpus implements AutoCloseable {
         .flatMap(line -> cut(tokenize(line, lower), max));
   }
 
-  /** The one place where a line of text becomes tokens. */
+  /**
+   * The one place where a line of text becomes tokens: the line stripped ({@link String#strip}),
+   * optionally lower-cased, split on runs of the blanks of regex {@code \s} (space, tab, line
+   * feed, vertical tab, form feed, carriage return), exactly as {@code strip().split("\\s+")}, by a
+   * scan of the line (the regex cost more than the counting in issue 20's profile of the vocabulary).
+   */
   static String[] tokenize(String line, boolean lowercase) {
     String s = line.strip();
     if (s.isEmpty()) {
@@ -750,7 +803,39 @@ final class Corpus implements AutoCloseable {
     if (lowercase) {
       s = s.toLowerCase(Locale.ROOT);
     }
-    return s.split("\\s+");
+    int n = s.length();
+    int count = 0;
+    for (int i = 0; i < n; ) {
+      while (i < n && isBlank(s.charAt(i))) {
+        i++;
+      }
+      if (i < n) {
+        count++;
+        while (i < n && !isBlank(s.charAt(i))) {
+          i++;
+        }
+      }
+    }
+    String[] out = new String[count];
+    int t = 0;
+    for (int i = 0; i < n; ) {
+      while (i < n && isBlank(s.charAt(i))) {
+        i++;
+      }
+      int start = i;
+      while (i < n && !isBlank(s.charAt(i))) {
+        i++;
+      }
+      if (i > start) {
+        out[t++] = s.substring(start, i);
+      }
+    }
+    return out;
+  }
+
+  /** A character of regex {@code \s}: {@code [ \t\n\x0B\f\r]}. */
+  private static boolean isBlank(char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
   }
 
   static Iterator<String[]> cut(String[] tokens, int max) {
