@@ -457,7 +457,7 @@ final class Corpus implements AutoCloseable {
    */
   private static Counted countAndSort(JavaSparkContext sc, Dataset<Row> partial, long minCount, LongAccumulator distinct) {
     String value = partial.columns()[0];
-    Dataset<Row> counted = partial.groupBy(value).agg(functions.sum("n").as("count"))
+    Dataset<Row> counted = partial.groupBy(value).agg(functions.sum(partial.columns()[1]).as("count"))
         .filter((FilterFunction<Row>) r -> {
           distinct.add(1);
           return r.getLong(1) >= minCount;
@@ -804,33 +804,22 @@ final class Corpus implements AutoCloseable {
       s = s.toLowerCase(Locale.ROOT);
     }
     int n = s.length();
-    int count = 0;
-    for (int i = 0; i < n; ) {
-      while (i < n && isBlank(s.charAt(i))) {
-        i++;
-      }
-      if (i < n) {
-        count++;
-        while (i < n && !isBlank(s.charAt(i))) {
-          i++;
-        }
-      }
-    }
-    String[] out = new String[count];
+    String[] out = new String[Math.min(16, n / 2 + 1)];
     int t = 0;
     for (int i = 0; i < n; ) {
-      while (i < n && isBlank(s.charAt(i))) {
-        i++;
-      }
       int start = i;
       while (i < n && !isBlank(s.charAt(i))) {
         i++;
       }
-      if (i > start) {
-        out[t++] = s.substring(start, i);
+      if (t == out.length) {
+        out = Arrays.copyOf(out, 2 * t);
+      }
+      out[t++] = s.substring(start, i);
+      while (i < n && isBlank(s.charAt(i))) {
+        i++;
       }
     }
-    return out;
+    return t == out.length ? out : Arrays.copyOf(out, t);
   }
 
   /** A character of regex {@code \s}: {@code [ \t\n\x0B\f\r]}. */
